@@ -1,0 +1,42 @@
+"""From a layer to its activation scripts: which environment changes activation makes.
+
+The boot hook, not PYTHONPATH, makes the layer win, so by default activation only
+puts the layer's ``bin`` first on PATH (and never exports the layer's
+site-packages to other interpreters, such as a stack tool's own Python 2).
+``--export-pythonpath`` layers also put their site-packages first on PYTHONPATH,
+for Python interpreters embedded in C++ programs of the same version.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from layervenv import __version__
+from layervenv.envchange import EnvChange, PrependPath, SetPrompt, SetVar, UnsetVar
+from layervenv.layer import Layer
+from layervenv.shells import render_all
+
+
+def env_change(layer: Layer) -> EnvChange:
+    """The changes that activate ``layer`` (in the order they are applied)."""
+    root = str(layer.root)
+    changes = [
+        SetVar("VIRTUAL_ENV", root),
+        SetVar("VIRTUAL_ENV_PROMPT", layer.config.prompt),
+        UnsetVar("PYTHONHOME"),
+        PrependPath("PATH", str(layer.bin_dir)),
+    ]
+    if layer.config.export_pythonpath:
+        changes.append(PrependPath("PYTHONPATH", str(layer.site_packages)))
+    changes.append(SetPrompt(f"({layer.config.prompt}) "))
+    return EnvChange(layer=root, changes=tuple(changes))
+
+
+def write_activation_scripts(layer: Layer, bin_dir: Path) -> list[Path]:
+    """Render every dialect's script for ``layer`` into ``bin_dir``."""
+    written = []
+    for name, text in render_all(env_change(layer), __version__).items():
+        path = bin_dir / name
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    return written

@@ -1,0 +1,136 @@
+"""layervenv boot hook: make the layer's packages win over the stack's PYTHONPATH.
+
+This file is copied into every layer's site-packages and imported at start-up by
+``~layervenv.pth`` (Python <= 3.14) or named by ``~layervenv.start`` (PEP 829,
+Python >= 3.15).  It runs inside *every* process started from the layer's
+interpreter, activated or not, so it must be tiny, stdlib-only, never raise and
+run on every interpreter a stack may bring (Python 3.6 to 3.13 and later).
+
+Why it is needed: entries from PYTHONPATH are placed on ``sys.path`` before the
+site-packages of a virtual environment, so a package the stack provides on
+PYTHONPATH always shadows the copy the user installed into the layer.  The hook
+moves the layer's site-packages, together with every path the layer's own
+``.pth`` files added (editable installs), to just before the first PYTHONPATH
+entry, and moves import-hook finders that the layer's ``.pth`` files appended to
+``sys.meta_path`` (setuptools' editable finders) ahead of the path-based finder.
+The stack stays importable, right behind the layer.  Nothing else moves: the
+standard library keeps its place, and no empty entry (the current directory) is
+ever added.
+"""
+
+import os
+import sys
+
+PTH_SUFFIX = ".pth"
+
+
+def _key(path):
+    """Normalise a path entry the way ``site`` compares them."""
+    return os.path.normcase(os.path.abspath(path))
+
+
+def _layer_site_dirs():
+    """The layer's own site-packages directories that are on sys.path."""
+    if getattr(sys, "base_prefix", sys.prefix) == sys.prefix:
+        return []  # not running in a virtual environment: nothing to do
+    import site
+
+    on_path = set(_key(p) for p in sys.path)
+    return [d for d in site.getsitepackages([sys.prefix]) if _key(d) in on_path]
+
+
+def _pth_paths(sitedir):
+    """Path lines of the ``.pth`` files in ``sitedir``, resolved like ``site`` does.
+
+    Reading the files ourselves (instead of looking at what was appended after the
+    site dir) also works when Python defers ``.pth`` processing (PEP 829), where the
+    stack interpreter's own site-packages may already sit between them.
+    """
+    try:
+        names = sorted(os.listdir(sitedir))
+    except OSError:
+        return []
+    found = []
+    for name in names:
+        if not name.endswith(PTH_SUFFIX) or name.startswith("."):
+            continue
+        try:
+            with open(os.path.join(sitedir, name), encoding="utf-8-sig") as handle:
+                lines = handle.read().splitlines()
+        except (OSError, UnicodeDecodeError):
+            continue
+        for line in lines:
+            if not line.strip() or line.startswith("#"):
+                continue
+            if line.startswith(("import ", "import\t")):
+                continue
+            found.append(os.path.join(sitedir, line.rstrip()))
+    return found
+
+
+def _pythonpath_keys():
+    """Normalised entries of PYTHONPATH, as the interpreter put them on sys.path."""
+    if sys.flags.ignore_environment:
+        return set()
+    value = os.environ.get("PYTHONPATH", "")
+    if not value:
+        return set()
+    return set(_key(entry) for entry in value.split(os.pathsep))
+
+
+def reorder_sys_path():
+    """Move the layer block in front of the first PYTHONPATH entry; return True if moved."""
+    site_dirs = _layer_site_dirs()
+    if not site_dirs:
+        return False
+    layer_keys = set(_key(d) for d in site_dirs)
+    for sitedir in site_dirs:
+        layer_keys.update(_key(p) for p in _pth_paths(sitedir))
+    env_keys = _pythonpath_keys() - layer_keys
+    keys = [_key(p) for p in sys.path]
+    anchor = None
+    for index, key in enumerate(keys):
+        if key in env_keys or key in layer_keys:
+            anchor = index
+            break
+    if anchor is None:
+        return False
+    block = [p for p, k in zip(sys.path, keys) if k in layer_keys]
+    rest = [p for p, k in zip(sys.path[anchor:], keys[anchor:]) if k not in layer_keys]
+    new_path = sys.path[:anchor] + block + rest
+    if new_path == sys.path:
+        return False
+    sys.path[:] = new_path
+    return True
+
+
+def promote_layer_finders():
+    """Put meta-path finders appended by the layer's ``.pth`` files before PathFinder.
+
+    setuptools' editable installs append a finder to ``sys.meta_path``; behind the
+    path-based finder it never sees its package when the stack has one on PYTHONPATH.
+    The hook runs last among the layer's ``.pth`` files and before the stack's, so
+    every finder behind PathFinder at this point came from the layer.
+    """
+    from importlib.machinery import PathFinder
+
+    meta = sys.meta_path
+    if PathFinder not in meta:
+        return False
+    index = meta.index(PathFinder)
+    behind = meta[index + 1 :]
+    if not behind:
+        return False
+    meta[:] = meta[:index] + behind + [PathFinder]
+    return True
+
+
+def run():
+    """Entry point for the ``.pth`` import line and the PEP 829 ``.start`` file."""
+    if os.environ.get("LAYERVENV_BOOT_DISABLE"):
+        return
+    try:
+        reorder_sys_path()
+        promote_layer_finders()
+    except Exception as error:  # never break the interpreter's start-up
+        sys.stderr.write(f"layervenv boot hook: {type(error).__name__}: {error}\n")

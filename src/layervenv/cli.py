@@ -1,0 +1,86 @@
+"""Command-line parsing only: each sub-command maps to one module in ``commands/``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from layervenv import __version__
+from layervenv.errors import UserError
+from layervenv.output import emit
+
+
+def _add_format(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", choices=("human", "json"), default="human",
+                        help="output for people (default) or for programs")
+
+
+def _cmd_create(args: argparse.Namespace) -> int:
+    from layervenv.commands.create import CreateOptions, create
+
+    result = create(CreateOptions(
+        directory=args.dir, python=args.python, prompt=args.prompt, clear=args.clear,
+        without_pip=args.without_pip, export_pythonpath=args.export_pythonpath,
+    ))
+    emit(result, args.format)
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from layervenv.commands.demo import demo
+
+    return demo(workdir=args.workdir, keep=args.keep, python=args.python)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="layervenv",
+        description="A writable Python layer (a venv) on top of a read-only software stack: "
+                    "your packages win, the stack stays importable and untouched.",
+    )
+    parser.add_argument("--version", action="version", version=f"layervenv {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    create = sub.add_parser("create", help="create a layer over the stack set up in this shell",
+                            description="Create a layer DIR with the stack's python3 "
+                                        "(the first on PATH) or --python.")
+    create.add_argument("dir", metavar="DIR", help="directory of the new layer")
+    create.add_argument("--python", metavar="PATH", help="interpreter to use "
+                        "(default: the python3 first on PATH, i.e. the stack's)")
+    create.add_argument("--prompt", help="prompt prefix when activated (default: DIR's name)")
+    create.add_argument("--clear", action="store_true", help="replace DIR if it is a layer")
+    create.add_argument("--without-pip", action="store_true", help="do not install pip")
+    create.add_argument("--export-pythonpath", action="store_true",
+                        help="also put the layer's site-packages first on PYTHONPATH when "
+                             "activated (for Pythons embedded in C++ programs)")
+    _add_format(create)
+    create.set_defaults(func=_cmd_create)
+
+    demo = sub.add_parser("demo",
+                          help="show the problem and the fix on a simulated stack (offline)",
+                          description="Build a simulated read-only stack, show a plain venv "
+                                      "failing on it, then a layer succeeding.")
+    demo.add_argument("--workdir", metavar="DIR", help="where to build (default: a temp dir)")
+    demo.add_argument("--keep", action="store_true", help="keep the demo directory")
+    demo.add_argument("--python", metavar="PATH", help="interpreter of the simulated stack")
+    demo.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; user errors are one line on stderr and exit code 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as error:
+        print(f"layervenv: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("layervenv: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

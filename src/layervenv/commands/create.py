@@ -1,0 +1,216 @@
+"""``layervenv create DIR``: a new layer over the stack, all or nothing.
+
+The layer is assembled in a hidden sibling directory and renamed into place only
+when complete, so a failure half-way (bad interpreter, no permission, Ctrl-C)
+leaves nothing that looks like a layer.  Every file is written to point at the
+final path from the start: nothing is patched after the move.
+
+The engine is our own: the venv layout of PEP 405 is a few directories, three
+symlinks and ``pyvenv.cfg``; pip is installed from the stack interpreter's own
+bundled wheel with ``installer``; activation scripts are generated.  One run of
+the stack interpreter (to learn its version and install scheme) is the only
+process started, which keeps creation well under a second.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from layervenv import __version__
+from layervenv.activation import write_activation_scripts
+from layervenv.boot import install_boot_hook
+from layervenv.errors import UserError
+from layervenv.interpreter import Interpreter, find_default_python, probe_interpreter
+from layervenv.layer import Layer, LayerConfig, StackRecord, is_layer
+from layervenv.seed import install_wheel
+
+FORBIDDEN_IN_PATH = {":": "a colon (PATH cannot hold it)", "\n": "a newline", "\0": "a NUL"}
+
+
+@dataclass
+class CreateOptions:
+    directory: str
+    python: str | None = None
+    prompt: str | None = None
+    clear: bool = False
+    without_pip: bool = False
+    export_pythonpath: bool = False
+
+
+@dataclass
+class CreateResult:
+    """What was created, for humans and for ``--format json``."""
+
+    path: str
+    python: str
+    python_version: str
+    pip: str | None
+    export_pythonpath: bool
+    seconds: float
+
+    def human(self) -> str:
+        pip = f"pip {self.pip}" if self.pip else "no pip"
+        return (
+            f"created layer {self.path} on Python {self.python_version} ({self.python}), "
+            f"{pip}, in {self.seconds:.2f} s\n"
+            f"activate it with: . {_shell_word(self.path)}/bin/activate"
+        )
+
+
+def _shell_word(path: str) -> str:
+    from layervenv.shells.posix import quote
+
+    return path if all(c.isalnum() or c in "/._-+" for c in path) else quote(path)
+
+
+def check_target(target: Path, clear: bool) -> None:
+    """Refuse paths PATH cannot hold, and directories that are not ours to replace."""
+    for char, what in FORBIDDEN_IN_PATH.items():
+        if char in str(target):
+            raise UserError(f"a layer path cannot contain {what}: {str(target)!r}")
+    if not target.exists() and not target.is_symlink():
+        return
+    if is_layer(target):
+        if not clear:
+            raise UserError(f"{target} is already a layer; pass --clear to replace it")
+        return
+    if target.is_dir() and not any(target.iterdir()):
+        return
+    raise UserError(f"{target} exists and is not a layer; choose another directory")
+
+
+def write_pyvenv_cfg(staging: Path, interp: Interpreter, prompt: str | None) -> None:
+    """PEP 405's marker file, with the stack's site-packages left visible."""
+    lines = [
+        f"home = {interp.executable.parent}",
+        "include-system-site-packages = true",
+        f"version = {interp.version}",
+        f"executable = {os.path.realpath(interp.executable)}",
+        f"layervenv = {__version__}",
+    ]
+    if prompt is not None:
+        lines.append(f"prompt = {prompt}")
+    (staging / "pyvenv.cfg").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def make_skeleton(staging: Path, interp: Interpreter) -> None:
+    """Directories and interpreter links, as ``python -m venv --symlinks`` makes them."""
+    for rel in (interp.scripts, interp.include, interp.purelib, interp.platlib):
+        (staging / rel).mkdir(parents=True, exist_ok=True)
+    if interp.is_64bit and interp.purelib.startswith("lib/") and not (staging / "lib64").exists():
+        os.symlink("lib", staging / "lib64")
+    bin_dir = staging / interp.scripts
+    os.symlink(interp.executable, bin_dir / "python")
+    for alias in ("python3", f"python{interp.short_version}"):
+        os.symlink("python", bin_dir / alias)
+
+
+def build_layer(
+    staging: Path, layer: Layer, interp: Interpreter, options: CreateOptions
+) -> str | None:
+    """Fill ``staging`` with a complete layer that will live at ``layer.root``."""
+    make_skeleton(staging, interp)
+    write_pyvenv_cfg(staging, interp, options.prompt)
+    install_boot_hook(staging / interp.purelib)
+    write_activation_scripts(layer, staging / interp.scripts)
+    pip_version = None
+    if not options.without_pip:
+        wheel = interp.newest_pip_wheel()
+        if wheel is None:
+            raise UserError(
+                f"{interp.executable} has no bundled pip wheel (ensurepip); "
+                "pass --without-pip and install pip yourself"
+            )
+        install_wheel(wheel, staging, layer.root, interp.purelib, interp.platlib,
+                      interp.scripts, interp.include)
+        pip_version = wheel.name.split("-")[1]
+    # Written last: a directory holding this file is a complete layer.
+    (staging / "layervenv.toml").write_text(layer.config.to_toml(), encoding="utf-8")
+    return pip_version
+
+
+def move_into_place(staging: Path, target: Path) -> None:
+    """Swap the finished layer in; the old one (with --clear) is removed only afterwards."""
+    trash = None
+    if target.exists() or target.is_symlink():
+        if target.is_dir() and not target.is_symlink() and not any(target.iterdir()):
+            target.rmdir()
+        else:
+            trash = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+            os.replace(target, trash / "layer")
+    os.replace(staging, target)
+    if trash is not None:
+        shutil.rmtree(trash, ignore_errors=True)
+
+
+def _stack_record(interp: Interpreter) -> StackRecord:
+    value = os.environ.get("PYTHONPATH")
+    return StackRecord(
+        python=str(interp.executable),
+        python_version=interp.version,
+        implementation=interp.implementation,
+        pythonpath=value.split(os.pathsep) if value else [],
+        pythonpath_set=value is not None,
+    )
+
+
+def _make_parents(parent: Path) -> list[Path]:
+    """Create missing parent directories; return them so a failure can remove them."""
+    missing = []
+    while not parent.exists():
+        missing.append(parent)
+        parent = parent.parent
+    for path in reversed(missing):
+        path.mkdir()
+    return missing
+
+
+def create(options: CreateOptions) -> CreateResult:
+    """Create the layer described by ``options``; raise UserError on a user's mistake."""
+    start = time.perf_counter()
+    target = Path(os.path.abspath(options.directory))
+    check_target(target, options.clear)
+    python = Path(options.python) if options.python else find_default_python()
+    interp = probe_interpreter(python)
+    if tuple(int(p) for p in interp.version.split(".")[:2]) < (3, 6):
+        raise UserError(f"{python} is Python {interp.version}; layers need Python 3.6 or newer")
+    config = LayerConfig(
+        stack=_stack_record(interp),
+        prompt=options.prompt or target.name,
+        purelib=interp.purelib,
+        scripts=interp.scripts,
+        export_pythonpath=options.export_pythonpath,
+        created_by=f"layervenv {__version__}",
+    )
+    layer = Layer(root=target, config=config)
+    try:
+        created_parents = _make_parents(target.parent)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.layervenv-", dir=target.parent))
+    except OSError as error:
+        raise UserError(f"cannot create {target}: {error.strerror}") from None
+    try:
+        pip_version = build_layer(staging, layer, interp, options)
+        move_into_place(staging, target)
+    except BaseException as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        for parent in created_parents:
+            try:
+                parent.rmdir()
+            except OSError:
+                break
+        if isinstance(error, OSError):
+            raise UserError(f"cannot create {target}: {error}") from None
+        raise
+    return CreateResult(
+        path=str(target),
+        python=str(interp.executable),
+        python_version=interp.version,
+        pip=pip_version,
+        export_pythonpath=options.export_pythonpath,
+        seconds=round(time.perf_counter() - start, 3),
+    )

@@ -1,0 +1,115 @@
+"""The environment-change model: what activation does, as data, for every shell.
+
+Activation is a list of changes; each shell dialect only knows how to *spell*
+them (see :mod:`layervenv.shells`).  Keeping the meaning here, in one place, is
+what makes ``deactivate`` behave the same in bash, zsh, dash, ksh, fish and csh.
+
+The contract every change honours on ``deactivate``:
+
+* a variable that was unset before activation is unset again, an empty one is
+  empty again (the *saved* variable exists exactly when the original was set);
+* a path-like variable that nobody touched while the layer was active gets its
+  exact old value back; if another tool changed it meanwhile, only the entry the
+  layer added is removed and everything the other tool added is kept;
+* nothing is ever left behind: the saved state lives in ``_LAYERVENV_*``
+  variables that are removed when the layer is deactivated.
+
+The saved state of exported variables is itself exported, so a child shell that
+inherited an active layer can ``deactivate`` (or re-activate without duplicates).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Union
+
+STATE_PREFIX = "_LAYERVENV_"
+MARKER = STATE_PREFIX + "ACTIVE"
+
+
+@dataclass(frozen=True)
+class SetVar:
+    """Set ``name`` to ``value``; deactivation restores the old value or unsets it."""
+
+    name: str
+    value: str
+    exported: bool = True
+
+
+@dataclass(frozen=True)
+class UnsetVar:
+    """Unset ``name`` (PYTHONHOME); deactivation restores it if it was set."""
+
+    name: str
+    exported: bool = True
+
+
+@dataclass(frozen=True)
+class PrependPath:
+    """Put ``entry`` at the head of the path-like variable ``name``.
+
+    Never adds an empty entry: an unset or empty variable becomes just ``entry``.
+    """
+
+    name: str
+    entry: str
+    exported: bool = True
+
+
+@dataclass(frozen=True)
+class SetPrompt:
+    """Prefix the shell prompt with ``text`` unless VIRTUAL_ENV_DISABLE_PROMPT is set."""
+
+    text: str
+    exported: bool = False
+
+
+Change = Union[SetVar, UnsetVar, PrependPath, SetPrompt]
+
+
+def saved_name(name: str) -> str:
+    """Where the value of ``name`` before activation is kept (exists iff it was set)."""
+    return f"{STATE_PREFIX}OLD_{name}"
+
+
+def applied_name(name: str) -> str:
+    """Where the value a variable had right after activation is kept."""
+    return f"{STATE_PREFIX}NEW_{name}"
+
+
+def added_name(name: str) -> str:
+    """Where the entry activation added to a path-like variable is kept.
+
+    Keeping it in the state (not only in the script) lets any layer's ``deactivate``
+    undo any layer's activation, e.g. in a child shell that inherited another layer.
+    """
+    return f"{STATE_PREFIX}ADD_{name}"
+
+
+@dataclass(frozen=True)
+class EnvChange:
+    """An ordered list of changes that together activate one layer."""
+
+    layer: str
+    changes: tuple[Change, ...]
+
+    def reverted(self) -> Iterator[Change]:
+        """Changes in the order deactivation must undo them (last applied first)."""
+        return reversed(self.changes)
+
+    def touches_path(self) -> bool:
+        """Whether the shell must forget its cached command locations."""
+        return any(isinstance(c, PrependPath) and c.name == "PATH" for c in self.changes)
+
+    def state_variables(self) -> list[str]:
+        """Every ``_LAYERVENV_*`` variable activation may create (for tests and docs)."""
+        names = [MARKER]
+        for change in self.changes:
+            key = "PS1" if isinstance(change, SetPrompt) else change.name
+            names.append(saved_name(key))
+            if isinstance(change, (PrependPath, SetPrompt)):
+                names.append(applied_name(key))
+            if isinstance(change, PrependPath):
+                names.append(added_name(key))
+        return names

@@ -1,0 +1,113 @@
+"""The stack's Python interpreter: found on PATH, asked about itself once.
+
+The tool may run on another Python than the stack's, so every fact about the
+stack interpreter (version, real executable, install scheme, bundled pip) comes
+from one short run of that interpreter, with ``-I -S`` so that neither the
+stack's PYTHONPATH nor its site-packages can change the answer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.version import Version
+
+from layervenv.errors import UserError
+
+# Runs inside the stack interpreter (Python >= 3.6, stdlib only).
+_PROBE = r"""
+import glob, json, os, sys, sysconfig
+base = "@LAYERVENV_BASE@"
+scheme = "venv" if "venv" in sysconfig.get_scheme_names() else "posix_prefix"
+v = {"base": base, "platbase": base, "installed_base": base, "installed_platbase": base}
+paths = sysconfig.get_paths(scheme=scheme, vars=v)
+bundled = os.path.join(os.path.dirname(os.__file__), "ensurepip", "_bundled")
+exe = getattr(sys, "_base_executable", None) if sys.prefix != sys.base_prefix else None
+print(json.dumps({
+    "executable": exe or sys.executable,
+    "version": "%d.%d.%d" % sys.version_info[:3],
+    "implementation": sys.implementation.name,
+    "abiflags": getattr(sys, "abiflags", ""),
+    "purelib": paths["purelib"], "platlib": paths["platlib"],
+    "scripts": paths["scripts"], "include": paths["include"],
+    "pip_wheels": sorted(glob.glob(os.path.join(bundled, "pip-*.whl"))),
+    "maxsize": sys.maxsize,
+}))
+"""
+_BASE = "@LAYERVENV_BASE@"
+
+
+@dataclass(frozen=True)
+class Interpreter:
+    """What layer creation needs to know about the stack's Python."""
+
+    executable: Path
+    version: str
+    implementation: str
+    purelib: str  # relative to the layer, e.g. lib/python3.11/site-packages
+    platlib: str
+    scripts: str
+    include: str
+    pip_wheels: tuple[Path, ...]
+    is_64bit: bool
+
+    @property
+    def short_version(self) -> str:
+        """``3.11`` for ``3.11.7``."""
+        return ".".join(self.version.split(".")[:2])
+
+    def newest_pip_wheel(self) -> Path | None:
+        """The newest pip wheel bundled with this interpreter (ensurepip), if any."""
+        def version_of(wheel: Path) -> Version:
+            return Version(wheel.name.split("-")[1])
+
+        return max(self.pip_wheels, key=version_of, default=None)
+
+
+def find_default_python() -> Path:
+    """The ``python3`` first on PATH: after the stack's setup, the stack's own Python."""
+    found = shutil.which("python3") or shutil.which("python")
+    if not found:
+        raise UserError("no python3 on PATH: set up the stack first, or pass --python PATH")
+    return Path(found)
+
+
+def _relative(path: str) -> str:
+    if not path.startswith(_BASE):
+        raise UserError(f"unexpected install scheme from the interpreter: {path}")
+    return path[len(_BASE):].lstrip("/")
+
+
+def probe_interpreter(python: Path) -> Interpreter:
+    """Run ``python`` once and describe it; a one-line error if it is not a usable Python."""
+    if not os.access(python, os.X_OK) or python.is_dir():
+        raise UserError(f"not an executable Python interpreter: {python}")
+    try:
+        result = subprocess.run(
+            [str(python), "-I", "-S", "-c", _PROBE],
+            capture_output=True, text=True, timeout=60, check=False,
+        )
+    except OSError as error:
+        raise UserError(f"cannot run {python}: {error.strerror}") from None
+    except subprocess.TimeoutExpired:
+        raise UserError(f"{python} did not answer within 60 s") from None
+    if result.returncode != 0:
+        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise UserError(f"{python} is not a usable Python 3.6+ interpreter: {last}")
+    facts = json.loads(result.stdout)
+    return Interpreter(
+        executable=Path(facts["executable"]),
+        version=facts["version"],
+        implementation=facts["implementation"],
+        purelib=_relative(facts["purelib"]),
+        platlib=_relative(facts["platlib"]),
+        scripts=_relative(facts["scripts"]),
+        include=_relative(facts["include"]),
+        pip_wheels=tuple(Path(p) for p in facts["pip_wheels"]),
+        is_64bit=facts["maxsize"] > 2**32,
+    )

@@ -1,0 +1,118 @@
+"""What a layer is: a directory, its paths, and its recorded configuration.
+
+Everything layervenv remembers about a layer is in one file, ``layervenv.toml``
+at the layer's root: the stack interpreter it was made with (path and version),
+the PYTHONPATH it was created on, and the options chosen at creation.  Reading
+and writing that file happens here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from layervenv.errors import LayerNotFound
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.9/3.10 only
+    import tomli as tomllib
+
+CONFIG_NAME = "layervenv.toml"
+SCHEMA = 1
+
+
+@dataclass
+class StackRecord:
+    """The stack a layer stands on, as it was when the layer was created."""
+
+    python: str
+    python_version: str
+    implementation: str = "cpython"
+    pythonpath: list[str] = field(default_factory=list)
+    pythonpath_set: bool = False
+
+
+@dataclass
+class LayerConfig:
+    """The whole of ``layervenv.toml``."""
+
+    stack: StackRecord
+    prompt: str
+    purelib: str
+    scripts: str = "bin"
+    export_pythonpath: bool = False
+    created_by: str = ""
+    schema: int = SCHEMA
+
+    def to_toml(self) -> str:
+        data = asdict(self)
+        stack = data.pop("stack")
+        return tomli_w.dumps({"layervenv": data, "stack": stack})
+
+    @classmethod
+    def from_toml(cls, text: str) -> LayerConfig:
+        data: dict[str, Any] = tomllib.loads(text)
+        known = {f for f in cls.__dataclass_fields__ if f != "stack"}
+        body = {k: v for k, v in data.get("layervenv", {}).items() if k in known}
+        stack_known = set(StackRecord.__dataclass_fields__)
+        stack = {k: v for k, v in data.get("stack", {}).items() if k in stack_known}
+        return cls(stack=StackRecord(**stack), **body)
+
+
+@dataclass(frozen=True)
+class Layer:
+    """A layer directory and the paths inside it."""
+
+    root: Path
+    config: LayerConfig
+
+    @property
+    def bin_dir(self) -> Path:
+        return self.root / self.config.scripts
+
+    @property
+    def python(self) -> Path:
+        return self.bin_dir / "python"
+
+    @property
+    def site_packages(self) -> Path:
+        return self.root / self.config.purelib
+
+    @classmethod
+    def open(cls, root: Path) -> Layer:
+        """Read the layer at ``root``; a one-line error if it is not one."""
+        path = root / CONFIG_NAME
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise LayerNotFound(f"{root} is not a layer (no {CONFIG_NAME})") from None
+        except OSError as error:
+            raise LayerNotFound(f"cannot read {path}: {error.strerror}") from None
+        try:
+            config = LayerConfig.from_toml(text)
+        except (tomllib.TOMLDecodeError, TypeError) as error:
+            raise LayerNotFound(f"{path} is damaged: {error}") from None
+        return cls(root=root, config=config)
+
+    @classmethod
+    def from_argument(cls, directory: str | None) -> Layer:
+        """The layer named on the command line, else the active one (VIRTUAL_ENV)."""
+        if directory is None:
+            directory = os.environ.get("VIRTUAL_ENV")
+            if not directory:
+                raise LayerNotFound("no layer given and none is active (VIRTUAL_ENV is unset)")
+        return cls.open(Path(directory).absolute())
+
+    def write_config(self) -> None:
+        (self.root / CONFIG_NAME).write_text(self.config.to_toml(), encoding="utf-8")
+
+
+def is_layer(path: Path) -> bool:
+    """Whether ``path`` holds a layer (its configuration file is there)."""
+    return (path / CONFIG_NAME).is_file()
