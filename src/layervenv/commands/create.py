@@ -159,6 +159,12 @@ def _stack_record(interp: Interpreter) -> StackRecord:
     )
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _make_parents(parent: Path) -> list[Path]:
     """Create missing parent directories; return them so a failure can remove them."""
     missing = []
@@ -191,6 +197,7 @@ def create(options: CreateOptions) -> CreateResult:
     try:
         created_parents = _make_parents(target.parent)
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.layervenv-", dir=target.parent))
+        staging.chmod(0o777 & ~_current_umask())  # mkdtemp makes it private
     except OSError as error:
         raise UserError(f"cannot create {target}: {error.strerror}") from None
     try:

@@ -1,0 +1,94 @@
+"""Fixtures: a simulated read-only stack (checked byte for byte after each test) and layers."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from helpers import clean_env, run_tool  # noqa: E402
+
+from layervenv.simstack import SimStack, build_stack, tree_digest  # noqa: E402
+
+#: The interpreter the simulated stack brings (the real one behind the test Python).
+STACK_PYTHON = Path(getattr(sys, "_base_executable", None) or sys.executable)
+
+
+@pytest.fixture(scope="session")
+def _built_stack(tmp_path_factory: pytest.TempPathFactory) -> SimStack:
+    root = tmp_path_factory.mktemp("stacks") / "LCG_sim"
+    return build_stack(root, STACK_PYTHON)
+
+
+@pytest.fixture
+def stack(_built_stack: SimStack) -> Iterator[SimStack]:
+    """The simulated stack; the test fails if one byte under it changed."""
+    before = tree_digest(_built_stack.root)
+    yield _built_stack
+    assert tree_digest(_built_stack.root) == before, "the stack was modified"
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """An empty HOME, so that ~/.local of the machine never leaks in."""
+    path = tmp_path / "home"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def base_env(home: Path) -> dict[str, str]:
+    """A clean environment with no stack set up."""
+    return clean_env(home)
+
+
+@pytest.fixture
+def stack_env(stack: SimStack, base_env: dict[str, str]) -> dict[str, str]:
+    """The environment after ``. setup.sh`` of the simulated stack, pip kept offline."""
+    env = stack.env(base_env)
+    env["PIP_NO_INDEX"] = "1"
+    env["PIP_FIND_LINKS"] = str(stack.wheelhouse)
+    return env
+
+
+@dataclass
+class LayerHandle:
+    root: Path
+    env: dict[str, str]
+
+    @property
+    def python(self) -> Path:
+        return self.root / "bin" / "python"
+
+    @property
+    def activate(self) -> Path:
+        return self.root / "bin" / "activate"
+
+
+@pytest.fixture
+def make_layer(tmp_path: Path, stack_env: dict[str, str]):
+    """Create a layer over the simulated stack with the real CLI."""
+
+    def make(name: str = "layer", *args: str, env: dict[str, str] | None = None) -> LayerHandle:
+        env = env or stack_env
+        root = tmp_path / name
+        run_tool("create", str(root), *args, env=env)
+        return LayerHandle(root=root, env=env)
+
+    return make
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Network tests run only where LAYERVENV_NETWORK_TESTS=1 (CI sets it)."""
+    if os.environ.get("LAYERVENV_NETWORK_TESTS") == "1":
+        return
+    skip = pytest.mark.skip(reason="needs PyPI; set LAYERVENV_NETWORK_TESTS=1")
+    for item in items:
+        if "network" in item.keywords:
+            item.add_marker(skip)

@@ -1,0 +1,88 @@
+"""Helpers shared by the tests: run the tool, run real shells, read environments."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parent.parent / "src"
+
+#: Every POSIX shell activation must work in (binary names on Debian).
+POSIX_SHELLS = ("bash", "zsh", "dash", "ksh")
+
+#: Variables a shell sets by itself; they say nothing about activation.
+SHELL_NOISE = {"_", "SHLVL", "PWD", "OLDPWD", "PS1", "PS2", "PS4", "PPID", "COLUMNS", "LINES",
+               "KSH_VERSION", "ZSH_VERSION", "IFS", "OPTIND", "SHELL"}
+
+
+def tool_command(*args: str) -> list[str]:
+    """``layervenv ARGS`` from this checkout, on the Python running the tests."""
+    boot = (
+        "import sys; sys.path.insert(0, sys.argv.pop(1)); "
+        "from layervenv.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    return [sys.executable, "-c", boot, str(SRC), *args]
+
+
+def run_tool(*args: str, env: dict[str, str] | None = None, check: bool = True,
+             cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the tool as a user would, in its own process."""
+    result = subprocess.run(tool_command(*args), env=env, capture_output=True, text=True,
+                            cwd=cwd, check=False)
+    if check and result.returncode != 0:
+        raise AssertionError(f"layervenv {' '.join(args)} failed:\n{result.stdout}{result.stderr}")
+    return result
+
+
+def shell_path(name: str) -> str:
+    """Absolute path of a shell; fails (not skips) in CI when it is missing."""
+    found = shutil.which(name)
+    if found is None:
+        import pytest
+
+        if os.environ.get("CI"):
+            pytest.fail(f"shell {name} is not installed (.ci/run must install it)")
+        pytest.skip(f"shell {name} is not installed")
+    return found
+
+
+def run_shell(shell: str, script: str, env: dict[str, str], cwd: Path | None = None,
+              check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` in a real ``shell`` (non-interactive) with exactly ``env``."""
+    result = subprocess.run([shell_path(shell), "-c", script], env=env, capture_output=True,
+                            text=True, cwd=cwd, check=False)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{shell} failed ({result.returncode}):\n{result.stdout}\n"
+                             f"{result.stderr}\nscript:\n{script}")
+    return result
+
+
+def parse_env0(data: str) -> dict[str, str]:
+    """Parse the output of ``env -0``."""
+    pairs = (item.split("=", 1) for item in data.split("\0") if "=" in item)
+    return {key: value for key, value in pairs}
+
+
+def clean_env(home: Path, **extra: str) -> dict[str, str]:
+    """The test process's environment without any layer, stack or user-site leaks."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in {"VIRTUAL_ENV", "VIRTUAL_ENV_PROMPT", "PYTHONPATH", "PYTHONHOME",
+                        "PYTHONSTARTUP", "PYTHONUSERBASE", "PYTHONNOUSERSITE"}
+           and not k.startswith("_LAYERVENV_") and not k.startswith("PIP_")}
+    env["HOME"] = str(home)
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    env["PIP_NO_INPUT"] = "1"
+    env.update(extra)
+    return env
+
+
+def py(python: Path | str, code: str, env: dict[str, str], cwd: Path | None = None) -> str:
+    """Run ``code`` with ``python`` and return its stripped stdout."""
+    result = subprocess.run([str(python), "-c", code], env=env, capture_output=True, text=True,
+                            cwd=cwd, check=False)
+    if result.returncode != 0:
+        raise AssertionError(f"{python} -c failed:\n{result.stdout}\n{result.stderr}")
+    return result.stdout.strip()
