@@ -1,3 +1,4 @@
+# layervenv: runs on the stack's Python (3.6+, stdlib only; checked by vermin)
 """layervenv boot hook: make the layer's packages win over the stack's PYTHONPATH.
 
 This file is copied into every layer's site-packages and imported at start-up by
