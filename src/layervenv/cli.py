@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -69,8 +70,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def demote_pythonpath() -> None:
+    """Put this process's PYTHONPATH entries behind its own site-packages.
+
+    The tool runs in shells where a stack is set up, and a stack's PYTHONPATH may
+    hold old or broken copies of the tool's own dependencies (``packaging``,
+    ``tomli``).  The tool never needs the stack's packages itself -- it inspects
+    the stack through the stack's interpreter -- so they go to the back.
+    """
+    value = os.environ.get("PYTHONPATH")
+    if not value or sys.flags.ignore_environment:
+        return
+    entries = {os.path.abspath(e) for e in value.split(os.pathsep)}
+    front = [p for p in sys.path if os.path.abspath(p) not in entries]
+    back = [p for p in sys.path if os.path.abspath(p) in entries]
+    sys.path[:] = front + back
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; user errors are one line on stderr and exit code 2."""
+    demote_pythonpath()
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)

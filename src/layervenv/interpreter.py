@@ -99,7 +99,10 @@ def probe_interpreter(python: Path) -> Interpreter:
     if result.returncode != 0:
         last = (result.stderr.strip().splitlines() or ["no output"])[-1]
         raise UserError(f"{python} is not a usable Python 3.6+ interpreter: {last}")
-    facts = json.loads(result.stdout)
+    try:
+        facts = json.loads(result.stdout)
+    except ValueError:
+        raise UserError(f"{python} is not a usable Python 3.6+ interpreter") from None
     return Interpreter(
         executable=Path(facts["executable"]),
         version=facts["version"],

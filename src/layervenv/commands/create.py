@@ -40,6 +40,8 @@ class CreateOptions:
     clear: bool = False
     without_pip: bool = False
     export_pythonpath: bool = False
+    #: the environment the layer is created in (default: this process's)
+    environ: dict[str, str] | None = None
 
 
 @dataclass
@@ -148,8 +150,8 @@ def move_into_place(staging: Path, target: Path) -> None:
         shutil.rmtree(trash, ignore_errors=True)
 
 
-def _stack_record(interp: Interpreter) -> StackRecord:
-    value = os.environ.get("PYTHONPATH")
+def _stack_record(interp: Interpreter, environ: dict[str, str]) -> StackRecord:
+    value = environ.get("PYTHONPATH")
     return StackRecord(
         python=str(interp.executable),
         python_version=interp.version,
@@ -186,7 +188,8 @@ def create(options: CreateOptions) -> CreateResult:
     if tuple(int(p) for p in interp.version.split(".")[:2]) < (3, 6):
         raise UserError(f"{python} is Python {interp.version}; layers need Python 3.6 or newer")
     config = LayerConfig(
-        stack=_stack_record(interp),
+        stack=_stack_record(interp, dict(os.environ) if options.environ is None
+                            else options.environ),
         prompt=options.prompt or target.name,
         purelib=interp.purelib,
         scripts=interp.scripts,

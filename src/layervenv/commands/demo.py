@@ -1,0 +1,131 @@
+"""``layervenv demo``: the user's story, replayed offline on a simulated stack.
+
+It builds a stack laid out like an LCG view (old ``hepnum`` 1.22.3 on PYTHONPATH),
+shows a plain ``python -m venv`` failing on it exactly as in the seed transcript,
+then a layer succeeding, activated and not, and checks that the stack's bytes
+did not change.  Every claim it prints is checked; the exit code is 1 if one fails.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from layervenv.commands.create import CreateOptions, create
+from layervenv.interpreter import probe_interpreter
+from layervenv.seed import install_wheel
+from layervenv.simstack import build_stack, sourced_environment, tree_digest
+
+VERSION = "import hepnum; print(hepnum.__version__)"
+
+
+class Story:
+    """Prints the steps and keeps count of the claims that did not hold."""
+
+    def __init__(self) -> None:
+        self.failures = 0
+
+    def step(self, text: str) -> None:
+        print(f"\n== {text}")
+
+    def show(self, command: str, output: str) -> None:
+        print(f"$ {command}")
+        for line in output.rstrip().splitlines():
+            print(f"  {line}")
+
+    def claim(self, ok: bool, text: str) -> None:
+        print(f"  [{'ok' if ok else 'FAILED'}] {text}")
+        self.failures += not ok
+
+
+def _run(argv: list[str], env: dict[str, str]) -> str:
+    result = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    return (result.stdout + result.stderr).strip()
+
+
+def _pip_upgrade(python: Path, env: dict[str, str]) -> str:
+    """pip's verdict on the upgrade: its 'Successfully installed ...' line."""
+    out = _run([str(python), "-m", "pip", "install", "--upgrade", "hepnum<2"], env)
+    verdicts = [line for line in out.splitlines() if line.startswith("Successfully")]
+    return (verdicts or out.splitlines() or ["(no output)"])[-1]
+
+
+def _plain_venv(root: Path, python: Path, env: dict[str, str]) -> Path:
+    """A plain ``python -m venv`` with pip put in from the same bundled wheel."""
+    subprocess.run([str(python), "-m", "venv", "--system-site-packages", "--without-pip",
+                    str(root)], env=env, check=True)
+    interp = probe_interpreter(python)
+    wheel = interp.newest_pip_wheel()
+    if wheel is not None:
+        install_wheel(wheel, root, root, interp.purelib, interp.platlib, interp.scripts,
+                      interp.include)
+    return root / "bin" / "python"
+
+
+def demo(workdir: str | None = None, keep: bool = False, python: str | None = None) -> int:
+    base = Path(workdir).absolute() if workdir else Path(tempfile.mkdtemp(prefix="layervenv-demo-"))
+    base.mkdir(parents=True, exist_ok=True)
+    story = Story()
+    try:
+        interpreter = Path(python) if python else Path(
+            getattr(sys, "_base_executable", None) or sys.executable)
+        story.step("A read-only stack, set up the way an LCG view is")
+        stack = build_stack(base / "stack", interpreter)
+        digest = tree_digest(stack.root)
+        home = base / "home"
+        home.mkdir(exist_ok=True)
+        clean = {k: v for k, v in os.environ.items()
+                 if k not in ("PYTHONPATH", "VIRTUAL_ENV") and not k.startswith("_LAYERVENV")}
+        env = sourced_environment(stack.setup_script, dict(clean, HOME=str(home)))
+        env.update(PIP_NO_INDEX="1", PIP_FIND_LINKS=str(stack.wheelhouse),
+                   PIP_DISABLE_PIP_VERSION_CHECK="1")
+        story.show(f". {stack.setup_script}; echo $PYTHONPATH", env["PYTHONPATH"])
+        story.show(f"python -c '{VERSION}'", _run([str(stack.python), "-c", VERSION], env))
+
+        story.step("A plain venv on the stack (python -m venv --system-site-packages)")
+        venv_python = _plain_venv(base / "plain-venv", stack.python, env)
+        story.show("python -m pip install --upgrade 'hepnum<2'", _pip_upgrade(venv_python, env))
+        got = _run([str(venv_python), "-c", VERSION], env)
+        story.show(f"python -c '{VERSION}'", got)
+        story.claim(got == "1.22.3", "the plain venv still imports the stack's 1.22.3")
+
+        story.step("A layer on the same stack (layervenv create)")
+        result = create(CreateOptions(directory=str(base / "layer"), python=str(stack.python),
+                                      environ=env))
+        story.show(f"layervenv create {result.path}", result.human())
+        layer_python = Path(result.path) / "bin" / "python"
+        got = _run([str(layer_python), "-c", VERSION], env)
+        story.show(f"{layer_python} -c '{VERSION}'", got)
+        story.claim(got == "1.22.3", "before the upgrade the layer sees the stack's copy")
+        story.show("python -m pip install --upgrade 'hepnum<2'", _pip_upgrade(layer_python, env))
+        got = _run([str(layer_python), "-c", VERSION], env)
+        story.show(f"{layer_python} -c '{VERSION}'", got)
+        story.claim(got == "1.24.2", "the layer's 1.24.2 wins, without activation")
+        shown = _run([str(layer_python), "-m", "pip", "show", "hepnum"], env)
+        story.claim("Version: 1.24.2" in shown, "pip show reports the layer's copy")
+        got = _run([str(layer_python), "-c", "import hepio, hepfit; print(hepio.__version__)"],
+                   env)
+        story.claim(got == "5.4.3", "the rest of the stack stays importable (hepio, hepfit)")
+
+        story.step("Activated in bash, then deactivated")
+        activate = Path(result.path) / "bin" / "activate"
+        script = (f". '{activate}'; python -c '{VERSION}'; deactivate; "
+                  f"python -c '{VERSION}'; printf '%s\\n' \"$PATH\"")
+        lines = _run(["bash", "-c", script], env).splitlines()
+        story.show(". layer/bin/activate; python ...; deactivate; python ...", "\n".join(lines[:2]))
+        story.claim(lines[:2] == ["1.24.2", "1.22.3"], "active: the layer; deactivated: the stack")
+        story.claim(lines[2:] == [env["PATH"]], "deactivate restored PATH exactly")
+
+        story.step("The stack")
+        story.claim(tree_digest(stack.root) == digest, "not one byte under the stack changed")
+    finally:
+        if keep or workdir:
+            print(f"\ndemo files kept in {base}")
+        else:
+            shutil.rmtree(base, ignore_errors=True)
+    print("\nall claims hold" if not story.failures else f"\n{story.failures} claim(s) FAILED")
+    return 1 if story.failures else 0
