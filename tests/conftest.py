@@ -12,9 +12,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from helpers import clean_env, run_tool  # noqa: E402
+from helpers import clean_env, run_tool
 
-from layervenv.simstack import SimStack, build_stack, tree_digest  # noqa: E402
+from layervenv.simstack import SimStack, build_stack, tree_digest
 
 #: The interpreter the simulated stack brings (the real one behind the test Python).
 STACK_PYTHON = Path(getattr(sys, "_base_executable", None) or sys.executable)
