@@ -1,0 +1,121 @@
+"""The boot hook on every stack interpreter available here (Python 3.6 to 3.13).
+
+For each interpreter: a minimal stack directory on PYTHONPATH holding ``hepnum``
+(old), a layer created with that interpreter, a newer ``hepnum`` in the layer, a
+``.pth`` path line and a ``.pth`` import-hook finder (what editable installs
+write).  The layer's copies must win; the stack must stay importable; the
+standard library keeps its place; no empty entry appears on sys.path.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from helpers import clean_env, py, run_tool
+
+CANDIDATES = sorted(set(glob.glob("/root/.pyenv/versions/3.*/bin/python3")
+                        + glob.glob("/usr/bin/python3.[0-9]*")))
+PYTHONS = [p for p in CANDIDATES if not p.endswith("-config")] or [None]
+
+REPORT = """
+import json, sys, hepnum, hepfinder, hepstackonly
+print(json.dumps({"path": sys.path, "hepnum": hepnum.ORIGIN, "finder": hepfinder.ORIGIN,
+                  "stack": hepstackonly.ORIGIN, "version": list(sys.version_info[:2])}))
+"""
+
+FINDER = '''
+import importlib.util, sys
+class _Finder:
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        if name == "hepfinder":
+            return importlib.util.spec_from_file_location(name, {location!r})
+        return None
+def install():
+    sys.meta_path.append(_Finder)
+'''
+
+
+def _package(where: Path, name: str, origin: str) -> None:
+    (where / name).mkdir(parents=True, exist_ok=True)
+    (where / name / "__init__.py").write_text(f"ORIGIN = {origin!r}\n")
+
+
+@pytest.fixture
+def mini_stack(tmp_path: Path) -> Path:
+    stack = tmp_path / "stack"
+    for name in ("hepnum", "hepfinder", "hepstackonly"):
+        _package(stack, name, "stack")
+    return stack
+
+
+def _version_id(python: str | None) -> str:
+    return Path(python).parent.parent.name if python else "none"
+
+
+@pytest.mark.parametrize("python", PYTHONS, ids=_version_id)
+def test_layer_wins_on_every_interpreter(python, tmp_path, mini_stack):
+    if python is None:
+        pytest.skip("no interpreter found")
+    env = clean_env(tmp_path, PYTHONPATH=f"{mini_stack}:{tmp_path / 'later'}")
+    layer = tmp_path / "layer"
+    run_tool("create", "--without-pip", "--python", python, str(layer), env=env)
+    site = Path(glob.glob(str(layer / "lib" / "python*" / "site-packages"))[0])
+    _package(site, "hepnum", "layer")
+    editable = tmp_path / "editable-src"
+    _package(editable, "hepnum_extra", "editable")
+    (site / "__editable__.demo.pth").write_text(f"{editable}\n")
+    _package(tmp_path / "finder-src", "hepfinder", "finder")
+    (site / "__editable___demo_finder.py").write_text(
+        FINDER.format(location=str(tmp_path / "finder-src" / "hepfinder" / "__init__.py")))
+    (site / "__editable__.demo2.pth").write_text(
+        "import __editable___demo_finder; __editable___demo_finder.install()\n")
+
+    out = subprocess.run([str(layer / "bin" / "python"), "-c", REPORT], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, check=True)
+    assert out.stderr == ""
+    report = json.loads(out.stdout)
+    path = report["path"]
+    assert report["hepnum"] == "layer"
+    assert report["finder"] == "finder"
+    assert report["stack"] == "stack"
+    # order: layer site-packages, then the .pth path, then PYTHONPATH, then the stdlib
+    index = {p: i for i, p in enumerate(path)}
+    assert index[str(site)] < index[str(editable)] < index[str(mini_stack)]
+    stdlib_dir = "/lib/python{}.{}".format(*report["version"])
+    stdlib = [i for i, p in enumerate(path) if p.endswith(stdlib_dir)]
+    assert stdlib and index[str(mini_stack)] < stdlib[0]
+    assert path.count("") == 1 and path[0] == ""  # only the -c entry Python adds itself
+    assert os.getcwd() not in path[1:] and str(tmp_path) not in path
+
+
+def test_hook_disabled_behaves_like_a_plain_venv(tmp_path, mini_stack):
+    env = clean_env(tmp_path, PYTHONPATH=str(mini_stack))
+    layer = tmp_path / "layer"
+    run_tool("create", "--without-pip", str(layer), env=env)
+    site = Path(glob.glob(str(layer / "lib" / "python*" / "site-packages"))[0])
+    _package(site, "hepnum", "layer")
+    code = "import hepnum; print(hepnum.ORIGIN)"
+    python = layer / "bin" / "python"
+    assert py(python, code, env) == "layer"
+    assert py(python, code, dict(env, LAYERVENV_BOOT_DISABLE="1")) == "stack"
+
+
+def test_no_pythonpath_keeps_plain_venv_order(tmp_path):
+    """Without PYTHONPATH nothing moves: the stdlib stays ahead of the layer."""
+    env = clean_env(tmp_path)
+    layer = tmp_path / "layer"
+    run_tool("create", "--without-pip", str(layer), env=env)
+    path = json.loads(subprocess.run(
+        [str(layer / "bin" / "python"), "-c", "import sys, json; print(json.dumps(sys.path))"],
+        env=env, capture_output=True, text=True, check=True).stdout)
+    plain = json.loads(subprocess.run(
+        [str(layer / "bin" / "python"), "-c", "import sys, json; print(json.dumps(sys.path))"],
+        env=dict(env, LAYERVENV_BOOT_DISABLE="1"), capture_output=True, text=True,
+        check=True).stdout)
+    assert path == plain
