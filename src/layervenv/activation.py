@@ -12,9 +12,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from layervenv import __version__
-from layervenv.envchange import EnvChange, PrependPath, SetPrompt, SetVar, UnsetVar
+from layervenv.envchange import (
+    PATH_SEPARATOR,
+    Change,
+    EnvChange,
+    PrependPath,
+    SetPrompt,
+    SetVar,
+    UnsetVar,
+)
 from layervenv.layer import Layer
 from layervenv.shells import render_all
+from layervenv.stack import check_stack as check_recorded_stack
 
 
 def env_change(layer: Layer) -> EnvChange:
@@ -30,6 +39,32 @@ def env_change(layer: Layer) -> EnvChange:
         changes.append(PrependPath("PYTHONPATH", str(layer.site_packages)))
     changes.append(SetPrompt(f"({layer.config.prompt}) "))
     return EnvChange(layer=root, changes=tuple(changes))
+
+
+def stack_changes(layer: Layer, environ: dict[str, str]) -> tuple[Change, ...]:
+    """The recorded stack's environment, where ``environ`` does not have it set up."""
+    record = layer.config.stack.stack_environment()
+    if record.is_empty() or record.is_set_up_in(environ):
+        return ()
+    changes: list[Change] = [
+        PrependPath(name, PATH_SEPARATOR.join(entries))
+        for name, entries in record.prepend.items() if entries
+    ]
+    changes += [SetVar(name, value) for name, value in record.set.items()]
+    return tuple(changes)
+
+
+def describe_stack(layer: Layer) -> str:
+    """How users know the layer's stack: its setup command, else its Python."""
+    stack = layer.config.stack
+    return repr(stack.setup) if stack.setup else f"Python {stack.python_version} ({stack.python})"
+
+
+def check_stack(layer: Layer, environ: dict[str, str]) -> None:
+    """One-line error when the layer's stack is gone or another stack is set up."""
+    stack = layer.config.stack
+    check_recorded_stack(stack.python, stack.stack_pythonpath(), stack.stack_environment(),
+                         environ, describe_stack(layer))
 
 
 def write_activation_scripts(layer: Layer, bin_dir: Path) -> list[Path]:

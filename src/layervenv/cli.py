@@ -23,9 +23,17 @@ def _cmd_create(args: argparse.Namespace) -> int:
     result = create(CreateOptions(
         directory=args.dir, python=args.python, prompt=args.prompt, clear=args.clear,
         without_pip=args.without_pip, export_pythonpath=args.export_pythonpath,
+        setup=args.setup, rerun_setup=args.rerun_setup,
     ))
     emit(result, args.format)
     return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from layervenv.commands.run import run
+
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    return run(args.dir, command)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -56,8 +64,24 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--export-pythonpath", action="store_true",
                         help="also put the layer's site-packages first on PYTHONPATH when "
                              "activated (for Pythons embedded in C++ programs)")
+    create.add_argument("--setup", metavar="CMD",
+                        help="command that sets the stack up (e.g. 'asetup AnalysisBase,25.2.15'); "
+                             "run once in a clean bash, its environment is recorded so that "
+                             "activation and 'layervenv run' re-establish the stack")
+    create.add_argument("--rerun-setup", action="store_true",
+                        help="with --setup: activation re-runs CMD instead of replaying the "
+                             "recorded environment (for stacks that define shell functions)")
     _add_format(create)
     create.set_defaults(func=_cmd_create)
+
+    run = sub.add_parser("run", help="run a command in the stack plus the layer, no activation",
+                         description="Run COMMAND with the layer (and its recorded stack, when "
+                                     "not set up) in the environment. Exit status and signals "
+                                     "pass through.")
+    run.add_argument("dir", metavar="DIR", help="the layer")
+    run.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS...]",
+                     help="the command to run")
+    run.set_defaults(func=_cmd_run)
 
     demo = sub.add_parser("demo",
                           help="show the problem and the fix on a simulated stack (offline)",

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Union
 
 STATE_PREFIX = "_LAYERVENV_"
+PATH_SEPARATOR = ":"
 MARKER = STATE_PREFIX + "ACTIVE"
 
 
@@ -49,7 +50,9 @@ class UnsetVar:
 class PrependPath:
     """Put ``entry`` at the head of the path-like variable ``name``.
 
-    Never adds an empty entry: an unset or empty variable becomes just ``entry``.
+    ``entry`` may be several entries joined by ``:`` (a stack's block); it is added
+    and removed as one.  Never adds an empty entry: an unset or empty variable
+    becomes just ``entry``.
     """
 
     name: str
@@ -113,3 +116,21 @@ class EnvChange:
             if isinstance(change, PrependPath):
                 names.append(added_name(key))
         return names
+
+
+def apply_to(changes: tuple[Change, ...] | list[Change], environ: dict[str, str]) -> dict[str, str]:
+    """The environment after activation, computed in Python (for ``layervenv run``).
+
+    Same meaning as the shell dialects give the model; no state is saved because a
+    process started this way is never deactivated.  The prompt is a shell's concern.
+    """
+    env = dict(environ)
+    for change in changes:
+        if isinstance(change, SetVar):
+            env[change.name] = change.value
+        elif isinstance(change, UnsetVar):
+            env.pop(change.name, None)
+        elif isinstance(change, PrependPath):
+            old = env.get(change.name, "")
+            env[change.name] = f"{change.entry}{PATH_SEPARATOR}{old}" if old else change.entry
+    return env

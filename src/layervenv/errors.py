@@ -11,3 +11,15 @@ class UserError(Exception):
 
 class LayerNotFound(UserError):
     """The directory given (or ``VIRTUAL_ENV``) is not a layer."""
+
+
+class CommandNotFound(UserError):
+    """``layervenv run``: the command does not exist (the shell's exit status)."""
+
+    exit_code = 127
+
+
+class CommandNotExecutable(UserError):
+    """``layervenv run``: the command exists but cannot be run."""
+
+    exit_code = 126

@@ -17,6 +17,7 @@ from typing import Any
 import tomli_w
 
 from layervenv.errors import LayerNotFound
+from layervenv.stack import StackEnvironment
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -36,6 +37,20 @@ class StackRecord:
     implementation: str = "cpython"
     pythonpath: list[str] = field(default_factory=list)
     pythonpath_set: bool = False
+    #: the command that sets the stack up (``create --setup``), "" when none was given
+    setup: str = ""
+    #: activation re-runs ``setup`` instead of replaying ``environment``
+    rerun_setup: bool = False
+    #: what ``setup`` changed: ``{"prepend": {VAR: [entries]}, "set": {VAR: value}}``
+    environment: dict[str, Any] = field(default_factory=dict)
+
+    def stack_environment(self) -> StackEnvironment:
+        return StackEnvironment.from_dict(self.environment)
+
+    def stack_pythonpath(self) -> list[str]:
+        """The stack's own PYTHONPATH entries: from the setup record, else from creation."""
+        recorded = self.stack_environment().prepend.get("PYTHONPATH")
+        return list(recorded) if recorded is not None else list(self.pythonpath)
 
 
 @dataclass

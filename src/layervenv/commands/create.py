@@ -28,6 +28,7 @@ from layervenv.errors import UserError
 from layervenv.interpreter import Interpreter, find_default_python, probe_interpreter
 from layervenv.layer import Layer, LayerConfig, StackRecord, is_layer
 from layervenv.seed import install_wheel
+from layervenv.stack import StackEnvironment, capture_setup
 
 FORBIDDEN_IN_PATH = {":": "a colon (PATH cannot hold it)", "\n": "a newline", "\0": "a NUL"}
 
@@ -42,6 +43,10 @@ class CreateOptions:
     export_pythonpath: bool = False
     #: the environment the layer is created in (default: this process's)
     environ: dict[str, str] | None = None
+    #: a command that sets the stack up, run in a clean bash and recorded
+    setup: str | None = None
+    #: activation re-runs ``setup`` (for stacks that define shell functions)
+    rerun_setup: bool = False
 
 
 @dataclass
@@ -150,7 +155,8 @@ def move_into_place(staging: Path, target: Path) -> None:
         shutil.rmtree(trash, ignore_errors=True)
 
 
-def _stack_record(interp: Interpreter, environ: dict[str, str]) -> StackRecord:
+def _stack_record(interp: Interpreter, environ: dict[str, str], setup: str | None,
+                  captured: StackEnvironment | None, rerun: bool) -> StackRecord:
     value = environ.get("PYTHONPATH")
     return StackRecord(
         python=str(interp.executable),
@@ -158,7 +164,27 @@ def _stack_record(interp: Interpreter, environ: dict[str, str]) -> StackRecord:
         implementation=interp.implementation,
         pythonpath=value.split(os.pathsep) if value else [],
         pythonpath_set=value is not None,
+        setup=setup or "",
+        rerun_setup=rerun,
+        environment=captured.to_dict() if captured else {},
     )
+
+
+def _environment_and_python(options: CreateOptions) -> tuple[dict[str, str], Path,
+                                                               StackEnvironment | None]:
+    """The stack's environment (captured from --setup, or this one) and its python3."""
+    environ = dict(os.environ) if options.environ is None else dict(options.environ)
+    captured = None
+    if options.setup:
+        captured, environ = capture_setup(options.setup, environ)
+    if options.python:
+        return environ, Path(options.python), captured
+    if options.setup:
+        found = shutil.which("python3", path=environ.get("PATH", ""))
+        if not found:
+            raise UserError(f"the setup command put no python3 on PATH: {options.setup}")
+        return environ, Path(found), captured
+    return environ, find_default_python(), captured
 
 
 def _current_umask() -> int:
@@ -183,13 +209,14 @@ def create(options: CreateOptions) -> CreateResult:
     start = time.perf_counter()
     target = Path(os.path.abspath(options.directory))
     check_target(target, options.clear)
-    python = Path(options.python) if options.python else find_default_python()
+    if options.rerun_setup and not options.setup:
+        raise UserError("--rerun-setup needs --setup CMD")
+    environ, python, captured = _environment_and_python(options)
     interp = probe_interpreter(python)
     if tuple(int(p) for p in interp.version.split(".")[:2]) < (3, 6):
         raise UserError(f"{python} is Python {interp.version}; layers need Python 3.6 or newer")
     config = LayerConfig(
-        stack=_stack_record(interp, dict(os.environ) if options.environ is None
-                            else options.environ),
+        stack=_stack_record(interp, environ, options.setup, captured, options.rerun_setup),
         prompt=options.prompt or target.name,
         purelib=interp.purelib,
         scripts=interp.scripts,

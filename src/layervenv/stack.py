@@ -1,0 +1,163 @@
+"""What a stack is: the environment its setup command produces, and whether it is there.
+
+``layervenv create --setup CMD`` runs CMD once in a clean bash and keeps the
+*difference* it makes to the environment: entries put in front of path-like
+variables (PATH, LD_LIBRARY_PATH, PYTHONPATH, ...) and plain variables set.  That
+record lets activation and ``layervenv run`` re-establish the stack in a shell
+where it is not set up, without running the (slow, CVMFS-bound) setup again.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from layervenv.errors import UserError
+
+#: What a clean bash starts with: enough for setup scripts, nothing of the user's shell.
+CLEAN_VARIABLES = ("HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TERM", "TMPDIR", "SHELL",
+                   "ATLAS_LOCAL_ROOT_BASE", "X509_USER_PROXY", "KRB5CCNAME")
+CLEAN_PATH = "/usr/local/bin:/usr/bin:/bin"
+ALRB_DEFAULT = "/cvmfs/atlas.cern.ch/repo/ATLASLocalRootBase"
+#: Variables a shell changes by itself; they are not the stack's.
+SHELL_OWN = {"_", "PWD", "OLDPWD", "SHLVL", "BASH_EXECUTION_STRING"}
+
+# Runs before CMD in the clean bash.  setupATLAS is an alias in users' .bashrc, and
+# lsetup/asetup exist only after it: define it, and call it when CMD needs them.
+# Inside a release container, /release_setup.sh is the way to set the release up.
+_PRELUDE = r"""
+_alrb="${ATLAS_LOCAL_ROOT_BASE:-%(alrb)s}"
+if [ -f "$_alrb/user/atlasLocalSetup.sh" ]; then
+    export ATLAS_LOCAL_ROOT_BASE="$_alrb"
+    setupATLAS () { . "$ATLAS_LOCAL_ROOT_BASE/user/atlasLocalSetup.sh" --quiet "$@"; }
+    if [ -n "$LAYERVENV_NEEDS_ALRB" ] && ! type lsetup >/dev/null 2>&1; then
+        setupATLAS
+    fi
+elif [ -n "$LAYERVENV_NEEDS_ALRB" ] && [ -f /release_setup.sh ]; then
+    . /release_setup.sh
+fi
+unset LAYERVENV_NEEDS_ALRB _alrb
+"""
+_NEEDS_ALRB = re.compile(r"(^|[\s;&|(])(lsetup|asetup)\b")
+
+
+@dataclass
+class StackEnvironment:
+    """The difference a setup command makes: prepended entries and set variables."""
+
+    prepend: dict[str, list[str]] = field(default_factory=dict)
+    set: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"prepend": self.prepend, "set": self.set}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object] | None) -> StackEnvironment:
+        data = data or {}
+        prepend = {str(k): [str(e) for e in v] for k, v in dict(data.get("prepend", {})).items()}
+        values = {str(k): str(v) for k, v in dict(data.get("set", {})).items()}
+        return cls(prepend=prepend, set=values)
+
+    def is_empty(self) -> bool:
+        return not self.prepend and not self.set
+
+    def is_set_up_in(self, environ: dict[str, str]) -> bool:
+        """Whether ``environ`` already has this stack (all its PYTHONPATH/PATH entries)."""
+        key = "PYTHONPATH" if self.prepend.get("PYTHONPATH") else "PATH"
+        wanted = self.prepend.get(key, [])
+        have = set(environ.get(key, "").split(os.pathsep))
+        return bool(wanted) and all(entry in have for entry in wanted)
+
+
+def diff_environments(before: dict[str, str], after: dict[str, str]) -> StackEnvironment:
+    """What turned ``before`` into ``after``, as prepends where it looks like one."""
+    result = StackEnvironment()
+    for name, value in sorted(after.items()):
+        if name in SHELL_OWN or before.get(name) == value:
+            continue
+        old = before.get(name)
+        if old and value.endswith(os.pathsep + old):
+            result.prepend[name] = value[: -len(old) - 1].split(os.pathsep)
+        elif not old and name.endswith("PATH") and value:
+            result.prepend[name] = value.split(os.pathsep)
+        else:
+            result.set[name] = value
+    return result
+
+
+def clean_environment(environ: dict[str, str]) -> dict[str, str]:
+    """The environment of a clean login: a few identity variables and a system PATH."""
+    env = {k: environ[k] for k in CLEAN_VARIABLES if k in environ}
+    env["PATH"] = CLEAN_PATH
+    return env
+
+
+def capture_setup(command: str, environ: dict[str, str]) -> tuple[StackEnvironment, dict[str, str]]:
+    """Run ``command`` in a clean bash; return its difference and the full result.
+
+    A failing command stops everything with its own output shown (exit status and
+    the last lines of what it printed) in the error.
+    """
+    before = clean_environment(environ)
+    env = dict(before)
+    if _NEEDS_ALRB.search(command):
+        env["LAYERVENV_NEEDS_ALRB"] = "1"
+    with tempfile.TemporaryDirectory(prefix="layervenv-setup-") as tmp:
+        dump = Path(tmp) / "env"
+        script = (_PRELUDE % {"alrb": ALRB_DEFAULT}
+                  + f'\neval "$LAYERVENV_SETUP"\n_rc=$?\n[ $_rc = 0 ] || exit $_rc\n'
+                  f'unset LAYERVENV_SETUP _rc\nenv -0 > "{dump}"\n')
+        env["LAYERVENV_SETUP"] = command
+        try:
+            result = subprocess.run(["bash", "--noprofile", "--norc", "-c", script], env=env,
+                                    capture_output=True, text=True, timeout=600, check=False)
+        except subprocess.TimeoutExpired:
+            raise UserError(f"the setup command did not finish within 600 s: {command}") from None
+        if result.returncode != 0 or not dump.exists():
+            output = (result.stdout + result.stderr).strip().splitlines()[-15:]
+            shown = "\n".join("  | " + line for line in output) or "  | (no output)"
+            raise UserError(f"the setup command failed (exit {result.returncode}): {command}\n"
+                            f"{shown}")
+        after = _parse_env0(dump.read_bytes().decode("utf-8", "surrogateescape"))
+    return diff_environments(before, after), after
+
+
+def _parse_env0(data: str) -> dict[str, str]:
+    pairs = (item.split("=", 1) for item in data.split("\0") if "=" in item)
+    return {key: value for key, value in pairs}
+
+
+def missing_parts(python: str, pythonpath: list[str]) -> list[str]:
+    """What of a recorded stack is gone: its interpreter, its PYTHONPATH directories."""
+    missing = []
+    if not os.path.exists(python):
+        missing.append(f"interpreter {python}")
+    for entry in pythonpath:
+        if entry and not os.path.isdir(entry):
+            missing.append(f"directory {entry}")
+    return missing
+
+
+def foreign_site_packages(environ: dict[str, str], own: list[str]) -> list[str]:
+    """PYTHONPATH entries of ``environ`` that are another stack's site-packages."""
+    entries = [e for e in environ.get("PYTHONPATH", "").split(os.pathsep) if e]
+    return [e for e in entries if "site-packages" in e and e not in own]
+
+
+def check_stack(python: str, pythonpath: list[str], environment: StackEnvironment,
+                environ: dict[str, str], describe: str) -> None:
+    """Refuse, in one line, a stack that is gone or a different stack that is set up."""
+    missing = missing_parts(python, pythonpath)
+    if missing:
+        raise UserError(f"the stack of this layer is missing: {', '.join(missing)} "
+                        "(is CVMFS mounted? was the release removed?)")
+    if environment.is_empty() or environment.is_set_up_in(environ):
+        return
+    foreign = foreign_site_packages(environ, pythonpath)
+    if foreign:
+        raise UserError(f"another stack is set up here (PYTHONPATH has {foreign[0]}); "
+                        f"this layer was made on {describe}: use a shell without it")
