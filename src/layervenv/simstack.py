@@ -132,6 +132,7 @@ SETUP_TEMPLATE = """\
 # Set up the simulated stack {name} (as an LCG view's setup.sh does).
 _stack={root}
 export PATH="$_stack/bin${{PATH:+:$PATH}}"
+export ROOTSYS="$_stack"
 export LD_LIBRARY_PATH="$_stack/lib${{LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}}"
 export PYTHONPATH="$_stack/{site}:$_stack/{egg}${{PYTHONPATH:+:$PYTHONPATH}}"
 export SIMSTACK_NAME={name}
@@ -166,13 +167,19 @@ def _python_facts(python: Path) -> tuple[str, str]:
     return out[0], out[1]
 
 
+#: Where a release keeps its files below its root: LCG views are flat, ATLAS releases
+#: put everything under InstallArea/<platform>.
+LAYOUTS = {"lcg": "", "atlas": "InstallArea/x86_64-el9-gcc13-opt"}
+
+
 def build_stack(root: Path, python: Path, name: str = "LCG_sim", wheels: Path | None = None,
-                dists: tuple[Dist, ...] = STACK_DISTS) -> SimStack:
+                dists: tuple[Dist, ...] = STACK_DISTS, layout: str = "lcg") -> SimStack:
     """Build a simulated stack at ``root`` with ``python`` as its interpreter."""
     short, real_python = _python_facts(python)
     tag = "cp" + short.replace(".", "")
-    bin_dir = root / "bin"
-    site = root / "lib" / f"python{short}" / "site-packages"
+    prefix = root / LAYOUTS[layout] if LAYOUTS[layout] else root
+    bin_dir = prefix / "bin"
+    site = prefix / "lib" / f"python{short}" / "site-packages"
     bin_dir.mkdir(parents=True)
     site.mkdir(parents=True)
     os.symlink(real_python, bin_dir / "python3")
@@ -180,7 +187,7 @@ def build_stack(root: Path, python: Path, name: str = "LCG_sim", wheels: Path | 
     tool = bin_dir / "stack-tool"
     tool.write_text("#!/bin/sh\necho stack-tool from " + str(root) + "\n", encoding="utf-8")
     tool.chmod(0o755)
-    (root / "lib" / "libstack.so").write_bytes(b"")
+    (prefix / "lib" / "libstack.so").write_bytes(b"")
     wheelhouse = wheels or root.parent / f"{root.name}-wheelhouse"
     for dist in dists:
         install_into(build_wheel(dist, root / ".build", tag), site, bin_dir, bin_dir / "python3")
@@ -190,12 +197,12 @@ def build_stack(root: Path, python: Path, name: str = "LCG_sim", wheels: Path | 
     _remove_tree(root / ".build")
     # Byte-compile with the stack's own interpreter, as a release build does, so that
     # importing from the stack never writes a __pycache__ into it.
-    subprocess.run([str(bin_dir / "python3"), "-I", "-m", "compileall", "-q", str(root / "lib")],
-                   check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([str(bin_dir / "python3"), "-I", "-m", "compileall", "-q",
+                    str(prefix / "lib")], check=True, stdout=subprocess.DEVNULL)
     setup = root / "setup.sh"
     setup.write_text(SETUP_TEMPLATE.format(
-        name=name, root=_sh_quote(str(root)),
-        site=site.relative_to(root).as_posix(), egg=egg.relative_to(root).as_posix(),
+        name=name, root=_sh_quote(str(prefix)),
+        site=site.relative_to(prefix).as_posix(), egg=egg.relative_to(prefix).as_posix(),
     ), encoding="utf-8")
     return SimStack(root=root, python=bin_dir / "python3", site_packages=site, egg=egg,
                     setup_script=setup, wheelhouse=wheelhouse, short_version=short,

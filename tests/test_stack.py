@@ -1,0 +1,137 @@
+"""The stack as part of the layer: ``create --setup``, ``layervenv run``, missing or other stacks."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+from helpers import clean_env, run_tool, tool_command
+
+from layervenv.layer import Layer
+from layervenv.simstack import build_stack, tree_digest
+
+WHERE = "import hepnum, hepio, os; print(hepnum.__version__, hepio.__version__, os.environ['ROOTSYS'])"
+
+
+def _env_i(home: Path) -> dict[str, str]:
+    """What ``env -i HOME=$HOME PATH=/usr/bin:/bin`` leaves."""
+    return {"HOME": str(home), "PATH": "/usr/bin:/bin"}
+
+
+@pytest.fixture
+def setup_layer(tmp_path, stack, base_env):
+    """A layer created with --setup from a shell where no stack is set up."""
+    root = tmp_path / "layer"
+    run_tool("create", str(root), "--setup", f". '{stack.setup_script}'", env=base_env)
+    return root
+
+
+def test_setup_is_recorded(setup_layer, stack):
+    config = Layer.open(setup_layer).config
+    assert config.stack.setup == f". '{stack.setup_script}'"
+    assert config.stack.python == str(stack.python)
+    env = config.stack.stack_environment()
+    assert env.prepend["PYTHONPATH"] == [str(stack.site_packages), str(stack.egg)]
+    assert env.prepend["PATH"] == [str(stack.root / "bin")]
+    assert env.set["SIMSTACK_NAME"] == "LCG_sim"
+
+
+def test_run_from_an_empty_environment(setup_layer, stack, home):
+    wheelhouse = str(stack.wheelhouse)
+    out = subprocess.run(tool_command("run", str(setup_layer), "--", "python", "-c", WHERE),
+                         env=_env_i(home), capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["1.22.3", "5.4.3", str(stack.root)]
+    subprocess.run(tool_command("run", str(setup_layer), "--", "python", "-m", "pip", "install",
+                                "-q", "--no-index", "--find-links", wheelhouse, "hepnum<2",
+                                "--upgrade"),
+                   env=_env_i(home), capture_output=True, text=True, check=True)
+    out = subprocess.run(tool_command("run", str(setup_layer), "--", "python", "-c", WHERE),
+                         env=_env_i(home), capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["1.24.2", "5.4.3", str(stack.root)]
+
+
+def test_exit_status_signals_and_streams_pass_through(setup_layer, home):
+    env = _env_i(home)
+    status = subprocess.run(tool_command("run", str(setup_layer), "--", "sh", "-c", "exit 7"),
+                            env=env, check=False)
+    assert status.returncode == 7
+    killed = subprocess.run(tool_command("run", str(setup_layer), "--", "python", "-c",
+                                         "import os, signal; os.kill(os.getpid(), signal.SIGTERM)"),
+                            env=env, check=False)
+    assert killed.returncode == -signal.SIGTERM
+    echoed = subprocess.run(tool_command("run", str(setup_layer), "--", "cat"), env=env,
+                            input="to stdin\n", capture_output=True, text=True, check=True)
+    assert echoed.stdout == "to stdin\n"
+    missing = subprocess.run(tool_command("run", str(setup_layer), "--", "no-such-cmd"),
+                             env=env, capture_output=True, text=True, check=False)
+    assert missing.returncode == 127 and missing.stderr.count("\n") == 1
+
+
+def test_run_where_the_stack_is_set_up_adds_only_the_layer(setup_layer, stack, stack_env):
+    code = "import os; print(os.environ['PATH']); print(os.environ['PYTHONPATH'])"
+    out = run_tool("run", str(setup_layer), "--", "python", "-c", code, env=stack_env).stdout
+    path, pythonpath = out.splitlines()
+    assert path.split(":").count(str(stack.root / "bin")) == 1
+    assert path.split(":")[0] == str(setup_layer / "bin")
+    assert pythonpath == stack_env["PYTHONPATH"]
+
+
+def test_failing_setup_shows_its_output_and_leaves_nothing(tmp_path, base_env):
+    target = tmp_path / "layer"
+    result = run_tool("create", str(target), "--setup", "echo boom from setup; exit 3",
+                      env=base_env, check=False)
+    assert result.returncode == 2
+    assert "exit 3" in result.stderr and "boom from setup" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not target.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_lsetup_without_setupatlas_uses_atlas_local_root_base(tmp_path, stack, base_env):
+    alrb = tmp_path / "ATLASLocalRootBase"
+    (alrb / "user").mkdir(parents=True)
+    (alrb / "user" / "atlasLocalSetup.sh").write_text(
+        f"lsetup () {{ . '{stack.setup_script}'; }}\nexport ALRB_READY=1\n")
+    env = dict(base_env, ATLAS_LOCAL_ROOT_BASE=str(alrb))
+    root = tmp_path / "layer"
+    run_tool("create", str(root), "--setup", "lsetup 'views LCG_sim x86_64-el9-gcc13-opt'",
+             env=env)
+    config = Layer.open(root).config
+    assert config.stack.python == str(stack.python)
+    assert config.stack.stack_environment().set["ALRB_READY"] == "1"
+
+
+@pytest.fixture
+def own_stack(tmp_path, _built_stack):
+    """A stack of this test's own, free to be moved away."""
+    return build_stack(tmp_path / "own-stack", Path(_built_stack.python).resolve())
+
+
+def test_moved_away_stack_is_a_one_line_error(tmp_path, own_stack, base_env, home):
+    root = tmp_path / "layer"
+    run_tool("create", str(root), "--setup", f". '{own_stack.setup_script}'", env=base_env)
+    own_stack.root.rename(tmp_path / "gone")
+    result = subprocess.run(tool_command("run", str(root), "--", "python", "-c", "pass"),
+                            env=_env_i(home), capture_output=True, text=True, check=False)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert "missing" in result.stderr and str(own_stack.python) in result.stderr
+
+
+def test_other_stack_set_up_is_refused(tmp_path, setup_layer, _built_stack, base_env):
+    other = build_stack(tmp_path / "AB_sim", Path(_built_stack.python).resolve(), name="AB_sim",
+                        layout="atlas")
+    before = tree_digest(other.root)
+    env = other.env(base_env)
+    result = run_tool("run", str(setup_layer), "--", "python", "-c", "pass", env=env,
+                      check=False)
+    assert result.returncode == 2 and "another stack" in result.stderr
+    assert result.stderr.count("\n") == 1
+    # a layer made on the other stack works there, and sees its files
+    root = tmp_path / "ab-layer"
+    run_tool("create", str(root), "--setup", f". '{other.setup_script}'", env=base_env)
+    out = run_tool("run", str(root), "--", "python", "-c", WHERE, env=env).stdout.split()
+    assert out[2] == str(other.root / "InstallArea" / "x86_64-el9-gcc13-opt")
+    assert tree_digest(other.root) == before
