@@ -119,3 +119,21 @@ def test_no_pythonpath_keeps_plain_venv_order(tmp_path):
         env=dict(env, LAYERVENV_BOOT_DISABLE="1"), capture_output=True, text=True,
         check=True).stdout)
     assert path == plain
+
+
+def test_warns_once_about_another_pythons_site_packages(tmp_path, mini_stack):
+    foreign = tmp_path / "other" / "lib" / "python2.7" / "site-packages"
+    foreign.mkdir(parents=True)
+    env = clean_env(tmp_path, PYTHONPATH=f"{mini_stack}:{foreign}")
+    layer = tmp_path / "layer"
+    run_tool("create", "--without-pip", str(layer), env=env)
+    child = ("import subprocess, sys; "
+             "subprocess.run([sys.executable, '-c', 'pass'], check=True)")
+    result = subprocess.run([str(layer / "bin" / "python"), "-c", child], env=env,
+                            capture_output=True, text=True, check=True)
+    assert result.stderr.count("another Python") == 1  # parent warns, child stays quiet
+    assert str(foreign) in result.stderr
+    same = clean_env(tmp_path, PYTHONPATH=str(mini_stack))
+    quiet = subprocess.run([str(layer / "bin" / "python"), "-c", "pass"], env=same,
+                           capture_output=True, text=True, check=True)
+    assert quiet.stderr == ""

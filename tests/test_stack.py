@@ -1,4 +1,4 @@
-"""The stack as part of the layer: ``create --setup``, ``layervenv run``, missing or other stacks."""
+"""The stack as part of the layer: ``create --setup``, ``run``, missing or other stacks."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import clean_env, run_tool, tool_command
+from helpers import run_tool, tool_command
 
 from layervenv.layer import Layer
 from layervenv.simstack import build_stack, tree_digest
 
-WHERE = "import hepnum, hepio, os; print(hepnum.__version__, hepio.__version__, os.environ['ROOTSYS'])"
+WHERE = ("import hepnum, hepio, os; "
+         "print(hepnum.__version__, hepio.__version__, os.environ['ROOTSYS'])")
 
 
 def _env_i(home: Path) -> dict[str, str]:

@@ -126,6 +126,47 @@ def promote_layer_finders():
     return True
 
 
+WARNED = "LAYERVENV_WARNED_PYTHON_MISMATCH"
+
+
+def foreign_python_entries():
+    """PYTHONPATH entries that are ``lib/pythonX.Y/site-packages`` of another Python.
+
+    Mixing stacks (an LCG view for Python 3.11 set up over an ATLAS release with 3.9)
+    fails later with an ImportError or a crashing C extension; say it up front.
+    """
+    if sys.flags.ignore_environment:
+        return []
+    value = os.environ.get("PYTHONPATH", "")
+    if "site-packages" not in value:
+        return []
+    mine = "python{}.{}".format(*sys.version_info[:2])
+    found = []
+    for entry in value.split(os.pathsep):
+        parts = entry.split("/")
+        for lib, version, leaf in zip(parts, parts[1:], parts[2:]):
+            if lib in ("lib", "lib64") and leaf == "site-packages" and \
+                    version.startswith("python") and version.rstrip("t") != mine:
+                found.append(entry)
+    return found
+
+
+def warn_foreign_python():
+    """Warn once per process tree (children inherit the marker) about another Python's paths."""
+    if os.environ.get(WARNED):
+        return False
+    foreign = foreign_python_entries()
+    if not foreign:
+        return False
+    os.environ[WARNED] = "1"
+    sys.stderr.write(
+        "layervenv: PYTHONPATH has site-packages of another Python ({}); this layer runs "
+        "Python {}.{}: set up the stack the layer was made on\n".format(
+            foreign[0], *sys.version_info[:2])
+    )
+    return True
+
+
 def run():
     """Entry point for the ``.pth`` import line and the PEP 829 ``.start`` file."""
     if os.environ.get("LAYERVENV_BOOT_DISABLE"):
@@ -133,5 +174,6 @@ def run():
     try:
         reorder_sys_path()
         promote_layer_finders()
+        warn_foreign_python()
     except Exception as error:  # never break the interpreter's start-up
         sys.stderr.write(f"layervenv boot hook: {type(error).__name__}: {error}\n")
