@@ -17,17 +17,47 @@ from layervenv.envchange import (
     Change,
     EnvChange,
     PrependPath,
+    RequirePath,
     SetPrompt,
     SetVar,
+    StackGroup,
     UnsetVar,
 )
 from layervenv.layer import Layer
 from layervenv.shells import render_all
+from layervenv.stack import StackEnvironment
 from layervenv.stack import check_stack as check_recorded_stack
 
 
 def env_change(layer: Layer) -> EnvChange:
-    """The changes that activate ``layer`` (in the order they are applied)."""
+    """Everything activation does for ``layer``: checks, its stack, then the layer itself."""
+    record = layer.config.stack.stack_environment()
+    requires = [RequirePath(layer.config.stack.python, "interpreter")]
+    requires += [RequirePath(e, "directory") for e in record.prepend.get("PYTHONPATH", []) if e]
+    stack = None
+    if not record.is_empty():
+        var, markers = record.presence_markers()
+        stack = StackGroup(
+            present_if=tuple(markers), present_var=var,
+            changes=recorded_stack_changes(record), describe=describe_stack(layer),
+            rerun=layer.config.stack.setup if layer.config.stack.rerun_setup else "",
+        )
+    return EnvChange(layer=str(layer.root), changes=layer_changes(layer),
+                     requires=tuple(requires), stack=stack)
+
+
+def recorded_stack_changes(record: StackEnvironment) -> tuple[Change, ...]:
+    """The stack's recorded environment as changes with their own saved state."""
+    changes: list[Change] = [
+        PrependPath(name, PATH_SEPARATOR.join(entries), key=f"STACK_{name}")
+        for name, entries in record.prepend.items() if entries
+    ]
+    changes += [SetVar(name, value, key=f"STACK_{name}") for name, value in record.set.items()]
+    return tuple(changes)
+
+
+def layer_changes(layer: Layer) -> tuple[Change, ...]:
+    """The changes that activate ``layer`` itself (in the order they are applied)."""
     root = str(layer.root)
     changes = [
         SetVar("VIRTUAL_ENV", root),
@@ -38,7 +68,7 @@ def env_change(layer: Layer) -> EnvChange:
     if layer.config.export_pythonpath:
         changes.append(PrependPath("PYTHONPATH", str(layer.site_packages)))
     changes.append(SetPrompt(f"({layer.config.prompt}) "))
-    return EnvChange(layer=root, changes=tuple(changes))
+    return tuple(changes)
 
 
 def stack_changes(layer: Layer, environ: dict[str, str]) -> tuple[Change, ...]:
@@ -46,12 +76,7 @@ def stack_changes(layer: Layer, environ: dict[str, str]) -> tuple[Change, ...]:
     record = layer.config.stack.stack_environment()
     if record.is_empty() or record.is_set_up_in(environ):
         return ()
-    changes: list[Change] = [
-        PrependPath(name, PATH_SEPARATOR.join(entries))
-        for name, entries in record.prepend.items() if entries
-    ]
-    changes += [SetVar(name, value) for name, value in record.set.items()]
-    return tuple(changes)
+    return recorded_stack_changes(record)
 
 
 def describe_stack(layer: Layer) -> str:

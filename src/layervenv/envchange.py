@@ -36,6 +36,8 @@ class SetVar:
     name: str
     value: str
     exported: bool = True
+    #: names the saved state (default: the variable); the stack's changes use their own
+    key: str = ""
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class UnsetVar:
 
     name: str
     exported: bool = True
+    key: str = ""
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ class PrependPath:
     name: str
     entry: str
     exported: bool = True
+    key: str = ""
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,43 @@ class SetPrompt:
 
 
 Change = Union[SetVar, UnsetVar, PrependPath, SetPrompt]
+
+
+@dataclass(frozen=True)
+class RequirePath:
+    """Activation refuses (one line, nothing changed) unless ``path`` exists.
+
+    A layer whose stack is gone (CVMFS not mounted, release removed) would otherwise
+    fail later with a cryptic ImportError or a crashing C extension.
+    """
+
+    path: str
+    what: str
+
+
+@dataclass(frozen=True)
+class StackGroup:
+    """The recorded stack's environment, applied only where the stack is not set up.
+
+    The stack counts as set up when every one of ``present_if`` is on ``present_var``.
+    Where it is not, but another stack's ``site-packages`` is, activation refuses to
+    mix them.  ``rerun`` (POSIX shells only) re-runs the setup command instead of
+    replaying ``changes``; ``changes`` then only name the variables it touches.
+    """
+
+    present_if: tuple[str, ...]
+    changes: tuple[Change, ...]
+    describe: str
+    rerun: str = ""
+    present_var: str = "PYTHONPATH"
+
+
+STACK_FLAG = STATE_PREFIX + "STACK"
+
+
+def state_key(change: Change) -> str:
+    """The name under which a change keeps its saved state."""
+    return getattr(change, "key", "") or getattr(change, "name", "PROMPT")
 
 
 def saved_name(name: str) -> str:
@@ -96,6 +137,8 @@ class EnvChange:
 
     layer: str
     changes: tuple[Change, ...]
+    requires: tuple[RequirePath, ...] = ()
+    stack: StackGroup | None = None
 
     def reverted(self) -> Iterator[Change]:
         """Changes in the order deactivation must undo them (last applied first)."""
@@ -103,13 +146,14 @@ class EnvChange:
 
     def touches_path(self) -> bool:
         """Whether the shell must forget its cached command locations."""
-        return any(isinstance(c, PrependPath) and c.name == "PATH" for c in self.changes)
+        changes = self.changes + (self.stack.changes if self.stack else ())
+        return any(isinstance(c, PrependPath) and c.name == "PATH" for c in changes)
 
     def state_variables(self) -> list[str]:
         """Every ``_LAYERVENV_*`` variable activation may create (for tests and docs)."""
-        names = [MARKER]
-        for change in self.changes:
-            key = "PS1" if isinstance(change, SetPrompt) else change.name
+        names = [MARKER] + ([STACK_FLAG] if self.stack else [])
+        for change in self.changes + (self.stack.changes if self.stack else ()):
+            key = "PS1" if isinstance(change, SetPrompt) else state_key(change)
             names.append(saved_name(key))
             if isinstance(change, (PrependPath, SetPrompt)):
                 names.append(applied_name(key))

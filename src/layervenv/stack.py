@@ -65,10 +65,14 @@ class StackEnvironment:
     def is_empty(self) -> bool:
         return not self.prepend and not self.set
 
+    def presence_markers(self) -> tuple[str, list[str]]:
+        """The variable and entries whose presence means the stack is set up."""
+        key = "PYTHONPATH" if self.prepend.get("PYTHONPATH") else "PATH"
+        return key, [e for e in self.prepend.get(key, []) if e]
+
     def is_set_up_in(self, environ: dict[str, str]) -> bool:
         """Whether ``environ`` already has this stack (all its PYTHONPATH/PATH entries)."""
-        key = "PYTHONPATH" if self.prepend.get("PYTHONPATH") else "PATH"
-        wanted = self.prepend.get(key, [])
+        key, wanted = self.presence_markers()
         have = set(environ.get(key, "").split(os.pathsep))
         return bool(wanted) and all(entry in have for entry in wanted)
 
@@ -143,7 +147,10 @@ def missing_parts(python: str, pythonpath: list[str]) -> list[str]:
 
 
 def foreign_site_packages(environ: dict[str, str], own: list[str]) -> list[str]:
-    """PYTHONPATH entries of ``environ`` that are another stack's site-packages."""
+    """PYTHONPATH entries of ``environ`` that are another stack's site-packages.
+
+    Activation scripts apply the same rule with shell pattern matching.
+    """
     entries = [e for e in environ.get("PYTHONPATH", "").split(os.pathsep) if e]
     return [e for e in entries if "site-packages" in e and e not in own]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shlex
 
-from layervenv.activation import check_stack, env_change, stack_changes
+from layervenv.activation import check_stack, layer_changes, stack_changes
 from layervenv.envchange import apply_to
 from layervenv.errors import CommandNotExecutable, CommandNotFound, UserError
 from layervenv.layer import Layer
@@ -19,7 +19,7 @@ from layervenv.layer import Layer
 def run_environment(layer: Layer, environ: dict[str, str]) -> dict[str, str]:
     """``environ`` with the layer activated (and its stack, where it is not set up)."""
     check_stack(layer, environ)
-    changes = list(stack_changes(layer, environ)) + list(env_change(layer).changes)
+    changes = list(stack_changes(layer, environ)) + list(layer_changes(layer))
     return apply_to(changes, environ)
 
 

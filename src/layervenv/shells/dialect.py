@@ -15,15 +15,18 @@ from dataclasses import dataclass
 
 from layervenv.envchange import (
     MARKER,
+    STACK_FLAG,
     Change,
     EnvChange,
     PrependPath,
     SetPrompt,
     SetVar,
+    StackGroup,
     UnsetVar,
     added_name,
     applied_name,
     saved_name,
+    state_key,
 )
 
 
@@ -56,6 +59,18 @@ class Dialect:
     rehash: str
     #: joins two value expressions
     concat: str = "{a}{b}"
+    #: true when ``{var}`` is set and not empty
+    if_set_nonempty: str = ""
+    #: true when the file or directory ``{path}`` does not exist
+    if_missing: str = ""
+    #: print ``{message}`` on stderr and stop sourcing the script with a failure status
+    fail: str = ""
+    #: empty ``{flag}`` when ``{entry}`` is not one of the entries of ``{var}``
+    flag_if_absent: str = ""
+    #: set ``{flag}`` to 1 when ``{var}`` contains ``{text}``
+    flag_if_contains: str = ""
+    #: run ``{command}`` in the current shell (re-running a stack's setup); "" if impossible
+    eval: str = ""
 
 
 class Script:
@@ -97,17 +112,17 @@ def _unset(script: Script, var: str, exported: bool) -> None:
     script.add(d.unset_exported if exported else d.unset_local, var=var)
 
 
-def _save(script: Script, var: str, exported: bool) -> None:
+def _save(script: Script, var: str, key: str, exported: bool) -> None:
     """Copy ``var`` into its saved variable, only if it is set (unset stays unset)."""
     script.open(script.dialect.if_set, var=var)
-    _set(script, saved_name(var), script.dialect.ref.format(var=var), exported)
+    _set(script, saved_name(key), script.dialect.ref.format(var=var), exported)
     script.close()
 
 
-def _restore(script: Script, var: str, exported: bool) -> None:
+def _restore(script: Script, var: str, key: str, exported: bool) -> None:
     """Give ``var`` back its saved value, or unset it if it had none."""
     d = script.dialect
-    saved = saved_name(var)
+    saved = saved_name(key)
     script.open(d.if_set, var=saved)
     _set(script, var, d.ref.format(var=saved), exported)
     _unset(script, saved, exported)
@@ -116,31 +131,33 @@ def _restore(script: Script, var: str, exported: bool) -> None:
     script.close()
 
 
-def _prompt_var(change: Change, dialect: Dialect) -> str:
-    return dialect.prompt_var if isinstance(change, SetPrompt) else change.name
+def _var_and_key(change: Change, dialect: Dialect) -> tuple[str, str]:
+    if isinstance(change, SetPrompt):
+        return dialect.prompt_var, dialect.prompt_var
+    return change.name, state_key(change)
 
 
 def apply_change(script: Script, change: Change) -> None:
     """Emit the lines that perform one change at activation."""
     d = script.dialect
+    var, key = _var_and_key(change, d)
     if isinstance(change, SetVar):
-        _save(script, change.name, change.exported)
-        _set(script, change.name, d.quote(change.value), change.exported)
+        _save(script, var, key, change.exported)
+        _set(script, var, d.quote(change.value), change.exported)
     elif isinstance(change, UnsetVar):
-        _save(script, change.name, change.exported)
-        _unset(script, change.name, change.exported)
+        _save(script, var, key, change.exported)
+        _unset(script, var, change.exported)
     elif isinstance(change, PrependPath):
-        _save(script, change.name, change.exported)
-        script.add(d.prepend, var=change.name, entry=d.quote(change.entry))
-        _set(script, applied_name(change.name), d.ref.format(var=change.name), change.exported)
-        _set(script, added_name(change.name), d.quote(change.entry), change.exported)
+        _save(script, var, key, change.exported)
+        script.add(d.prepend, var=var, entry=d.quote(change.entry))
+        _set(script, applied_name(key), d.ref.format(var=var), change.exported)
+        _set(script, added_name(key), d.quote(change.entry), change.exported)
     elif isinstance(change, SetPrompt):
-        var = d.prompt_var
         script.open(d.if_empty, var="VIRTUAL_ENV_DISABLE_PROMPT")
-        _save(script, var, change.exported)
+        _save(script, var, key, change.exported)
         value = d.prompt_value.format(prefix=d.quote(change.text), var=var)
         _set(script, var, value, change.exported)
-        _set(script, applied_name(var), d.ref.format(var=var), change.exported)
+        _set(script, applied_name(key), d.ref.format(var=var), change.exported)
         script.close()
     else:  # pragma: no cover - the model is closed
         raise TypeError(change)
@@ -149,41 +166,121 @@ def apply_change(script: Script, change: Change) -> None:
 def revert_change(script: Script, change: Change) -> None:
     """Emit the lines that undo one change at deactivation."""
     d = script.dialect
-    if isinstance(change, (SetVar, UnsetVar)):
-        if isinstance(change, UnsetVar):
-            script.open(d.if_set, var=saved_name(change.name))
-            _set(script, change.name, d.ref.format(var=saved_name(change.name)), change.exported)
-            _unset(script, saved_name(change.name), change.exported)
-            script.close()
-        else:
-            _restore(script, change.name, change.exported)
+    var, key = _var_and_key(change, d)
+    if isinstance(change, UnsetVar):
+        script.open(d.if_set, var=saved_name(key))
+        _set(script, var, d.ref.format(var=saved_name(key)), change.exported)
+        _unset(script, saved_name(key), change.exported)
+        script.close()
         return
-    var = _prompt_var(change, d)
-    applied = applied_name(var)
+    if isinstance(change, SetVar):
+        _restore(script, var, key, change.exported)
+        return
+    applied = applied_name(key)
     script.open(d.if_set, var=applied)
     if isinstance(change, PrependPath):
         script.open(d.if_equal, a=var, b=applied)
-        _restore(script, var, change.exported)
+        _restore(script, var, key, change.exported)
         script.otherwise()
-        script.add(d.remove_entry, var=var, entry=d.ref.format(var=added_name(var)))
+        script.add(d.remove_entry, var=var, entry=d.ref.format(var=added_name(key)))
         script.open(d.if_empty, var=var)
-        script.open(d.if_unset, var=saved_name(var))
+        script.open(d.if_unset, var=saved_name(key))
         _unset(script, var, change.exported)
         script.close()
         script.close()
-        _unset(script, saved_name(var), change.exported)
+        _unset(script, saved_name(key), change.exported)
         script.close()
-        _unset(script, added_name(var), change.exported)
+        _unset(script, added_name(key), change.exported)
     else:
-        _restore(script, var, change.exported)
+        _restore(script, var, key, change.exported)
     _unset(script, applied, change.exported)
     script.close()
 
 
+def _template(dialect: Dialect, name: str) -> str:
+    template = getattr(dialect, name)
+    if not template:
+        raise NotImplementedError(f"the {dialect.name} dialect has no {name!r} syntax")
+    return template
+
+
+def render_checks(env: EnvChange, dialect: Dialect, indent: int = 0) -> str:
+    """Refusals that come before any change: a missing stack, another stack set up."""
+    script = Script(dialect, indent)
+    for requirement in env.requires:
+        script.open(_template(dialect, "if_missing"), path=dialect.quote(requirement.path))
+        message = (f"layervenv: the stack of this layer is missing: {requirement.what} "
+                   f"{requirement.path} (is CVMFS mounted? was the release removed?)")
+        script.add(_template(dialect, "fail"), message=dialect.quote(message))
+        script.close()
+    if env.stack is not None:
+        _compute_stack_presence(script, env.stack)
+        script.open(dialect.if_empty, var=PRESENT_FLAG)
+        _set(script, FOREIGN_FLAG, dialect.quote(""), False)
+        script.add(_template(dialect, "flag_if_contains"), var="PYTHONPATH", flag=FOREIGN_FLAG,
+                   text=dialect.quote("site-packages"))
+        script.open(dialect.if_set_nonempty, var=FOREIGN_FLAG)
+        message = (f"layervenv: another stack is set up in this shell; this layer was made on "
+                   f"{env.stack.describe}: activate it in a shell without that stack")
+        _unset(script, PRESENT_FLAG, False)
+        _unset(script, FOREIGN_FLAG, False)
+        script.add(_template(dialect, "fail"), message=dialect.quote(message))
+        script.close()
+        _unset(script, FOREIGN_FLAG, False)
+        script.close()
+        _unset(script, PRESENT_FLAG, False)
+    return script.text()
+
+
+PRESENT_FLAG = "_layervenv_stack_present"
+FOREIGN_FLAG = "_layervenv_foreign"
+
+
+def _compute_stack_presence(script: Script, stack: StackGroup) -> None:
+    """Set PRESENT_FLAG to 1 when every marker entry of the stack is on PYTHONPATH."""
+    d = script.dialect
+    _set(script, PRESENT_FLAG, d.quote("1"), False)
+    for entry in stack.present_if:
+        script.add(_template(d, "flag_if_absent"), var=stack.present_var, flag=PRESENT_FLAG,
+                   entry=d.quote(entry))
+
+
+def _apply_stack(script: Script, stack: StackGroup) -> None:
+    d = script.dialect
+    _compute_stack_presence(script, stack)
+    script.open(d.if_empty, var=PRESENT_FLAG)
+    _set(script, STACK_FLAG, d.quote("1"), True)
+    if stack.rerun and d.eval:
+        for change in stack.changes:
+            var, key = _var_and_key(change, d)
+            _save(script, var, key, True)
+        script.add(d.eval, command=d.quote(stack.rerun))
+    else:
+        for change in stack.changes:
+            apply_change(script, change)
+    script.close()
+    _unset(script, PRESENT_FLAG, False)
+
+
+def _revert_stack(script: Script, stack: StackGroup) -> None:
+    d = script.dialect
+    script.open(d.if_set, var=STACK_FLAG)
+    for change in reversed(stack.changes):
+        if stack.rerun and d.eval:
+            var, key = _var_and_key(change, d)
+            _restore(script, var, key, True)
+        else:
+            revert_change(script, change)
+    _unset(script, STACK_FLAG, True)
+    script.close()
+
+
 def render_apply(env: EnvChange, dialect: Dialect, indent: int = 0) -> str:
-    """The lines that activate the layer."""
+    """The lines that activate the layer (after the checks)."""
     script = Script(dialect, indent)
     _set(script, MARKER, dialect.quote(env.layer), True)
+    if env.stack is not None:
+        _apply_stack(script, env.stack)
     for change in env.changes:
         apply_change(script, change)
     if env.touches_path():
@@ -197,6 +294,8 @@ def render_revert(env: EnvChange, dialect: Dialect, indent: int = 0) -> str:
     script.open(dialect.if_set, var=MARKER)
     for change in env.reverted():
         revert_change(script, change)
+    if env.stack is not None:
+        _revert_stack(script, env.stack)
     _unset(script, MARKER, True)
     if env.touches_path():
         script.add(dialect.rehash)

@@ -9,7 +9,7 @@ one of these shells treats as plain text, whatever the layer's path contains.
 from __future__ import annotations
 
 from layervenv.envchange import EnvChange
-from layervenv.shells.dialect import Dialect, render_apply, render_revert
+from layervenv.shells.dialect import Dialect, render_apply, render_checks, render_revert
 
 
 def quote(value: str) -> str:
@@ -50,6 +50,12 @@ DIALECT = Dialect(
     prompt_value='{prefix}"${{{var}-}}"',
     prompt_var="PS1",
     rehash="hash -r 2>/dev/null || true",
+    if_set_nonempty='if [ -n "${{{var}:-}}" ]; then',
+    if_missing="if [ ! -e {path} ]; then",
+    fail="printf '%s\\n' {message} >&2\nreturn 1",
+    flag_if_absent='case ":${{{var}-}}:" in *:{entry}:*) ;; *) {flag}= ;; esac',
+    flag_if_contains="case ${{{var}-}} in *{text}*) {flag}=1 ;; esac",
+    eval="eval {command}",
 )
 
 _HEADER = """\
@@ -67,6 +73,7 @@ deactivate () {{
 # in exported _LAYERVENV_* variables), so that activating again never duplicates an entry.
 deactivate nondestructive
 
+{checks}
 {apply}"""
 
 
@@ -76,6 +83,7 @@ def render(env: EnvChange, version: str) -> dict[str, str]:
         layer_comment=env.layer.replace("\n", " "),
         version=version,
         revert=render_revert(env, DIALECT, indent=1),
+        checks=render_checks(env, DIALECT),
         apply=render_apply(env, DIALECT),
     )
     return {"activate": text}
