@@ -15,7 +15,7 @@ POSIX_SHELLS = ("bash", "zsh", "dash", "ksh")
 
 #: Variables a shell sets by itself; they say nothing about activation.
 SHELL_NOISE = {"_", "SHLVL", "PWD", "OLDPWD", "PS1", "PS2", "PS4", "PPID", "COLUMNS", "LINES",
-               "KSH_VERSION", "ZSH_VERSION", "IFS", "OPTIND", "SHELL"}
+               "KSH_VERSION", "ZSH_VERSION", "IFS", "OPTIND", "SHELL", "_AST_FEATURES"}
 
 
 def tool_command(*args: str) -> list[str]:

@@ -136,3 +136,102 @@ def test_other_stack_set_up_is_refused(tmp_path, setup_layer, _built_stack, base
     out = run_tool("run", str(root), "--", "python", "-c", WHERE, env=env).stdout.split()
     assert out[2] == str(other.root / "InstallArea" / "x86_64-el9-gcc13-opt")
     assert tree_digest(other.root) == before
+
+
+# --- activation in real shells -------------------------------------------------------
+
+from helpers import POSIX_SHELLS, SHELL_NOISE, parse_env0, run_shell  # noqa: E402
+
+
+def _significant(env: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in env.items() if k not in SHELL_NOISE}
+
+
+def _dump_env(label: str) -> str:
+    return f"printf '{label}\\0'; /usr/bin/env -0; printf '\\0'"
+
+
+def _sections(out: str) -> dict[str, dict[str, str]]:
+    sections, label, chunk = {}, None, []
+    for part in out.split("\0"):
+        if part in ("BEFORE", "DURING", "AFTER"):
+            if label:
+                sections[label] = parse_env0("\0".join(chunk))
+            label, chunk = part, []
+        else:
+            chunk.append(part)
+    if label:
+        sections[label] = parse_env0("\0".join(chunk))
+    return sections
+
+
+def _round_trip(shell: str, layer: Path, env: dict[str, str], during: str = ":") -> dict:
+    script = "\n".join([_dump_env("BEFORE"), f". '{layer}/bin/activate' || exit 9",
+                        during, _dump_env("DURING"), "deactivate", _dump_env("AFTER")])
+    return _sections(run_shell(shell, script, env).stdout)
+
+
+@pytest.mark.parametrize("shell", POSIX_SHELLS)
+def test_activation_re_establishes_the_stack_and_removes_it(shell, setup_layer, stack, base_env):
+    out = _round_trip(shell, setup_layer, base_env)
+    during = out["DURING"]
+    assert during["PATH"].split(":")[:2] == [str(setup_layer / "bin"), str(stack.root / "bin")]
+    assert during["PYTHONPATH"] == f"{stack.site_packages}:{stack.egg}"
+    assert during["SIMSTACK_NAME"] == "LCG_sim"
+    assert _significant(out["AFTER"]) == _significant(out["BEFORE"])
+
+
+@pytest.mark.parametrize("shell", POSIX_SHELLS)
+def test_activation_where_the_stack_is_set_up_adds_only_the_layer(shell, setup_layer, stack,
+                                                                  stack_env):
+    out = _round_trip(shell, setup_layer, stack_env)
+    during = out["DURING"]
+    assert during["PATH"] == f"{setup_layer / 'bin'}:{stack_env['PATH']}"
+    assert during["PYTHONPATH"] == stack_env["PYTHONPATH"]
+    assert not [k for k in during if k.startswith("_LAYERVENV_") and "STACK" in k]
+    assert _significant(out["AFTER"]) == _significant(out["BEFORE"])
+
+
+def test_stack_imports_after_activation_in_a_fresh_shell(setup_layer, base_env):
+    script = (f". '{setup_layer}/bin/activate'\n"
+              "python -c 'import hepnum, hepio; print(hepnum.__version__, hepio.__version__)'")
+    assert run_shell("bash", script, base_env).stdout.split() == ["1.22.3", "5.4.3"]
+
+
+@pytest.mark.parametrize("shell", POSIX_SHELLS)
+def test_activation_refuses_a_moved_stack(shell, tmp_path, own_stack, base_env):
+    root = tmp_path / "layer"
+    run_tool("create", "--without-pip", str(root), "--setup", f". '{own_stack.setup_script}'",
+             env=base_env)
+    own_stack.root.rename(tmp_path / "gone")
+    script = f". '{root}/bin/activate'; echo status=$?; /usr/bin/env -0"
+    result = run_shell(shell, script, base_env)
+    out, _, dumped = result.stdout.partition("\n")
+    assert out == "status=1"
+    assert result.stderr.count("\n") == 1 and "missing" in result.stderr
+    assert _significant(parse_env0(dumped)) == _significant(
+        parse_env0(run_shell(shell, "/usr/bin/env -0", base_env).stdout))
+
+
+@pytest.mark.parametrize("shell", POSIX_SHELLS)
+def test_activation_refuses_another_stack(shell, tmp_path, setup_layer, _built_stack, base_env):
+    other = build_stack(tmp_path / "AB_sim", Path(_built_stack.python).resolve(), name="AB_sim",
+                        layout="atlas")
+    env = other.env(base_env)
+    result = run_shell(shell, f". '{setup_layer}/bin/activate'; echo status=$?; "
+                              'printf "%s" "${VIRTUAL_ENV-unset}"', env)
+    assert result.stdout == "status=1\nunset"
+    assert "another stack" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_rerun_setup_runs_the_command_and_restores(tmp_path, stack, base_env):
+    setup = tmp_path / "setup-with-function.sh"
+    setup.write_text(f". '{stack.setup_script}'\nstackfn () {{ echo from-stack-function; }}\n")
+    root = tmp_path / "rerun"
+    run_tool("create", "--without-pip", str(root), "--setup", f". '{setup}'", "--rerun-setup",
+             env=base_env)
+    out = _round_trip("bash", root, base_env, during="stackfn >/dev/null")
+    assert out["DURING"]["SIMSTACK_NAME"] == "LCG_sim"
+    assert _significant(out["AFTER"]) == _significant(out["BEFORE"])
+    assert "from-stack-function" in run_shell(
+        "bash", f". '{root}/bin/activate'; stackfn", base_env).stdout
