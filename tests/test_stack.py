@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import run_tool, tool_command
+from helpers import POSIX_SHELLS, SHELL_NOISE, parse_env0, run_shell, run_tool, tool_command
 
 from layervenv.layer import Layer
 from layervenv.simstack import build_stack, tree_digest
@@ -139,8 +139,6 @@ def test_other_stack_set_up_is_refused(tmp_path, setup_layer, _built_stack, base
 
 
 # --- activation in real shells -------------------------------------------------------
-
-from helpers import POSIX_SHELLS, SHELL_NOISE, parse_env0, run_shell  # noqa: E402
 
 
 def _significant(env: dict[str, str]) -> dict[str, str]:
