@@ -86,3 +86,33 @@ def py(python: Path | str, code: str, env: dict[str, str], cwd: Path | None = No
     if result.returncode != 0:
         raise AssertionError(f"{python} -c failed:\n{result.stdout}\n{result.stderr}")
     return result.stdout.strip()
+
+
+DUMP_LABELS = ("BEFORE", "DURING", "AFTER")
+
+
+def env_dump(label: str) -> str:
+    """POSIX shell code printing ``label`` and the exported environment, NUL-separated."""
+    return f"printf '{label}\\0'; /usr/bin/env -0; printf '\\0'"
+
+
+def split_dumps(out: str) -> dict[str, dict[str, str]]:
+    """The environments printed by successive :func:`env_dump` calls, by label."""
+    sections: dict[str, dict[str, str]] = {}
+    label = None
+    chunk: list[str] = []
+    for part in out.split("\0"):
+        if part in DUMP_LABELS:
+            if label:
+                sections[label] = parse_env0("\0".join(chunk))
+            label, chunk = part, []
+        else:
+            chunk.append(part)
+    if label:
+        sections[label] = parse_env0("\0".join(chunk))
+    return sections
+
+
+def significant(env: dict[str, str]) -> dict[str, str]:
+    """An environment without the variables shells set by themselves."""
+    return {k: v for k, v in env.items() if k not in SHELL_NOISE}

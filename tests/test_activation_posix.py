@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 import pytest
-from helpers import POSIX_SHELLS, SHELL_NOISE, parse_env0, run_shell
+from helpers import POSIX_SHELLS, env_dump, run_shell, significant, split_dumps
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -48,31 +48,6 @@ def layers(tmp_path_factory, _built_stack):
     return made
 
 
-def _dump(label: str) -> str:
-    return f"printf '{label}\\0'; {ENV}; printf '\\0'"
-
-
-def _split(out: str) -> dict[str, dict[str, str]]:
-    parts = out.split("\0")
-    sections: dict[str, dict[str, str]] = {}
-    label = None
-    chunk: list[str] = []
-    for part in parts:
-        if part in ("BEFORE", "DURING", "AFTER"):
-            if label:
-                sections[label] = parse_env0("\0".join(chunk))
-            label, chunk = part, []
-        else:
-            chunk.append(part)
-    if label:
-        sections[label] = parse_env0("\0".join(chunk))
-    return sections
-
-
-def _significant(env: dict[str, str]) -> dict[str, str]:
-    return {k: v for k, v in env.items() if k not in SHELL_NOISE}
-
-
 def _edit_line(var: str, edit: str) -> str:
     """Another tool (a well-behaved one) edits the variable while the layer is active."""
     if edit == "prepend":
@@ -100,15 +75,15 @@ def round_trip(shell: str, layer: Path, path: str | None, pythonpath: str | None
         env["PYTHONPATH"] = pythonpath
     activate = str(layer / "bin" / "activate").replace("'", "'\\''")
     script = "\n".join([
-        _dump("BEFORE"),
+        env_dump("BEFORE"),
         f". '{activate}'",
-        _dump("DURING"),
+        env_dump("DURING"),
         _edit_line("PATH", edit),
         _edit_line("PYTHONPATH", edit),
         "deactivate",
-        _dump("AFTER"),
+        env_dump("AFTER"),
     ])
-    return _split(run_shell(shell, script, env).stdout)
+    return split_dumps(run_shell(shell, script, env).stdout)
 
 
 @pytest.mark.parametrize("shell", POSIX_SHELLS)
@@ -135,8 +110,8 @@ def test_round_trip_restores_exactly(shell, kind, layers, base_env, path, python
     expected_pp = _expected(before.get("PYTHONPATH"), "PYTHONPATH", edit)
     assert after.get("PYTHONPATH") == expected_pp
     strip = {"PATH", "PYTHONPATH"}
-    assert {k: v for k, v in _significant(after).items() if k not in strip} == {
-        k: v for k, v in _significant(before).items() if k not in strip}
+    assert {k: v for k, v in significant(after).items() if k not in strip} == {
+        k: v for k, v in significant(before).items() if k not in strip}
 
 
 @pytest.mark.parametrize("shell", POSIX_SHELLS)
@@ -144,15 +119,15 @@ def test_activate_twice_and_in_child_shell(shell, layers, base_env, tmp_path):
     layer = layers["exported"]
     activate = str(layer / "bin" / "activate").replace("'", "'\\''")
     child = tmp_path / "child.sh"
-    child.write_text(f". '{activate}'\n{_dump('BEFORE')}\ndeactivate\n{_dump('AFTER')}\n")
+    child.write_text(f". '{activate}'\n{env_dump('BEFORE')}\ndeactivate\n{env_dump('AFTER')}\n")
     script = f"""
         . '{activate}'
         . '{activate}'
-        {_dump("DURING")}
+        {env_dump("DURING")}
         {shell} '{child}'
     """
     # the child's dumps come after the parent's DURING
-    out = _split(run_shell(shell, script, base_env).stdout)
+    out = split_dumps(run_shell(shell, script, base_env).stdout)
     bin_dir = str(layer / "bin")
     for section in ("DURING", "BEFORE"):
         assert out[section]["PATH"].split(":").count(bin_dir) == 1

@@ -7,7 +7,16 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import POSIX_SHELLS, SHELL_NOISE, parse_env0, run_shell, run_tool, tool_command
+from helpers import (
+    POSIX_SHELLS,
+    env_dump,
+    parse_env0,
+    run_shell,
+    run_tool,
+    significant,
+    split_dumps,
+    tool_command,
+)
 
 from layervenv.layer import Layer
 from layervenv.simstack import build_stack, tree_digest
@@ -141,32 +150,10 @@ def test_other_stack_set_up_is_refused(tmp_path, setup_layer, _built_stack, base
 # --- activation in real shells -------------------------------------------------------
 
 
-def _significant(env: dict[str, str]) -> dict[str, str]:
-    return {k: v for k, v in env.items() if k not in SHELL_NOISE}
-
-
-def _dump_env(label: str) -> str:
-    return f"printf '{label}\\0'; /usr/bin/env -0; printf '\\0'"
-
-
-def _sections(out: str) -> dict[str, dict[str, str]]:
-    sections, label, chunk = {}, None, []
-    for part in out.split("\0"):
-        if part in ("BEFORE", "DURING", "AFTER"):
-            if label:
-                sections[label] = parse_env0("\0".join(chunk))
-            label, chunk = part, []
-        else:
-            chunk.append(part)
-    if label:
-        sections[label] = parse_env0("\0".join(chunk))
-    return sections
-
-
 def _round_trip(shell: str, layer: Path, env: dict[str, str], during: str = ":") -> dict:
-    script = "\n".join([_dump_env("BEFORE"), f". '{layer}/bin/activate' || exit 9",
-                        during, _dump_env("DURING"), "deactivate", _dump_env("AFTER")])
-    return _sections(run_shell(shell, script, env).stdout)
+    script = "\n".join([env_dump("BEFORE"), f". '{layer}/bin/activate' || exit 9",
+                        during, env_dump("DURING"), "deactivate", env_dump("AFTER")])
+    return split_dumps(run_shell(shell, script, env).stdout)
 
 
 @pytest.mark.parametrize("shell", POSIX_SHELLS)
@@ -176,7 +163,7 @@ def test_activation_re_establishes_the_stack_and_removes_it(shell, setup_layer, 
     assert during["PATH"].split(":")[:2] == [str(setup_layer / "bin"), str(stack.root / "bin")]
     assert during["PYTHONPATH"] == f"{stack.site_packages}:{stack.egg}"
     assert during["SIMSTACK_NAME"] == "LCG_sim"
-    assert _significant(out["AFTER"]) == _significant(out["BEFORE"])
+    assert significant(out["AFTER"]) == significant(out["BEFORE"])
 
 
 @pytest.mark.parametrize("shell", POSIX_SHELLS)
@@ -187,7 +174,7 @@ def test_activation_where_the_stack_is_set_up_adds_only_the_layer(shell, setup_l
     assert during["PATH"] == f"{setup_layer / 'bin'}:{stack_env['PATH']}"
     assert during["PYTHONPATH"] == stack_env["PYTHONPATH"]
     assert not [k for k in during if k.startswith("_LAYERVENV_") and "STACK" in k]
-    assert _significant(out["AFTER"]) == _significant(out["BEFORE"])
+    assert significant(out["AFTER"]) == significant(out["BEFORE"])
 
 
 def test_stack_imports_after_activation_in_a_fresh_shell(setup_layer, base_env):
@@ -207,7 +194,7 @@ def test_activation_refuses_a_moved_stack(shell, tmp_path, own_stack, base_env):
     out, _, dumped = result.stdout.partition("\n")
     assert out == "status=1"
     assert result.stderr.count("\n") == 1 and "missing" in result.stderr
-    assert _significant(parse_env0(dumped)) == _significant(
+    assert significant(parse_env0(dumped)) == significant(
         parse_env0(run_shell(shell, "/usr/bin/env -0", base_env).stdout))
 
 
@@ -230,6 +217,6 @@ def test_rerun_setup_runs_the_command_and_restores(tmp_path, stack, base_env):
              env=base_env)
     out = _round_trip("bash", root, base_env, during="stackfn >/dev/null")
     assert out["DURING"]["SIMSTACK_NAME"] == "LCG_sim"
-    assert _significant(out["AFTER"]) == _significant(out["BEFORE"])
+    assert significant(out["AFTER"]) == significant(out["BEFORE"])
     assert "from-stack-function" in run_shell(
         "bash", f". '{root}/bin/activate'; stackfn", base_env).stdout
