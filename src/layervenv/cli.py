@@ -36,6 +36,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return run(args.dir, command)
 
 
+def _cmd_list(args: argparse.Namespace) -> int:
+    from layervenv.commands.list import list_layer
+
+    emit(list_layer(args.dir, shadowed_only=args.shadowed), args.format)
+    return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from layervenv.commands.check import check_layer
+
+    result = check_layer(args.dir)
+    emit(result, args.format)
+    return 0 if result.ok else 1
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from layervenv.commands.demo import demo
 
@@ -82,6 +97,29 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS...]",
                      help="the command to run")
     run.set_defaults(func=_cmd_run)
+
+    listing = sub.add_parser("list", help="every distribution the layer sees, and where from",
+                             description="List every distribution the layer's interpreter "
+                                         "sees: the copy that wins, its origin (layer, "
+                                         "editable, user-site, stack), its location and the "
+                                         "copies it shadows.")
+    listing.add_argument("dir", metavar="DIR", nargs="?",
+                         help="the layer (default: the active one, $VIRTUAL_ENV)")
+    listing.add_argument("--shadowed", action="store_true",
+                         help="only names with more than one copy")
+    _add_format(listing)
+    listing.set_defaults(func=_cmd_list)
+
+    check = sub.add_parser("check", help="what will break: conflicts, ABI, leaks, stack",
+                           description="Check the layer before anything is imported: "
+                                       "requirement conflicts, compiled stack packages whose "
+                                       "dependency the layer shadows, ~/.local leaks, the "
+                                       "current directory on PYTHONPATH, another Python's or "
+                                       "a missing stack. Exit 1 when there is an error.")
+    check.add_argument("dir", metavar="DIR", nargs="?",
+                       help="the layer (default: the active one, $VIRTUAL_ENV)")
+    _add_format(check)
+    check.set_defaults(func=_cmd_check)
 
     demo = sub.add_parser("demo",
                           help="show the problem and the fix on a simulated stack (offline)",

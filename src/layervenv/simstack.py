@@ -244,3 +244,47 @@ def tree_digest(root: Path) -> str:
             elif stat.S_ISREG(info.st_mode):
                 digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+def write_dist_info(site_packages: Path, dist: Dist, installer: str = "release-build") -> Path:
+    """``dist`` as installed, written directly (no wheel, no installer): fast, for big stacks.
+
+    The same files an installer leaves (package, METADATA, WHEEL, RECORD, INSTALLER),
+    so ``pip list`` and ``layervenv list`` read it like any other distribution.
+    """
+    info = site_packages / f"{dist.package}-{dist.version}.dist-info"
+    files = {f"{dist.package}/__init__.py": _module_source(dist).encode()}
+    if dist.compiled:
+        files[f"{dist.package}/_core.so"] = b"\x7fELF-not-really\n"
+    metadata = ["Metadata-Version: 2.1", f"Name: {dist.name}", f"Version: {dist.version}"]
+    metadata += [f"Requires-Dist: {req}" for req in dist.requires]
+    files[f"{info.name}/METADATA"] = ("\n".join(metadata) + "\n\nA simulated distribution.\n"
+                                      ).encode()
+    files[f"{info.name}/WHEEL"] = (
+        "Wheel-Version: 1.0\nGenerator: layervenv.simstack\n"
+        f"Root-Is-Purelib: {'false' if dist.compiled else 'true'}\nTag: py3-none-any\n"
+    ).encode()
+    files[f"{info.name}/INSTALLER"] = f"{installer}\n".encode()
+    record = [_record_line(path, data) for path, data in files.items()]
+    files[f"{info.name}/RECORD"] = ("\n".join([*record, f"{info.name}/RECORD,,"]) + "\n").encode()
+    for path, data in files.items():
+        target = site_packages / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    return info
+
+
+def many_dists(count: int, prefix: str = "lcgpkg") -> list[Dist]:
+    """``count`` distributions that require each other the way a big stack's do: every
+    one requires an earlier one (met), some with markers or extras; one in ten compiled."""
+    dists = []
+    for index in range(count):
+        requires: list[str] = []
+        if index:
+            requires.append(f"{prefix}-{index // 2:04d}>=1.0")
+        if index > 2:
+            requires.append(f'{prefix}-{index // 3:04d}[extra]>=1; python_version >= "3"')
+            requires.append(f'{prefix}-{index - 1:04d}<1; extra == "test"')
+        dists.append(Dist(f"{prefix}-{index:04d}", f"1.{index % 50}.{index % 7}",
+                          requires=tuple(requires), compiled=index % 10 == 0))
+    return dists

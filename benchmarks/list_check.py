@@ -1,0 +1,85 @@
+"""``layervenv list`` / ``check`` against ``pip list`` on a 1,000-distribution stack.
+
+    python3 benchmarks/list_check.py [--count 1000] [--repeat 5]
+
+Builds the simulated stack plus COUNT distributions written straight into its
+site-packages (as a big LCG view holds), creates a layer on it with the tool,
+installs one upgrade into the layer, then times, in the stack's environment with
+the layer active, each command as a user runs it (a fresh process each time; the
+best and the median of REPEAT runs):
+
+    layervenv list                  layervenv check
+    layervenv list --format json    DIR/bin/python -m pip list
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parent.parent / "src"
+sys.path.insert(0, str(SRC))
+
+from layervenv.simstack import build_stack, many_dists, write_dist_info  # noqa: E402
+
+TOOL = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
+        "from layervenv.cli import main; sys.exit(main(sys.argv[1:]))")
+
+
+def tool(*args: str) -> list[str]:
+    return [sys.executable, "-c", TOOL, str(SRC), *args]
+
+
+def timed(command: list[str], env: dict[str, str], repeat: int) -> tuple[float, float, int]:
+    runs = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        runs.append(time.perf_counter() - start)
+        if result.returncode not in (0, 1):
+            raise SystemExit(f"{command} failed:\n{result.stderr}")
+    return min(runs), statistics.median(runs), len(result.stdout.splitlines())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--count", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    python = Path(getattr(sys, "_base_executable", None) or sys.executable).resolve()
+    with tempfile.TemporaryDirectory(prefix="layervenv-bench-") as tmp:
+        stack = build_stack(Path(tmp) / "LCG_big", python)
+        for dist in many_dists(args.count):
+            write_dist_info(stack.site_packages, dist)
+        env = stack.env({k: v for k, v in os.environ.items()
+                         if k not in ("PYTHONPATH", "VIRTUAL_ENV")})
+        env.update(PIP_NO_INDEX="1", PIP_FIND_LINKS=str(stack.wheelhouse),
+                   PIP_DISABLE_PIP_VERSION_CHECK="1", HOME=tmp)
+        layer = Path(tmp) / "layer"
+        subprocess.run(tool("create", str(layer)), env=env, check=True, capture_output=True)
+        subprocess.run([str(layer / "bin" / "python"), "-m", "pip", "install", "-q",
+                        "hepnum<2"], env=env, check=True, capture_output=True)
+        env = dict(env, VIRTUAL_ENV=str(layer), PATH=f"{layer / 'bin'}:{env['PATH']}")
+        commands = {
+            "layervenv list": tool("list"),
+            "layervenv list --format json": tool("list", "--format", "json"),
+            "layervenv check": tool("check"),
+            "python -m pip list": [str(layer / "bin" / "python"), "-m", "pip", "list"],
+        }
+        print(f"{args.count} distributions written into the stack; best / median of "
+              f"{args.repeat} runs, Python {sys.version.split()[0]}")
+        results = {name: timed(cmd, env, args.repeat) for name, cmd in commands.items()}
+        pip_best = results["python -m pip list"][0]
+        for name, (best, median, lines) in results.items():
+            print(f"  {name:<30} {best:6.3f} s / {median:6.3f} s  "
+                  f"({lines} lines, pip list / this = {pip_best / best:4.1f}x)")
+
+
+if __name__ == "__main__":
+    main()

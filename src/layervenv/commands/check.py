@@ -1,0 +1,46 @@
+"""``layervenv check [DIR]``: what will break, before anything is imported.
+
+Problems come from the layer's effective view (see ``inspection``), PYTHONPATH as
+the layer's interpreter sees it, and the stack recorded in ``layervenv.toml``.  Exit
+status 0 when there is no error (warnings allowed), 1 when there is one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from layervenv.inspection import Problem, inspect_layer
+from layervenv.layer import Layer
+
+
+@dataclass
+class CheckResult:
+    layer: str
+    python_version: str
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not any(p.severity == "error" for p in self.problems)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "problems": [p.to_json() for p in self.problems]}
+
+    def human(self) -> str:
+        if not self.problems:
+            return f"no problems in layer {self.layer} (Python {self.python_version})"
+        width = max(len(p.kind) for p in self.problems)
+        lines = [f"{p.severity:<7}  {p.kind:<{width}}  {p.message}" for p in self.problems]
+        errors = sum(p.severity == "error" for p in self.problems)
+        warnings = len(self.problems) - errors
+        lines.append(f"{errors} error{'s' * (errors != 1)}, "
+                     f"{warnings} warning{'s' * (warnings != 1)} in layer {self.layer}")
+        return "\n".join(lines)
+
+
+def check_layer(directory: str | None) -> CheckResult:
+    layer = Layer.from_argument(directory)
+    inspection = inspect_layer(layer)
+    return CheckResult(layer=str(layer.root), python_version=inspection.python_version,
+                       problems=inspection.problems())

@@ -1,0 +1,73 @@
+"""``layervenv list [DIR]``: every distribution the layer's interpreter sees, and where from.
+
+One row per name: the copy that wins (the first on ``sys.path`` after the boot hook),
+its origin (layer, editable, user-site, stack) and location, and the copies it
+shadows.  ``--shadowed`` keeps only names with more than one copy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from layervenv.inspection import Distribution, inspect_layer
+from layervenv.layer import Layer
+
+
+@dataclass
+class ListResult:
+    layer: str
+    python_version: str
+    distributions: list[Distribution] = field(default_factory=list)
+    shadowed_only: bool = False
+
+    def to_json(self) -> list[dict[str, Any]]:
+        rows = []
+        for dist in self.distributions:
+            win = dist.winner
+            rows.append({
+                "name": win.name, "version": win.version, "origin": win.origin,
+                "location": win.location, "shadows": [c.brief() for c in dist.shadowed],
+                "compiled": win.compiled, "requested": win.requested,
+                "editable": win.editable, "metadata": win.metadata,
+            })
+        return rows
+
+    def human(self) -> str:
+        if not self.distributions:
+            what = "no name has more than one copy" if self.shadowed_only \
+                else "no distributions are visible"
+            return f"{what} in layer {self.layer} (Python {self.python_version})"
+        header = ("Name", "Version", "Origin", "Location")
+        rows = [(d.name, d.winner.version, d.winner.origin, d.winner.location)
+                for d in self.distributions]
+        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(3)]
+
+        def line(cells: tuple[str, ...]) -> str:
+            return "  ".join(c.ljust(w) for c, w in zip(cells, widths)) + "  " + cells[3]
+
+        out = [line(header)]
+        for dist, row in zip(self.distributions, rows):
+            out.append(line(row).rstrip())
+            indent = " " * (widths[0] + 2)
+            out += [f"{indent}shadows {c.version} ({c.origin}) {c.location}"
+                    for c in dist.shadowed]
+        counts: dict[str, int] = {}
+        for dist in self.distributions:
+            counts[dist.winner.origin] = counts.get(dist.winner.origin, 0) + 1
+        hidden = sum(len(d.shadowed) for d in self.distributions)
+        parts = ", ".join(f"{n} {o}" for o, n in sorted(counts.items()))
+        out.append(f"{len(self.distributions)} distributions ({parts}), "
+                   f"{hidden} shadowed {'copy' if hidden == 1 else 'copies'}; "
+                   f"Python {self.python_version}")
+        return "\n".join(out)
+
+
+def list_layer(directory: str | None, shadowed_only: bool = False) -> ListResult:
+    layer = Layer.from_argument(directory)
+    inspection = inspect_layer(layer, need_interpreter=True)
+    view = inspection.view
+    if shadowed_only:
+        view = [d for d in view if d.shadowed]
+    return ListResult(layer=str(layer.root), python_version=inspection.python_version,
+                      distributions=view, shadowed_only=shadowed_only)
