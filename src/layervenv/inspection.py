@@ -361,25 +361,27 @@ def other_stack_entries(record: RecordedStack, environ: dict[str, str]) -> list[
 
 def cwd_problems(pythonpath: str | None) -> list[Problem]:
     """An empty or ``.`` PYTHONPATH entry: the current directory shadows everything."""
-    problems = []
     entries = _pythonpath_entries(pythonpath)
+    found = []
     for index, entry in enumerate(entries):
         if entry.strip() not in ("", ".", "./"):
             continue
         if entry.strip():
-            where = f"a '{entry}' entry"
+            found.append(f"a '{entry}' entry")
         elif index == 0:
-            where = "an empty entry (a leading ':')"
+            found.append("an empty entry (a leading ':')")
         elif index == len(entries) - 1:
-            where = "an empty entry (a trailing ':')"
+            found.append("an empty entry (a trailing ':')")
         else:
-            where = "an empty entry ('::')"
-        problems.append(Problem(
-            "cwd-on-path", "error",
-            f"PYTHONPATH has {where}, which puts the current directory on sys.path ahead "
-            f"of every package: remove it (write PYTHONPATH=\"/x${{PYTHONPATH:+:$PYTHONPATH}}\" "
-            f"instead of PYTHONPATH=\"/x:$PYTHONPATH\")"))
-    return problems
+            found.append("an empty entry ('::')")
+    if not found:
+        return []
+    return [Problem(
+        "cwd-on-path", "error",
+        f"PYTHONPATH has {' and '.join(dict.fromkeys(found))}, which puts the current "
+        f"directory on sys.path ahead of the stack: remove it (write "
+        f"PYTHONPATH=\"/x${{PYTHONPATH:+:$PYTHONPATH}}\" instead of "
+        f"PYTHONPATH=\"/x:$PYTHONPATH\")")]
 
 
 def user_site_problems(view: list[Distribution]) -> list[Problem]:
