@@ -16,9 +16,18 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import py, run_tool
+from conftest import STACK_PYTHON
+from helpers import clean_env, py, run_tool
 
-from layervenv.simstack import Dist, build_stack, many_dists, write_dist_info
+from layervenv.simstack import (
+    Dist,
+    build_stack,
+    build_wheel,
+    install_into,
+    many_dists,
+    tree_digest,
+    write_dist_info,
+)
 
 ORIGINS = {"layer", "editable", "user-site", "stack"}
 KINDS = {"conflict", "abi", "user-site", "cwd-on-path", "python-mismatch", "stack-missing"}
@@ -203,8 +212,6 @@ def test_requirements_of_layer_packages_met_by_the_stack(make_layer, tmp_path):
     """A layer package requiring more than the stack gives is a conflict; extras, markers."""
     layer = make_layer()
     wheels = tmp_path / "wheels"
-    from layervenv.simstack import build_wheel
-
     build_wheel(Dist("hepana", "1.0.0", requires=(
         "hepconf>=1.0",                                   # the stack has 0.9.0
         "hepnum>=1; python_version < '3'",                # not for this interpreter
@@ -223,8 +230,6 @@ def test_requirements_of_layer_packages_met_by_the_stack(make_layer, tmp_path):
 
 def test_missing_requirement_is_a_warning(make_layer, tmp_path):
     layer = make_layer()
-    from layervenv.simstack import build_wheel
-
     build_wheel(Dist("hepana", "1.0.0", requires=("nosuchdist",)), tmp_path / "w")
     pip(layer, "install", "-q", "--no-deps", "--find-links", str(tmp_path / "w"), "hepana")
     _, data = check(layer.root, layer.env)
@@ -393,8 +398,6 @@ def test_editable_install(make_layer, tmp_path, backend_wheels, stack, backend, 
 @pytest.fixture(scope="module")
 def big_stack(tmp_path_factory):
     """The simulated stack plus 1,000 distributions written straight into it."""
-    from conftest import STACK_PYTHON
-
     root = tmp_path_factory.mktemp("big") / "LCG_big"
     stack = build_stack(root, STACK_PYTHON)
     for dist in many_dists(1000):
@@ -403,8 +406,6 @@ def big_stack(tmp_path_factory):
 
 
 def test_thousand_distributions_quickly(big_stack, tmp_path, home):
-    from helpers import clean_env
-
     env = big_stack.env(clean_env(home))
     root = tmp_path / "layer"
     run_tool("create", str(root), env=env)
@@ -426,3 +427,46 @@ def test_thousand_distributions_quickly(big_stack, tmp_path, home):
     # the target is well under a second (benchmarks/list_check.py); generous here for CI
     assert timings["list"] < 2 and timings["check"] < 2, timings
     assert timings["list"] < pip_list and timings["check"] < pip_list, (timings, pip_list)
+
+
+# --- a real compiled package from PyPI ---------------------------------------------------
+
+@pytest.mark.network
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # numpy 1.26 wheels ship a .pyc
+def test_real_numpy_2_in_the_layer_breaks_a_stack_package_built_on_numpy_1(tmp_path, home):
+    """numpy 1.26.4 and numexpr 2.8.7 (compiled against numpy 1.x) in the stack, numpy 2
+    in the layer: check flags it before anything is imported, and the import really fails."""
+    python = Path(STACK_PYTHON).resolve()
+    wheels = tmp_path / "download"
+    subprocess.run([str(python), "-m", "pip", "download", "-q", "--no-deps",
+                    "--only-binary=:all:", "-d", str(wheels), "numpy==1.26.4", "numexpr==2.8.7"],
+                   check=True, capture_output=True)
+    prefix = tmp_path / "stack"
+    site = prefix / "lib" / f"python{SHORT}" / "site-packages"
+    site.mkdir(parents=True)
+    (prefix / "bin").mkdir()
+    for wheel in sorted(wheels.glob("*.whl")):
+        install_into(wheel, site, prefix / "bin", python)
+    subprocess.run([str(python), "-m", "compileall", "-q", str(site)], check=True,
+                   capture_output=True)
+    before = tree_digest(prefix)
+    env = clean_env(home, PYTHONPATH=str(site))
+    root = tmp_path / "layer"
+    run_tool("create", str(root), env=env)
+    subprocess.run([str(root / "bin" / "python"), "-m", "pip", "install", "-q",
+                    "--only-binary=:all:", "numpy==2.0.2"], env=env, check=True,
+                   capture_output=True)
+    rows = listing(root, env)
+    assert rows["numpy"]["version"] == "2.0.2" and rows["numpy"]["origin"] == "layer"
+    assert rows["numpy"]["shadows"][0]["version"] == "1.26.4"
+    assert rows["numexpr"]["origin"] == "stack" and rows["numexpr"]["compiled"] is True
+    code, data = check(root, env)
+    abi = ours(data, "abi")
+    assert code == 1 and [(p["severity"], p["distribution"]) for p in abi] == [
+        ("error", "numpy")], data
+    assert "numexpr 2.8.7" in abi[0]["message"]
+    # and it is true: the stack's numexpr cannot be imported with the layer's numpy
+    result = subprocess.run([str(root / "bin" / "python"), "-c", "import numexpr"], env=env,
+                            capture_output=True, text=True, check=False)
+    assert result.returncode != 0 and "NumPy" in result.stderr
+    assert tree_digest(prefix) == before
