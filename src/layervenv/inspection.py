@@ -379,7 +379,7 @@ def cwd_problems(pythonpath: str | None) -> list[Problem]:
     return [Problem(
         "cwd-on-path", "error",
         f"PYTHONPATH has {' and '.join(dict.fromkeys(found))}, which puts the current "
-        f"directory on sys.path ahead of the stack: remove it (write "
+        f"directory on sys.path, where any file in it can shadow a package: remove it (write "
         f"PYTHONPATH=\"/x${{PYTHONPATH:+:$PYTHONPATH}}\" instead of "
         f"PYTHONPATH=\"/x:$PYTHONPATH\")")]
 
