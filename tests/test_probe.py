@@ -101,3 +101,23 @@ def test_requires_txt_sections():
         "a>=1", 'b; extra == "test"', 'c; (python_version < "3.8")',
         "d; (sys_platform == 'x') and extra == \"gui\"",
     ]
+
+
+def test_interpreter_replaced_by_another_version(tmp_path):
+    """The recorded interpreter path now runs another Python: python-mismatch."""
+    versions = [p for p in PYTHONS if p and "/3.1" in p]
+    if len(versions) < 2:
+        pytest.skip("needs two Python 3.1x interpreters")
+    link = tmp_path / "stack" / "python3"
+    link.parent.mkdir()
+    link.symlink_to(versions[0])
+    env = clean_env(tmp_path)
+    root = tmp_path / "layer"
+    run_tool("create", str(root), "--python", str(link), "--without-pip", env=env)
+    link.unlink()
+    link.symlink_to(versions[1])
+    result = run_tool("check", str(root), "--format", "json", env=env, check=False)
+    mismatch = [p for p in json.loads(result.stdout)["problems"]
+                if p["kind"] == "python-mismatch"]
+    assert result.returncode == 1 and len(mismatch) == 1, result.stdout
+    assert "recreate" in mismatch[0]["message"]
