@@ -9,12 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from layervenv.envchange import EnvChange
-from layervenv.shells import posix
+from layervenv.shells import fish, posix
 
 Renderer = Callable[[EnvChange, str], dict[str, str]]
 
 RENDERERS: dict[str, Renderer] = {
     "posix": posix.render,
+    "fish": fish.render,
 }
 
 
