@@ -197,8 +197,9 @@ endif""",
     restore=f'set prompt = "${_OLD_PROMPT}"\nunset {_OLD_PROMPT}',
     unset="unset prompt",
     applied=quote("1"),
-    # tcsh expands %-sequences in the prompt (BSD csh shows a doubled % as it is)
-    escape=lambda text: text.replace("%", "%%"),
+    # in a prompt, ! is the history event number (\! shows a !) and tcsh expands
+    # %-sequences (%% shows a %; BSD csh shows a doubled % as it is)
+    escape=lambda text: text.replace("%", "%%").replace("!", "\\!"),
 )
 
 _FAIL = """\
