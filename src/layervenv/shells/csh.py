@@ -44,10 +44,11 @@ from layervenv.shells.dialect import (
 
 
 def quote(value: str) -> str:
-    """Single-quote ``value`` for csh: ``'`` becomes ``'\\''`` and ``!`` becomes ``\\!``."""
-    if "\n" in value:
-        raise ValueError(f"csh cannot quote a value with a newline: {value!r}")
-    return "'" + value.replace("'", "'\\''").replace("!", "\\!") + "'"
+    """Single-quote ``value`` for csh: ``'`` becomes ``'\\''``, ``!`` becomes ``\\!`` and a
+    newline is escaped with ``\\`` (csh reads such a value; it cannot read one back from a
+    variable inside double quotes, which only a stack variable set before activation needs).
+    """
+    return "'" + value.replace("'", "'\\''").replace("!", "\\!").replace("\n", "\\\n") + "'"
 
 
 #: stands for ':' while an entry gets its '+'; a value holding it is not split right
