@@ -6,12 +6,18 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parent.parent / "src"
 
 #: Every POSIX shell activation must work in (binary names on Debian).
 POSIX_SHELLS = ("bash", "zsh", "dash", "ksh")
+#: tcsh, and Debian's csh, which is BSD csh (not a link to tcsh as on RHEL)
+CSH_SHELLS = ("tcsh", "csh")
+#: Every shell activation must work in.
+ALL_SHELLS = (*POSIX_SHELLS, "fish", *CSH_SHELLS)
 
 #: Variables a shell sets by itself; they say nothing about activation.
 SHELL_NOISE = {"_", "SHLVL", "PWD", "OLDPWD", "PS1", "PS2", "PS4", "PPID", "COLUMNS", "LINES",
@@ -51,9 +57,26 @@ def shell_path(name: str) -> str:
 
 def run_shell(shell: str, script: str, env: dict[str, str], cwd: Path | None = None,
               check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run ``script`` in a real ``shell`` (non-interactive) with exactly ``env``."""
-    result = subprocess.run([shell_path(shell), "-c", script], env=env, capture_output=True,
-                            text=True, cwd=cwd, check=False)
+    """Run ``script`` in a real ``shell`` (non-interactive) with exactly ``env``.
+
+    csh scripts run from a file: ``csh -c`` does not run loops.  Neither fish nor csh
+    reads the user's or the system's start-up files (``--no-config``, ``-f``).
+    """
+    syntax = SHELLS.get(shell, SHELLS["bash"])
+    if syntax.family == "csh":
+        fd, name = tempfile.mkstemp(suffix=".csh")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(script if script.endswith("\n") else script + "\n")
+        argv = [shell_path(shell), *syntax.options, name]
+    else:
+        name = ""
+        argv = [shell_path(shell), *syntax.options, "-c", script]
+    try:
+        result = subprocess.run(argv, env=env, capture_output=True, text=True, cwd=cwd,
+                                check=False)
+    finally:
+        if name:
+            os.unlink(name)
     if check and result.returncode != 0:
         raise AssertionError(f"{shell} failed ({result.returncode}):\n{result.stdout}\n"
                              f"{result.stderr}\nscript:\n{script}")
@@ -116,3 +139,72 @@ def split_dumps(out: str) -> dict[str, dict[str, str]]:
 def significant(env: dict[str, str]) -> dict[str, str]:
     """An environment without the variables shells set by themselves."""
     return {k: v for k, v in env.items() if k not in SHELL_NOISE}
+
+
+@dataclass(frozen=True)
+class ShellSyntax:
+    """How the tests write a few statements in one shell family (independent of the tool)."""
+
+    family: str
+    #: the activation script in ``bin/``
+    activate: str
+    #: options before ``-c script`` or the script file
+    options: tuple[str, ...] = ()
+
+    def quote(self, value: str) -> str:
+        if self.family == "fish":
+            return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+        quoted = "'" + value.replace("'", "'\\''") + "'"
+        return quoted.replace("!", "\\!") if self.family == "csh" else quoted
+
+    def source(self, layer: Path) -> str:
+        path = self.quote(str(layer / "bin" / self.activate))
+        return f". {path}" if self.family == "posix" else f"source {path}"
+
+    def export(self, var: str, value: str) -> str:
+        """``var`` set to the literal ``value`` and exported."""
+        if self.family == "fish":
+            return f"set -gx {var} {self.quote(value)}"
+        if self.family == "csh":
+            return f"setenv {var} {self.quote(value)}"
+        return f"{var}={self.quote(value)}; export {var}"
+
+    def dump(self, label: str) -> str:
+        """Print ``label`` and the exported environment, NUL-separated (see split_dumps)."""
+        if self.family == "csh":  # no printf builtin
+            return f"/usr/bin/printf '{label}\\0'; /usr/bin/env -0; /usr/bin/printf '\\0'"
+        return env_dump(label)
+
+    def tool_edit(self, var: str, edit: str) -> str:
+        """Another (well-behaved) tool prepends or appends ``/tool/<var>`` to ``var``."""
+        tool = f"/tool/{var.lower()}"
+        if edit == "none":
+            return ""
+        if self.family == "posix":
+            if edit == "prepend":
+                return f'{var}="{tool}${{{var}:+:${var}}}"; export {var}'
+            return f'{var}="${{{var}:+${var}:}}{tool}"; export {var}'
+        new = f'{tool}:"${var}"' if edit == "prepend" else f'"${var}":{tool}'
+        if self.family == "fish":
+            return (f'if test -n "${var}"; set -gx {var} {new}; '
+                    f"else; set -gx {var} {tool}; end")
+        return "\n".join([
+            f"set _tool = {tool}",
+            f"if ( $?{var} ) then",
+            f'    if ( "${var}" != "" ) set _tool = {new}',
+            "endif",
+            f'setenv {var} "$_tool"',
+            "unset _tool",
+        ])
+
+    def child(self, shell: str, script: Path) -> str:
+        """Run the script file ``script`` in a child ``shell``."""
+        return " ".join([self.quote(shell_path(shell)), *self.options,
+                         self.quote(str(script))])
+
+
+SHELLS: dict[str, ShellSyntax] = {
+    **{name: ShellSyntax("posix", "activate") for name in POSIX_SHELLS},
+    "fish": ShellSyntax("fish", "activate.fish", ("--no-config",)),
+    **{name: ShellSyntax("csh", "activate.csh", ("-f",)) for name in CSH_SHELLS},
+}

@@ -85,6 +85,13 @@ def test_colon_in_path_is_refused(tmp_path, stack_env):
     assert result.returncode == 2 and "colon" in result.stderr
 
 
+def test_newline_in_prompt_is_refused(tmp_path, stack_env):
+    result = run_tool("create", "--prompt", "two\nlines", str(tmp_path / "l"), env=stack_env,
+                      check=False)
+    assert result.returncode == 2 and "newline" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "l").exists()
+
+
 def test_no_write_permission(tmp_path, stack_env):
     """In a directory nobody may write to (immutable, so that root is refused too)."""
     locked = tmp_path / "locked"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 from helpers import (
-    POSIX_SHELLS,
-    env_dump,
+    ALL_SHELLS,
+    SHELLS,
     parse_env0,
     run_shell,
     run_tool,
@@ -150,13 +150,14 @@ def test_other_stack_set_up_is_refused(tmp_path, setup_layer, _built_stack, base
 # --- activation in real shells -------------------------------------------------------
 
 
-def _round_trip(shell: str, layer: Path, env: dict[str, str], during: str = ":") -> dict:
-    script = "\n".join([env_dump("BEFORE"), f". '{layer}/bin/activate' || exit 9",
-                        during, env_dump("DURING"), "deactivate", env_dump("AFTER")])
+def _round_trip(shell: str, layer: Path, env: dict[str, str], during: str = "") -> dict:
+    sh = SHELLS[shell]
+    script = "\n".join([sh.dump("BEFORE"), sh.source(layer), during, sh.dump("DURING"),
+                        "deactivate", sh.dump("AFTER")])
     return split_dumps(run_shell(shell, script, env).stdout)
 
 
-@pytest.mark.parametrize("shell", POSIX_SHELLS)
+@pytest.mark.parametrize("shell", ALL_SHELLS)
 def test_activation_re_establishes_the_stack_and_removes_it(shell, setup_layer, stack, base_env):
     out = _round_trip(shell, setup_layer, base_env)
     during = out["DURING"]
@@ -166,7 +167,7 @@ def test_activation_re_establishes_the_stack_and_removes_it(shell, setup_layer, 
     assert significant(out["AFTER"]) == significant(out["BEFORE"])
 
 
-@pytest.mark.parametrize("shell", POSIX_SHELLS)
+@pytest.mark.parametrize("shell", ALL_SHELLS)
 def test_activation_where_the_stack_is_set_up_adds_only_the_layer(shell, setup_layer, stack,
                                                                   stack_env):
     out = _round_trip(shell, setup_layer, stack_env)
@@ -183,14 +184,20 @@ def test_stack_imports_after_activation_in_a_fresh_shell(setup_layer, base_env):
     assert run_shell("bash", script, base_env).stdout.split() == ["1.22.3", "5.4.3"]
 
 
-@pytest.mark.parametrize("shell", POSIX_SHELLS)
+def _status_and(shell: str, layer: Path, then: str) -> str:
+    """Source the layer's script, print ``status=N`` and a newline, then run ``then``."""
+    sh = SHELLS[shell]
+    status = {"posix": "$?", "fish": "$status", "csh": "$status"}[sh.family]
+    return f"{sh.source(layer)}\necho status={status}\n{then}"
+
+
+@pytest.mark.parametrize("shell", ALL_SHELLS)
 def test_activation_refuses_a_moved_stack(shell, tmp_path, own_stack, base_env):
     root = tmp_path / "layer"
     run_tool("create", "--without-pip", str(root), "--setup", f". '{own_stack.setup_script}'",
              env=base_env)
     own_stack.root.rename(tmp_path / "gone")
-    script = f". '{root}/bin/activate'; echo status=$?; /usr/bin/env -0"
-    result = run_shell(shell, script, base_env)
+    result = run_shell(shell, _status_and(shell, root, "/usr/bin/env -0"), base_env)
     out, _, dumped = result.stdout.partition("\n")
     assert out == "status=1"
     assert result.stderr.count("\n") == 1 and "missing" in result.stderr
@@ -198,13 +205,15 @@ def test_activation_refuses_a_moved_stack(shell, tmp_path, own_stack, base_env):
         parse_env0(run_shell(shell, "/usr/bin/env -0", base_env).stdout))
 
 
-@pytest.mark.parametrize("shell", POSIX_SHELLS)
+@pytest.mark.parametrize("shell", ALL_SHELLS)
 def test_activation_refuses_another_stack(shell, tmp_path, setup_layer, _built_stack, base_env):
     other = build_stack(tmp_path / "AB_sim", Path(_built_stack.python).resolve(), name="AB_sim",
                         layout="atlas")
     env = other.env(base_env)
-    result = run_shell(shell, f". '{setup_layer}/bin/activate'; echo status=$?; "
-                              'printf "%s" "${VIRTUAL_ENV-unset}"', env)
+    show = {"posix": 'printf "%s" "${VIRTUAL_ENV-unset}"',
+            "fish": "set -q VIRTUAL_ENV; and printf %s $VIRTUAL_ENV; or printf unset",
+            "csh": "if ( ! $?VIRTUAL_ENV ) echo -n unset"}[SHELLS[shell].family]
+    result = run_shell(shell, _status_and(shell, setup_layer, show), env)
     assert result.stdout == "status=1\nunset"
     assert "another stack" in result.stderr and result.stderr.count("\n") == 1
 
@@ -220,3 +229,15 @@ def test_rerun_setup_runs_the_command_and_restores(tmp_path, stack, base_env):
     assert significant(out["AFTER"]) == significant(out["BEFORE"])
     assert "from-stack-function" in run_shell(
         "bash", f". '{root}/bin/activate'; stackfn", base_env).stdout
+
+
+@pytest.mark.parametrize("shell", ["fish", "tcsh", "csh"])
+def test_rerun_setup_layer_replays_the_record_in_other_shells(shell, tmp_path, stack, base_env):
+    """A setup command is POSIX shell code: fish and csh replay what it recorded."""
+    root = tmp_path / "rerun"
+    run_tool("create", "--without-pip", str(root), "--setup", f". '{stack.setup_script}'",
+             "--rerun-setup", env=base_env)
+    out = _round_trip(shell, root, base_env)
+    assert out["DURING"]["SIMSTACK_NAME"] == "LCG_sim"
+    assert out["DURING"]["PYTHONPATH"] == f"{stack.site_packages}:{stack.egg}"
+    assert significant(out["AFTER"]) == significant(out["BEFORE"])

@@ -20,6 +20,7 @@ inherited an active layer can ``deactivate`` (or re-activate without duplicates)
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Union
@@ -27,6 +28,8 @@ from typing import Union
 STATE_PREFIX = "_LAYERVENV_"
 PATH_SEPARATOR = ":"
 MARKER = STATE_PREFIX + "ACTIVE"
+#: BSD csh (Debian's ``csh``) refuses to read a variable with a longer name
+MAX_NAME = 30
 
 
 @dataclass(frozen=True)
@@ -112,14 +115,30 @@ def state_key(change: Change) -> str:
     return getattr(change, "key", "") or getattr(change, "name", "PROMPT")
 
 
+def _state_name(kind: str, key: str) -> str:
+    """``_LAYERVENV_<kind>_<key>``, at most :data:`MAX_NAME` characters long.
+
+    A key too long for that keeps its first characters (so ``STACK_...`` stays
+    recognisable) and gets a short stable hash of the whole key, so that two keys
+    never share a name.  Every shell uses these same names: a child csh can undo what
+    an activation in bash did.
+    """
+    prefix = f"{STATE_PREFIX}{kind}_"
+    room = MAX_NAME - len(prefix)
+    if len(key) > room:
+        digest = hashlib.sha1(key.encode("utf-8")).hexdigest()[:4]
+        key = f"{key[:room - 5]}_{digest}"
+    return prefix + key
+
+
 def saved_name(name: str) -> str:
     """Where the value of ``name`` before activation is kept (exists iff it was set)."""
-    return f"{STATE_PREFIX}OLD_{name}"
+    return _state_name("OLD", name)
 
 
 def applied_name(name: str) -> str:
     """Where the value a variable had right after activation is kept."""
-    return f"{STATE_PREFIX}NEW_{name}"
+    return _state_name("NEW", name)
 
 
 def added_name(name: str) -> str:
@@ -128,7 +147,7 @@ def added_name(name: str) -> str:
     Keeping it in the state (not only in the script) lets any layer's ``deactivate``
     undo any layer's activation, e.g. in a child shell that inherited another layer.
     """
-    return f"{STATE_PREFIX}ADD_{name}"
+    return _state_name("ADD", name)
 
 
 @dataclass(frozen=True)

@@ -209,6 +209,9 @@ def create(options: CreateOptions) -> CreateResult:
     start = time.perf_counter()
     target = Path(os.path.abspath(options.directory))
     check_target(target, options.clear)
+    if options.prompt is not None and ("\n" in options.prompt or "\0" in options.prompt):
+        # pyvenv.cfg is one setting a line, and a prompt is one line
+        raise UserError(f"a prompt cannot contain a newline: {options.prompt!r}")
     if options.rerun_setup and not options.setup:
         raise UserError("--rerun-setup needs --setup CMD")
     environ, python, captured = _environment_and_python(options)

@@ -9,12 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from layervenv.envchange import EnvChange
-from layervenv.shells import posix
+from layervenv.shells import csh, fish, posix
 
 Renderer = Callable[[EnvChange, str], dict[str, str]]
 
 RENDERERS: dict[str, Renderer] = {
     "posix": posix.render,
+    "fish": fish.render,
+    "csh": csh.render,
 }
 
 

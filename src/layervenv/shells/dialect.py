@@ -11,7 +11,7 @@ dialect's ``quote`` and never pasted inside another pair of quotes.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from layervenv.envchange import (
     MARKER,
@@ -28,6 +28,43 @@ from layervenv.envchange import (
     saved_name,
     state_key,
 )
+
+
+def _same(text: str) -> str:
+    return text
+
+
+#: where the quoted prompt text goes in :attr:`PromptSyntax.set`
+PREFIX = "{prefix}"
+
+
+@dataclass(frozen=True)
+class PromptSyntax:
+    """How to prefix, save and restore a prompt that is not one plain variable.
+
+    fish's prompt is a function (``fish_prompt``): it is saved by copying the function,
+    not a value.  Each field is one or more complete statements, as they appear in the
+    script (no ``str.format`` escaping); ``{prefix}`` in ``set`` becomes the quoted prompt
+    text.  The *order* of the steps -- save only what exists, restore it
+    exactly or remove it -- is still :func:`apply_change` / :func:`revert_change`'s.
+    """
+
+    #: opens a block run when there is a prompt to save
+    if_set: str
+    #: copies the prompt to its saved slot
+    save: str
+    #: installs the prefixed prompt (the saved one, if any, follows the prefix)
+    set: str
+    #: opens a block run when the saved slot exists
+    if_saved: str
+    #: gives the prompt back its saved form and removes the saved slot
+    restore: str
+    #: removes the prompt (there was none before activation)
+    unset: str
+    #: what the applied-state variable is set to (an expression)
+    applied: str
+    #: turns the prompt text into what the prompt shows literally (tcsh doubles ``%``)
+    escape: Callable[[str], str] = field(default=_same)
 
 
 @dataclass(frozen=True)
@@ -71,6 +108,28 @@ class Dialect:
     flag_if_contains: str = ""
     #: run ``{command}`` in the current shell (re-running a stack's setup); "" if impossible
     eval: str = ""
+    #: a prompt that is not the plain variable ``prompt_var`` (default: derived from it)
+    prompt: PromptSyntax | None = None
+
+
+def prompt_syntax(dialect: Dialect, exported: bool = False) -> PromptSyntax:
+    """The dialect's prompt steps; by default, those of the plain variable ``prompt_var``."""
+    if dialect.prompt is not None:
+        return dialect.prompt
+    var = dialect.prompt_var
+    saved = saved_name(var)
+    assign = dialect.set_exported if exported else dialect.set_local
+    remove = dialect.unset_exported if exported else dialect.unset_local
+    return PromptSyntax(
+        if_set=dialect.if_set.format(var=var),
+        save=assign.format(var=saved, value=dialect.ref.format(var=var)),
+        set=assign.format(var=var, value=dialect.prompt_value.format(prefix=PREFIX, var=var)),
+        if_saved=dialect.if_set.format(var=saved),
+        restore=(assign.format(var=var, value=dialect.ref.format(var=saved)) + "\n"
+                 + remove.format(var=saved)),
+        unset=remove.format(var=var),
+        applied=dialect.ref.format(var=var),
+    )
 
 
 class Script:
@@ -85,8 +144,17 @@ class Script:
         for line in template.format(**fields).splitlines():
             self.lines.append("    " * self.depth + line)
 
+    def add_text(self, text: str) -> None:
+        """Lines already spelled out (no placeholders)."""
+        for line in text.splitlines():
+            self.lines.append("    " * self.depth + line)
+
     def open(self, template: str, **fields: str) -> None:
         self.add(template, **fields)
+        self.depth += 1
+
+    def open_text(self, text: str) -> None:
+        self.add_text(text)
         self.depth += 1
 
     def otherwise(self) -> None:
@@ -153,11 +221,13 @@ def apply_change(script: Script, change: Change) -> None:
         _set(script, applied_name(key), d.ref.format(var=var), change.exported)
         _set(script, added_name(key), d.quote(change.entry), change.exported)
     elif isinstance(change, SetPrompt):
+        prompt = prompt_syntax(d, change.exported)
         script.open(d.if_empty, var="VIRTUAL_ENV_DISABLE_PROMPT")
-        _save(script, var, key, change.exported)
-        value = d.prompt_value.format(prefix=d.quote(change.text), var=var)
-        _set(script, var, value, change.exported)
-        _set(script, applied_name(key), d.ref.format(var=var), change.exported)
+        script.open_text(prompt.if_set)
+        script.add_text(prompt.save)
+        script.close()
+        script.add_text(prompt.set.replace(PREFIX, d.quote(prompt.escape(change.text))))
+        _set(script, applied_name(key), prompt.applied, change.exported)
         script.close()
     else:  # pragma: no cover - the model is closed
         raise TypeError(change)
@@ -178,7 +248,14 @@ def revert_change(script: Script, change: Change) -> None:
         return
     applied = applied_name(key)
     script.open(d.if_set, var=applied)
-    if isinstance(change, PrependPath):
+    if isinstance(change, SetPrompt):
+        prompt = prompt_syntax(d, change.exported)
+        script.open_text(prompt.if_saved)
+        script.add_text(prompt.restore)
+        script.otherwise()
+        script.add_text(prompt.unset)
+        script.close()
+    elif isinstance(change, PrependPath):
         script.open(d.if_equal, a=var, b=applied)
         _restore(script, var, key, change.exported)
         script.otherwise()
@@ -191,8 +268,8 @@ def revert_change(script: Script, change: Change) -> None:
         _unset(script, saved_name(key), change.exported)
         script.close()
         _unset(script, added_name(key), change.exported)
-    else:
-        _restore(script, var, key, change.exported)
+    else:  # pragma: no cover - the model is closed
+        raise TypeError(change)
     _unset(script, applied, change.exported)
     script.close()
 

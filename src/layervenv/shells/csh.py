@@ -1,0 +1,308 @@
+"""csh and tcsh.  Rendered as ``bin/activate.csh`` and ``bin/deactivate.csh``.
+
+csh has no functions, so ``deactivate`` is an alias that sources ``bin/deactivate.csh``
+(the revert part of the model); ``activate.csh`` sources it first, as the POSIX script
+calls ``deactivate nondestructive``.  csh cannot find the location of a sourced file, so
+the layer's path is written into ``activate.csh`` (as it is into ``bin/activate``).  The
+path is kept in the shell variable ``_layervenv_deactivate`` rather than in the alias's
+text, because an alias's text is parsed again at each use, where ``!`` means its
+arguments.
+
+What breaks naive csh scripts, and how this dialect avoids it (tcsh and BSD csh alike):
+
+* referencing an unset variable is an error, and a line is substituted as a whole
+  before ``if`` decides anything (``&&`` does not short-circuit that): every test of a
+  value sits in an ``if ( $?VAR ) then`` block, and compound tests leave their result
+  in the flag ``_layervenv_c``;
+* ``!`` is history substitution even inside single quotes and in sourced files:
+  :func:`quote` writes it ``\\!``;
+* glob characters in ``=~`` patterns are live in tcsh even when quoted, and ``:s`` cannot
+  take a variable as its pattern nor (in BSD csh) contain a space: entries are never
+  matched with patterns.  A colon-separated value is split into a word list by csh
+  itself -- the shell splits PATH into ``$path`` -- after each entry got a ``+`` (so that
+  an empty entry does not come back as ``.``), and words are compared with ``==``;
+* no ``return`` in a sourced file: a refused activation jumps to the end with ``goto``
+  and leaves ``$status`` at 1;
+* the prompt is the shell variable ``prompt``, only set in interactive shells (many
+  ``.cshrc`` files test ``$?prompt``): activation prefixes it only where it is set.
+
+Only builtins are used (``set``, ``setenv``, ``if``, ``while``, ``foreach``, ``@``,
+``echo``, ``alias``, ``source``, ``rehash``, ``eval``): no process is started.
+"""
+
+from __future__ import annotations
+
+from layervenv.envchange import EnvChange, saved_name
+from layervenv.shells.dialect import (
+    PREFIX,
+    Dialect,
+    PromptSyntax,
+    render_apply,
+    render_checks,
+    render_revert,
+)
+
+
+def quote(value: str) -> str:
+    """Single-quote ``value`` for csh: ``'`` becomes ``'\\''``, ``!`` becomes ``\\!`` and a
+    newline is escaped with ``\\`` (csh reads such a value; it cannot read one back from a
+    variable inside double quotes, which only a stack variable set before activation needs).
+    """
+    return "'" + value.replace("'", "'\\''").replace("!", "\\!").replace("\n", "\\\n") + "'"
+
+
+#: stands for ':' while an entry gets its '+'; a value holding it is not split right
+_SOH = "\x01"
+
+#: temporary shell variables of the split, removed after use
+_SPLIT_TEMPS = ("_layervenv_t", "_layervenv_p", "_layervenv_ng")
+
+
+def _split(value: str, words: str) -> str:
+    """csh lines setting the list ``words`` to ``+entry`` for each entry of ``value``.
+
+    ``value`` is a csh expression; ``noglob`` must be set and PATH saved by the caller
+    (see :func:`_with_path_saved`).  csh splits PATH on ``:`` into ``$path`` itself, with
+    spaces and any other character kept; only an empty entry would come back as ``.``,
+    hence the ``+`` put in front of every entry.
+    """
+    return f"""\
+set _layervenv_t = {value}
+while ( "$_layervenv_t" != "$_layervenv_t:s/:/{_SOH}/" )
+    set _layervenv_t = "$_layervenv_t:s/:/{_SOH}/"
+end
+set _layervenv_t = "+$_layervenv_t"
+while ( "$_layervenv_t" != "$_layervenv_t:s/{_SOH}/:+/" )
+    set _layervenv_t = "$_layervenv_t:s/{_SOH}/:+/"
+end
+setenv PATH "$_layervenv_t"
+set {words} = ( $path:q )"""
+
+
+def _with_path_saved(body: str) -> str:
+    """``body`` (which sets PATH to split values) with noglob on and PATH given back."""
+    return f"""\
+set _layervenv_ng = $?noglob
+set noglob
+if ( $?PATH ) then
+    set _layervenv_p = "$PATH"
+endif
+{body}
+if ( $?_layervenv_p ) then
+    setenv PATH "$_layervenv_p"
+else
+    unsetenv PATH
+endif"""
+
+
+_RESTORE_NOGLOB = "if ( ! $_layervenv_ng ) unset noglob"
+
+#: {var} without its first run of entries equal to the entries of {entry}
+_REMOVE_ENTRY = (
+    """\
+if ( $?{var} ) then
+    set _layervenv_v = "${var}"
+else
+    set _layervenv_v = ""
+endif
+set _layervenv_e = {entry}
+"""
+    + _with_path_saved(_split('"$_layervenv_v"', "_layervenv_w") + "\n"
+                       + _split('"$_layervenv_e"', "_layervenv_x"))
+    + """
+set _layervenv_v = ""
+set _layervenv_first = 1
+set _layervenv_found = 0
+@ _layervenv_i = 1
+while ( $_layervenv_i <= $#_layervenv_w )
+    set _layervenv_m = 0
+    if ( $_layervenv_found == 0 ) then
+        @ _layervenv_k = $_layervenv_i + $#_layervenv_x - 1
+        if ( $_layervenv_k <= $#_layervenv_w ) then
+            set _layervenv_m = 1
+            @ _layervenv_j = 1
+            @ _layervenv_k = $_layervenv_i
+            while ( $_layervenv_j <= $#_layervenv_x )
+                set _layervenv_t = "$_layervenv_x[$_layervenv_j]"
+                if ( "$_layervenv_w[$_layervenv_k]" != "$_layervenv_t" ) set _layervenv_m = 0
+                @ _layervenv_j++
+                @ _layervenv_k++
+            end
+        endif
+    endif
+    if ( $_layervenv_m ) then
+        set _layervenv_found = 1
+        @ _layervenv_i += $#_layervenv_x
+    else
+        set _layervenv_t = "$_layervenv_w[$_layervenv_i]:s/+//"
+        if ( $_layervenv_first ) then
+            set _layervenv_v = "$_layervenv_t"
+            set _layervenv_first = 0
+        else
+            set _layervenv_v = "$_layervenv_v"":$_layervenv_t"
+        endif
+        @ _layervenv_i++
+    endif
+end
+setenv {var} "$_layervenv_v"
+"""
+    + _RESTORE_NOGLOB
+    + "\nunset _layervenv_v _layervenv_e _layervenv_w _layervenv_x _layervenv_i _layervenv_j "
+      "_layervenv_k _layervenv_m _layervenv_found _layervenv_first " + " ".join(_SPLIT_TEMPS)
+)
+
+#: empty {flag} when {entry} (a literal) is not one of the entries of {var}
+_FLAG_IF_ABSENT = (
+    """\
+if ( $?{var} ) then
+    set _layervenv_v = "${var}"
+else
+    set _layervenv_v = ""
+endif
+"""
+    + _with_path_saved(_split('"$_layervenv_v"', "_layervenv_w"))
+    + """
+set _layervenv_m = 0
+foreach _layervenv_t ( $_layervenv_w:q )
+    if ( "$_layervenv_t" == "+"{entry} ) set _layervenv_m = 1
+end
+if ( ! $_layervenv_m ) set {flag} = ""
+"""
+    + _RESTORE_NOGLOB
+    + "\nunset _layervenv_v _layervenv_w _layervenv_m " + " ".join(_SPLIT_TEMPS)
+)
+
+
+def _flag_test(var: str, operator: str, when: str) -> str:
+    """Open a block run when ``$var operator ""`` (an unset ``var`` counting as empty)."""
+    unset_value = "1" if when == "empty" else "0"
+    set_value = "0" if when == "empty" else "1"
+    return f"""\
+set _layervenv_c = {unset_value}
+if ( $?{var} ) then
+    if ( "${var}" {operator} "" ) set _layervenv_c = {set_value}
+endif
+if ( $_layervenv_c ) then"""
+
+
+_OLD_PROMPT = saved_name("prompt")
+
+_PROMPT = PromptSyntax(
+    if_set="if ( $?prompt ) then",
+    save=f'set {_OLD_PROMPT} = "$prompt"',
+    set=f"""\
+if ( $?prompt ) then
+    set prompt = {PREFIX}"$prompt"
+endif""",
+    if_saved=f"if ( $?{_OLD_PROMPT} ) then",
+    restore=f'set prompt = "${_OLD_PROMPT}"\nunset {_OLD_PROMPT}',
+    unset="unset prompt",
+    applied=quote("1"),
+    # in a prompt, ! is the history event number (\! shows a !) and tcsh expands
+    # %-sequences (%% shows a %; BSD csh shows a doubled % as it is)
+    escape=lambda text: text.replace("%", "%%").replace("!", "\\!"),
+)
+
+_FAIL = """\
+if ( $?echo_style ) then
+    set _layervenv_es = "$echo_style"
+    set echo_style = bsd
+    echo {message} >>& /dev/stderr
+    set echo_style = "$_layervenv_es"
+    unset _layervenv_es
+else
+    echo {message} >>& /dev/stderr
+endif
+set _layervenv_failed
+goto _layervenv_end"""
+
+DIALECT = Dialect(
+    name="csh",
+    quote=quote,
+    ref='"${var}"',
+    if_set="if ( $?{var} ) then",
+    if_unset="if ( ! $?{var} ) then",
+    if_empty=_flag_test("{var}", "!=", "empty"),
+    if_equal="""\
+set _layervenv_c = 0
+if ( $?{a} ) then
+    if ( "x${a}" == "x${b}" ) set _layervenv_c = 1
+endif
+if ( $_layervenv_c ) then""",
+    else_="else",
+    end_if="endif",
+    set_exported="setenv {var} {value}",
+    set_local="set {var} = {value}",
+    unset_exported="unsetenv {var}",
+    unset_local="unset {var}",
+    prepend=_flag_test("{var}", "!=", "nonempty") + """
+    setenv {var} {entry}":${var}"
+else
+    setenv {var} {entry}
+endif""",
+    remove_entry=_REMOVE_ENTRY,
+    prompt_value="",
+    prompt_var="prompt",
+    rehash="rehash",
+    if_set_nonempty=_flag_test("{var}", "!=", "nonempty"),
+    if_missing="if ( ! -e {path} ) then",
+    fail=_FAIL,
+    flag_if_absent=_FLAG_IF_ABSENT,
+    # only used with plain text ("site-packages"): quoted glob characters stay live in tcsh
+    flag_if_contains="""\
+if ( $?{var} ) then
+    if ( "${var}" =~ *{text}* ) set {flag} = 1
+endif""",
+    # a stack's setup command is POSIX shell code: csh replays the recorded environment
+    eval="",
+    prompt=_PROMPT,
+)
+
+_ACTIVATE = """\
+# Activate the layervenv layer {layer_comment}
+# Generated by layervenv {version}; regenerated by "layervenv create --clear"; never edit it.
+# Use it with "source bin/activate.csh" from csh or tcsh; it cannot be run directly.
+# csh cannot find where a sourced file is: the layer's path is written here.
+
+# Leave the layer active in this shell, or inherited from a parent shell (its state is
+# in exported _LAYERVENV_* variables), so that activating again never duplicates an entry.
+set _layervenv_keep
+source {deactivate}
+unset _layervenv_keep
+
+set _layervenv_deactivate = {deactivate}
+alias deactivate 'source "$_layervenv_deactivate"'
+
+{checks}
+{apply}
+_layervenv_end:
+unset _layervenv_c
+if ( $?_layervenv_failed ) eval 'unset _layervenv_failed; set status = 1'
+"""
+
+_DEACTIVATE = """\
+# Deactivate the layervenv layer {layer_comment}
+# Generated by layervenv {version}; regenerated by "layervenv create --clear"; never edit it.
+# Sourced by the "deactivate" alias that bin/activate.csh defines (csh has no functions).
+
+{revert}unset _layervenv_c
+if ( ! $?_layervenv_keep ) then
+    unalias deactivate
+    unset _layervenv_deactivate
+endif
+"""
+
+
+def render(env: EnvChange, version: str) -> dict[str, str]:
+    """``bin/activate.csh`` and ``bin/deactivate.csh`` for the layer described by ``env``."""
+    fields = {"layer_comment": env.layer.replace("\n", " "), "version": version}
+    deactivate = quote(f"{env.layer}/bin/deactivate.csh")
+    return {
+        "activate.csh": _ACTIVATE.format(
+            deactivate=deactivate,
+            checks=render_checks(env, DIALECT),
+            apply=render_apply(env, DIALECT),
+            **fields,
+        ),
+        "deactivate.csh": _DEACTIVATE.format(revert=render_revert(env, DIALECT), **fields),
+    }
