@@ -20,6 +20,7 @@ import datetime
 import json
 import os
 import platform
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -312,7 +313,8 @@ def bench_activate(work: Path, stack: SimStack, stack_env: dict[str, str], sizes
              "big": pad_layer(big, sizes.big_layer_files)}
     for layer in (small, big):
         (layer / "bin" / "activate-find").write_text(
-            FIND_ACTIVATE.format(venv=venv, layer=layer), encoding="utf-8")
+            FIND_ACTIVATE.format(venv=shlex.quote(str(venv)), layer=shlex.quote(str(layer))),
+            encoding="utf-8")
     for key, size in files.items():
         rows[f"activate.layer.{key}"].label = f"activate · layer, {size:,} files"
         rows[f"activate.find.{key}"].label = f"activate · find-based, {size:,} files"
@@ -656,11 +658,18 @@ def machine_facts(work: Path, python: str) -> dict[str, str]:
     }
 
 
+LEGEND = (
+    "Times are wall-clock ms per command (activation: per `. activate; deactivate`, looped in "
+    "one bash process); ratio and diff compare the median with the median of the row in "
+    "`vs`, measured in the same run with the variants interleaved."
+)
+
+
 def markdown(rows: dict[str, Row], found: list[Target], facts: dict[str, str],
              command: str) -> str:
     lines = [f"Measured with `{command}` on:", ""]
     lines += [f"- {key}: {value}" for key, value in facts.items()]
-    lines += ["", table(rows), "", "Targets:", ""]
+    lines += ["", table(rows), "", LEGEND, "", "Targets:", ""]
     for target in found:
         mark = {True: "met", False: "NOT met", None: "not measured"}[target.met]
         lines.append(f"- **{mark}** — {target.name}: {target.detail}")
@@ -746,7 +755,8 @@ def main(argv: list[str] | None = None) -> int:
         "targets": [target.__dict__ for target in found],
     }, indent=1) + "\n", encoding="utf-8")
     if args.markdown:
-        args.markdown.write_text(markdown(rows, found, facts, command), encoding="utf-8")
+        args.markdown.write_text("# layervenv benchmarks: the latest full run\n\n"
+                                 + markdown(rows, found, facts, command), encoding="utf-8")
     return 0
 
 
