@@ -1,0 +1,57 @@
+"""The benchmark suite runs end to end (small sizes, one repetition), so it cannot rot.
+
+Benchmarks are not tests: no number is checked here, only that every row is in the
+table and in the JSON, measured or with a note saying why not.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+RUN = Path(__file__).resolve().parent.parent / "benchmarks" / "run.py"
+
+#: Every row of the table; a new benchmark adds its key here.
+ROWS = (
+    "create.layervenv", "create.venv", "create.virtualenv", "create.uv",
+    "activate.venv", "activate.layer.small", "activate.layer.big",
+    "activate.find.small", "activate.find.big",
+    "startup.venv", "startup.layer", "startup.disabled", "startup.venv.nobc",
+    "startup.layer.nobc", "startup.hook",
+    "inspect.pip", "inspect.list", "inspect.check",
+    "import.venv", "import.layer", "import.venv.inproc", "import.layer.inproc",
+)
+#: Rows that need nothing beyond this checkout, Python's venv and bash.
+ALWAYS_MEASURED = (
+    "create.layervenv", "create.venv", "activate.venv", "activate.layer.small",
+    "activate.layer.big", "activate.find.small", "activate.find.big", "startup.venv",
+    "startup.layer", "startup.disabled", "startup.hook", "inspect.pip", "import.venv",
+    "import.layer", "import.venv.inproc", "import.layer.inproc",
+)
+
+
+def test_quick_run_has_every_row(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    result = subprocess.run(
+        [sys.executable, str(RUN), "--quick", "--repeat", "1", "--json", str(out),
+         "--workdir", str(tmp_path)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    data = json.loads(out.read_text(encoding="utf-8"))
+    rows = {row["key"]: row for row in data["rows"]}
+    assert tuple(rows) == ROWS
+    for key, row in rows.items():
+        assert row["label"] in result.stdout, key  # one table, every row in it
+        assert row["n"] > 0 or row["note"], f"{key} has neither a figure nor a note"
+        assert row["n"] == len(row["samples_ms"])
+        if row["n"]:
+            assert row["min_ms"] <= row["median_ms"] <= row["max_ms"]
+    for key in ALWAYS_MEASURED:
+        assert rows[key]["n"] > 0, f"{key}: {rows[key]['note']}"
+    assert rows["create.venv"]["ratio"] is not None
+    assert {"cpu", "cores", "python", "date"} <= set(data["machine"])
+    assert [t["name"] for t in data["targets"]]
+    assert list(tmp_path.glob("layervenv-bench-*")) == []  # the work directory is removed
