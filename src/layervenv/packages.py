@@ -68,7 +68,9 @@ def run_pip(python: Path, args: Sequence[str], environ: dict[str, str], what: st
         raise UserError(f"cannot run {python}: {error.strerror}") from None
     if result.returncode != 0:
         lines = [line for line in (result.stderr + result.stdout).strip().splitlines()
-                 if line.strip() and not line.startswith("DEPRECATION:")][-8:]
+                 if line.strip() and not line.startswith(("DEPRECATION:", "WARNING:"))]
+        errors = [line for line in lines if line.startswith("ERROR:")]
+        lines = (errors or lines)[-8:]
         shown = "\n".join("  | " + line for line in lines) or "  | (no output)"
         raise PipFailed(f"{what} failed (pip exit {result.returncode}):\n{shown}")
     return result
