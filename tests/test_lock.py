@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from helpers import py, run_tool
+from test_editable import _project, backend_wheels  # noqa: F401 (a fixture)
 
 from layervenv.lockfile import layer_distributions
 from layervenv.simstack import STACK_DISTS, Dist, build_stack, tree_digest
@@ -177,3 +178,38 @@ def test_recreate_with_the_recorded_setup(tmp_path, stack, base_env):
     assert installed(root)["hepio"] == ("5.6.0", True)
     out = run_tool("run", str(root), "--", "python", "-c", VERSIONS, env=env).stdout.split()
     assert out == ["1.22.3", "0.9.0", "5.6.0"]
+
+
+def test_editable_install_is_locked_and_recreated(make_layer, tmp_path, stack_env,
+                                                  backend_wheels):  # noqa: F811
+    layer = make_layer()
+    project = _project(tmp_path / "proj", "setuptools", "src")
+    with open(project / "pyproject.toml", "a") as handle:
+        handle.write('\n[project.scripts]\nhepconf-where = "hepconf:where"\n')
+    (project / "src" / "hepconf" / "__init__.py").write_text(
+        "__version__ = '9.9.0'\ndef where():\n    print(__file__)\n")
+    env = dict(stack_env, PIP_FIND_LINKS=f"{backend_wheels} {stack_env['PIP_FIND_LINKS']}")
+    subprocess.run([str(layer.python), "-m", "pip", "install", "-q", "-e", str(project)],
+                   env=env, check=True, capture_output=True)
+    lock = _lock(layer, tmp_path)
+    entry = next(p for p in tomllib.loads(lock.read_text())["packages"]
+                 if p["name"] == "hepconf")
+    assert entry["directory"] == {"path": str(project), "editable": True}
+    assert entry["tool"]["layervenv"]["requested"] is True
+    before = installed(layer.root)
+    shutil.rmtree(layer.root)
+    run_tool("create", str(layer.root), "--from", str(lock), "--find-links", str(backend_wheels),
+             env=stack_env)
+    assert installed(layer.root) == before
+    assert py(layer.python, "import hepconf; print(hepconf.__file__)",
+              stack_env).startswith(str(project))
+    script = layer.root / "bin" / "hepconf-where"
+    assert f"{tmp_path}/." not in script.read_text()  # no staging path left in it
+    out = subprocess.run([str(script)], env=stack_env, capture_output=True, text=True,
+                         check=True).stdout
+    assert out.startswith(str(project))
+    # pip can uninstall it: the RECORD matches the re-pointed script
+    subprocess.run([str(layer.python), "-m", "pip", "uninstall", "-y", "hepconf"], env=env,
+                   check=True, capture_output=True)
+    assert not script.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from helpers import py, run_tool, tool_command
+from test_editable import _project, backend_wheels  # noqa: F401 (a fixture)
 
 from layervenv.layer import Layer
 from layervenv.lockfile import layer_distributions
@@ -180,3 +181,18 @@ def test_rebase_needs_a_new_stack(old_layer):
     result = run_tool("rebase", str(old_layer.root), env=old_layer.env, check=False)
     assert result.returncode == 2 and result.stderr.count("\n") == 1
     assert "--setup" in result.stderr
+
+
+def test_rebase_keeps_an_editable_project(make_layer, next_stack, tmp_path,
+                                          backend_wheels):  # noqa: F811
+    layer = make_layer()
+    project = _project(tmp_path / "proj", "hatchling", "src")
+    env = dict(layer.env, PIP_FIND_LINKS=f"{backend_wheels} {layer.env['PIP_FIND_LINKS']}")
+    subprocess.run([str(layer.python), "-m", "pip", "install", "-q", "-e", str(project)],
+                   env=env, check=True, capture_output=True)
+    run_tool("rebase", str(layer.root), "--setup", f". '{next_stack.setup_script}'",
+             "--find-links", str(next_stack.wheelhouse), "--find-links", str(backend_wheels),
+             env=_rebase_env(layer.env))
+    assert installed(layer.root)["hepconf"] == ("9.9.0", True)
+    where = py(layer.python, "import hepconf; print(hepconf.__file__)", next_stack.env(layer.env))
+    assert where.startswith(str(project))
