@@ -86,10 +86,20 @@ def test_rebase_drops_what_the_new_stack_provides(old_layer, next_stack, base_en
     assert hidden(tmp_path) == []
 
 
-def test_rebase_human_report(old_layer, next_stack):
+def test_rebase_human_report_and_back(old_layer, next_stack, stack, tmp_path, base_env):
     out = _rebase(old_layer, next_stack).stdout
     assert "dropped  hepconf 1.0.0: the new stack provides 1.0.0" in out
     assert "kept     hepio 5.6.0, hepnum 1.24.2" in out
+    assert Layer.open(old_layer.root).config.requested_from_stack == ["hepconf==1.0.0"]
+    lock = tmp_path / "pylock.toml"
+    run_tool("lock", str(old_layer.root), "-o", str(lock), "--find-links",
+             str(next_stack.wheelhouse), env=dict(base_env, PIP_NO_INDEX="1"))
+    assert 'requested-from-stack = [\n    "hepconf==1.0.0",\n]' in lock.read_text()
+    # back onto the first stack: the user's hepconf 1.0.0 comes back into the layer
+    back = _rebase(old_layer, stack).stdout
+    assert "added    hepconf 1.0.0" in back
+    assert installed(old_layer.root)["hepconf"] == ("1.0.0", True)
+    assert Layer.open(old_layer.root).config.requested_from_stack == []
 
 
 def test_a_pin_that_no_longer_resolves_becomes_the_newest(old_layer, next_stack):

@@ -85,6 +85,8 @@ class Lock:
     implementation: str
     stack_distributions: dict[str, str]
     setup: str = ""
+    #: requested packages the stack provides (not in the layer, so not in ``packages``)
+    requested_from_stack: list[str] = field(default_factory=list)
 
     @property
     def stack_fingerprint(self) -> str:
@@ -98,6 +100,8 @@ class Lock:
         }
         if self.setup:
             tool["setup"] = self.setup
+        if self.requested_from_stack:
+            tool["requested-from-stack"] = self.requested_from_stack
         tool["stack-fingerprint"] = self.stack_fingerprint
         tool["stack-distributions"] = dict(sorted(self.stack_distributions.items()))
         data = {
@@ -133,7 +137,8 @@ class Lock:
                    implementation=str(tool.get("implementation", "")),
                    stack_distributions={canonicalize_name(k): str(v) for k, v in
                                         tool.get("stack-distributions", {}).items()},
-                   setup=str(tool.get("setup", "")))
+                   setup=str(tool.get("setup", "")),
+                   requested_from_stack=[str(r) for r in tool.get("requested-from-stack", [])])
 
 
 @dataclass

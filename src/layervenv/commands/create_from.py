@@ -162,6 +162,7 @@ class FromLock:
 
     def populate(self, staging: Path, layer: Layer, interp: Interpreter,
                  environ: dict[str, str]) -> None:
+        layer.config.requested_from_stack = list(self.lock.requested_from_stack)
         seeded = interp.newest_pip_wheel()
         install_locked(self.lock, staging_target(staging, layer, interp), environ,
                        self.sources, seeded.name.split("-")[1] if seeded else None)

@@ -117,7 +117,8 @@ def build_lock(layer: Layer, environ: dict[str, str], sources: Sources) -> tuple
             raise UserError("no wheel found for " + ", ".join(missing))
     lock = Lock(packages=list(locked.values()), python=stack.python,
                 python_version=view.python_version, implementation=view.implementation,
-                stack_distributions=view.distributions, setup=stack.setup)
+                stack_distributions=view.distributions, setup=stack.setup,
+                requested_from_stack=list(layer.config.requested_from_stack))
     return lock, notes
 
 

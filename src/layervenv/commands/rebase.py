@@ -119,6 +119,9 @@ class Rebase:
     def before(self, interp: Interpreter, environ: dict[str, str]) -> None:
         self.python_version = interp.version
 
+    def old_names(self) -> set[str]:
+        return {d.name for d in self.installed}
+
     def populate(self, staging: Path, layer: Layer, interp: Interpreter,
                  environ: dict[str, str]) -> None:
         target = staging_target(staging, layer, interp)
@@ -126,6 +129,10 @@ class Rebase:
         editables = [d for d in requested
                      if (d.direct_url or {}).get("dir_info", {}).get("editable")]
         wanted = {d.name: d.version for d in requested if d not in editables}
+        for entry in self.old.config.requested_from_stack:
+            name, _, version = entry.partition("==")
+            if name and version and name not in self.old_names():
+                wanted.setdefault(name, version)
         report, self.unpinned = resolve(target, wanted, environ, self.sources)
         items = report.get("install", [])
         workdir = fresh_directory("layervenv-rebase-")
@@ -144,6 +151,8 @@ class Rebase:
         finally:
             remove_directory(workdir)
         self.new_layer = {d.name: d.version for d in layer_distributions(target.site_packages)}
+        layer.config.requested_from_stack = sorted(
+            f"{n}=={v}" for n, v in wanted.items() if n not in self.new_layer)
         self.new_stack = stack_distributions(
             interp.executable, environ, exclude=[staging, self.old.root]).distributions
         # Last, when nothing can fail any more: check may run the old layer's interpreter.
