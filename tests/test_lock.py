@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import shutil
@@ -213,3 +214,45 @@ def test_editable_install_is_locked_and_recreated(make_layer, tmp_path, stack_en
                    check=True, capture_output=True)
     assert not script.exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_seeded_pip_is_removed_by_its_record(make_layer):
+    from layervenv.packages import StagingTarget
+
+    layer = make_layer("seeded")
+    site = next((layer.root / "lib").glob("python*/site-packages"))
+    purelib = str(site.relative_to(layer.root))
+    target = StagingTarget(layer.root, layer.root, purelib, purelib, "bin", "include")
+    target.remove("pip")
+    assert sorted(p.name for p in site.iterdir() if p.name != "__pycache__") == [
+        "_layervenv_boot.py", "~layervenv.pth", "~layervenv.start"]
+    assert sorted(p.name for p in (layer.root / "bin").iterdir() if "pip" in p.name) == []
+    assert (layer.root / "bin" / "activate").is_file()
+
+
+def test_requested_pip_is_marked(upgraded, tmp_path, stack_env):
+    lock = _lock(upgraded, tmp_path)
+    text = lock.read_text()
+    head, pip = text.split('name = "pip"')
+    lock.write_text(head + 'name = "pip"' + pip.replace("requested = false", "requested = true",
+                                                         1))
+    target = tmp_path / "again"
+    run_tool("create", str(target), "--from", str(lock), env=stack_env)
+    assert installed(target)["pip"][1] is True
+    assert installed(target)["hepnum"] == ("1.24.2", True)
+
+
+def test_lock_needs_pip_22_2(tmp_path, _built_stack, base_env):
+    python = sorted(glob.glob("/root/.pyenv/versions/3.7*/bin/python3.7"))
+    if not python:
+        pytest.skip("no Python 3.7 (bundling pip 22.0) on this machine")
+    old = build_stack(tmp_path / "LCG_37", Path(python[-1]), name="LCG_37")
+    env = dict(old.env(base_env), PIP_NO_INDEX="1", PIP_FIND_LINKS=str(old.wheelhouse))
+    root = tmp_path / "layer"
+    run_tool("create", str(root), env=env)
+    subprocess.run([str(root / "bin" / "python"), "-m", "pip", "install", "-q",
+                    "hepconf==1.0.0"], env=env, check=True, capture_output=True)
+    result = run_tool("lock", str(root), "-o", str(tmp_path / "p.toml"), env=env, check=False)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "pip >= 22.2 is needed" in result.stderr
+    assert not (tmp_path / "p.toml").exists()

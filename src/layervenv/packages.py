@@ -153,12 +153,15 @@ class StagingTarget:
         except FileExistsError as error:
             raise UserError(f"cannot install {wheel.name}: {error}") from None
 
+    def dist_infos(self, name: str) -> list[Path]:
+        """The ``.dist-info`` directories of ``name`` in the staged site-packages."""
+        name = canonicalize_name(name)
+        return [info for info in self.site_packages.glob("*.dist-info")
+                if canonicalize_name(info.name[:-len(".dist-info")].rsplit("-", 1)[0]) == name]
+
     def remove(self, name: str) -> None:
         """Remove an installed distribution (the seeded pip) by its RECORD."""
-        name = canonicalize_name(name)
-        for info in self.site_packages.glob("*.dist-info"):
-            if canonicalize_name(info.name.rsplit("-", 1)[0]) != name:
-                continue
+        for info in self.dist_infos(name):
             record = (info / "RECORD").read_text(encoding="utf-8")
             dirs = set()
             for row in csv.reader(io.StringIO(record)):

@@ -136,9 +136,8 @@ def install_locked(lock: Lock, target: StagingTarget, environ: dict[str, str],
 
 
 def _mark_requested(target: StagingTarget, name: str) -> None:
-    for info in target.site_packages.glob("*.dist-info"):
-        if info.name.rsplit("-", 1)[0].lower() == name:
-            (info / "REQUESTED").write_bytes(b"")
+    for info in target.dist_infos(name):
+        (info / "REQUESTED").write_bytes(b"")
 
 
 @dataclass
