@@ -20,12 +20,44 @@ def _add_format(parser: argparse.ArgumentParser) -> None:
 def _cmd_create(args: argparse.Namespace) -> int:
     from layervenv.commands.create import CreateOptions, create
 
-    result = create(CreateOptions(
+    options = CreateOptions(
         directory=args.dir, python=args.python, prompt=args.prompt, clear=args.clear,
         without_pip=args.without_pip, export_pythonpath=args.export_pythonpath,
         setup=args.setup, rerun_setup=args.rerun_setup,
-    ))
+    )
+    if args.from_file:
+        from layervenv.commands.create_from import create_from
+
+        result = create_from(options, args.from_file, args.allow_stack_drift, _sources(args))
+    else:
+        result = create(options)
     emit(result, args.format)
+    return 0
+
+
+def _add_sources(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--find-links", metavar="DIR_OR_URL", action="append", default=[],
+                        help="where pip also looks for wheels (repeatable; passed to pip)")
+    parser.add_argument("--index-url", metavar="URL", help="package index for pip")
+
+
+def _sources(args: argparse.Namespace):
+    from layervenv.packages import Sources
+
+    return Sources(find_links=tuple(args.find_links), index_url=args.index_url)
+
+
+def _cmd_lock(args: argparse.Namespace) -> int:
+    from layervenv.commands.lock import lock
+
+    emit(lock(args.dir, args.output, _sources(args)), args.format)
+    return 0
+
+
+def _cmd_rebase(args: argparse.Namespace) -> int:
+    from layervenv.commands.rebase import rebase
+
+    emit(rebase(args.dir, args.setup, args.python, _sources(args)), args.format)
     return 0
 
 
@@ -86,8 +118,36 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--rerun-setup", action="store_true",
                         help="with --setup: activation re-runs CMD instead of replaying the "
                              "recorded environment (for stacks that define shell functions)")
+    create.add_argument("--from", dest="from_file", metavar="FILE",
+                        help="re-create the layer from a lock (layervenv lock): exactly the "
+                             "locked versions, after checking the stack against the lock")
+    create.add_argument("--allow-stack-drift", action="store_true",
+                        help="with --from: proceed when the stack differs from the lock's")
+    _add_sources(create)
     _add_format(create)
     create.set_defaults(func=_cmd_create)
+
+    lock = sub.add_parser("lock", help="write a PEP 751 pylock.toml of what the layer adds",
+                          description="Lock the packages in the layer's own site-packages "
+                                      "(not the stack's), with the stack's identity.")
+    lock.add_argument("dir", metavar="DIR", nargs="?",
+                      help="the layer (default: the active one, $VIRTUAL_ENV)")
+    lock.add_argument("-o", "--output", metavar="FILE",
+                      help="the lock file (default: pylock.toml here)")
+    _add_sources(lock)
+    _add_format(lock)
+    lock.set_defaults(func=_cmd_lock)
+
+    rebase = sub.add_parser("rebase", help="move a layer onto another stack (new release)",
+                            description="Re-create the layer's requested packages on another "
+                                        "stack beside it, and swap it in only when complete.")
+    rebase.add_argument("dir", metavar="DIR", nargs="?",
+                        help="the layer (default: the active one, $VIRTUAL_ENV)")
+    rebase.add_argument("--setup", metavar="CMD", help="command that sets the new stack up")
+    rebase.add_argument("--python", metavar="PATH", help="the new stack's interpreter")
+    _add_sources(rebase)
+    _add_format(rebase)
+    rebase.set_defaults(func=_cmd_rebase)
 
     run = sub.add_parser("run", help="run a command in the stack plus the layer, no activation",
                          description="Run COMMAND with the layer (and its recorded stack, when "

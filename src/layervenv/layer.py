@@ -64,6 +64,9 @@ class LayerConfig:
     export_pythonpath: bool = False
     created_by: str = ""
     schema: int = SCHEMA
+    #: ``name==version`` the user asked for that the stack provides (``rebase`` dropped
+    #: them from the layer); the next rebase asks for them again
+    requested_from_stack: list[str] = field(default_factory=list)
 
     def to_toml(self) -> str:
         data = asdict(self)

@@ -18,11 +18,13 @@ INSTALLER_NAME = b"layervenv\n"
 
 
 def install_wheel(wheel: Path, staging: Path, final_root: Path, purelib: str,
-                  platlib: str, scripts: str, include: str) -> None:
+                  platlib: str, scripts: str, include: str,
+                  metadata: dict[str, bytes] | None = None) -> None:
     """Install ``wheel`` into the layer being built in ``staging``.
 
     Files go under ``staging``; console scripts point at the interpreter of
-    ``final_root``, where the layer will live once it is complete.
+    ``final_root``, where the layer will live once it is complete.  ``metadata``
+    adds files to the ``.dist-info`` (``REQUESTED``) besides ``INSTALLER``.
     """
     destination = SchemeDictionaryDestination(
         {
@@ -37,4 +39,4 @@ def install_wheel(wheel: Path, staging: Path, final_root: Path, purelib: str,
         bytecode_optimization_levels=(),
     )
     with WheelFile.open(wheel) as source:
-        install(source, destination, {"INSTALLER": INSTALLER_NAME})
+        install(source, destination, {"INSTALLER": INSTALLER_NAME, **(metadata or {})})

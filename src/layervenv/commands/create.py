@@ -20,6 +20,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 from layervenv import __version__
 from layervenv.activation import write_activation_scripts
@@ -47,6 +48,19 @@ class CreateOptions:
     setup: str | None = None
     #: activation re-runs ``setup`` (for stacks that define shell functions)
     rerun_setup: bool = False
+    #: adds packages to the layer while it is staged (``create --from``, ``rebase``)
+    extension: CreateExtension | None = None
+
+
+class CreateExtension(Protocol):
+    """Hooks of ``create --from`` and ``rebase`` into an all-or-nothing creation."""
+
+    def before(self, interp: Interpreter, environ: dict[str, str]) -> None:
+        """After the stack is known, before anything is created: may refuse."""
+
+    def populate(self, staging: Path, layer: Layer, interp: Interpreter,
+                 environ: dict[str, str]) -> Any:
+        """With pip in ``staging``, before the layer is complete: install packages."""
 
 
 @dataclass
@@ -118,7 +132,8 @@ def make_skeleton(staging: Path, interp: Interpreter) -> None:
 
 
 def build_layer(
-    staging: Path, layer: Layer, interp: Interpreter, options: CreateOptions
+    staging: Path, layer: Layer, interp: Interpreter, options: CreateOptions,
+    environ: dict[str, str] | None = None,
 ) -> str | None:
     """Fill ``staging`` with a complete layer that will live at ``layer.root``."""
     make_skeleton(staging, interp)
@@ -136,6 +151,9 @@ def build_layer(
         install_wheel(wheel, staging, layer.root, interp.purelib, interp.platlib,
                       interp.scripts, interp.include)
         pip_version = wheel.name.split("-")[1]
+    if options.extension is not None:
+        options.extension.populate(staging, layer, interp,
+                                   dict(os.environ) if environ is None else environ)
     # Written last: a directory holding this file is a complete layer.
     (staging / "layervenv.toml").write_text(layer.config.to_toml(), encoding="utf-8")
     return pip_version
@@ -218,6 +236,8 @@ def create(options: CreateOptions) -> CreateResult:
     interp = probe_interpreter(python)
     if tuple(int(p) for p in interp.version.split(".")[:2]) < (3, 6):
         raise UserError(f"{python} is Python {interp.version}; layers need Python 3.6 or newer")
+    if options.extension is not None:
+        options.extension.before(interp, environ)
     config = LayerConfig(
         stack=_stack_record(interp, environ, options.setup, captured, options.rerun_setup),
         prompt=options.prompt or target.name,
@@ -234,7 +254,7 @@ def create(options: CreateOptions) -> CreateResult:
     except OSError as error:
         raise UserError(f"cannot create {target}: {error.strerror}") from None
     try:
-        pip_version = build_layer(staging, layer, interp, options)
+        pip_version = build_layer(staging, layer, interp, options, environ)
         move_into_place(staging, target)
     except BaseException as error:
         shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,213 @@
+"""``layervenv create DIR --from pylock.toml``: the locked layer again, on the current stack.
+
+Before anything is created, the stack the layer will have (the environment of
+``--setup``, by default the lock's own setup command, or of this shell) is compared
+with the lock's record; a drifted stack is listed and refused unless
+``--allow-stack-drift``.  Then the layer is built as by ``create``, and while it is
+still staged its pip fetches exactly the locked files (hash-checked, no resolving:
+``--no-deps``), which ``installer`` installs with scripts pointing at the final
+path.  Editable entries are installed with ``pip install -e --no-deps`` in the
+staging directory and their scripts re-pointed.  Only a complete layer is renamed
+into place; any failure leaves nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from layervenv.commands.create import CreateOptions, CreateResult, create
+from layervenv.errors import UserError
+from layervenv.fingerprint import Drift, compare, stack_distributions
+from layervenv.interpreter import Interpreter
+from layervenv.layer import Layer
+from layervenv.lockfile import Lock, LockedPackage, layer_distributions
+from layervenv.packages import (
+    Sources,
+    StagingTarget,
+    file_sha256,
+    fresh_directory,
+    remove_directory,
+    run_check,
+    run_pip,
+    wheels_in,
+)
+
+
+class StackDrift(UserError):
+    """The stack is not the one the lock was made on."""
+
+    exit_code = 1
+
+
+def staging_target(staging: Path, layer: Layer, interp: Interpreter) -> StagingTarget:
+    return StagingTarget(staging=staging, final_root=layer.root, purelib=interp.purelib,
+                         platlib=interp.platlib, scripts=interp.scripts, include=interp.include)
+
+
+def _local_wheel(package: LockedPackage) -> Path | None:
+    """A locked wheel file that is on this machine with the locked sha256."""
+    for wheel in package.wheels:
+        path = wheel.get("path")
+        digest = wheel.get("hashes", {}).get("sha256")
+        if path and digest and Path(path).is_file() and file_sha256(Path(path)) == digest:
+            return Path(path)
+    return None
+
+
+def _hash_options(tables: list[dict[str, Any]]) -> str:
+    return " ".join(f"--hash=sha256:{t['hashes']['sha256']}" for t in tables
+                    if t.get("hashes", {}).get("sha256"))
+
+
+def fetch_locked(packages: list[LockedPackage], target: StagingTarget, environ: dict[str, str],
+                 sources: Sources, workdir: Path) -> dict[str, Path]:
+    """A wheel file for every non-editable locked package, without resolving anything."""
+    found: dict[str, Path] = {}
+    download: list[str] = []
+    build: list[str] = []
+    for package in packages:
+        if package.editable:
+            continue
+        local = _local_wheel(package)
+        if local is not None:
+            found[package.name] = local
+        elif package.wheels:
+            download.append(f"{package.name}=={package.version} {_hash_options(package.wheels)}")
+        elif package.archive:
+            where = package.archive.get("url") or Path(package.archive["path"]).as_uri()
+            build.append(f"{package.name} @ {where} {_hash_options([package.archive])}")
+        elif package.directory:
+            build.append(f"{package.name} @ {Path(package.directory['path']).as_uri()}")
+        elif package.vcs:
+            vcs = package.vcs
+            build.append(f"{package.name} @ {vcs.get('type', 'git')}+{vcs.get('url')}"
+                         f"@{vcs.get('commit-id')}")
+        else:
+            raise UserError(f"the lock names no source for {package.name} {package.version}")
+    for kind, lines in (("download", download), ("wheel", build)):
+        if not lines:
+            continue
+        out = workdir / kind
+        requirements = workdir / f"{kind}.txt"
+        requirements.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        args = (["download", "--only-binary", ":all:", "-d", str(out)] if kind == "download"
+                else ["wheel", "-w", str(out)])
+        names = ", ".join(line.split()[0].split("==")[0] for line in lines)
+        run_pip(target.python, [*args, "--no-deps", "-q", "-r", str(requirements)], environ,
+                f"fetching the locked {names}", sources)
+        found.update(wheels_in(out))
+    return found
+
+
+def install_locked(lock: Lock, target: StagingTarget, environ: dict[str, str],
+                   sources: Sources, seeded_pip: str | None) -> None:
+    """Install exactly the locked packages into the staged layer."""
+    workdir = fresh_directory("layervenv-wheels-")
+    try:
+        wheels = fetch_locked(lock.packages, target, environ, sources, workdir)
+        editables = [p for p in lock.packages if p.editable]
+        for package in editables:  # pip is needed for these; the seeded one is still there
+            target.install_editable(package.directory["path"], environ, sources,  # type: ignore[index]
+                                    package.requested)
+        locked_pip = next((p for p in lock.packages if p.name == "pip"), None)
+        keep_seed = locked_pip is not None and locked_pip.version == seeded_pip
+        if seeded_pip and not keep_seed:
+            target.remove("pip")
+        for package in sorted(lock.packages, key=lambda p: p.name):
+            if package.editable:
+                continue
+            if package.name == "pip" and keep_seed:
+                if package.requested:
+                    _mark_requested(target, "pip")
+                continue
+            wheel = wheels.get(package.name)
+            if wheel is None:
+                raise UserError(f"pip fetched no wheel for {package.name} {package.version}")
+            target.install(wheel, package.requested)
+    finally:
+        remove_directory(workdir)
+    have = {d.name: d.version for d in layer_distributions(target.site_packages)}
+    wrong = [f"{p.name} {have.get(p.name, 'missing')} (locked {p.version})"
+             for p in lock.packages if have.get(p.name) != p.version]
+    if wrong:
+        raise UserError("the layer does not match the lock: " + ", ".join(wrong))
+
+
+def _mark_requested(target: StagingTarget, name: str) -> None:
+    for info in target.dist_infos(name):
+        (info / "REQUESTED").write_bytes(b"")
+
+
+@dataclass
+class FromLock:
+    """The ``create`` hooks of ``--from``."""
+
+    lock: Lock
+    allow_drift: bool
+    sources: Sources
+    drift: Drift = field(default_factory=Drift)
+
+    def before(self, interp: Interpreter, environ: dict[str, str]) -> None:
+        view = stack_distributions(interp.executable, environ)
+        self.drift = compare(self.lock.stack_distributions, view.distributions,
+                             self.lock.python_version, view.python_version)
+        if self.drift and not self.allow_drift:
+            raise StackDrift("the stack differs from the one the lock was made on:\n"
+                             + "\n".join(self.drift.lines())
+                             + "\nnothing was created; pass --allow-stack-drift to create "
+                               "the layer anyway")
+
+    def populate(self, staging: Path, layer: Layer, interp: Interpreter,
+                 environ: dict[str, str]) -> None:
+        layer.config.requested_from_stack = list(self.lock.requested_from_stack)
+        seeded = interp.newest_pip_wheel()
+        install_locked(self.lock, staging_target(staging, layer, interp), environ,
+                       self.sources, seeded.name.split("-")[1] if seeded else None)
+
+
+@dataclass
+class FromResult:
+    created: CreateResult
+    lock: str
+    packages: dict[str, str]
+    drift: list[str]
+    problems: list[str] | None
+
+    def human(self) -> str:
+        names = ", ".join(f"{n} {v}" for n, v in self.packages.items()) or "no packages"
+        lines = [self.created.human(), f"installed from {self.lock}: {names}"]
+        if self.drift:
+            lines.append("the stack differs from the lock (--allow-stack-drift):")
+            lines += self.drift
+        lines.append(_problems_line(self.problems))
+        return "\n".join(lines)
+
+
+def _problems_line(problems: list[str] | None) -> str:
+    if problems is None:
+        return "check: not available (layervenv check is not installed)"
+    if not problems:
+        return "check: no problems"
+    return "check found problems:\n" + "\n".join("  " + p for p in problems)
+
+
+def create_from(options: CreateOptions, lock_file: str, allow_drift: bool,
+                sources: Sources) -> FromResult:
+    path = Path(lock_file).absolute()
+    lock = Lock.read(path)
+    if options.setup is None and options.python is None and lock.setup:
+        options.setup = lock.setup
+    if options.without_pip:
+        raise UserError("--from installs with the layer's pip; --without-pip cannot be used "
+                        "(a lock without pip gives a layer without pip)")
+    extension = FromLock(lock=lock, allow_drift=allow_drift, sources=sources)
+    options.extension = extension
+    created = create(options)
+    created.pip = next((p.version for p in lock.packages if p.name == "pip"), None)
+    problems = run_check(Layer.open(Path(created.path)))
+    return FromResult(created=created, lock=str(path),
+                      packages={p.name: p.version for p in
+                                sorted(lock.packages, key=lambda p: p.name)},
+                      drift=extension.drift.lines(), problems=problems)

@@ -1,0 +1,146 @@
+"""``layervenv lock [DIR] [-o FILE]``: a PEP 751 lock of what the layer adds to its stack.
+
+The layer's own site-packages is read directly (never the stack's).  Where each
+package came from: PEP 610 ``direct_url.json`` for direct and editable installs;
+the seeded pip is the wheel bundled with the stack interpreter; everything else is
+found again by ONE run of the layer's pip (``install --dry-run --ignore-installed
+--no-deps --only-binary :all: --report``), which names the wheel file and its sha256
+on the index or find-links directory.  The stack is recorded beside it: its
+interpreter and setup command, and its distributions with their fingerprint.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from packaging.utils import canonicalize_name
+
+from layervenv.commands.run import run_environment
+from layervenv.errors import UserError
+from layervenv.fingerprint import stack_distributions
+from layervenv.layer import Layer
+from layervenv.lockfile import (
+    Installed,
+    Lock,
+    LockedPackage,
+    direct_source,
+    layer_distributions,
+    url_to_path,
+)
+from layervenv.packages import Sources, check_pip_version, file_sha256, pip_report, report_sha256
+
+
+@dataclass
+class LockResult:
+    path: str
+    layer: str
+    packages: dict[str, str]
+    requested: list[str]
+    stack_fingerprint: str
+    stack_distributions: int
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+
+    def human(self) -> str:
+        names = ", ".join(f"{n} {v}" for n, v in self.packages.items()) or "none"
+        lines = [f"locked {len(self.packages)} package(s) of {self.layer} in {self.path} "
+                 f"({self.seconds:.2f} s): {names}",
+                 f"stack: {self.stack_distributions} distributions, fingerprint "
+                 f"{self.stack_fingerprint[:16]}"]
+        return "\n".join(lines + self.notes)
+
+
+def _seed_source(dist: Installed, bundled: list[str]) -> list[dict[str, object]] | None:
+    """The bundled pip wheel a layer's pip was seeded from, if the versions match."""
+    if dist.name != "pip":
+        return None
+    for wheel in bundled:
+        if os.path.basename(wheel).split("-")[1] == dist.version:
+            return [{"name": os.path.basename(wheel), "path": wheel,
+                     "hashes": {"sha256": file_sha256(Path(wheel))}}]
+    return None
+
+
+def _wheel_entry(item: dict[str, object]) -> dict[str, object]:
+    url = str(item["download_info"]["url"])  # type: ignore[index]
+    local = url_to_path(url)
+    entry: dict[str, object] = {"name": url.rsplit("/", 1)[-1].split("#")[0]}
+    entry.update({"path": local} if local else {"url": url})
+    digest = report_sha256(item)  # type: ignore[arg-type]
+    if not digest and local:
+        digest = file_sha256(Path(local))
+    if not digest:
+        raise UserError(f"pip gave no sha256 for {url}; cannot lock it")
+    entry["hashes"] = {"sha256": digest}
+    return entry
+
+
+def build_lock(layer: Layer, environ: dict[str, str], sources: Sources) -> tuple[Lock, list[str]]:
+    """The lock of ``layer``: its packages with their sources, and its stack."""
+    env = run_environment(layer, environ)
+    stack = layer.config.stack
+    view = stack_distributions(stack.python, env, exclude=[layer.root])
+    installed = layer_distributions(layer.site_packages)
+    locked: dict[str, LockedPackage] = {}
+    from_index: list[Installed] = []
+    for dist in installed:
+        package = LockedPackage(name=dist.name, version=dist.version, requested=dist.requested)
+        source = direct_source(dist)
+        seed = _seed_source(dist, view.pip_wheels)
+        if source:
+            for key, table in source.items():
+                setattr(package, key, table)
+        elif seed:
+            package.wheels = seed
+        else:
+            from_index.append(dist)
+        locked[dist.name] = package
+    notes = []
+    if from_index:
+        pip = next((d.version for d in installed if d.name == "pip"), None)
+        check_pip_version(pip, f"the layer {layer.root}")
+        report = pip_report(
+            layer.python, [f"{d.name}=={d.version}" for d in from_index], env, sources,
+            extra=["--ignore-installed", "--no-deps", "--only-binary", ":all:"],
+            what="finding the wheels of " + ", ".join(d.name for d in from_index),
+        )
+        for item in report.get("install", []):
+            name = str(item["metadata"]["name"])
+            package = locked.get(canonicalize_name(name))
+            if package is not None:
+                package.wheels = [_wheel_entry(item)]
+        missing = [d.name for d in from_index if not locked[d.name].wheels]
+        if missing:
+            raise UserError("no wheel found for " + ", ".join(missing))
+    lock = Lock(packages=list(locked.values()), python=stack.python,
+                python_version=view.python_version, implementation=view.implementation,
+                stack_distributions=view.distributions, setup=stack.setup,
+                requested_from_stack=list(layer.config.requested_from_stack))
+    return lock, notes
+
+
+def lock(directory: str | None, output: str | None, sources: Sources,
+         environ: dict[str, str] | None = None) -> LockResult:
+    start = time.perf_counter()
+    layer = Layer.from_argument(directory)
+    target = Path(output or "pylock.toml").absolute()
+    result, notes = build_lock(layer, dict(os.environ if environ is None else environ), sources)
+    text = result.to_toml()
+    partial = target.with_name(f".{target.name}.layervenv-tmp")
+    try:
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, target)
+    except OSError as error:
+        partial.unlink(missing_ok=True)
+        raise UserError(f"cannot write {target}: {error.strerror}") from None
+    return LockResult(
+        path=str(target), layer=str(layer.root),
+        packages={p.name: p.version for p in sorted(result.packages, key=lambda p: p.name)},
+        requested=sorted(p.name for p in result.packages if p.requested),
+        stack_fingerprint=result.stack_fingerprint,
+        stack_distributions=len(result.stack_distributions),
+        seconds=round(time.perf_counter() - start, 3), notes=notes,
+    )

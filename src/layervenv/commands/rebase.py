@@ -1,0 +1,282 @@
+"""``layervenv rebase [DIR] --setup CMD | --python PATH``: the layer, moved onto another stack.
+
+The new layer is built as ``create --clear`` builds one: in a hidden staging
+directory beside the old layer, every file pointing at the final path.  Its own pip
+resolves what the user asked for (the old layer's ``REQUESTED`` packages) against
+the *new* stack (``install --dry-run --report``, so what the new stack already
+provides is not installed again): pinned to the old versions, and where a pin does
+not resolve there any more, unpinned to the newest compatible version (reported).
+The wheels are fetched by that pip and installed with ``installer``; editable
+projects are installed again with ``pip install -e``.  Only then is the old layer
+renamed aside, the new one renamed into place and the old one removed; a failure or
+Ctrl-C before that removes the staging directory and leaves the old layer as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from packaging.utils import canonicalize_name
+
+from layervenv.commands.create import CreateOptions, create
+from layervenv.commands.create_from import _problems_line, staging_target
+from layervenv.errors import UserError
+from layervenv.fingerprint import stack_distributions
+from layervenv.interpreter import Interpreter
+from layervenv.layer import Layer
+from layervenv.lockfile import Installed, layer_distributions, url_to_path
+from layervenv.packages import (
+    PipFailed,
+    Sources,
+    StagingTarget,
+    file_sha256,
+    fresh_directory,
+    pip_report,
+    remove_directory,
+    report_sha256,
+    run_check,
+    run_pip,
+    wheels_in,
+)
+
+
+def resolve(target: StagingTarget, wanted: dict[str, str], environ: dict[str, str],
+            sources: Sources) -> tuple[dict[str, Any], dict[str, str]]:
+    """pip's report for ``wanted`` (name -> old version) on the new stack.
+
+    Pinned first; if that fails, each pin is tried alone and those that do not
+    resolve are unpinned.  Returns the report and the unpinned names with pip's reason.
+    """
+    def specs(unpinned: dict[str, str]) -> list[str]:
+        return [name if name in unpinned else f"{name}=={version}"
+                for name, version in wanted.items()]
+
+    def report(requirements: list[str]) -> dict[str, Any]:
+        return pip_report(target.python, requirements, environ, sources, extra=["--upgrade"],
+                          what="resolving " + " ".join(requirements) + " on the new stack")
+
+    if not wanted:
+        return {"install": []}, {}
+    try:
+        return report(specs({})), {}
+    except PipFailed as error:
+        first = error
+    unpinned = {}
+    for name, version in wanted.items():
+        try:
+            report([f"{name}=={version}"])
+        except PipFailed as error:
+            unpinned[name] = str(error).splitlines()[-1].strip(" |")
+    if not unpinned:
+        raise first
+    return report(specs(unpinned)), unpinned
+
+
+def fetch_reported(items: list[dict[str, Any]], target: StagingTarget, environ: dict[str, str],
+                   sources: Sources, workdir: Path) -> dict[str, Path]:
+    """Wheel files for pip's ``install`` items: local wheels as they are, others via pip."""
+    found: dict[str, Path] = {}
+    remote = []
+    for item in items:
+        name = canonicalize_name(item["metadata"]["name"])
+        url = item["download_info"]["url"]
+        local = url_to_path(url)
+        if local and local.endswith(".whl") and "dir_info" not in item["download_info"]:
+            digest = report_sha256(item)
+            if digest and file_sha256(Path(local)) != digest:
+                raise UserError(f"{local} changed while rebasing (sha256 differs)")
+            found[name] = Path(local)
+        else:
+            remote.append(f"{name} @ {url}")
+    if remote:
+        requirements = workdir / "wheel.txt"
+        requirements.write_text("\n".join(remote) + "\n", encoding="utf-8")
+        run_pip(target.python, ["wheel", "--no-deps", "-q", "-w", str(workdir / "wheels"),
+                                "-r", str(requirements)], environ,
+                "fetching " + ", ".join(r.split()[0] for r in remote), sources)
+        found.update(wheels_in(workdir / "wheels"))
+    return found
+
+
+@dataclass
+class Rebase:
+    """The ``create`` hooks of ``rebase``, and what they found out."""
+
+    old: Layer
+    installed: list[Installed]
+    sources: Sources
+    python_version: str = ""
+    unpinned: dict[str, str] = field(default_factory=dict)
+    new_layer: dict[str, str] = field(default_factory=dict)
+    new_stack: dict[str, str] = field(default_factory=dict)
+    problems: list[str] | None = None
+    old_problems: list[str] | None = None
+
+    def before(self, interp: Interpreter, environ: dict[str, str]) -> None:
+        self.python_version = interp.version
+
+    def old_names(self) -> set[str]:
+        return {d.name for d in self.installed}
+
+    def populate(self, staging: Path, layer: Layer, interp: Interpreter,
+                 environ: dict[str, str]) -> None:
+        target = staging_target(staging, layer, interp)
+        requested = [d for d in self.installed if d.requested]
+        editables = [d for d in requested
+                     if (d.direct_url or {}).get("dir_info", {}).get("editable")]
+        wanted = {d.name: d.version for d in requested if d not in editables}
+        for entry in self.old.config.requested_from_stack:
+            name, _, version = entry.partition("==")
+            if name and version and name not in self.old_names():
+                wanted.setdefault(name, version)
+        report, self.unpinned = resolve(target, wanted, environ, self.sources)
+        items = report.get("install", [])
+        workdir = fresh_directory("layervenv-rebase-")
+        try:
+            wheels = fetch_reported(items, target, environ, self.sources, workdir)
+            for dist in editables:
+                target.install_editable(url_to_path(dist.direct_url["url"]) or "",  # type: ignore[index]
+                                        environ, self.sources, True)
+            if any(item["metadata"]["name"].lower() == "pip" for item in items):
+                target.remove("pip")
+            for item in items:
+                wheel = wheels.get(canonicalize_name(item["metadata"]["name"]))
+                if wheel is None:
+                    raise UserError(f"pip fetched no wheel for {item['metadata']['name']}")
+                target.install(wheel, bool(item.get("requested")))
+        finally:
+            remove_directory(workdir)
+        self.new_layer = {d.name: d.version for d in layer_distributions(target.site_packages)}
+        layer.config.requested_from_stack = sorted(
+            f"{n}=={v}" for n, v in wanted.items() if n not in self.new_layer)
+        self.new_stack = stack_distributions(
+            interp.executable, environ, exclude=[staging, self.old.root]).distributions
+        # Last, when nothing can fail any more: check may run the old layer's interpreter.
+        self.problems = run_check(Layer(root=staging, config=layer.config), environ,
+                                  shown_as=self.old.root)
+
+
+@dataclass
+class RebaseResult:
+    path: str
+    old_stack: str
+    new_stack: str
+    python: list[str]
+    dropped: dict[str, dict[str, str]]
+    moved: dict[str, list[str]]
+    added: dict[str, str]
+    removed: dict[str, str]
+    unpinned: dict[str, str]
+    packages: dict[str, str]
+    problems: list[str] | None
+    new_problems: list[str] | None
+    seconds: float
+
+    def human(self) -> str:
+        old, new = self.python
+        lines = [f"rebased {self.path} onto {self.new_stack} "
+                 f"(Python {old}{' -> ' + new if new != old else ''}) in {self.seconds:.2f} s"]
+        for name, versions in sorted(self.dropped.items()):
+            why = (f" ({versions['layer']} does not resolve on the new stack)"
+                   if name in self.unpinned else "")
+            lines.append(f"  dropped  {name} {versions['layer']}: the new stack provides "
+                         f"{versions['stack']}{why}")
+        for name, (before, after) in sorted(self.moved.items()):
+            why = " (the old version does not resolve on the new stack: newest compatible)" \
+                if name in self.unpinned else ""
+            lines.append(f"  moved    {name} {before} -> {after}{why}")
+        for name, version in sorted(self.added.items()):
+            lines.append(f"  added    {name} {version}")
+        for name, version in sorted(self.removed.items()):
+            lines.append(f"  removed  {name} {version} (no longer needed)")
+        for name in sorted(set(self.unpinned) - set(self.moved) - set(self.dropped)):
+            lines.append(f"  unpinned {name}: {self.unpinned[name]}")
+        kept = [f"{n} {v}" for n, v in sorted(self.packages.items())
+                if n not in self.moved and n not in self.added]
+        if kept:
+            lines.append("  kept     " + ", ".join(kept))
+        if self.problems is None:
+            lines.append(_problems_line(None))
+        elif self.new_problems:
+            lines.append("new problems (layervenv check):")
+            lines += ["  " + p for p in self.new_problems]
+        else:
+            lines.append("check: no new problems")
+        return "\n".join(lines)
+
+
+def _without_layer(environ: dict[str, str], layer: Layer) -> dict[str, str]:
+    """This shell's environment without the (active) old layer in it."""
+    root = str(layer.root)
+    env = {k: v for k, v in environ.items() if k not in ("VIRTUAL_ENV", "VIRTUAL_ENV_PROMPT")}
+    for name in ("PATH", "PYTHONPATH"):
+        if name in env:
+            kept = [e for e in env[name].split(os.pathsep)
+                    if not (e == root or e.startswith(root + os.sep))]
+            env[name] = os.pathsep.join(kept)
+    return env
+
+
+def _old_prompt(layer: Layer) -> str | None:
+    """The prompt given at creation (pyvenv.cfg has it only then)."""
+    try:
+        text = (layer.root / "pyvenv.cfg").read_text(encoding="utf-8")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "prompt":
+            return value.strip()
+    return None
+
+
+def rebase(directory: str | None, setup: str | None, python: str | None, sources: Sources,
+           environ: dict[str, str] | None = None) -> RebaseResult:
+    if not setup and not python:
+        raise UserError("rebase needs the new stack: --setup CMD or --python PATH")
+    start = time.perf_counter()
+    old = Layer.from_argument(directory)
+    installed = layer_distributions(old.site_packages)
+    extension = Rebase(old=old, installed=installed, sources=sources)
+    # The old layer's problems, as it runs now: only those the rebase adds are news.
+    extension.old_problems = run_check(old, environ)
+    options = CreateOptions(
+        directory=str(old.root), python=python, prompt=_old_prompt(old), clear=True,
+        export_pythonpath=old.config.export_pythonpath,
+        environ=_without_layer(dict(os.environ if environ is None else environ), old),
+        setup=setup, rerun_setup=bool(setup) and old.config.stack.rerun_setup,
+        extension=extension,
+    )
+    try:
+        created = create(options)
+    except UserError as error:
+        error.args = (f"{error}\nnothing was changed: {old.root} is still the layer it was",)
+        raise
+    before = {d.name: d.version for d in installed}
+    after = extension.new_layer
+    stack = extension.new_stack
+    gone = {n: v for n, v in before.items() if n not in after}
+    new_problems = None
+    if extension.problems is not None:
+        old_set = set(extension.old_problems or [])
+        new_problems = [p for p in extension.problems if p not in old_set]
+    old_record = old.config.stack
+    return RebaseResult(
+        path=created.path,
+        old_stack=old_record.setup or old_record.python,
+        new_stack=setup or created.python,
+        python=[old_record.python_version, extension.python_version],
+        dropped={n: {"layer": v, "stack": stack[n]} for n, v in gone.items() if n in stack},
+        moved={n: [v, after[n]] for n, v in before.items() if n in after and after[n] != v},
+        added={n: v for n, v in after.items() if n not in before},
+        removed={n: v for n, v in gone.items() if n not in stack},
+        unpinned=extension.unpinned,
+        packages=after,
+        problems=extension.problems,
+        new_problems=new_problems,
+        seconds=round(time.perf_counter() - start, 3),
+    )

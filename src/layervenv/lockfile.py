@@ -1,0 +1,200 @@
+"""A layer's lock: PEP 751 ``pylock.toml`` with the stack's identity in ``[tool.layervenv]``.
+
+Only the distributions in the layer's own site-packages are locked, never the
+stack's.  Each package has one source, as PEP 751 spells them: ``wheels`` (from an
+index or a find-links directory, with its sha256), ``archive`` (a direct URL),
+``directory`` (a local project, ``editable = true`` for ``pip install -e``) or ``vcs``.
+``[packages.tool.layervenv] requested`` keeps pip's ``REQUESTED`` marker: what the
+user asked for, as opposed to what came along as a dependency.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import tomli_w
+from packaging.utils import canonicalize_name
+
+from layervenv.errors import UserError
+from layervenv.fingerprint import fingerprint
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.9/3.10 only
+    import tomli as tomllib
+
+LOCK_VERSION = "1.0"
+CREATED_BY = "layervenv"
+
+
+def url_to_path(url: str) -> str | None:
+    """The local path of a ``file:`` URL, else None."""
+    parts = urlsplit(url)
+    return unquote(parts.path) if parts.scheme == "file" else None
+
+
+@dataclass
+class LockedPackage:
+    """One ``[[packages]]`` entry."""
+
+    name: str
+    version: str
+    requested: bool = False
+    #: ``[{"name": file, "url" or "path": ..., "hashes": {"sha256": ...}}]``
+    wheels: list[dict[str, Any]] = field(default_factory=list)
+    archive: dict[str, Any] | None = None
+    directory: dict[str, Any] | None = None
+    vcs: dict[str, Any] | None = None
+
+    @property
+    def editable(self) -> bool:
+        return bool(self.directory and self.directory.get("editable"))
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"name": self.name, "version": self.version}
+        for key in ("vcs", "directory", "archive"):
+            if getattr(self, key):
+                data[key] = getattr(self, key)
+        if self.wheels:
+            data["wheels"] = self.wheels
+        data["tool"] = {"layervenv": {"requested": self.requested}}
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LockedPackage:
+        tool = data.get("tool", {}).get("layervenv", {})
+        return cls(name=canonicalize_name(data["name"]), version=str(data.get("version", "")),
+                   requested=bool(tool.get("requested", False)),
+                   wheels=list(data.get("wheels", [])), archive=data.get("archive"),
+                   directory=data.get("directory"), vcs=data.get("vcs"))
+
+
+@dataclass
+class Lock:
+    """The whole lock file."""
+
+    packages: list[LockedPackage]
+    python: str
+    python_version: str
+    implementation: str
+    stack_distributions: dict[str, str]
+    setup: str = ""
+    #: requested packages the stack provides (not in the layer, so not in ``packages``)
+    requested_from_stack: list[str] = field(default_factory=list)
+
+    @property
+    def stack_fingerprint(self) -> str:
+        return fingerprint(self.stack_distributions)
+
+    def to_toml(self) -> str:
+        tool: dict[str, Any] = {
+            "python-version": self.python_version,
+            "implementation": self.implementation,
+            "python": self.python,
+        }
+        if self.setup:
+            tool["setup"] = self.setup
+        if self.requested_from_stack:
+            tool["requested-from-stack"] = self.requested_from_stack
+        tool["stack-fingerprint"] = self.stack_fingerprint
+        tool["stack-distributions"] = dict(sorted(self.stack_distributions.items()))
+        data = {
+            "lock-version": LOCK_VERSION,
+            "created-by": CREATED_BY,
+            "packages": [p.to_dict() for p in sorted(self.packages, key=lambda p: p.name)],
+            "tool": {"layervenv": tool},
+        }
+        return tomli_w.dumps(data)
+
+    @classmethod
+    def read(cls, path: Path) -> Lock:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise UserError(f"no such lock file: {path}") from None
+        except (OSError, UnicodeDecodeError) as error:
+            raise UserError(f"cannot read {path}: {error}") from None
+        except tomllib.TOMLDecodeError as error:
+            raise UserError(f"{path} is not valid TOML: {error}") from None
+        if str(data.get("lock-version", "")).split(".")[0] != "1":
+            raise UserError(f"{path} is not a PEP 751 lock (lock-version 1.x)")
+        tool = data.get("tool", {}).get("layervenv")
+        if tool is None:
+            raise UserError(f"{path} was not written by layervenv lock (no [tool.layervenv]), "
+                            "so it does not say which stack it is for")
+        try:
+            packages = [LockedPackage.from_dict(p) for p in data.get("packages", [])]
+        except (KeyError, TypeError, AttributeError) as error:
+            raise UserError(f"{path}: damaged [[packages]] entry ({error})") from None
+        return cls(packages=packages, python=str(tool.get("python", "")),
+                   python_version=str(tool.get("python-version", "")),
+                   implementation=str(tool.get("implementation", "")),
+                   stack_distributions={canonicalize_name(k): str(v) for k, v in
+                                        tool.get("stack-distributions", {}).items()},
+                   setup=str(tool.get("setup", "")),
+                   requested_from_stack=[str(r) for r in tool.get("requested-from-stack", [])])
+
+
+@dataclass
+class Installed:
+    """A distribution in a layer's site-packages, as the lock needs to know it."""
+
+    name: str
+    version: str
+    requested: bool
+    installer: str
+    direct_url: dict[str, Any] | None
+    path: Path  # its .dist-info
+
+
+def layer_distributions(site_packages: Path) -> list[Installed]:
+    """The distributions in ``site_packages`` only (never the stack's), sorted by name."""
+    found: dict[str, Installed] = {}
+    for dist in metadata.distributions(path=[str(site_packages)]):
+        name = dist.metadata["Name"] if dist.metadata else None
+        if not name:
+            continue
+        direct = dist.read_text("direct_url.json")
+        try:
+            direct_url = json.loads(direct) if direct else None
+        except ValueError:
+            direct_url = None
+        found.setdefault(canonicalize_name(name), Installed(
+            name=canonicalize_name(name), version=dist.version,
+            requested=dist.read_text("REQUESTED") is not None,
+            installer=(dist.read_text("INSTALLER") or "").strip(),
+            direct_url=direct_url,
+            path=Path(str(dist._path)),  # type: ignore[attr-defined]
+        ))
+    return [found[n] for n in sorted(found)]
+
+
+def direct_source(installed: Installed) -> dict[str, Any] | None:
+    """The PEP 751 source of a direct-URL install (PEP 610), as ``{key: table}``."""
+    info = installed.direct_url
+    if not info or "url" not in info:
+        return None
+    url = info["url"]
+    local = url_to_path(url)
+    where = {"path": local} if local else {"url": url}
+    if "dir_info" in info:
+        return {"directory": {"path": local or url,
+                              "editable": bool(info["dir_info"].get("editable", False))}}
+    if "vcs_info" in info:
+        vcs = info["vcs_info"]
+        table = {"type": vcs.get("vcs", "git"), **where, "commit-id": vcs.get("commit_id", "")}
+        if vcs.get("requested_revision"):
+            table["requested-revision"] = vcs["requested_revision"]
+        return {"vcs": table}
+    archive = info.get("archive_info", {})
+    hashes = dict(archive.get("hashes", {}))
+    if not hashes and "=" in archive.get("hash", ""):
+        algo, value = archive["hash"].split("=", 1)
+        hashes = {algo: value}
+    return {"archive": {**where, "hashes": hashes}}

@@ -1,0 +1,258 @@
+"""``layervenv lock`` and ``layervenv create --from``: a layer again, exactly, or refused."""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import py, run_tool
+from test_editable import _project, backend_wheels  # noqa: F401 (a fixture)
+
+from layervenv.lockfile import layer_distributions
+from layervenv.simstack import STACK_DISTS, Dist, build_stack, tree_digest
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+VERSIONS = "import hepnum, hepconf, hepio; print(hepnum.__version__, hepconf.__version__, " \
+           "hepio.__version__)"
+
+
+def installed(root: Path) -> dict[str, tuple[str, bool]]:
+    """``{name: (version, requested)}`` of a layer's own site-packages."""
+    site = next((root / "lib").glob("python*/site-packages"))
+    return {d.name: (d.version, d.requested) for d in layer_distributions(site)}
+
+
+@pytest.fixture
+def upgraded(make_layer):
+    """A layer with newer hepnum and hepconf from the wheelhouse than the stack's."""
+    layer = make_layer()
+    subprocess.run([str(layer.python), "-m", "pip", "install", "-q", "-U", "hepnum<2",
+                    "hepconf==1.0.0"], env=layer.env, check=True, capture_output=True)
+    return layer
+
+
+def _lock(layer, tmp_path, *extra: str) -> Path:
+    out = tmp_path / "pylock.toml"
+    run_tool("lock", str(layer.root), "-o", str(out), *extra, env=layer.env)
+    return out
+
+
+def test_lock_is_pep751_and_lists_only_the_layer(upgraded, tmp_path, stack):
+    data = tomllib.loads(_lock(upgraded, tmp_path).read_text())
+    assert data["lock-version"] == "1.0" and data["created-by"] == "layervenv"
+    packages = {p["name"]: p for p in data["packages"]}
+    assert [p["name"] for p in data["packages"]] == sorted(packages) == ["hepconf", "hepnum",
+                                                                         "pip"]
+    assert packages["hepnum"]["version"] == "1.24.2"
+    assert packages["hepconf"]["version"] == "1.0.0"
+    for name in ("hepnum", "hepconf"):
+        (wheel,) = packages[name]["wheels"]
+        assert Path(wheel["path"]).parent == stack.wheelhouse
+        assert wheel["hashes"]["sha256"] == hashlib.sha256(
+            Path(wheel["path"]).read_bytes()).hexdigest()
+        assert packages[name]["tool"]["layervenv"]["requested"] is True
+    assert packages["pip"]["tool"]["layervenv"]["requested"] is False
+    assert "ensurepip" in packages["pip"]["wheels"][0]["path"]
+    tool = data["tool"]["layervenv"]
+    assert tool["python"] == str(stack.python)
+    assert tool["python-version"].startswith(stack.short_version)
+    assert tool["implementation"] == "cpython"
+    # the stack's distributions, as the layer's interpreter sees them, not the layer's
+    dists = tool["stack-distributions"]
+    assert (dists["hepnum"], dists["hepconf"], dists["hepfit"], dists["hepio"]) == \
+           ("1.22.3", "0.9.0", "1.0.0", "5.4.3")
+    lines = "\n".join(sorted(f"{n}=={v}" for n, v in dists.items()))
+    assert tool["stack-fingerprint"] == hashlib.sha256(lines.encode()).hexdigest()
+
+
+def test_lock_defaults_to_the_active_layer_and_pylock_toml(upgraded, tmp_path):
+    env = dict(upgraded.env, VIRTUAL_ENV=str(upgraded.root))
+    run_tool("lock", env=env, cwd=tmp_path)
+    assert tomllib.loads((tmp_path / "pylock.toml").read_text())["packages"]
+    missing = run_tool("lock", env=upgraded.env, cwd=tmp_path, check=False)
+    assert missing.returncode == 2 and "VIRTUAL_ENV" in missing.stderr
+
+
+def test_recreate_from_the_lock_exactly(upgraded, tmp_path, stack_env):
+    lock = _lock(upgraded, tmp_path)
+    before = installed(upgraded.root)
+    assert before["hepnum"] == ("1.24.2", True)
+    shutil.rmtree(upgraded.root)
+    result = run_tool("create", str(upgraded.root), "--from", str(lock), "--format", "json",
+                      env=stack_env)
+    data = json.loads(result.stdout)
+    assert (data["packages"]["hepnum"], data["packages"]["hepconf"]) == ("1.24.2", "1.0.0")
+    assert installed(upgraded.root) == before
+    assert py(upgraded.python, VERSIONS, stack_env).split() == ["1.24.2", "1.0.0", "5.4.3"]
+    # console scripts point at the layer's final path, not at the staging directory
+    script = upgraded.root / "bin" / "hepnum-info"
+    assert script.read_text().splitlines()[0] == f"#!{upgraded.root}/bin/python"
+    out = subprocess.run([str(script)], env=stack_env, capture_output=True, text=True,
+                         check=True).stdout
+    assert out.split()[1] == "1.24.2"
+    # pip of the re-created layer works and sees the same versions
+    pip = subprocess.run([str(upgraded.python), "-m", "pip", "list", "--path",
+                          str(next((upgraded.root / "lib").glob("python*/site-packages")))],
+                         env=stack_env, capture_output=True, text=True, check=True).stdout
+    assert "hepnum" in pip and "1.24.2" in pip
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_recreate_fetches_moved_wheels_with_their_hashes(upgraded, tmp_path, stack_env):
+    copy = tmp_path / "wheels-copy"
+    shutil.copytree(upgraded.env["PIP_FIND_LINKS"], copy)
+    env = {k: v for k, v in stack_env.items() if k != "PIP_FIND_LINKS"}
+    lock = _lock(upgraded, tmp_path, "--find-links", str(copy))
+    text = lock.read_text()
+    lock.write_text(text.replace(stack_env["PIP_FIND_LINKS"], str(tmp_path / "gone")))
+    target = tmp_path / "again"
+    run_tool("create", str(target), "--from", str(lock), "--find-links", str(copy), env=env)
+    assert installed(target) == installed(upgraded.root)
+    # a file with the locked name but other bytes is refused by the hash check
+    bad = tmp_path / "bad-wheels"
+    bad.mkdir()
+    src = next(copy.glob("hepconf-1.0.0-*.whl"))
+    shutil.copy(src, bad / src.name)
+    with open(bad / src.name, "ab") as handle:
+        handle.write(b"\0")
+    for wheel in copy.glob("hepnum-1.24.2-*.whl"):
+        shutil.copy(wheel, bad / wheel.name)
+    refused = run_tool("create", str(tmp_path / "tampered"), "--from", str(lock),
+                       "--find-links", str(bad), env=env, check=False)
+    assert refused.returncode == 2 and "hash" in refused.stderr.lower(), refused.stderr
+    assert not (tmp_path / "tampered").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+@pytest.fixture
+def drifted_stack(tmp_path, _built_stack):
+    """A second stack, identical but for one distribution (hepconf 0.9.1)."""
+    dists = tuple(Dist(d.name, "0.9.1") if d.name == "hepconf" else d for d in STACK_DISTS)
+    other = build_stack(tmp_path / "LCG_drift", Path(_built_stack.python).resolve(),
+                        name="LCG_drift", dists=dists)
+    before = tree_digest(other.root)
+    yield other
+    assert tree_digest(other.root) == before, "the second stack was modified"
+
+
+def test_drifted_stack_is_listed_and_refused(upgraded, tmp_path, drifted_stack, base_env):
+    lock = _lock(upgraded, tmp_path)
+    env = drifted_stack.env(base_env)
+    env.update(PIP_NO_INDEX="1", PIP_FIND_LINKS=str(drifted_stack.wheelhouse))
+    target = tmp_path / "drifted"
+    refused = run_tool("create", str(target), "--from", str(lock), env=env, check=False)
+    assert refused.returncode == 1, refused.stderr
+    assert "changed  hepconf 0.9.0 -> 0.9.1" in refused.stderr
+    assert "--allow-stack-drift" in refused.stderr and "Traceback" not in refused.stderr
+    assert not target.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    allowed = run_tool("create", str(target), "--from", str(lock), "--allow-stack-drift",
+                       env=env)
+    assert "hepconf 0.9.0 -> 0.9.1" in allowed.stdout
+    assert installed(target) == installed(upgraded.root)
+    # the same stack as the lock's proceeds without the option
+    run_tool("create", str(tmp_path / "same"), "--from", str(lock), env=upgraded.env)
+
+
+def test_recreate_with_the_recorded_setup(tmp_path, stack, base_env):
+    root = tmp_path / "layer"
+    run_tool("create", str(root), "--setup", f". '{stack.setup_script}'", env=base_env)
+    env = dict(base_env, PIP_NO_INDEX="1", PIP_FIND_LINKS=str(stack.wheelhouse))
+    run_tool("run", str(root), "--", "python", "-m", "pip", "install", "-q", "hepio==5.6.0",
+             env=env)
+    lock = tmp_path / "pylock.toml"
+    run_tool("lock", str(root), "-o", str(lock), env=env)  # the stack is not set up here
+    assert tomllib.loads(lock.read_text())["tool"]["layervenv"]["setup"] == \
+           f". '{stack.setup_script}'"
+    shutil.rmtree(root)
+    run_tool("create", str(root), "--from", str(lock), env=env)  # no --setup: the lock's
+    assert installed(root)["hepio"] == ("5.6.0", True)
+    out = run_tool("run", str(root), "--", "python", "-c", VERSIONS, env=env).stdout.split()
+    assert out == ["1.22.3", "0.9.0", "5.6.0"]
+
+
+def test_editable_install_is_locked_and_recreated(make_layer, tmp_path, stack_env,
+                                                  backend_wheels):  # noqa: F811
+    layer = make_layer()
+    project = _project(tmp_path / "proj", "setuptools", "src")
+    with open(project / "pyproject.toml", "a") as handle:
+        handle.write('\n[project.scripts]\nhepconf-where = "hepconf:where"\n')
+    (project / "src" / "hepconf" / "__init__.py").write_text(
+        "__version__ = '9.9.0'\ndef where():\n    print(__file__)\n")
+    env = dict(stack_env, PIP_FIND_LINKS=f"{backend_wheels} {stack_env['PIP_FIND_LINKS']}")
+    subprocess.run([str(layer.python), "-m", "pip", "install", "-q", "-e", str(project)],
+                   env=env, check=True, capture_output=True)
+    lock = _lock(layer, tmp_path)
+    entry = next(p for p in tomllib.loads(lock.read_text())["packages"]
+                 if p["name"] == "hepconf")
+    assert entry["directory"] == {"path": str(project), "editable": True}
+    assert entry["tool"]["layervenv"]["requested"] is True
+    before = installed(layer.root)
+    shutil.rmtree(layer.root)
+    run_tool("create", str(layer.root), "--from", str(lock), "--find-links", str(backend_wheels),
+             env=stack_env)
+    assert installed(layer.root) == before
+    assert py(layer.python, "import hepconf; print(hepconf.__file__)",
+              stack_env).startswith(str(project))
+    script = layer.root / "bin" / "hepconf-where"
+    assert f"{tmp_path}/." not in script.read_text()  # no staging path left in it
+    out = subprocess.run([str(script)], env=stack_env, capture_output=True, text=True,
+                         check=True).stdout
+    assert out.startswith(str(project))
+    # pip can uninstall it: the RECORD matches the re-pointed script
+    subprocess.run([str(layer.python), "-m", "pip", "uninstall", "-y", "hepconf"], env=env,
+                   check=True, capture_output=True)
+    assert not script.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_seeded_pip_is_removed_by_its_record(make_layer):
+    from layervenv.packages import StagingTarget
+
+    layer = make_layer("seeded")
+    site = next((layer.root / "lib").glob("python*/site-packages"))
+    purelib = str(site.relative_to(layer.root))
+    target = StagingTarget(layer.root, layer.root, purelib, purelib, "bin", "include")
+    target.remove("pip")
+    assert sorted(p.name for p in site.iterdir() if p.name != "__pycache__") == [
+        "_layervenv_boot.py", "~layervenv.pth", "~layervenv.start"]
+    assert sorted(p.name for p in (layer.root / "bin").iterdir() if "pip" in p.name) == []
+    assert (layer.root / "bin" / "activate").is_file()
+
+
+def test_requested_pip_is_marked(upgraded, tmp_path, stack_env):
+    lock = _lock(upgraded, tmp_path)
+    text = lock.read_text()
+    head, pip = text.split('name = "pip"')
+    lock.write_text(head + 'name = "pip"' + pip.replace("requested = false", "requested = true",
+                                                         1))
+    target = tmp_path / "again"
+    run_tool("create", str(target), "--from", str(lock), env=stack_env)
+    assert installed(target)["pip"][1] is True
+    assert installed(target)["hepnum"] == ("1.24.2", True)
+
+
+def test_lock_needs_pip_22_2(tmp_path, _built_stack, base_env):
+    python = sorted(glob.glob("/root/.pyenv/versions/3.7*/bin/python3.7"))
+    if not python:
+        pytest.skip("no Python 3.7 (bundling pip 22.0) on this machine")
+    old = build_stack(tmp_path / "LCG_37", Path(python[-1]), name="LCG_37")
+    env = dict(old.env(base_env), PIP_NO_INDEX="1", PIP_FIND_LINKS=str(old.wheelhouse))
+    root = tmp_path / "layer"
+    run_tool("create", str(root), env=env)
+    subprocess.run([str(root / "bin" / "python"), "-m", "pip", "install", "-q",
+                    "hepconf==1.0.0"], env=env, check=True, capture_output=True)
+    result = run_tool("lock", str(root), "-o", str(tmp_path / "p.toml"), env=env, check=False)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "pip >= 22.2 is needed" in result.stderr
+    assert not (tmp_path / "p.toml").exists()
