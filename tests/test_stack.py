@@ -48,6 +48,18 @@ def test_setup_is_recorded(setup_layer, stack):
     assert env.set["SIMSTACK_NAME"] == "LCG_sim"
 
 
+def test_exported_shell_functions_are_not_recorded(tmp_path, stack, base_env):
+    """bash exports functions as ``BASH_FUNC_name%%``: no shell could set that back."""
+    root = tmp_path / "layer"
+    setup = f". '{stack.setup_script}'; simstack_hello() {{ echo hi; }}; export -f simstack_hello"
+    run_tool("create", "--without-pip", str(root), "--setup", setup, env=base_env)
+    env = Layer.open(root).config.stack.stack_environment()
+    assert env.set["SIMSTACK_NAME"] == "LCG_sim"
+    assert not [name for name in env.set if "%" in name or not name.isidentifier()]
+    assert run_shell("bash", f". '{root}/bin/activate' && echo $SIMSTACK_NAME",
+                     base_env).stdout.split() == ["LCG_sim"]
+
+
 def test_run_from_an_empty_environment(setup_layer, stack, home):
     wheelhouse = str(stack.wheelhouse)
     out = subprocess.run(tool_command("run", str(setup_layer), "--", "python", "-c", WHERE),

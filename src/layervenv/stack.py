@@ -77,11 +77,20 @@ class StackEnvironment:
         return bool(wanted) and all(entry in have for entry in wanted)
 
 
+def is_variable_name(name: str) -> bool:
+    """A name every shell can set: not bash's exported functions (``BASH_FUNC_f%%``).
+
+    Functions cannot be replayed from a recorded environment; a stack that needs its
+    shell functions records ``--rerun-setup`` instead.
+    """
+    return name.isidentifier() and name.isascii()
+
+
 def diff_environments(before: dict[str, str], after: dict[str, str]) -> StackEnvironment:
     """What turned ``before`` into ``after``, as prepends where it looks like one."""
     result = StackEnvironment()
     for name, value in sorted(after.items()):
-        if name in SHELL_OWN or before.get(name) == value:
+        if name in SHELL_OWN or before.get(name) == value or not is_variable_name(name):
             continue
         old = before.get(name)
         if old and value.endswith(os.pathsep + old):
