@@ -137,3 +137,20 @@ def test_warns_once_about_another_pythons_site_packages(tmp_path, mini_stack):
     quiet = subprocess.run([str(layer / "bin" / "python"), "-c", "pass"], env=same,
                            capture_output=True, text=True, check=True)
     assert quiet.stderr == ""
+
+
+@pytest.mark.parametrize("python", PYTHONS, ids=_version_id)
+def test_shipped_bytecode_is_what_loads(python, tmp_path):
+    """The layer ships the hook's .pyc compiled by its own interpreter, and it is valid:
+    with PYTHONDONTWRITEBYTECODE (common on stacks) nothing else would cache it."""
+    if python is None:
+        pytest.skip("no interpreter found")
+    env = clean_env(tmp_path, PYTHONDONTWRITEBYTECODE="1")
+    layer = tmp_path / "layer"
+    run_tool("create", "--without-pip", "--python", python, str(layer), env=env)
+    pycs = glob.glob(str(layer / "lib" / "python*" / "site-packages" / "__pycache__" / "*.pyc"))
+    assert [Path(p).name.split(".")[0] for p in pycs] == ["_layervenv_boot"]
+    verbose = subprocess.run([str(layer / "bin" / "python"), "-v", "-c", "pass"], env=env,
+                             capture_output=True, text=True, check=True).stderr
+    assert f"# code object from '{pycs[0]}'" in verbose
+    assert "bytecode is stale" not in verbose

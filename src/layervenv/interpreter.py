@@ -17,15 +17,32 @@ from pathlib import Path
 
 from packaging.version import Version
 
+from layervenv.boot import HookBytecode, hook_source
 from layervenv.errors import UserError
 
 # Runs inside the stack interpreter (Python >= 3.6, stdlib only).
 _PROBE = r"""
-import glob, json, os, sys, sysconfig
+import base64, glob, json, marshal, os, sys, sysconfig
 base = "@LAYERVENV_BASE@"
 scheme = "venv" if "venv" in sysconfig.get_scheme_names() else "posix_prefix"
 v = {"base": base, "platbase": base, "installed_base": base, "installed_platbase": base}
 paths = sysconfig.get_paths(scheme=scheme, vars=v)
+def hook_bytecode():
+    # The boot hook (given on stdin) compiled by this very interpreter, so that the
+    # layer can ship its .pyc: stacks often set PYTHONDONTWRITEBYTECODE, and then
+    # every start-up would compile the hook again.
+    try:
+        import importlib.util
+        source = sys.stdin.read()
+        tag = sys.implementation.cache_tag
+        if not source or not tag:
+            return None
+        code = compile(source, "_layervenv_boot.py", "exec", dont_inherit=True)
+        return {"magic": base64.b64encode(importlib.util.MAGIC_NUMBER).decode(),
+                "cache_tag": tag, "flags_field": sys.version_info >= (3, 7),
+                "code": base64.b64encode(marshal.dumps(code)).decode()}
+    except Exception:
+        return None
 bundled = os.path.join(os.path.dirname(os.__file__), "ensurepip", "_bundled")
 exe = getattr(sys, "_base_executable", None) if sys.prefix != sys.base_prefix else None
 print(json.dumps({
@@ -37,6 +54,7 @@ print(json.dumps({
     "scripts": paths["scripts"], "include": paths["include"],
     "pip_wheels": sorted(glob.glob(os.path.join(bundled, "pip-*.whl"))),
     "maxsize": sys.maxsize,
+    "hook_bytecode": hook_bytecode(),
 }))
 """
 _BASE = "@LAYERVENV_BASE@"
@@ -55,6 +73,8 @@ class Interpreter:
     include: str
     pip_wheels: tuple[Path, ...]
     is_64bit: bool
+    #: the boot hook compiled by this interpreter (None where it could not be)
+    hook_bytecode: HookBytecode | None = None
 
     @property
     def short_version(self) -> str:
@@ -89,7 +109,7 @@ def probe_interpreter(python: Path) -> Interpreter:
         raise UserError(f"not an executable Python interpreter: {python}")
     try:
         result = subprocess.run(
-            [str(python), "-I", "-S", "-c", _PROBE],
+            [str(python), "-I", "-S", "-c", _PROBE], input=hook_source(),
             capture_output=True, text=True, timeout=60, check=False,
         )
     except OSError as error:
@@ -113,4 +133,5 @@ def probe_interpreter(python: Path) -> Interpreter:
         include=_relative(facts["include"]),
         pip_wheels=tuple(Path(p) for p in facts["pip_wheels"]),
         is_64bit=facts["maxsize"] > 2**32,
+        hook_bytecode=HookBytecode.from_probe(facts.get("hook_bytecode")),
     )

@@ -13,8 +13,13 @@ lets the hook see the import-hook finders that editable installs register.
 
 from __future__ import annotations
 
+import base64
+import os
+import struct
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 MODULE_NAME = "_layervenv_boot"
 BASENAME = "~layervenv"
@@ -29,8 +34,37 @@ def hook_source() -> str:
     return resources.files(__package__).joinpath(MODULE_NAME + ".py").read_text(encoding="utf-8")
 
 
-def install_boot_hook(site_packages: Path) -> list[Path]:
-    """Write the hook, its ``.pth`` and its ``.start`` into ``site_packages``."""
+@dataclass(frozen=True)
+class HookBytecode:
+    """The hook compiled by the stack's interpreter (marshal is version-specific)."""
+
+    magic: bytes
+    cache_tag: str
+    flags_field: bool  # the PEP 552 flags word of Python >= 3.7 pycs
+    code: bytes
+
+    @classmethod
+    def from_probe(cls, facts: dict[str, Any] | None) -> HookBytecode | None:
+        if not facts:
+            return None
+        return cls(magic=base64.b64decode(facts["magic"]), cache_tag=facts["cache_tag"],
+                   flags_field=bool(facts["flags_field"]), code=base64.b64decode(facts["code"]))
+
+    def pyc(self, source: Path) -> bytes:
+        """A timestamp-checked pyc for ``source``: valid until the source changes."""
+        stat = source.stat()
+        stamp = struct.pack("<II", int(stat.st_mtime) & 0xFFFFFFFF, stat.st_size & 0xFFFFFFFF)
+        flags = struct.pack("<I", 0) if self.flags_field else b""
+        return self.magic + flags + stamp + self.code
+
+
+def install_boot_hook(site_packages: Path, bytecode: HookBytecode | None = None) -> list[Path]:
+    """Write the hook, its ``.pth`` and its ``.start`` into ``site_packages``.
+
+    With ``bytecode``, the hook's ``.pyc`` too: compiling the hook on every start-up
+    (stacks and containers often set PYTHONDONTWRITEBYTECODE) costs about 2 ms; loading
+    the shipped ``.pyc`` about 0.1 ms.
+    """
     files = {
         MODULE_NAME + ".py": hook_source(),
         PTH_NAME: PTH_LINE,
@@ -41,4 +75,10 @@ def install_boot_hook(site_packages: Path) -> list[Path]:
         path = site_packages / name
         path.write_text(text, encoding="utf-8")
         written.append(path)
+    if bytecode is not None:
+        cache = site_packages / "__pycache__"
+        os.makedirs(cache, exist_ok=True)
+        pyc = cache / f"{MODULE_NAME}.{bytecode.cache_tag}.pyc"
+        pyc.write_bytes(bytecode.pyc(written[0]))
+        written.append(pyc)
     return written

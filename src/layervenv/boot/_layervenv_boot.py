@@ -113,8 +113,7 @@ def promote_layer_finders():
     The hook runs last among the layer's ``.pth`` files and before the stack's, so
     every finder behind PathFinder at this point came from the layer.
     """
-    from importlib.machinery import PathFinder
-
+    PathFinder = _path_finder()
     meta = sys.meta_path
     if PathFinder not in meta:
         return False
@@ -124,6 +123,18 @@ def promote_layer_finders():
         return False
     meta[:] = meta[:index] + behind + [PathFinder]
     return True
+
+
+def _path_finder():
+    """The path-based finder, without importing ``importlib.machinery`` (0.2 ms a start).
+
+    It is defined in ``_frozen_importlib_external``, loaded before ``site`` runs.
+    """
+    external = sys.modules.get("_frozen_importlib_external")
+    finder = getattr(external, "PathFinder", None)
+    if finder is None:
+        from importlib.machinery import PathFinder as finder
+    return finder
 
 
 WARNED = "LAYERVENV_WARNED_PYTHON_MISMATCH"

@@ -138,7 +138,7 @@ def build_layer(
     """Fill ``staging`` with a complete layer that will live at ``layer.root``."""
     make_skeleton(staging, interp)
     write_pyvenv_cfg(staging, interp, options.prompt)
-    install_boot_hook(staging / interp.purelib)
+    install_boot_hook(staging / interp.purelib, interp.hook_bytecode)
     write_activation_scripts(layer, staging / interp.scripts)
     pip_version = None
     if not options.without_pip:
