@@ -39,8 +39,9 @@ class CheckResult:
         return "\n".join(lines)
 
 
-def check_layer(directory: str | None) -> CheckResult:
+def check_layer(directory: str | None, environ: dict[str, str] | None = None) -> CheckResult:
+    """The layer's problems as it runs in ``environ`` (default: this process's)."""
     layer = Layer.from_argument(directory)
-    inspection = inspect_layer(layer)
+    inspection = inspect_layer(layer, environ)
     return CheckResult(layer=str(layer.root), python_version=inspection.python_version,
                        problems=inspection.problems())

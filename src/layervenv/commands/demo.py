@@ -15,7 +15,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from layervenv.commands.check import check_layer
 from layervenv.commands.create import CreateOptions, create
+from layervenv.commands.list import list_layer
 from layervenv.interpreter import probe_interpreter
 from layervenv.seed import install_wheel
 from layervenv.simstack import build_stack, sourced_environment, tree_digest
@@ -119,6 +121,20 @@ def demo(workdir: str | None = None, keep: bool = False, python: str | None = No
         story.show(". layer/bin/activate; python ...; deactivate; python ...", "\n".join(lines[:2]))
         story.claim(lines[:2] == ["1.24.2", "1.22.3"], "active: the layer; deactivated: the stack")
         story.claim(lines[2:] == [env["PATH"]], "deactivate restored PATH exactly")
+
+        story.step("What wins and what it shadows (layervenv list --shadowed)")
+        listed = list_layer(result.path, shadowed_only=True, environ=env)
+        story.show(f"layervenv list --shadowed {result.path}", listed.human())
+        rows = {d.name: d for d in listed.distributions}
+        hepnum = rows.get("hepnum")
+        story.claim(hepnum is not None and hepnum.winner.origin == "layer"
+                    and [c.version for c in hepnum.shadowed] == ["1.22.3"],
+                    "list: the layer's hepnum wins and shadows the stack's 1.22.3")
+
+        story.step("What will break (layervenv check)")
+        checked = check_layer(result.path, environ=env)
+        story.show(f"layervenv check {result.path}", checked.human())
+        story.claim(checked.ok, "check: no error in the layer")
 
         story.step("The stack")
         story.claim(tree_digest(stack.root) == digest, "not one byte under the stack changed")

@@ -63,9 +63,11 @@ class ListResult:
         return "\n".join(out)
 
 
-def list_layer(directory: str | None, shadowed_only: bool = False) -> ListResult:
+def list_layer(directory: str | None, shadowed_only: bool = False,
+               environ: dict[str, str] | None = None) -> ListResult:
+    """The layer's effective view as it runs in ``environ`` (default: this process's)."""
     layer = Layer.from_argument(directory)
-    inspection = inspect_layer(layer, need_interpreter=True)
+    inspection = inspect_layer(layer, environ, need_interpreter=True)
     view = inspection.view
     if shadowed_only:
         view = [d for d in view if d.shadowed]

@@ -378,3 +378,15 @@ def render_revert(env: EnvChange, dialect: Dialect, indent: int = 0) -> str:
         script.add(dialect.rehash)
     script.close()
     return script.text()
+
+
+def render_script(template: str, env: EnvChange, dialect: Dialect, version: str) -> str:
+    """Fill a dialect's script template: header fields, the revert (inside its
+    ``deactivate``), the checks and the apply part, all rendered from ``env``."""
+    return template.format(
+        layer_comment=env.layer.replace("\n", " "),
+        version=version,
+        revert=render_revert(env, dialect, indent=1),
+        checks=render_checks(env, dialect),
+        apply=render_apply(env, dialect),
+    )

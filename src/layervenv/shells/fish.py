@@ -18,14 +18,7 @@ Only builtins are used (``set``, ``test``, ``string``, ``contains``, ``functions
 from __future__ import annotations
 
 from layervenv.envchange import EnvChange
-from layervenv.shells.dialect import (
-    PREFIX,
-    Dialect,
-    PromptSyntax,
-    render_apply,
-    render_checks,
-    render_revert,
-)
+from layervenv.shells.dialect import PREFIX, Dialect, PromptSyntax, render_script
 
 
 def quote(value: str) -> str:
@@ -122,11 +115,5 @@ deactivate nondestructive
 
 def render(env: EnvChange, version: str) -> dict[str, str]:
     """``bin/activate.fish`` for the layer described by ``env``."""
-    text = _HEADER.format(
-        layer_comment=env.layer.replace("\n", " "),
-        version=version,
-        revert=render_revert(env, DIALECT, indent=1),
-        checks=render_checks(env, DIALECT),
-        apply=render_apply(env, DIALECT),
-    )
+    text = render_script(_HEADER, env, DIALECT, version)
     return {"activate.fish": text}

@@ -9,7 +9,7 @@ one of these shells treats as plain text, whatever the layer's path contains.
 from __future__ import annotations
 
 from layervenv.envchange import EnvChange
-from layervenv.shells.dialect import Dialect, render_apply, render_checks, render_revert
+from layervenv.shells.dialect import Dialect, render_script
 
 
 def quote(value: str) -> str:
@@ -79,11 +79,5 @@ deactivate nondestructive
 
 def render(env: EnvChange, version: str) -> dict[str, str]:
     """``bin/activate`` for the layer described by ``env``."""
-    text = _HEADER.format(
-        layer_comment=env.layer.replace("\n", " "),
-        version=version,
-        revert=render_revert(env, DIALECT, indent=1),
-        checks=render_checks(env, DIALECT),
-        apply=render_apply(env, DIALECT),
-    )
+    text = render_script(_HEADER, env, DIALECT, version)
     return {"activate": text}
