@@ -142,6 +142,24 @@ def test_moved_away_stack_is_a_one_line_error(tmp_path, own_stack, base_env, hom
     assert "missing" in result.stderr and str(own_stack.python) in result.stderr
 
 
+def test_a_relative_pythonpath_entry_is_not_a_missing_stack(tmp_path, stack_env, home):
+    """``PYTHONPATH=src:$PYTHONPATH`` of a developer names a directory under the current
+    one: from elsewhere it is not a stack that went away."""
+    root = tmp_path / "layer"
+    env = dict(stack_env, PYTHONPATH="src:" + stack_env["PYTHONPATH"])
+    run_tool("create", "--without-pip", str(root), env=env)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    ran = subprocess.run(tool_command("run", str(root), "--", "python", "-c", "print(1)"),
+                         env=env, cwd=elsewhere, capture_output=True, text=True, check=False)
+    assert (ran.returncode, ran.stdout, ran.stderr) == (0, "1\n", "")
+    checked = run_tool("check", str(root), "--format", "json", env=env, cwd=elsewhere,
+                       check=False)
+    assert "stack-missing" not in checked.stdout
+    activated = run_shell("bash", f". '{root}/bin/activate' && echo ok", env, cwd=elsewhere)
+    assert activated.stdout.split() == ["ok"]
+
+
 def test_other_stack_set_up_is_refused(tmp_path, setup_layer, _built_stack, base_env):
     other = build_stack(tmp_path / "AB_sim", Path(_built_stack.python).resolve(), name="AB_sim",
                         layout="atlas")

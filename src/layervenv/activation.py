@@ -9,6 +9,7 @@ for Python interpreters embedded in C++ programs of the same version.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from layervenv import __version__
@@ -33,7 +34,8 @@ def env_change(layer: Layer) -> EnvChange:
     """Everything activation does for ``layer``: checks, its stack, then the layer itself."""
     record = layer.config.stack.stack_environment()
     requires = [RequirePath(layer.config.stack.python, "interpreter")]
-    requires += [RequirePath(e, "directory") for e in record.prepend.get("PYTHONPATH", []) if e]
+    requires += [RequirePath(e, "directory") for e in record.prepend.get("PYTHONPATH", [])
+                 if os.path.isabs(e)]
     stack = None
     if not record.is_empty():
         var, markers = record.presence_markers()

@@ -118,8 +118,10 @@ class Lock:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise UserError(f"no such lock file: {path}") from None
-        except (OSError, UnicodeDecodeError) as error:
-            raise UserError(f"cannot read {path}: {error}") from None
+        except OSError as error:
+            raise UserError(f"cannot read {path}: {error.strerror}") from None
+        except UnicodeDecodeError:
+            raise UserError(f"cannot read {path}: it is not UTF-8 text") from None
         except tomllib.TOMLDecodeError as error:
             raise UserError(f"{path} is not valid TOML: {error}") from None
         if str(data.get("lock-version", "")).split(".")[0] != "1":

@@ -145,12 +145,16 @@ def _parse_env0(data: str) -> dict[str, str]:
 
 
 def missing_parts(python: str, pythonpath: list[str]) -> list[str]:
-    """What of a recorded stack is gone: its interpreter, its PYTHONPATH directories."""
+    """What of a recorded stack is gone: its interpreter, its PYTHONPATH directories.
+
+    A relative PYTHONPATH entry (``PYTHONPATH=src`` of a developer) names a directory
+    under whatever the current directory is: not part of any stack, never "missing".
+    """
     missing = []
     if not os.path.exists(python):
         missing.append(f"interpreter {python}")
     for entry in pythonpath:
-        if entry and not os.path.isdir(entry):
+        if os.path.isabs(entry) and not os.path.isdir(entry):
             missing.append(f"directory {entry}")
     return missing
 
