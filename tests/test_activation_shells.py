@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -194,8 +195,43 @@ def test_prompt_set_and_restored(shell, layers, base_env):
         # the variable holds prompt syntax: \\! shows a ! (a bare ! is the event number)
         name = layer.name.replace("%", "%%").replace("!", "\\!")
         assert out == f"({name}) orig> |orig> |unset|x> |"
-    else:
-        assert out == f"({layer.name}) orig> |orig> |unset|x> |"
+    else:  # what the prompt shows is checked in an interactive shell, below
+        during, *rest = out.split("|")
+        assert during.endswith("orig> ") and rest == ["orig> ", "unset", "x> ", ""]
+
+
+#: interactive POSIX shells that read no start-up file; each writes its prompt to stderr
+INTERACTIVE = {
+    "bash": ("--norc", "--noprofile", "-i"),
+    "zsh": ("-f", "-i"),
+    "dash": ("-i",),
+    "ksh": ("-i",),
+}
+
+
+@pytest.mark.parametrize("name", ["ana-2024 é", "a$(echo PWNED)`echo BT`\\w!%d $HOME x"],
+                         ids=["plain", "expanding"])
+@pytest.mark.parametrize("shell", sorted(INTERACTIVE))
+def test_prompt_shows_the_layer_name_literally(shell, name, tmp_path, _built_stack, base_env):
+    """bash, dash and ksh expand $(...), `...` and $VAR in PS1 each time they show it,
+    bash decodes \\w, ksh turns ! into the history number, zsh reads %d: the prompt must
+    show the layer's name as it is, run nothing, and go back to what it was."""
+    from helpers import run_tool, shell_path
+
+    layer = tmp_path / name
+    run_tool("create", "--without-pip", str(layer), env=base_env)
+    sh = SHELLS[shell]
+    script = "\n".join(["PS1='orig> '", sh.source(layer), "echo active",
+                         "deactivate", "echo deactivated", "exit", ""])
+    env = {k: v for k, v in base_env.items() if k not in ("ENV", "PS1", "PROMPT_COMMAND")}
+    result = subprocess.run([shell_path(shell), *INTERACTIVE[shell]], input=script, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            timeout=60, check=False)
+    shown = result.stdout.replace("\n", "")  # prompts and output, in the order written
+    assert f"({name}) orig> " in shown
+    assert "PWNED" not in shown.replace(name, "") and "BT" not in shown.replace(name, "")
+    after = shown[shown.rindex("deactivated"):]
+    assert "orig> " in after and f"({name})" not in after
 
 
 @pytest.mark.parametrize("shell", ALL_SHELLS)
@@ -218,8 +254,8 @@ def test_activation_needs_no_external_command(shell, layers, base_env):
 
 #: what may start a statement in each script: builtins, keywords, our own functions
 BUILTINS = {
-    "posix": {"if", "then", "else", "fi", "case", "esac", "unset", "export", "return", "printf",
-              "hash", "deactivate", "eval", "}", "deactivate ()"},
+    "posix": {"if", "then", "elif", "else", "fi", "case", "esac", "unset", "export", "return",
+              "printf", "hash", "deactivate", "eval", "}", "deactivate ()"},
     "fish": {"if", "else", "end", "set", "functions", "function", "printf", "return", "not",
              "contains", "string", "test", "echo", "deactivate", "_layervenv_old_fish_prompt"},
     "csh": {"if", "else", "endif", "set", "setenv", "unset", "unsetenv", "while", "end",

@@ -110,10 +110,20 @@ class Dialect:
     eval: str = ""
     #: a prompt that is not the plain variable ``prompt_var`` (default: derived from it)
     prompt: PromptSyntax | None = None
+    #: characters the shell expands when it shows the prompt (``$``, a backquote, ...)
+    prompt_expands: str = ""
+    #: the prompt steps for a text holding one of ``prompt_expands``: shown literally
+    prompt_guarded: PromptSyntax | None = None
 
 
-def prompt_syntax(dialect: Dialect, exported: bool = False) -> PromptSyntax:
-    """The dialect's prompt steps; by default, those of the plain variable ``prompt_var``."""
+def prompt_syntax(dialect: Dialect, exported: bool = False, text: str = "") -> PromptSyntax:
+    """The dialect's prompt steps; by default, those of the plain variable ``prompt_var``.
+
+    A prompt ``text`` the shell would expand when showing it (a layer named ``a$HOME``
+    or ``$(cmd)``) gets the dialect's guarded steps, where it has them.
+    """
+    if dialect.prompt_guarded is not None and any(c in text for c in dialect.prompt_expands):
+        return dialect.prompt_guarded
     if dialect.prompt is not None:
         return dialect.prompt
     var = dialect.prompt_var
@@ -221,7 +231,7 @@ def apply_change(script: Script, change: Change) -> None:
         _set(script, applied_name(key), d.ref.format(var=var), change.exported)
         _set(script, added_name(key), d.quote(change.entry), change.exported)
     elif isinstance(change, SetPrompt):
-        prompt = prompt_syntax(d, change.exported)
+        prompt = prompt_syntax(d, change.exported, change.text)
         script.open(d.if_empty, var="VIRTUAL_ENV_DISABLE_PROMPT")
         script.open_text(prompt.if_set)
         script.add_text(prompt.save)
@@ -249,7 +259,7 @@ def revert_change(script: Script, change: Change) -> None:
     applied = applied_name(key)
     script.open(d.if_set, var=applied)
     if isinstance(change, SetPrompt):
-        prompt = prompt_syntax(d, change.exported)
+        prompt = prompt_syntax(d, change.exported, change.text)
         script.open_text(prompt.if_saved)
         script.add_text(prompt.restore)
         script.otherwise()

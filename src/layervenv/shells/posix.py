@@ -8,8 +8,8 @@ one of these shells treats as plain text, whatever the layer's path contains.
 
 from __future__ import annotations
 
-from layervenv.envchange import EnvChange
-from layervenv.shells.dialect import Dialect, render_script
+from layervenv.envchange import STATE_PREFIX, EnvChange, saved_name
+from layervenv.shells.dialect import PREFIX, Dialect, PromptSyntax, render_script
 
 
 def quote(value: str) -> str:
@@ -27,6 +27,39 @@ case $_layervenv_v in
 esac
 {var}=$_layervenv_v; export {var}
 unset _layervenv_v"""
+
+_TEXT = STATE_PREFIX + "PROMPT"
+_OLD_PS1 = saved_name("PS1")
+
+# A prompt text with characters the shell expands when it shows PS1 -- bash, dash and
+# ksh run $(...) and `...` found in PS1 at every prompt, bash decodes \w, ksh turns !
+# into the history number, zsh reads %d -- is kept in a variable that PS1 refers to:
+# what an expansion yields is not expanded again.  zsh expands ${...} in PS1 only with
+# PROMPT_SUBST, so without it the text goes in literally, its % doubled.
+_GUARDED_PROMPT = PromptSyntax(
+    if_set='if [ -n "${PS1+x}" ]; then',
+    save=f'{_OLD_PS1}="${{PS1}}"',
+    set=f"""\
+{_TEXT}={PREFIX}
+if [ -n "${{ZSH_VERSION-}}" ]; then
+    if [[ -o promptsubst ]]; then
+        PS1='${{{_TEXT}//\\%/%%}}'"${{PS1-}}"
+    else
+        PS1="${{{_TEXT}//\\%/%%}}${{PS1-}}"
+    fi
+elif [ -n "${{KSH_VERSION-}}" ]; then
+    PS1='${{{_TEXT}//!/!!}}'"${{PS1-}}"
+else
+    PS1='${{{_TEXT}}}'"${{PS1-}}"
+fi""",
+    if_saved=f'if [ -n "${{{_OLD_PS1}+x}}" ]; then',
+    restore=f'PS1="${{{_OLD_PS1}}}"\nunset {_OLD_PS1} {_TEXT}',
+    unset=f"unset PS1 {_TEXT}",
+    applied='"${PS1}"',
+)
+
+#: what bash, dash, ksh or zsh expand in a prompt: then the guarded steps are used
+PROMPT_EXPANDS = "$`\\!%"
 
 DIALECT = Dialect(
     name="posix",
@@ -56,6 +89,8 @@ DIALECT = Dialect(
     flag_if_absent='case ":${{{var}-}}:" in *:{entry}:*) ;; *) {flag}= ;; esac',
     flag_if_contains="case ${{{var}-}} in *{text}*) {flag}=1 ;; esac",
     eval="eval {command}",
+    prompt_expands=PROMPT_EXPANDS,
+    prompt_guarded=_GUARDED_PROMPT,
 )
 
 _HEADER = """\
