@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import random
+import shlex
 import signal
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from helpers import py, run_tool, tool_command
+from helpers import py, run_shell, run_tool, tool_command
+
+from layervenv.layer import Layer
 
 HOSTILE = "lay-er 'q\" $HOME é"
 
@@ -144,3 +147,25 @@ def test_tool_ignores_broken_packages_on_the_stack_pythonpath(tmp_path, stack_en
     env = dict(stack_env, PYTHONPATH=f"{broken}:{stack_env['PYTHONPATH']}")
     run_tool("create", str(tmp_path / "layer"), env=env)
     assert Path(tmp_path / "layer" / "layervenv.toml").is_file()
+
+
+@pytest.mark.parametrize("setup", [False, True], ids=["stack-set-up", "recorded-stack"])
+def test_create_inside_an_active_layer_stands_on_the_stack(setup, tmp_path, stack, stack_env,
+                                                         base_env):
+    """From a shell where layer A is active, B's python3 and PYTHONPATH are the stack's,
+    not A's (whose bin is first on PATH and, with --export-pythonpath, on PYTHONPATH)."""
+    a = tmp_path / "a"
+    if setup:
+        run_tool("create", "--without-pip", "--export-pythonpath", str(a),
+                 "--setup", f". '{stack.setup_script}'", env=base_env)
+        shell_env = base_env
+    else:
+        run_tool("create", "--without-pip", "--export-pythonpath", str(a), env=stack_env)
+        shell_env = stack_env
+    b = tmp_path / "b"
+    cli = " ".join(shlex.quote(part) for part in tool_command("create", "--without-pip", str(b)))
+    run_shell("bash", f". '{a}/bin/activate' && {cli}", shell_env)
+    record = Layer.open(b).config.stack
+    assert record.python == str(stack.python)
+    assert record.pythonpath == [str(stack.site_packages), str(stack.egg)]
+    assert (b / "bin" / "python").resolve() == stack.python.resolve()

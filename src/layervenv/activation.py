@@ -14,7 +14,9 @@ from pathlib import Path
 
 from layervenv import __version__
 from layervenv.envchange import (
+    MARKER,
     PATH_SEPARATOR,
+    STATE_PREFIX,
     Change,
     EnvChange,
     PrependPath,
@@ -102,3 +104,31 @@ def write_activation_scripts(layer: Layer, bin_dir: Path) -> list[Path]:
         path.write_text(text, encoding="utf-8")
         written.append(path)
     return written
+
+
+def without_active_environment(environ: dict[str, str],
+                               also: Path | None = None) -> dict[str, str]:
+    """``environ`` without the virtual environment active in it (and ``also``), if any.
+
+    A layer created, or rebased, from a shell where a layer (or a plain venv) is active
+    must stand on the stack, not on that environment: its ``bin`` must not provide the
+    ``python3``, its site-packages must not be recorded as part of the stack's
+    PYTHONPATH.  The stack variables a layer's activation re-established stay: they
+    are the stack.
+    """
+    roots = {r.rstrip("/") for r in (environ.get("VIRTUAL_ENV"), environ.get(MARKER),
+                                     str(also) if also else None) if r}
+    env = {k: v for k, v in environ.items()
+           if k not in ("VIRTUAL_ENV", "VIRTUAL_ENV_PROMPT") and not k.startswith(STATE_PREFIX)}
+
+    def inside(entry: str) -> bool:
+        return any(entry == root or entry.startswith(root + "/") for root in roots)
+
+    for name in ("PATH", "PYTHONPATH"):
+        if roots and env.get(name):
+            kept = [e for e in env[name].split(PATH_SEPARATOR) if not inside(e)]
+            if kept:
+                env[name] = PATH_SEPARATOR.join(kept)
+            else:
+                del env[name]
+    return env

@@ -89,9 +89,10 @@ class Interpreter:
         return max(self.pip_wheels, key=version_of, default=None)
 
 
-def find_default_python() -> Path:
-    """The ``python3`` first on PATH: after the stack's setup, the stack's own Python."""
-    found = shutil.which("python3") or shutil.which("python")
+def find_default_python(path: str | None = None) -> Path:
+    """The ``python3`` first on ``path`` (default: PATH): after the stack's setup, the
+    stack's own Python."""
+    found = shutil.which("python3", path=path) or shutil.which("python", path=path)
     if not found:
         raise UserError("no python3 on PATH: set up the stack first, or pass --python PATH")
     return Path(found)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from layervenv import __version__
-from layervenv.activation import write_activation_scripts
+from layervenv.activation import without_active_environment, write_activation_scripts
 from layervenv.boot import install_boot_hook
 from layervenv.errors import UserError
 from layervenv.interpreter import Interpreter, find_default_python, probe_interpreter
@@ -191,7 +191,8 @@ def _stack_record(interp: Interpreter, environ: dict[str, str], setup: str | Non
 def _environment_and_python(options: CreateOptions) -> tuple[dict[str, str], Path,
                                                                StackEnvironment | None]:
     """The stack's environment (captured from --setup, or this one) and its python3."""
-    environ = dict(os.environ) if options.environ is None else dict(options.environ)
+    environ = without_active_environment(
+        dict(os.environ) if options.environ is None else dict(options.environ))
     captured = None
     if options.setup:
         captured, environ = capture_setup(options.setup, environ)
@@ -202,7 +203,7 @@ def _environment_and_python(options: CreateOptions) -> tuple[dict[str, str], Pat
         if not found:
             raise UserError(f"the setup command put no python3 on PATH: {options.setup}")
         return environ, Path(found), captured
-    return environ, find_default_python(), captured
+    return environ, find_default_python(environ.get("PATH", "")), captured
 
 
 def _current_umask() -> int:

@@ -22,6 +22,7 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
+from layervenv.activation import without_active_environment
 from layervenv.commands.create import CreateOptions, create
 from layervenv.commands.create_from import _problems_line, staging_target
 from layervenv.errors import UserError
@@ -209,18 +210,6 @@ class RebaseResult:
         return "\n".join(lines)
 
 
-def _without_layer(environ: dict[str, str], layer: Layer) -> dict[str, str]:
-    """This shell's environment without the (active) old layer in it."""
-    root = str(layer.root)
-    env = {k: v for k, v in environ.items() if k not in ("VIRTUAL_ENV", "VIRTUAL_ENV_PROMPT")}
-    for name in ("PATH", "PYTHONPATH"):
-        if name in env:
-            kept = [e for e in env[name].split(os.pathsep)
-                    if not (e == root or e.startswith(root + os.sep))]
-            env[name] = os.pathsep.join(kept)
-    return env
-
-
 def _old_prompt(layer: Layer) -> str | None:
     """The prompt given at creation (pyvenv.cfg has it only then)."""
     try:
@@ -247,7 +236,8 @@ def rebase(directory: str | None, setup: str | None, python: str | None, sources
     options = CreateOptions(
         directory=str(old.root), python=python, prompt=_old_prompt(old), clear=True,
         export_pythonpath=old.config.export_pythonpath,
-        environ=_without_layer(dict(os.environ if environ is None else environ), old),
+        environ=without_active_environment(
+            dict(os.environ if environ is None else environ), also=old.root),
         setup=setup, rerun_setup=bool(setup) and old.config.stack.rerun_setup,
         extension=extension,
     )
