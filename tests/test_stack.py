@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import signal
 import subprocess
 from pathlib import Path
@@ -158,6 +159,22 @@ def test_a_relative_pythonpath_entry_is_not_a_missing_stack(tmp_path, stack_env,
     assert "stack-missing" not in checked.stdout
     activated = run_shell("bash", f". '{root}/bin/activate' && echo ok", env, cwd=elsewhere)
     assert activated.stdout.split() == ["ok"]
+
+
+def test_run_and_list_leave_another_active_layer_out(tmp_path, stack_env, stack):
+    """``layervenv run B`` / ``list B`` in a shell where layer A is active: B only, as
+    activating B there would deactivate A first."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    run_tool("create", "--without-pip", "--export-pythonpath", str(a), env=stack_env)
+    run_tool("create", "--without-pip", str(b), env=stack_env)
+    show = "import os; print(os.environ['PATH']); print(os.environ['PYTHONPATH'])"
+    run_b = shlex.join(tool_command("run", str(b), "--", "python", "-c", show))
+    list_b = shlex.join(tool_command("list", str(b), "--format", "json"))
+    out = run_shell("bash", f". '{a}/bin/activate'\n{run_b}\n{list_b}", stack_env).stdout
+    path, pythonpath, listed = out.split("\n", 2)
+    assert path == f"{b / 'bin'}:{stack_env['PATH']}"
+    assert pythonpath == stack_env["PYTHONPATH"]
+    assert str(a) not in listed
 
 
 def test_other_stack_set_up_is_refused(tmp_path, setup_layer, _built_stack, base_env):

@@ -34,7 +34,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from layervenv.activation import describe_stack, stack_changes
+from layervenv.activation import describe_stack, stack_changes, without_active_environment
 from layervenv.boot._layervenv_boot import _pth_paths
 from layervenv.envchange import apply_to
 from layervenv.errors import UserError
@@ -85,7 +85,9 @@ def recorded_stack(layer: Layer) -> RecordedStack:
 
 def layer_environment(layer: Layer, environ: dict[str, str]) -> dict[str, str]:
     """The environment the layer runs with: ``environ``, plus its recorded stack where
-    that is not set up (as activation and ``layervenv run`` do), unless another stack is."""
+    that is not set up (as activation and ``layervenv run`` do), unless another stack is.
+    Another layer or venv active in ``environ`` is left out, as activation would."""
+    environ = without_active_environment(environ)
     record = layer.config.stack.stack_environment()
     if record.is_empty() or record.is_set_up_in(environ):
         return dict(environ)

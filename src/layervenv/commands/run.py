@@ -10,14 +10,24 @@ from __future__ import annotations
 import os
 import shlex
 
-from layervenv.activation import check_stack, layer_changes, stack_changes
+from layervenv.activation import (
+    check_stack,
+    layer_changes,
+    stack_changes,
+    without_active_environment,
+)
 from layervenv.envchange import apply_to
 from layervenv.errors import CommandNotExecutable, CommandNotFound, UserError
 from layervenv.layer import Layer
 
 
 def run_environment(layer: Layer, environ: dict[str, str]) -> dict[str, str]:
-    """``environ`` with the layer activated (and its stack, where it is not set up)."""
+    """``environ`` with the layer activated (and its stack, where it is not set up).
+
+    A layer or venv active in ``environ`` is left out first, as activating this layer
+    in that shell would deactivate it.
+    """
+    environ = without_active_environment(environ)
     check_stack(layer, environ)
     changes = list(stack_changes(layer, environ)) + list(layer_changes(layer))
     return apply_to(changes, environ)
