@@ -288,10 +288,14 @@ def test_script_spawns_nothing(layers, script):
 
 @pytest.mark.parametrize("shell", ALL_SHELLS)
 def test_layer_python_found_after_activation(shell, layers, base_env):
+    """``python`` run (and remembered by the shell) before activation is the layer's
+    while active and the stack's again after deactivate."""
     layer = layers["plain"]
-    script = SHELLS[shell].source(layer) + "\npython -c 'import sys; print(sys.prefix)'"
-    out = run_shell(shell, script, base_env).stdout.strip()
-    assert os.path.samefile(out, layer)
+    prefix = "python -c 'import sys; print(sys.prefix)'"
+    script = "\n".join([prefix, SHELLS[shell].source(layer), prefix, "deactivate", prefix])
+    before, during, after = run_shell(shell, script, base_env).stdout.split("\n")[:3]
+    assert os.path.samefile(during, layer)
+    assert before == after and not os.path.samefile(before, layer)
 
 
 QUOTERS = {"posix": "layervenv.shells.posix", "fish": "layervenv.shells.fish",

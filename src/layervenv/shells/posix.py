@@ -1,6 +1,6 @@
 """POSIX shells: bash, zsh, dash (sh) and ksh.  Rendered as ``bin/activate``.
 
-Only builtins are used (``[``, ``case``, parameter expansion, ``hash``): sourcing
+Only builtins are used (``[``, ``case``, parameter expansion): sourcing
 the script starts no process, so its cost does not grow with the layer's size.
 Pattern operands are single-quoted literals in unquoted assignments, which every
 one of these shells treats as plain text, whatever the layer's path contains.
@@ -17,16 +17,18 @@ def quote(value: str) -> str:
     return "'" + value.replace("'", "'\\''") + "'"
 
 
+# The first {entry} of {var} goes, every other entry (empty ones too) stays: with the
+# value wrapped in ':', the entry is the first ':{entry}:'; what precedes and follows it
+# are joined by one ':' and the wrapping ':' are taken off again.
 _REMOVE_ENTRY = """\
-_layervenv_v=${{{var}-}}
-case $_layervenv_v in
-    {entry}) _layervenv_v= ;;
-    {entry}:*) _layervenv_v=${{_layervenv_v#{entry}:}} ;;
-    *:{entry}) _layervenv_v=${{_layervenv_v%:{entry}}} ;;
-    *:{entry}:*) _layervenv_v=${{_layervenv_v%%:{entry}:*}}:${{_layervenv_v#*:{entry}:}} ;;
-esac
-{var}=$_layervenv_v; export {var}
-unset _layervenv_v"""
+case :${{{var}-}}: in
+    *:{entry}:*)
+        _layervenv_v=:${{{var}-}}:
+        _layervenv_v=${{_layervenv_v%%:{entry}:*}}:${{_layervenv_v#*:{entry}:}}
+        _layervenv_v=${{_layervenv_v#:}}
+        {var}=${{_layervenv_v%:}}; export {var}
+        unset _layervenv_v ;;
+esac"""
 
 _TEXT = STATE_PREFIX + "PROMPT"
 _OLD_PS1 = saved_name("PS1")
@@ -71,7 +73,8 @@ DIALECT = Dialect(
     if_equal='if [ -n "${{{a}+x}}" ] && [ "x${{{a}}}" = "x${{{b}}}" ]; then',
     else_="else",
     end_if="fi",
-    set_exported="{var}={value}; export {var}",
+    # one builtin instead of two (values are always quoted: no field splitting in dash)
+    set_exported="export {var}={value}",
     set_local="{var}={value}",
     unset_exported="unset {var}",
     unset_local="unset {var}",
@@ -82,7 +85,9 @@ DIALECT = Dialect(
     remove_entry=_REMOVE_ENTRY,
     prompt_value='{prefix}"${{{var}-}}"',
     prompt_var="PS1",
-    rehash="hash -r 2>/dev/null || true",
+    # nothing to forget: POSIX shells discard remembered command locations whenever PATH
+    # is assigned (XCU 2.9.1.1), and activation and deactivate always assign it
+    rehash="",
     if_set_nonempty='if [ -n "${{{var}:-}}" ]; then',
     if_missing="if [ ! -e {path} ]; then",
     fail="printf '%s\\n' {message} >&2\nreturn 1",
