@@ -78,10 +78,8 @@ DIALECT = Dialect(
     set_local="{var}={value}",
     unset_exported="unset {var}",
     unset_local="unset {var}",
-    prepend=(
-        'if [ -n "${{{var}:-}}" ]; then {var}={entry}:"${{{var}}}"; else {var}={entry}; fi; '
-        "export {var}"
-    ),
+    # ':' and the old value only when that is not empty: never an empty entry
+    prepend='export {var}={entry}"${{{var}:+:${{{var}}}}}"',
     remove_entry=_REMOVE_ENTRY,
     prompt_value='{prefix}"${{{var}-}}"',
     prompt_var="PS1",
