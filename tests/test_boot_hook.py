@@ -166,3 +166,17 @@ def test_pth_lines_are_read_as_site_reads_them(tmp_path, bom):
     (tmp_path / ".hidden.pth").write_bytes(b"/never\n")
     (tmp_path / "b.pth").write_bytes(b"\xff\xfe not utf-8\n")
     assert _pth_paths(str(tmp_path)) == [str(tmp_path / "src/é dir"), "/abs/path"]
+
+
+@pytest.mark.parametrize("python", PYTHONS, ids=_version_id)
+def test_pip_from_every_interpreter(python, tmp_path):
+    """Every interpreter's ensurepip wheel is found: in the stdlib (``_bundled``) or in a
+    distribution's wheel directory (Debian's /usr/share/python-wheels)."""
+    if python is None:
+        pytest.skip("no interpreter found")
+    env = clean_env(tmp_path)
+    layer = tmp_path / "layer"
+    run_tool("create", "--python", python, str(layer), env=env)
+    out = subprocess.run([str(layer / "bin" / "python"), "-m", "pip", "--version"], env=env,
+                         capture_output=True, text=True, check=True).stdout
+    assert str(layer) in out

@@ -43,7 +43,10 @@ def hook_bytecode():
                 "code": base64.b64encode(marshal.dumps(code)).decode()}
     except Exception:
         return None
-bundled = os.path.join(os.path.dirname(os.__file__), "ensurepip", "_bundled")
+# ensurepip's wheels: in the stdlib, or where a distribution keeps them instead
+# (--with-wheel-pkg-dir, e.g. Debian's and Fedora's /usr/share/python-wheels)
+wheel_dirs = [os.path.join(os.path.dirname(os.__file__), "ensurepip", "_bundled"),
+              sysconfig.get_config_var("WHEEL_PKG_DIR") or ""]
 exe = getattr(sys, "_base_executable", None) if sys.prefix != sys.base_prefix else None
 print(json.dumps({
     "executable": exe or sys.executable,
@@ -52,7 +55,8 @@ print(json.dumps({
     "abiflags": getattr(sys, "abiflags", ""),
     "purelib": paths["purelib"], "platlib": paths["platlib"],
     "scripts": paths["scripts"], "include": paths["include"],
-    "pip_wheels": sorted(glob.glob(os.path.join(bundled, "pip-*.whl"))),
+    "pip_wheels": sorted(w for d in wheel_dirs if d
+                         for w in glob.glob(os.path.join(d, "pip-*.whl"))),
     "maxsize": sys.maxsize,
     "hook_bytecode": hook_bytecode(),
 }))
