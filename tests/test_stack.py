@@ -92,6 +92,34 @@ def test_exit_status_signals_and_streams_pass_through(setup_layer, home):
     assert missing.returncode == 127 and missing.stderr.count("\n") == 1
 
 
+def test_run_gives_the_command_default_signal_dispositions(setup_layer, home):
+    """Python ignores SIGPIPE, and exec keeps an ignored signal ignored: ``yes | head``
+    must end ``yes`` quietly on SIGPIPE (status 141 in the pipeline), as with ``env``."""
+    run = shlex.join(tool_command("run", str(setup_layer), "--", "yes"))
+    result = run_shell("bash", f'{run} | head -n 1; echo "status=${{PIPESTATUS[0]}}"',
+                       _env_i(home))
+    assert result.stdout.split() == ["y", "status=141"]
+    assert result.stderr == ""
+
+
+def test_run_starts_commands_as_execvp_does(setup_layer, tmp_path, home):
+    """An executable without ``#!`` is a shell script; one that cannot be run is a
+    one-line error with the shell's status 126, a missing one 127."""
+    script = tmp_path / "no-shebang"
+    script.write_text('echo "from sh: $1"\nexit 4\n')
+    script.chmod(0o755)
+    env = _env_i(home)
+    ran = subprocess.run(tool_command("run", str(setup_layer), "--", str(script), "arg one"),
+                         env=env, capture_output=True, text=True, check=False)
+    assert (ran.returncode, ran.stdout, ran.stderr) == (4, "from sh: arg one\n", "")
+    for command, status in ((str(tmp_path), 126), (str(tmp_path / "gone"), 127)):
+        result = subprocess.run(tool_command("run", str(setup_layer), "--", command), env=env,
+                                capture_output=True, text=True, check=False)
+        assert result.returncode == status, result.stderr
+        assert result.stderr.startswith("layervenv: error:")
+        assert result.stderr.count("\n") == 1
+
+
 def test_run_where_the_stack_is_set_up_adds_only_the_layer(setup_layer, stack, stack_env):
     code = "import os; print(os.environ['PATH']); print(os.environ['PYTHONPATH'])"
     out = run_tool("run", str(setup_layer), "--", "python", "-c", code, env=stack_env).stdout

@@ -3,12 +3,16 @@
 For batch jobs, cron and CI: the environment is computed in Python from the same
 model the activation scripts are rendered from, then COMMAND replaces this
 process (``exec``), so its exit status, signals and standard streams are its own.
+It is found and started as ``env`` (``execvp``) does it: along the new PATH, and an
+executable file without ``#!`` is run by ``/bin/sh``.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import shlex
+import signal
 
 from layervenv.activation import (
     check_stack,
@@ -33,6 +37,61 @@ def run_environment(layer: Layer, environ: dict[str, str]) -> dict[str, str]:
     return apply_to(changes, environ)
 
 
+#: Signals Python ignores at start-up; an ignored signal stays ignored across exec, so
+#: COMMAND would get them ignored too (``yes | head`` would print "Broken pipe" and exit 1
+#: instead of ending quietly on SIGPIPE).  ``subprocess`` resets the same ones.
+RESET_SIGNALS = ("SIGPIPE", "SIGXFZ", "SIGXFSZ")
+
+
+def restore_default_signals() -> None:
+    """Give COMMAND the signal dispositions it would have been started with by a shell."""
+    for name in RESET_SIGNALS:
+        number = getattr(signal, name, None)
+        if number is not None:
+            signal.signal(number, signal.SIG_DFL)
+
+
+def candidates(name: str, path: str) -> list[str]:
+    """Where ``execvp`` looks for ``name``: itself if it has a ``/``, else along ``path``.
+
+    An empty PATH entry is the current directory, as for a shell.
+    """
+    if "/" in name:
+        return [name]
+    return [os.path.join(entry or ".", name) for entry in path.split(os.pathsep)]
+
+
+def exec_command(command: list[str], env: dict[str, str]) -> None:
+    """Replace this process with ``command``; return only by raising a UserError.
+
+    Like ``execvp``: the first candidate that can be executed wins; one that exists
+    but cannot be run (no permission, a directory) is remembered (exit 126) while
+    the search goes on; a file the kernel cannot execute (no ``#!``) is a shell script.
+    """
+    quoted = shlex.quote(command[0])
+    denied: OSError | None = None
+    for candidate in candidates(command[0], env.get("PATH", os.defpath)):
+        try:
+            os.execve(candidate, command, env)
+        except OSError as error:
+            if error.errno == errno.ENOEXEC:
+                _exec_with_sh(candidate, command, env)
+            if error.errno in (errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG, errno.ELOOP):
+                continue
+            denied = denied or error
+    if denied is None:
+        raise CommandNotFound(f"command not found: {quoted}")
+    raise CommandNotExecutable(f"cannot run {quoted}: {denied.strerror}")
+
+
+def _exec_with_sh(path: str, command: list[str], env: dict[str, str]) -> None:
+    try:
+        os.execve("/bin/sh", ["sh", path, *command[1:]], env)
+    except OSError as error:
+        raise CommandNotExecutable(f"cannot run {shlex.quote(command[0])} with /bin/sh: "
+                                   f"{error.strerror}") from None
+
+
 def run(directory: str, command: list[str]) -> int:
     if not command:
         raise UserError("no command given: layervenv run DIR -- COMMAND [ARGS...]")
@@ -40,10 +99,6 @@ def run(directory: str, command: list[str]) -> int:
     # Always the recorded environment, also for --rerun-setup layers: shell functions
     # a setup defines are of no use to a command started with exec.
     env = run_environment(layer, dict(os.environ))
-    try:
-        os.execvpe(command[0], command, env)
-    except FileNotFoundError:
-        raise CommandNotFound(f"command not found: {shlex.quote(command[0])}") from None
-    except PermissionError:
-        raise CommandNotExecutable(f"permission denied: {shlex.quote(command[0])}") from None
+    restore_default_signals()
+    exec_command(command, env)
     return 127  # not reached
