@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import signal
 import subprocess
@@ -138,6 +139,42 @@ def test_failing_setup_shows_its_output_and_leaves_nothing(tmp_path, base_env):
     assert "Traceback" not in result.stderr
     assert not target.exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_setup_reading_stdin_or_leaving_a_daemon_does_not_hang(tmp_path, stack, base_env):
+    """A setup that reads stdin gets /dev/null (not the user's terminal, where it would
+    wait unseen); one that leaves a process running in the background is not waited for."""
+    pidfile = tmp_path / "daemon.pid"
+    setup = (f". '{stack.setup_script}'; read answer; export ANSWER=\"[$answer]\"; "
+             f"cd /; sleep 60 & echo $! > '{pidfile}'")
+    read_end, write_end = os.pipe()  # a stdin that never ends, like a quiet terminal
+    try:
+        result = subprocess.run(tool_command("create", "--without-pip", str(tmp_path / "l"),
+                                             "--setup", setup),
+                                env=base_env, stdin=read_end, capture_output=True, text=True,
+                                timeout=30, check=False)
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+        if pidfile.exists():
+            os.kill(int(pidfile.read_text()), signal.SIGKILL)
+    assert result.returncode == 0, result.stderr
+    recorded = Layer.open(tmp_path / "l").config.stack.stack_environment()
+    assert recorded.set["ANSWER"] == "[]"
+    assert "PWD" not in recorded.set and "OLDPWD" not in recorded.set
+
+
+@pytest.mark.parametrize(("setup", "shown", "message"), [
+    ("seq 1 100000; exit 3", "100000", "failed (exit 3)"),
+    ("echo half-way; exit 0", "half-way", "must not call 'exit'"),
+])
+def test_setup_failure_shows_the_end_of_its_output(tmp_path, base_env, setup, shown, message):
+    target = tmp_path / "layer"
+    result = run_tool("create", str(target), "--setup", setup, env=base_env, check=False)
+    assert result.returncode == 2 and message in result.stderr
+    assert f"  | {shown}\n" in result.stderr and "  | 1\n" not in result.stderr
+    assert len(result.stderr.splitlines()) <= 16 and "Traceback" not in result.stderr
+    assert not target.exists()
 
 
 def test_lsetup_without_setupatlas_uses_atlas_local_root_base(tmp_path, stack, base_env):

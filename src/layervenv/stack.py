@@ -109,34 +109,59 @@ def clean_environment(environ: dict[str, str]) -> dict[str, str]:
     return env
 
 
+#: Runs CMD (from LAYERVENV_SETUP) after the prelude and dumps the environment it leaves
+#: into LAYERVENV_DUMP; ``command -p`` finds ``env`` even when CMD replaced PATH.
+_CAPTURE = r"""
+_layervenv_dump=$LAYERVENV_DUMP
+unset LAYERVENV_DUMP
+eval "$LAYERVENV_SETUP"
+_rc=$?
+[ $_rc = 0 ] || exit $_rc
+unset LAYERVENV_SETUP _rc
+command -p env -0 > "$_layervenv_dump"
+"""
+
+
 def capture_setup(command: str, environ: dict[str, str]) -> tuple[StackEnvironment, dict[str, str]]:
     """Run ``command`` in a clean bash; return its difference and the full result.
 
     A failing command stops everything with its own output shown (exit status and
-    the last lines of what it printed) in the error.
+    the last lines of what it printed) in the error.  Its standard input is
+    /dev/null (a setup that asks a question must not wait, unseen, for an answer),
+    and its output goes to a file, not a pipe: a daemon the setup starts in the
+    background keeps a pipe open, and waiting for its end would wait for the daemon.
     """
     before = clean_environment(environ)
     env = dict(before)
     if _NEEDS_ALRB.search(command):
         env["LAYERVENV_NEEDS_ALRB"] = "1"
     with tempfile.TemporaryDirectory(prefix="layervenv-setup-") as tmp:
-        dump = Path(tmp) / "env"
-        script = (_PRELUDE % {"alrb": ALRB_DEFAULT}
-                  + f'\neval "$LAYERVENV_SETUP"\n_rc=$?\n[ $_rc = 0 ] || exit $_rc\n'
-                  f'unset LAYERVENV_SETUP _rc\nenv -0 > "{dump}"\n')
-        env["LAYERVENV_SETUP"] = command
-        try:
-            result = subprocess.run(["bash", "--noprofile", "--norc", "-c", script], env=env,
-                                    capture_output=True, text=True, timeout=600, check=False)
-        except subprocess.TimeoutExpired:
-            raise UserError(f"the setup command did not finish within 600 s: {command}") from None
-        if result.returncode != 0 or not dump.exists():
-            output = (result.stdout + result.stderr).strip().splitlines()[-15:]
-            shown = "\n".join("  | " + line for line in output) or "  | (no output)"
-            raise UserError(f"the setup command failed (exit {result.returncode}): {command}\n"
-                            f"{shown}")
+        dump, log = Path(tmp) / "env", Path(tmp) / "output"
+        env.update(LAYERVENV_SETUP=command, LAYERVENV_DUMP=str(dump))
+        script = _PRELUDE % {"alrb": ALRB_DEFAULT} + _CAPTURE
+        with open(log, "wb") as output:
+            try:
+                status = subprocess.run(["bash", "--noprofile", "--norc", "-c", script],
+                                        env=env, stdin=subprocess.DEVNULL, stdout=output,
+                                        stderr=subprocess.STDOUT, timeout=600,
+                                        check=False).returncode
+            except subprocess.TimeoutExpired:
+                raise UserError(f"the setup command did not finish within 600 s: "
+                                f"{command}") from None
+        if status != 0 or not dump.exists():
+            raise UserError(_failure(command, status, log.read_bytes()))
         after = _parse_env0(dump.read_bytes().decode("utf-8", "surrogateescape"))
     return diff_environments(before, after), after
+
+
+def _failure(command: str, status: int, output: bytes) -> str:
+    """The error for a setup that failed: its status and its last lines of output."""
+    lines = output.decode("utf-8", "replace").strip().splitlines()[-15:]
+    shown = "\n".join("  | " + line for line in lines) or "  | (no output)"
+    if status == 0:  # CMD called ``exit 0``: the environment it made was never seen
+        return (f"the setup command exited before its environment could be read "
+                f"(it must not call 'exit'): {command}\n{shown}")
+    return f"the setup command failed (exit {status}): {command}\n{shown}"
 
 
 def _parse_env0(data: str) -> dict[str, str]:
