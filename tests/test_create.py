@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import shlex
 import signal
@@ -111,6 +112,74 @@ def test_no_write_permission(tmp_path, stack_env):
         subprocess.run(["chattr", "-i", str(locked)], check=True)
 
 
+NOBODY = ("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups")
+
+
+def _as_nobody_can_run(python: str) -> bool:
+    probe = subprocess.run([*NOBODY, "test", "-x", python], capture_output=True, check=False)
+    return probe.returncode == 0
+
+
+@pytest.fixture
+def nobody_tool():
+    """The tool as user ``nobody`` would run it: a Python that user may execute, the
+    tool's source and its dependencies copied where that user may read them (pytest's
+    own temporary directories are private to root).  Yields (run, workdir)."""
+    import shutil
+    import sys
+    import tempfile
+
+    from helpers import SRC
+
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to become another user")
+    python = next((c for c in (sys.executable, "/usr/bin/python3")
+                   if os.path.exists(c) and _as_nobody_can_run(c)), None)
+    if python is None:
+        pytest.skip("no Python that user nobody may run")
+    work = Path(tempfile.mkdtemp(prefix="layervenv-nobody-"))
+    libs = work / "libs"
+    shutil.copytree(SRC / "layervenv", libs / "layervenv",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("packaging", "installer", "tomli_w", "tomli"):
+        try:
+            module = __import__(name)
+        except ImportError:
+            continue
+        shutil.copytree(Path(module.__file__).parent, libs / name,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run(["chmod", "-R", "a+rX", str(work)], check=True)
+    boot = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
+            "from layervenv.cli import main; sys.exit(main(sys.argv[1:]))")
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        env = {"PATH": "/usr/bin:/bin", "HOME": str(work)}
+        return subprocess.run([*NOBODY, python, "-c", boot, str(libs), "create",
+                               "--python", python, "--without-pip", *args],
+                              env=env, capture_output=True, text=True, check=False)
+
+    yield run, work
+    shutil.rmtree(work)
+
+
+def test_no_write_permission_as_another_user(nobody_tool):
+    """A user who may not write where the layer would go, nor where its parents would."""
+    run, work = nobody_tool
+    owned = work / "root-owned"
+    owned.mkdir(mode=0o755)
+    for target in (owned / "layer", owned / "sub" / "deeper" / "layer"):
+        result = run(str(target))
+        assert result.returncode == 2, result.stderr
+        assert result.stderr == f"layervenv: error: cannot create {target}: Permission denied\n"
+    assert list(owned.iterdir()) == []
+    mine = work / "nobody's"
+    mine.mkdir()
+    os.chown(mine, 65534, 65534)
+    made = run(str(mine / "layer"))
+    assert made.returncode == 0, made.stderr
+    assert (mine / "layer" / "layervenv.toml").stat().st_uid == 65534
+
+
 def test_interrupted_creation_leaves_a_layer_or_nothing(tmp_path, stack_env):
     """Ctrl-C at random moments: afterwards DIR is a complete layer or absent."""
     rng = random.Random(1234)
@@ -128,6 +197,100 @@ def test_interrupted_creation_leaves_a_layer_or_nothing(tmp_path, stack_env):
             assert py(target / "bin" / "python", "import pip; print('ok')", stack_env) == "ok"
         else:
             assert proc.returncode != 0
+
+
+def _interrupt_after_setup(tmp_path: Path, stack, env: dict[str, str], delay: float,
+                           times: int) -> subprocess.CompletedProcess:
+    """``create --setup`` in its own process group, as a terminal runs it; once the setup
+    ran (the tool is past its start-up), wait ``delay`` and press Ctrl-C ``times`` times."""
+    marker = tmp_path / "setup-done"
+    marker.unlink(missing_ok=True)
+    setup = f". '{stack.setup_script}'; : > '{marker}'"
+    proc = subprocess.Popen(tool_command("create", str(tmp_path / "layer"), "--setup", setup),
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.monotonic() + 30
+    while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    time.sleep(delay)
+    for _ in range(times):
+        try:
+            os.killpg(proc.pid, signal.SIGINT)
+        except ProcessLookupError:
+            break
+        time.sleep(0.005)
+    out, err = proc.communicate(timeout=60)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+@pytest.mark.parametrize("times", [1, 2], ids=["ctrl-c", "ctrl-c-twice"])
+@pytest.mark.parametrize("delay", [0.0, 0.02, 0.05, 0.1, 0.15, 0.3])
+def test_ctrl_c_to_the_process_group(tmp_path, stack, base_env, delay, times):
+    """Ctrl-C reaches the tool and its children (the setup's bash, the interpreter probe):
+    exit 130 with one line, or a complete layer; never a traceback or a leftover."""
+    result = _interrupt_after_setup(tmp_path, stack, base_env, delay, times)
+    target = tmp_path / "layer"
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert leftovers == []
+    if result.returncode == 0:
+        assert (target / "layervenv.toml").is_file()
+    else:
+        assert (result.returncode, result.stderr) == (130, "layervenv: interrupted\n")
+        assert not target.exists() or (target / "layervenv.toml").is_file()
+
+
+def test_create_in_the_current_empty_directory_keeps_it(tmp_path, stack_env):
+    """``mkdir ana && cd ana && layervenv create .``: the directory is filled, not
+    replaced, so the shell standing in it can activate; its mode stays the user's."""
+    target = tmp_path / "ana"
+    target.mkdir(mode=0o750)
+    target.chmod(0o750)
+    inode = target.stat().st_ino
+    script = f"{shlex.join(tool_command('create', '--without-pip', '.'))} >/dev/null && " \
+             ". bin/activate && python -c 'import sys; print(sys.prefix)'"
+    out = run_shell("bash", script, stack_env, cwd=target).stdout
+    assert out.strip() == str(target)
+    assert (target.stat().st_ino, target.stat().st_mode & 0o777) == (inode, 0o750)
+    assert [p.name for p in target.iterdir() if p.name.startswith(".")] == []
+
+
+def test_empty_directory_in_a_read_only_parent(tmp_path, stack_env):
+    """An administrator made /scratch/me/layer for the user, who may not write beside it."""
+    parent = tmp_path / "admin"
+    target = parent / "layer"
+    target.mkdir(parents=True)
+    if subprocess.run(["chattr", "+i", str(parent)], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i is not available here")
+    try:
+        run_tool("create", "--without-pip", str(target), env=stack_env)
+    finally:
+        subprocess.run(["chattr", "-i", str(parent)], check=True)
+    assert (target / "layervenv.toml").is_file()
+    assert sorted(p.name for p in parent.iterdir()) == ["layer"]
+
+
+def test_a_failed_swap_puts_the_old_layer_back(make_layer, monkeypatch):
+    """``--clear``: if the new layer cannot be renamed into place (Ctrl-C at that very
+    moment), the old layer, already moved aside, goes back instead of being lost."""
+    from layervenv.commands import create as create_module
+
+    layer = make_layer("swap", "--without-pip")
+    (layer.root / "marker").write_text("old")
+    real_replace = os.replace
+
+    def replace(src, dst):
+        if Path(src).name.startswith(".swap.layervenv-"):
+            raise KeyboardInterrupt
+        real_replace(src, dst)
+
+    monkeypatch.setattr(create_module.os, "replace", replace)
+    monkeypatch.setattr(create_module.os, "environ", dict(layer.env))
+    options = create_module.CreateOptions(directory=str(layer.root), clear=True,
+                                          without_pip=True)
+    with pytest.raises(KeyboardInterrupt):
+        create_module.create(options)
+    assert (layer.root / "marker").read_text() == "old"
+    assert [p.name for p in layer.root.parent.iterdir() if p.name.startswith(".")] == []
 
 
 def test_help_and_version():

@@ -5,11 +5,20 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from layervenv import __version__
 from layervenv.errors import UserError
-from layervenv.output import emit
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+
+def emit(result: Any, fmt: str) -> None:
+    """Print a command's result (imported late: see :func:`main`)."""
+    from layervenv.output import emit as render
+
+    render(result, fmt)
 
 
 def _add_format(parser: argparse.ArgumentParser) -> None:
@@ -210,15 +219,23 @@ def demote_pythonpath() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; user errors are one line on stderr and exit code 2."""
-    demote_pythonpath()
-    args = build_parser().parse_args(argv)
+    """Run the command line; user errors are one line on stderr and exit code 2.
+
+    Ctrl-C is one line and exit status 130 from the moment this function runs; this
+    module imports as little as possible so that that moment comes early (an interrupt
+    while the interpreter itself starts up is Python's to report).
+    """
     try:
+        demote_pythonpath()
+        args = build_parser().parse_args(argv)
         return int(args.func(args) or 0)
     except UserError as error:
         print(f"layervenv: error: {error}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
+        import signal
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C: no traceback
         print("layervenv: interrupted", file=sys.stderr)
         return 130
 

@@ -15,9 +15,13 @@ process started, which keeps creation well under a second.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
+import signal
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,7 +31,7 @@ from layervenv.activation import without_active_environment, write_activation_sc
 from layervenv.boot import install_boot_hook
 from layervenv.errors import UserError
 from layervenv.interpreter import Interpreter, find_default_python, probe_interpreter
-from layervenv.layer import Layer, LayerConfig, StackRecord, is_layer
+from layervenv.layer import CONFIG_NAME, Layer, LayerConfig, StackRecord, is_layer
 from layervenv.seed import install_wheel
 from layervenv.stack import StackEnvironment, capture_setup
 
@@ -159,18 +163,75 @@ def build_layer(
     return pip_version
 
 
-def move_into_place(staging: Path, target: Path) -> None:
-    """Swap the finished layer in; the old one (with --clear) is removed only afterwards."""
+def is_empty_directory(path: Path) -> bool:
+    """An existing directory (or a link to one) with nothing in it."""
+    return path.is_dir() and not any(path.iterdir())
+
+
+def move_into_place(staging: Path, target: Path, fill: bool) -> None:
+    """Swap the finished layer in; the old one (with --clear) is removed only afterwards.
+
+    An existing empty directory is filled instead of replaced: it keeps its owner,
+    mode and ACLs, and a shell whose current directory it is (``layervenv create .``)
+    is not left in a deleted directory.  ``fill`` says which (decided before staging,
+    which may be inside ``target``).
+    """
+    if fill:
+        _fill(staging, target)
+        return
     trash = None
     if target.exists() or target.is_symlink():
-        if target.is_dir() and not target.is_symlink() and not any(target.iterdir()):
-            target.rmdir()
-        else:
-            trash = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-            os.replace(target, trash / "layer")
-    os.replace(staging, target)
+        trash = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+        os.replace(target, trash / "layer")
+    try:
+        os.replace(staging, target)
+    except BaseException:
+        if trash is not None:  # the old layer goes back where it was
+            os.replace(trash / "layer", target)
+            trash.rmdir()
+        raise
     if trash is not None:
-        shutil.rmtree(trash, ignore_errors=True)
+        with uninterrupted():  # the new layer is in place: finish, or a half-deleted
+            shutil.rmtree(trash, ignore_errors=True)  # old one would be left behind
+
+
+def _fill(staging: Path, target: Path) -> None:
+    """Move the layer's entries from ``staging`` into the empty ``target``, config last.
+
+    Without ``layervenv.toml`` a partly filled directory is not a layer; a failure
+    takes back what was moved, leaving ``target`` empty as it was.
+    """
+    names = sorted(os.listdir(staging), key=lambda name: name == CONFIG_NAME)
+    try:
+        for name in names:
+            os.replace(staging / name, target / name)
+    except BaseException:
+        with uninterrupted():
+            for name in names:
+                _remove(target / name)
+        raise
+    staging.rmdir()
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+@contextmanager
+def uninterrupted() -> Iterator[None]:
+    """Ignore Ctrl-C while cleaning up, so that a second one cannot leave half a layer."""
+    try:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread: signals go to the main thread anyway
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _stack_record(interp: Interpreter, environ: dict[str, str], setup: str | None,
@@ -206,21 +267,38 @@ def _environment_and_python(options: CreateOptions) -> tuple[dict[str, str], Pat
     return environ, find_default_python(environ.get("PATH", "")), captured
 
 
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _make_parents(parent: Path) -> list[Path]:
-    """Create missing parent directories; return them so a failure can remove them."""
+def _make_parents(parent: Path, created: list[Path]) -> None:
+    """Create missing parent directories, recording each in ``created`` (deepest first)
+    as soon as it exists, so that a failure at any moment can remove them."""
     missing = []
     while not parent.exists():
         missing.append(parent)
         parent = parent.parent
     for path in reversed(missing):
         path.mkdir()
-    return missing
+        created.insert(0, path)
+
+
+def _staging_path(target: Path, fill: bool) -> Path:
+    """Where the layer is assembled: a hidden sibling of ``target``, or a hidden entry
+    inside it when ``target`` is an empty directory (whose parent may be read-only).
+
+    The name is chosen before the directory is made, so cleanup always knows it.
+    """
+    token = f"{os.getpid()}-{secrets.token_hex(4)}"
+    if fill:
+        return target / f".layervenv-{token}"
+    return target.parent / f".{target.name}.layervenv-{token}"
+
+
+def _clean_up(staging: Path, created: list[Path]) -> None:
+    with uninterrupted():
+        shutil.rmtree(staging, ignore_errors=True)
+        for parent in created:
+            try:
+                parent.rmdir()
+            except OSError:
+                break
 
 
 def create(options: CreateOptions) -> CreateResult:
@@ -248,24 +326,19 @@ def create(options: CreateOptions) -> CreateResult:
         created_by=f"layervenv {__version__}",
     )
     layer = Layer(root=target, config=config)
+    created: list[Path] = []
+    fill = is_empty_directory(target)
+    staging = _staging_path(target, fill)
     try:
-        created_parents = _make_parents(target.parent)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.layervenv-", dir=target.parent))
-        staging.chmod(0o777 & ~_current_umask())  # mkdtemp makes it private
-    except OSError as error:
-        raise UserError(f"cannot create {target}: {error.strerror}") from None
-    try:
+        _make_parents(target.parent, created)
+        staging.mkdir()  # permissions as the umask says, as for any new directory
         pip_version = build_layer(staging, layer, interp, options, environ)
-        move_into_place(staging, target)
+        move_into_place(staging, target, fill)
     except BaseException as error:
-        shutil.rmtree(staging, ignore_errors=True)
-        for parent in created_parents:
-            try:
-                parent.rmdir()
-            except OSError:
-                break
+        _clean_up(staging, created)
         if isinstance(error, OSError):
-            raise UserError(f"cannot create {target}: {error}") from None
+            reason = error.strerror or str(error)
+            raise UserError(f"cannot create {target}: {reason}") from None
         raise
     return CreateResult(
         path=str(target),
