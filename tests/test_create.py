@@ -84,6 +84,32 @@ def test_bad_interpreter_leaves_nothing(tmp_path, stack_env, python):
     assert not target.exists()
 
 
+@pytest.mark.parametrize(("kind", "message"), [
+    ("python2", "is Python 2."),
+    ("directory", "not an executable Python interpreter"),
+    ("not-executable", "not an executable Python interpreter"),
+    ("script", "not a usable Python 3.6+ interpreter"),
+])
+def test_bad_python_is_one_line_saying_why(tmp_path, stack_env, kind, message):
+    if kind == "python2":
+        python = next((p for p in Path.home().glob(".pyenv/versions/2.*/bin/python")), None)
+        python = python or Path("/usr/bin/python2")
+        if not python.exists():
+            pytest.skip("no Python 2 here")
+    elif kind == "directory":
+        python = tmp_path
+    else:
+        python = tmp_path / "python3"
+        python.write_text("#!/bin/sh\necho 'not python' >&2; exit 1\n")
+        python.chmod(0o755 if kind == "script" else 0o644)
+    result = run_tool("create", "--python", str(python), str(tmp_path / "bad"), env=stack_env,
+                      check=False)
+    assert result.returncode == 2
+    assert result.stderr.startswith("layervenv: error:") and result.stderr.count("\n") == 1
+    assert message in result.stderr
+    assert not (tmp_path / "bad").exists()
+
+
 def test_colon_in_path_is_refused(tmp_path, stack_env):
     result = run_tool("create", str(tmp_path / "a:b"), env=stack_env, check=False)
     assert result.returncode == 2 and "colon" in result.stderr

@@ -108,6 +108,24 @@ def _relative(path: str) -> str:
     return path[len(_BASE):].lstrip("/")
 
 
+def _old_python_version(python: Path) -> str | None:
+    """The version of a Python too old for the probe (Python 2 has no ``-I``), if it is one.
+
+    Asked only after the probe failed, so that the error says why instead of quoting
+    the last line of Python 2's usage text.
+    """
+    code = "import sys; sys.stdout.write('%d.%d.%d' % sys.version_info[:3])"
+    try:
+        result = subprocess.run([str(python), "-E", "-S", "-c", code], capture_output=True,
+                                text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    parts = result.stdout.split(".")
+    if result.returncode != 0 or len(parts) != 3 or not all(p.isdigit() for p in parts):
+        return None
+    return result.stdout if (int(parts[0]), int(parts[1])) < (3, 6) else None
+
+
 def probe_interpreter(python: Path) -> Interpreter:
     """Run ``python`` once and describe it; a one-line error if it is not a usable Python."""
     if not os.access(python, os.X_OK) or python.is_dir():
@@ -122,6 +140,9 @@ def probe_interpreter(python: Path) -> Interpreter:
     except subprocess.TimeoutExpired:
         raise UserError(f"{python} did not answer within 60 s") from None
     if result.returncode != 0:
+        old = _old_python_version(python)
+        if old:
+            raise UserError(f"{python} is Python {old}; layers need Python 3.6 or newer")
         last = (result.stderr.strip().splitlines() or ["no output"])[-1]
         raise UserError(f"{python} is not a usable Python 3.6+ interpreter: {last}")
     try:
