@@ -192,6 +192,54 @@ def test_lsetup_without_setupatlas_uses_atlas_local_root_base(tmp_path, stack, b
 
 
 @pytest.fixture
+def release_container(tmp_path, stack, base_env, monkeypatch):
+    """An ATLAS release container: no ATLASLocalRootBase, a /release_setup.sh that sets
+    the release up (here: the simulated stack) and exports AtlasProject/AtlasVersion.
+
+    The file cannot be put at / on a shared machine, so its path is the one thing moved.
+    """
+    from layervenv import stack as stack_module
+
+    release = tmp_path / "release_setup.sh"
+    release.write_text(f". '{stack.setup_script}'\n"
+                       "export AtlasProject=AnalysisBase AtlasVersion=25.2.15\n")
+    monkeypatch.setattr(stack_module, "RELEASE_SETUP", str(release))
+    return dict(base_env, ATLAS_LOCAL_ROOT_BASE=str(tmp_path / "no-alrb"))
+
+
+def test_asetup_in_a_release_container(release_container, stack):
+    """``--setup "asetup AnalysisBase,25.2.15"`` in the container of that release: the
+    release is set up by /release_setup.sh, and asetup (not there) is not an error."""
+    from layervenv.stack import capture_setup
+
+    recorded, after = capture_setup("asetup AnalysisBase,25.2.15", release_container)
+    assert recorded.prepend["PYTHONPATH"] == [str(stack.site_packages), str(stack.egg)]
+    assert recorded.set["AtlasVersion"] == "25.2.15"
+    assert not [name for name in after if name.lower().startswith(("_layervenv", "layervenv"))]
+
+
+@pytest.mark.parametrize(("command", "says"), [
+    ("asetup AnalysisBase,24.2.1", "this release container has AnalysisBase 25.2.15"),
+    ("lsetup 'views LCG_105 x86_64-el9-gcc13-opt'", "lsetup needs ATLASLocalRootBase"),
+])
+def test_what_a_release_container_cannot_set_up(release_container, command, says):
+    from layervenv.errors import UserError
+    from layervenv.stack import capture_setup
+
+    with pytest.raises(UserError, match=says):
+        capture_setup(command, release_container)
+
+
+def test_lsetup_without_atlas_local_root_base_says_so(tmp_path, base_env):
+    env = dict(base_env, ATLAS_LOCAL_ROOT_BASE=str(tmp_path / "no-alrb"))
+    result = run_tool("create", str(tmp_path / "layer"), "--setup", "lsetup 'views LCG_105'",
+                      env=env, check=False)
+    assert result.returncode == 2 and "exit 127" in result.stderr
+    assert f"lsetup needs ATLASLocalRootBase (setupATLAS), not found at {tmp_path / 'no-alrb'}" \
+        in result.stderr
+
+
+@pytest.fixture
 def own_stack(tmp_path, _built_stack):
     """A stack of this test's own, free to be moved away."""
     return build_stack(tmp_path / "own-stack", Path(_built_stack.python).resolve())

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
@@ -26,21 +27,49 @@ ALRB_DEFAULT = "/cvmfs/atlas.cern.ch/repo/ATLASLocalRootBase"
 #: Variables a shell changes by itself; they are not the stack's.
 SHELL_OWN = {"_", "PWD", "OLDPWD", "SHLVL", "BASH_EXECUTION_STRING"}
 
+#: What an ATLAS release container (without ATLASLocalRootBase) sets its release up with.
+RELEASE_SETUP = "/release_setup.sh"
+
 # Runs before CMD in the clean bash.  setupATLAS is an alias in users' .bashrc, and
 # lsetup/asetup exist only after it: define it, and call it when CMD needs them.
-# Inside a release container, /release_setup.sh is the way to set the release up.
+# Inside a release container, /release_setup.sh is the way to set the release up: it
+# is sourced, and an asetup for that same release (AtlasVersion) is then a no-op.
+# Where neither is there, lsetup and asetup say what is missing instead of "command
+# not found".  The helpers are shell functions and unexported variables: not recorded.
 _PRELUDE = r"""
-_alrb="${ATLAS_LOCAL_ROOT_BASE:-%(alrb)s}"
-if [ -f "$_alrb/user/atlasLocalSetup.sh" ]; then
-    export ATLAS_LOCAL_ROOT_BASE="$_alrb"
+_layervenv_alrb="${ATLAS_LOCAL_ROOT_BASE:-%(alrb)s}"
+_layervenv_release=%(release)s
+_layervenv_no_alrb () {
+    printf 'layervenv: %%s needs ATLASLocalRootBase (setupATLAS), not found at %%s: %%s\n' \
+        "$1" "$_layervenv_alrb" 'set ATLAS_LOCAL_ROOT_BASE' >&2
+    return 127
+}
+_layervenv_release_asetup () {
+    case " $* " in
+        *"${AtlasVersion:-}"*)
+            printf 'layervenv: no asetup in this release container: %%s set up %%s\n' \
+                "$_layervenv_release" "${AtlasProject-} ${AtlasVersion-}" >&2 ;;
+        *)
+            printf 'layervenv: this release container has %%s (set up by %%s), not: asetup %%s\n' \
+                "${AtlasProject-} $AtlasVersion" "$_layervenv_release" "$*" >&2
+            return 1 ;;
+    esac
+}
+if [ -f "$_layervenv_alrb/user/atlasLocalSetup.sh" ]; then
+    export ATLAS_LOCAL_ROOT_BASE="$_layervenv_alrb"
     setupATLAS () { . "$ATLAS_LOCAL_ROOT_BASE/user/atlasLocalSetup.sh" --quiet "$@"; }
     if [ -n "$LAYERVENV_NEEDS_ALRB" ] && ! type lsetup >/dev/null 2>&1; then
         setupATLAS
     fi
-elif [ -n "$LAYERVENV_NEEDS_ALRB" ] && [ -f /release_setup.sh ]; then
-    . /release_setup.sh
+elif [ -n "$LAYERVENV_NEEDS_ALRB" ]; then
+    if [ -f "$_layervenv_release" ] && ! type asetup >/dev/null 2>&1; then
+        . "$_layervenv_release"
+        type asetup >/dev/null 2>&1 || asetup () { _layervenv_release_asetup "$@"; }
+    fi
+    type lsetup >/dev/null 2>&1 || lsetup () { _layervenv_no_alrb lsetup; }
+    type asetup >/dev/null 2>&1 || asetup () { _layervenv_no_alrb asetup; }
 fi
-unset LAYERVENV_NEEDS_ALRB _alrb
+unset LAYERVENV_NEEDS_ALRB
 """
 _NEEDS_ALRB = re.compile(r"(^|[\s;&|(])(lsetup|asetup)\b")
 
@@ -117,7 +146,7 @@ unset LAYERVENV_DUMP
 eval "$LAYERVENV_SETUP"
 _rc=$?
 [ $_rc = 0 ] || exit $_rc
-unset LAYERVENV_SETUP _rc
+unset LAYERVENV_SETUP _rc _layervenv_alrb _layervenv_release
 command -p env -0 > "$_layervenv_dump"
 """
 
@@ -138,7 +167,8 @@ def capture_setup(command: str, environ: dict[str, str]) -> tuple[StackEnvironme
     with tempfile.TemporaryDirectory(prefix="layervenv-setup-") as tmp:
         dump, log = Path(tmp) / "env", Path(tmp) / "output"
         env.update(LAYERVENV_SETUP=command, LAYERVENV_DUMP=str(dump))
-        script = _PRELUDE % {"alrb": ALRB_DEFAULT} + _CAPTURE
+        script = _PRELUDE % {"alrb": ALRB_DEFAULT, "release": shlex.quote(RELEASE_SETUP)} \
+            + _CAPTURE
         with open(log, "wb") as output:
             try:
                 status = subprocess.run(["bash", "--noprofile", "--norc", "-c", script],
