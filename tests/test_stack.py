@@ -338,6 +338,23 @@ def test_activation_where_the_stack_is_set_up_adds_only_the_layer(shell, setup_l
     assert significant(out["AFTER"]) == significant(out["BEFORE"])
 
 
+@pytest.mark.parametrize("shell", ALL_SHELLS)
+def test_switching_layers_leaves_the_first_layers_stack_behind_nothing(shell, tmp_path,
+                                                                        setup_layer, stack_env,
+                                                                        base_env):
+    """Activate A (its stack re-established), then B (made without --setup): A goes with
+    its own deactivate, so its stack goes too; B's deactivate then restores the shell."""
+    other = tmp_path / "other"
+    run_tool("create", "--without-pip", str(other), env=stack_env)
+    sh = SHELLS[shell]
+    script = "\n".join([sh.dump("BEFORE"), sh.source(setup_layer), sh.source(other),
+                        sh.dump("DURING"), "deactivate", sh.dump("AFTER")])
+    out = split_dumps(run_shell(shell, script, base_env).stdout)
+    assert out["DURING"]["VIRTUAL_ENV"] == str(other)
+    assert "SIMSTACK_NAME" not in out["DURING"] and "PYTHONPATH" not in out["DURING"]
+    assert significant(out["AFTER"]) == significant(out["BEFORE"])
+
+
 def test_stack_imports_after_activation_in_a_fresh_shell(setup_layer, base_env):
     script = (f". '{setup_layer}/bin/activate'\n"
               "python -c 'import hepnum, hepio; print(hepnum.__version__, hepio.__version__)'")

@@ -264,9 +264,13 @@ _ACTIVATE = """\
 # Use it with "source bin/activate.csh" from csh or tcsh; it cannot be run directly.
 # csh cannot find where a sourced file is: the layer's path is written here.
 
-# Leave the layer active in this shell, or inherited from a parent shell (its state is
-# in exported _LAYERVENV_* variables), so that activating again never duplicates an entry.
+# Leave the layer active in this shell with its own deactivate.csh, which knows the stack
+# it re-established; then (a layer inherited from a parent shell: its state is in exported
+# _LAYERVENV_* variables) with this one, so that activating again never duplicates an entry.
 set _layervenv_keep
+if ( $?_layervenv_deactivate ) then
+    if ( -f "$_layervenv_deactivate" ) source "$_layervenv_deactivate"
+endif
 source {deactivate}
 unset _layervenv_keep
 
