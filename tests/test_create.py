@@ -8,6 +8,7 @@ import random
 import shlex
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -325,6 +326,29 @@ def test_help_and_version():
         assert command in out
         assert run_tool(command, "--help").stdout.startswith("usage:")
     assert run_tool("--version").stdout.startswith("layervenv ")
+
+
+COMMANDS = ("create", "run", "list", "check", "lock", "rebase", "demo")
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help_and_refuses_unknown_options(command, tmp_path):
+    assert run_tool(command, "--help").stdout.startswith(f"usage: layervenv {command}")
+    needs_dir = command in ("create", "run")
+    result = run_tool(command, "--no-such-option", *([str(tmp_path)] if needs_dir else []),
+                      check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "unrecognized arguments: --no-such-option" in result.stderr
+
+
+def test_python_m_layervenv_version():
+    from helpers import SRC
+
+    from layervenv import __version__
+
+    result = subprocess.run([sys.executable, "-m", "layervenv", "--version"], cwd=SRC,
+                            capture_output=True, text=True, check=True)
+    assert result.stdout == f"layervenv {__version__}\n"
 
 
 def test_tool_ignores_broken_packages_on_the_stack_pythonpath(tmp_path, stack_env):
