@@ -470,3 +470,72 @@ def test_real_numpy_2_in_the_layer_breaks_a_stack_package_built_on_numpy_1(tmp_p
                             capture_output=True, text=True, check=False)
     assert result.returncode != 0 and "NumPy" in result.stderr
     assert tree_digest(prefix) == before
+
+
+# --- real-world layouts of big stacks ----------------------------------------------------
+
+def _extra_site(tmp_path: Path, name: str = "extra") -> Path:
+    """Another stack directory (a ``lib/pythonX.Y/site-packages``) to put on PYTHONPATH."""
+    site = tmp_path / name / "lib" / f"python{SHORT}" / "site-packages"
+    site.mkdir(parents=True)
+    return site
+
+
+def _on_pythonpath(env: dict[str, str], *entries: Path) -> dict[str, str]:
+    return dict(env, PYTHONPATH=os.pathsep.join([*map(str, entries), env["PYTHONPATH"]]))
+
+
+def _package(site: Path, package: str, version: str) -> None:
+    (site / package).mkdir(parents=True, exist_ok=True)
+    (site / package / "__init__.py").write_text(f"__version__ = {version!r}\n")
+
+
+def _egg_info(site: Path, dirname: str, name: str, version: str,
+              files: dict[str, str] | None = None) -> Path:
+    """A setuptools ``.egg-info`` directory (``setup.py install`` or ``develop``)."""
+    info = site / dirname
+    info.mkdir(parents=True)
+    (info / "PKG-INFO").write_text(f"Metadata-Version: 1.1\nName: {name}\nVersion: {version}\n")
+    for filename, text in (files or {}).items():
+        (info / filename).write_text(text)
+    return info
+
+
+def _zipped_egg(path: Path, name: str, version: str, requires: str = "",
+                native: str = "") -> Path:
+    """An easy_install zipped egg: the package and ``EGG-INFO/`` in one zip file."""
+    import zipfile
+
+    package = name.replace("-", "_")
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(f"{package}/__init__.py", f"__version__ = {version!r}\n")
+        archive.writestr("EGG-INFO/PKG-INFO",
+                         f"Metadata-Version: 1.1\nName: {name}\nVersion: {version}\n")
+        archive.writestr("EGG-INFO/top_level.txt", f"{package}\n")
+        if requires:
+            archive.writestr("EGG-INFO/requires.txt", requires)
+        if native:
+            archive.writestr("EGG-INFO/native_libs.txt", native)
+    return path
+
+
+def test_zipped_eggs_on_pythonpath_and_in_easy_install_pth(make_layer, tmp_path):
+    """Zipped eggs are importable (zipimport), so list shows them where they are."""
+    layer = make_layer()
+    stack_egg = _zipped_egg(tmp_path / f"hepzip-3.1-py{SHORT}.egg", "hepzip", "3.1",
+                            requires="hepnum<1.0\n", native="hepzip/_c.so\n")
+    site = layer.root / "lib" / f"python{SHORT}" / "site-packages"
+    layer_egg = _zipped_egg(site / f"heplayerzip-0.4-py{SHORT}.egg", "heplayerzip", "0.4")
+    (site / "easy-install.pth").write_text(f"./{layer_egg.name}\n")
+    env = _on_pythonpath(layer.env, stack_egg)
+    assert imported(layer, "hepzip", env) == "3.1" and imported(layer, "heplayerzip", env) == "0.4"
+    rows = listing(layer.root, env)
+    assert (rows["hepzip"]["version"], rows["hepzip"]["origin"], rows["hepzip"]["location"]) == (
+        "3.1", "stack", str(stack_egg))
+    assert rows["hepzip"]["compiled"] is True
+    assert (rows["heplayerzip"]["version"], rows["heplayerzip"]["origin"]) == ("0.4", "layer")
+    assert rows["heplayerzip"]["location"] == str(layer_egg)
+    # the egg's requirements are read too (the stack's hepnum 1.22.3 does not meet <1.0)
+    _, data = check(layer.root, env)
+    assert [(p["severity"], p["distribution"]) for p in ours(data, "conflict")] == [
+        ("error", "hepzip")], data

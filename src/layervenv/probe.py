@@ -18,6 +18,7 @@ import os
 import platform
 import site
 import sys
+import zipfile
 
 SCHEMA = 1
 
@@ -28,13 +29,49 @@ def _drop_command_entry():
         del sys.path[0]
 
 
-def _read(path, limit=None):
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read() if limit is None else handle.read(limit)
-    except (OSError, ValueError):
-        return None
-    return data.decode("utf-8", "replace")
+def _open_binary(path):
+    return open(path, "rb")
+
+
+class _Files:
+    """The files of one metadata directory: on disk, or inside a zip on sys.path."""
+
+    def __init__(self, path, names, opener):
+        self.path = path  # where the metadata is, as reported (``EGG-INFO`` of a zip: inside it)
+        self.names = names
+        self._opener = opener
+
+    @classmethod
+    def on_disk(cls, directory):
+        """A metadata directory; raises OSError when it cannot be listed."""
+        return cls(directory, set(os.listdir(directory)),
+                   lambda name: _open_binary(os.path.join(directory, name)))
+
+    @classmethod
+    def single(cls, path):
+        """distutils' ``NAME.egg-info`` written as one file: PKG-INFO itself."""
+        return cls(path, {"PKG-INFO"}, lambda name: _open_binary(path))
+
+    @classmethod
+    def in_zip(cls, archive, prefix, zip_path):
+        """``prefix`` (``EGG-INFO/``, ``x.dist-info/``) inside the open zip ``archive``."""
+        names = set()
+        for member in archive.namelist():
+            rest = member[len(prefix):]
+            if member.startswith(prefix) and rest and "/" not in rest:
+                names.add(rest)
+        return cls(os.path.join(zip_path, prefix.rstrip("/")), names,
+                   lambda name: archive.open(prefix + name))
+
+    def read(self, name):
+        if name not in self.names:
+            return None
+        try:
+            with self._opener(name) as handle:
+                data = handle.read()
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+            return None
+        return data.decode("utf-8", "replace")
 
 
 def _headers(text):
@@ -71,77 +108,60 @@ def _name_from_directory(entry):
     return name, rest.split("-")[0] or None
 
 
+EXTENSION_SUFFIXES = (".so", ".pyd", ".dylib")
+
+
+def _is_extension(path):
+    leaf = path.rsplit("/", 1)[-1].lower()
+    return leaf.endswith(EXTENSION_SUFFIXES) or ".so." in leaf
+
+
 def _has_extension(record_text):
     """Whether an installed-files list names a compiled file (``.so``, ``.pyd``)."""
-    if not any(suffix in record_text for suffix in (".so", ".pyd", ".dylib")):
+    if not any(suffix in record_text for suffix in EXTENSION_SUFFIXES):
         return False
-    for line in record_text.splitlines():
-        path = line.split(",", 1)[0].strip().lower()
-        leaf = path.rsplit("/", 1)[-1]
-        if leaf.endswith((".so", ".pyd", ".dylib")) or ".so." in leaf:
-            return True
-    return False
+    return any(_is_extension(line.split(",", 1)[0].strip()) for line in record_text.splitlines())
 
 
-def _dist_info(directory, entry):
+def _dist_info(files, entry):
     """One ``*.dist-info`` directory."""
-    try:
-        files = set(os.listdir(directory))
-    except OSError:
-        return None
-    text = _read(os.path.join(directory, "METADATA")) if "METADATA" in files else None
+    text = files.read("METADATA")
     name, version, requires = _headers(text) if text else (None, None, [])
     compiled = False
-    if "WHEEL" in files:
-        wheel = _read(os.path.join(directory, "WHEEL")) or ""
-        for line in wheel.splitlines():
-            key, _, value = line.partition(":")
-            if key.strip().lower() == "root-is-purelib" and value.strip().lower() == "false":
-                compiled = True
-    if not compiled and "RECORD" in files:
-        compiled = _has_extension(_read(os.path.join(directory, "RECORD")) or "")
+    for line in (files.read("WHEEL") or "").splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() == "root-is-purelib" and value.strip().lower() == "false":
+            compiled = True
+    if not compiled:
+        compiled = _has_extension(files.read("RECORD") or "")
     editable = None
-    if "direct_url.json" in files:
+    if "direct_url.json" in files.names:
         try:
-            direct = json.loads(_read(os.path.join(directory, "direct_url.json")) or "{}")
+            direct = json.loads(files.read("direct_url.json") or "{}")
         except ValueError:
             direct = {}
         if isinstance(direct, dict) and (direct.get("dir_info") or {}).get("editable"):
             editable = direct.get("url") or ""
-    installer = _read(os.path.join(directory, "INSTALLER")) if "INSTALLER" in files else None
-    return _dist(directory, entry, "dist-info", name, version, requires, None, compiled,
-                 "REQUESTED" in files, editable, installer)
+    return _dist(files.path, entry, "dist-info", name, version, requires, None, compiled,
+                 "REQUESTED" in files.names, editable, files.read("INSTALLER"))
 
 
-def _egg_info(directory, entry, kind):
-    """An ``*.egg-info`` directory or file, or an ``.egg``'s ``EGG-INFO``."""
-    if os.path.isfile(directory):  # distutils wrote PKG-INFO as a single file
-        text, files = _read(directory), set()
-    else:
-        try:
-            files = set(os.listdir(directory))
-        except OSError:
-            return None
-        text = _read(os.path.join(directory, "PKG-INFO")) if "PKG-INFO" in files else None
+def _egg_info(files, entry, kind, compiled=False):
+    """An ``*.egg-info`` directory or file, or an egg's ``EGG-INFO``."""
+    text = files.read("PKG-INFO")
     name, version, requires = _headers(text) if text else (None, None, [])
-    requires_txt = None
-    if not requires and "requires.txt" in files:
-        requires_txt = _read(os.path.join(directory, "requires.txt"))
-    compiled = False
-    if "native_libs.txt" in files:
-        compiled = bool((_read(os.path.join(directory, "native_libs.txt")) or "").strip())
-    if not compiled and "installed-files.txt" in files:
-        compiled = _has_extension(_read(os.path.join(directory, "installed-files.txt")) or "")
-    installer = _read(os.path.join(directory, "INSTALLER")) if "INSTALLER" in files else None
-    return _dist(directory, entry, kind, name, version, requires, requires_txt, compiled,
-                 "REQUESTED" in files, None, installer)
+    requires_txt = None if requires else files.read("requires.txt")
+    compiled = compiled or bool((files.read("native_libs.txt") or "").strip())
+    if not compiled:
+        compiled = _has_extension(files.read("installed-files.txt") or "")
+    return _dist(files.path, entry, kind, name, version, requires, requires_txt, compiled,
+                 "REQUESTED" in files.names, None, files.read("INSTALLER"))
 
 
 def _dist(directory, entry, kind, name, version, requires, requires_txt, compiled, requested,
           editable, installer):
     if not name or not version:
-        fallback_name, fallback_version = _name_from_directory(
-            os.path.basename(os.path.dirname(directory)) if kind == "egg" else entry)
+        fallback_name, fallback_version = _name_from_directory(entry)
         name = name or fallback_name
         version = version or fallback_version
     return {
@@ -152,28 +172,70 @@ def _dist(directory, entry, kind, name, version, requires, requires_txt, compile
     }
 
 
+def _egg_name(path):
+    """The file or directory name of an egg, which ``_name_from_directory`` understands."""
+    return os.path.basename(path.rstrip("/"))
+
+
 def scan(path_entry):
-    """Every distribution whose metadata lives directly in ``path_entry``."""
+    """Every distribution whose metadata lives directly in ``path_entry`` (a directory)."""
     found = []
     base = path_entry or "."
     if base.lower().endswith(".egg") and os.path.isdir(os.path.join(base, "EGG-INFO")):
-        dist = _egg_info(os.path.join(base, "EGG-INFO"), "EGG-INFO", "egg")
-        if dist:
-            found.append(dist)
+        try:
+            files = _Files.on_disk(os.path.join(base, "EGG-INFO"))
+        except OSError:
+            files = None
+        if files is not None:
+            found.append(_egg_info(files, _egg_name(base), "egg"))
     try:
         names = sorted(os.listdir(base))
     except OSError:
         return found
     for entry in names:
         low = entry.lower()
+        path = os.path.join(base, entry)
         if low.endswith(".dist-info"):
-            dist = _dist_info(os.path.join(base, entry), entry)
+            reader, kind = _dist_info, "dist-info"
         elif low.endswith(".egg-info"):
-            dist = _egg_info(os.path.join(base, entry), entry, "egg-info")
+            reader, kind = _egg_info, "egg-info"
         else:
             continue
-        if dist:
-            found.append(dist)
+        if kind == "egg-info" and os.path.isfile(path):  # distutils: PKG-INFO as one file
+            files = _Files.single(path)
+        else:
+            try:
+                files = _Files.on_disk(path)
+            except OSError:
+                continue
+        found.append(reader(files, entry) if kind == "dist-info" else reader(files, entry, kind))
+    return found
+
+
+def scan_zip(path_entry):
+    """Every distribution inside a zip on sys.path: a zipped egg's ``EGG-INFO``, and
+    ``*.dist-info``/``*.egg-info`` at its top (what ``importlib.metadata`` finds there)."""
+    try:
+        archive = zipfile.ZipFile(path_entry)
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return []
+    found = []
+    with archive:
+        try:
+            members = archive.namelist()
+        except (OSError, ValueError):
+            return []
+        tops = sorted(set(m.split("/", 1)[0] + "/" for m in members if "/" in m))
+        compiled = any(_is_extension(m) for m in members)
+        for top in tops:
+            low = top.lower().rstrip("/")
+            files = _Files.in_zip(archive, top, path_entry)
+            if low == "egg-info":
+                found.append(_egg_info(files, _egg_name(path_entry), "egg", compiled))
+            elif low.endswith(".dist-info"):
+                found.append(_dist_info(files, top.rstrip("/")))
+            elif low.endswith(".egg-info"):
+                found.append(_egg_info(files, top.rstrip("/"), "egg-info"))
     return found
 
 
@@ -209,7 +271,10 @@ def report():
             item["distributions"] = []
         else:
             seen[real] = position
-            item["distributions"] = scan(entry) if item["is_dir"] else []
+            if item["is_dir"]:
+                item["distributions"] = scan(entry)
+            else:
+                item["distributions"] = scan_zip(real) if os.path.isfile(real) else []
         entries.append(item)
     user_base = site.getuserbase() if hasattr(site, "getuserbase") else site.USER_BASE
     user_site = site.getusersitepackages() if hasattr(site, "getusersitepackages") \
