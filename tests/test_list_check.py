@@ -539,3 +539,18 @@ def test_zipped_eggs_on_pythonpath_and_in_easy_install_pth(make_layer, tmp_path)
     _, data = check(layer.root, env)
     assert [(p["severity"], p["distribution"]) for p in ours(data, "conflict")] == [
         ("error", "hepzip")], data
+
+
+def test_metadata_starting_with_a_byte_order_mark(make_layer, tmp_path):
+    """Files written by Windows editors or CMake scripts start with a UTF-8 BOM."""
+    layer = make_layer()
+    site = _extra_site(tmp_path)
+    _package(site, "hepbom", "3.1")
+    (site / "hepbom.egg-info").write_bytes(  # distutils' single-file egg-info
+        b"\xef\xbb\xbfName: HepBom\nVersion: 3.1\n")
+    info = site / "hep_bom_two-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_bytes(b"\xef\xbb\xbfName: hep-bom-two\nVersion: 1.0.post1\n")
+    rows = listing(layer.root, _on_pythonpath(layer.env, site))
+    assert rows["HepBom"]["version"] == "3.1"
+    assert rows["hep-bom-two"]["version"] == "1.0.post1"

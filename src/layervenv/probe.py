@@ -71,7 +71,14 @@ class _Files:
                 data = handle.read()
         except (OSError, ValueError, KeyError, zipfile.BadZipFile):
             return None
-        return data.decode("utf-8", "replace")
+        return _text(data)
+
+
+def _text(data):
+    """UTF-8 text, a leading byte order mark dropped (else the first header is lost)."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    return data.decode("utf-8", "replace")
 
 
 def _headers(text):
