@@ -554,3 +554,29 @@ def test_metadata_starting_with_a_byte_order_mark(make_layer, tmp_path):
     rows = listing(layer.root, _on_pythonpath(layer.env, site))
     assert rows["HepBom"]["version"] == "3.1"
     assert rows["hep-bom-two"]["version"] == "1.0.post1"
+
+
+@pytest.mark.parametrize(("stack_version", "layer_version", "expected"), [
+    ("1.22.3", "1.22.3.0", None),                     # the same version, spelt otherwise
+    ("9.0.1", "10.0.0", ("error", "built against 9.x", "'hepmat<10'")),
+    ("1.26.4", "2.0.0rc1", ("error", "built against 1.x", "'hepmat<2'")),
+    ("9.4-lcg", "10.0.0", ("error", "built against 9.x", "'hepmat<10'")),  # not PEP 440
+    ("2.1.0", "1.26.4", ("error", "built against 2.x", "'hepmat>=2,<3'")),  # a downgrade
+    ("1.22.3", "1.24.2", ("warning", "within 1.x", "")),
+])
+def test_abi_compares_versions_as_versions(make_layer, tmp_path, stack_version, layer_version,
+                                           expected):
+    layer = make_layer()
+    site = _extra_site(tmp_path)
+    write_dist_info(site, Dist("hepmat", stack_version))
+    write_dist_info(site, Dist("hepmatfit", "1.0.0", requires=("hepmat",), compiled=True))
+    write_dist_info(layer.root / "lib" / f"python{SHORT}" / "site-packages",
+                    Dist("hepmat", layer_version), installer="pip")
+    _, data = check(layer.root, _on_pythonpath(layer.env, site))
+    abi = [p for p in ours(data, "abi") if p["distribution"] == "hepmat"]
+    if expected is None:
+        assert abi == [], abi
+        return
+    severity, *texts = expected
+    assert [p["severity"] for p in abi] == [severity], abi
+    assert all(text in abi[0]["message"] for text in texts), abi

@@ -500,14 +500,41 @@ def requirement_problems(view: list[Distribution], markers: dict[str, str]
     return problems, edges
 
 
+_LEADING_NUMBER = re.compile(r"\s*[vV]?(\d+)")
+
+
 def _major(text: str) -> int | None:
+    """The major version, as a number; for a version that is not PEP 440 (``9.4-lcg``, as
+    stacks patch them), its leading number."""
     version = _version(text)
-    return version.release[0] if version is not None else None
+    if version is not None:
+        return version.release[0]
+    match = _LEADING_NUMBER.match(text)
+    return int(match.group(1)) if match else None
+
+
+def _same_version(one: str, other: str) -> bool:
+    """``1.22.3`` and ``1.22.3.0`` are one version (PEP 440), not two."""
+    first, second = _version(one), _version(other)
+    if first is not None and second is not None:
+        return first == second
+    return one.strip() == other.strip()
+
+
+def _compiled_dependents(dist: Distribution, by_key: dict[str, Distribution],
+                         edges: Edges) -> str:
+    """The compiled stack distributions requiring ``dist``, named (at most five)."""
+    compiled = sorted({k for k in edges.dependents.get(dist.key, [])
+                       if by_key[k].winner.origin == "stack" and by_key[k].winner.compiled})
+    names = ", ".join(f"{by_key[k].name} {by_key[k].winner.version}" for k in compiled[:5])
+    if len(compiled) > 5:
+        names += f" and {len(compiled) - 5} more"
+    return names
 
 
 def abi_problems(view: list[Distribution], edges: Edges) -> list[Problem]:
     """``abi``: a non-stack copy shadows a stack distribution that compiled stack
-    distributions were built against."""
+    distributions were built against; an error when the major version differs."""
     by_key = {d.key: d for d in view}
     problems = []
     for dist in view:
@@ -515,33 +542,32 @@ def abi_problems(view: list[Distribution], edges: Edges) -> list[Problem]:
         if winner.origin == "stack":
             continue
         hidden = next((c for c in dist.shadowed if c.origin == "stack"), None)
-        if hidden is None or hidden.version == winner.version:
+        if hidden is None or _same_version(hidden.version, winner.version):
             continue
-        compiled = sorted({k for k in edges.dependents.get(dist.key, [])
-                           if by_key[k].winner.origin == "stack" and by_key[k].winner.compiled})
-        if not compiled:
-            continue
-        names = ", ".join(f"{by_key[k].name} {by_key[k].winner.version}" for k in compiled[:5])
-        if len(compiled) > 5:
-            names += f" and {len(compiled) - 5} more"
-        old, new = _major(hidden.version), _major(winner.version)
-        where = "the layer" if winner.origin == "layer" else f"the {winner.origin} copy"
-        if old is not None and new is not None and old != new:
-            problems.append(Problem(
-                "abi", "error",
-                f"{dist.name} {winner.version} in {where} shadows the stack's "
-                f"{hidden.version}, and compiled stack packages built against {old}.x use "
-                f"it ({names}): they will fail to import or crash; install "
-                f"'{dist.name}<{old + 1}' in the layer, or install those packages in the "
-                f"layer too", dist.name))
-        else:
-            problems.append(Problem(
-                "abi", "warning",
-                f"{dist.name} {winner.version} in {where} shadows the stack's "
-                f"{hidden.version}, which compiled stack packages were built against "
-                f"({names}): usually compatible within {old}.x; if they fail to import, "
-                f"install them in the layer too", dist.name))
+        names = _compiled_dependents(dist, by_key, edges)
+        if names:
+            problems.append(_abi_problem(dist, hidden, names))
     return problems
+
+
+def _abi_problem(dist: Distribution, hidden: Copy, names: str) -> Problem:
+    winner = dist.winner
+    old, new = _major(hidden.version), _major(winner.version)
+    where = "the layer" if winner.origin == "layer" else f"the {winner.origin} copy"
+    shadows = f"{dist.name} {winner.version} in {where} shadows the stack's {hidden.version}"
+    if old is not None and new is not None and old != new:
+        wanted = f"<{old + 1}" if new > old else f">={old},<{old + 1}"
+        return Problem(
+            "abi", "error",
+            f"{shadows}, and compiled stack packages built against {old}.x use it ({names}): "
+            f"they will fail to import or crash; install '{dist.name}{wanted}' in the layer, "
+            f"or install those packages in the layer too", dist.name)
+    within = f"usually compatible within {old}.x" if old is not None and old == new \
+        else "the major version cannot be told"
+    return Problem(
+        "abi", "warning",
+        f"{shadows}, which compiled stack packages were built against ({names}): {within}; "
+        f"if they fail to import, install them in the layer too", dist.name)
 
 
 # ---------------------------------------------------------------------------------------
