@@ -580,3 +580,39 @@ def test_abi_compares_versions_as_versions(make_layer, tmp_path, stack_version, 
     severity, *texts = expected
     assert [p["severity"] for p in abi] == [severity], abi
     assert all(text in abi[0]["message"] for text in texts), abi
+
+
+def test_each_problem_is_reported_once(make_layer, tmp_path, stack):
+    """A requirement listed twice, a second copy of the stack, a foreign directory and a
+    removed one spelt twice on PYTHONPATH: one problem each."""
+    layer = make_layer()
+    site = _extra_site(tmp_path)
+    write_dist_info(site, Dist("hepdup", "1.0.0", compiled=True, requires=(
+        "hepnum<1.0", 'hepnum<1.0; python_version >= "3"', "nosuchdist", "nosuchdist>=1")))
+    copy = tmp_path / "copy" / "site-packages"
+    import shutil
+    shutil.copytree(stack.site_packages, copy, symlinks=True)
+    foreign = tmp_path / "py36" / "lib" / ("python3.6" if SHORT != "3.6" else "python3.9") \
+        / "site-packages"
+    foreign.mkdir(parents=True)
+    env = _on_pythonpath(layer.env, site, copy, foreign, f"{foreign}/")
+    pip(layer, "install", "-q", "hepnum==2.0.0", env=layer.env)
+    _, data = check(layer.root, env)
+    messages = [(p["kind"], p["severity"], p["message"]) for p in data["problems"]]
+    assert len(messages) == len(set(messages)), data
+    assert len(ours(data, "python-mismatch")) == 1, data
+    assert [(p["severity"], p["distribution"]) for p in ours(data, "abi")] == [
+        ("error", "hepnum")], data
+    conflicts = sorted((p["severity"], p["distribution"]) for p in ours(data, "conflict"))
+    assert conflicts == [("error", "hepdup"), ("error", "hepfit"), ("warning", "hepdup")], data
+
+
+def test_a_removed_directory_on_pythonpath_twice_is_missing_once(tmp_path, stack_env):
+    extra = _extra_site(tmp_path, "release")
+    write_dist_info(extra, Dist("heprelease", "3.0.0"))
+    env = _on_pythonpath(stack_env, extra, Path(f"{extra}/"), extra)
+    root = tmp_path / "layer"
+    run_tool("create", str(root), "--without-pip", env=env)
+    (tmp_path / "release").rename(tmp_path / "release-removed")
+    code, data = check(root, env)
+    assert code == 1 and len(ours(data, "stack-missing")) == 1, data

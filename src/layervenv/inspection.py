@@ -284,9 +284,11 @@ class Problem:
 
 
 def sort_problems(problems: list[Problem]) -> list[Problem]:
-    return sorted(problems, key=lambda p: (SEVERITIES.index(p.severity),
-                                           KINDS.index(p.kind), p.distribution or "",
-                                           p.message))
+    """Errors first, then by kind; a problem found twice (by two paths to it) shown once."""
+    unique = {(p.kind, p.severity, p.message, p.distribution): p for p in problems}
+    return sorted(unique.values(), key=lambda p: (SEVERITIES.index(p.severity),
+                                                  KINDS.index(p.kind), p.distribution or "",
+                                                  p.message))
 
 
 def stack_missing_problems(record: RecordedStack, layer: Layer) -> list[Problem]:
@@ -329,17 +331,18 @@ def python_mismatch_problems(record: RecordedStack, layer_version: str | None,
     reported = set()
     for entry in _pythonpath_entries(pythonpath):
         other = python_of_entry(entry)
-        if other and other != short and entry not in reported:
-            reported.add(entry)
+        if other and other != short and os.path.normpath(entry) not in reported:
+            reported.add(os.path.normpath(entry))
             problems.append(Problem(
                 "python-mismatch", "error",
                 f"PYTHONPATH has {entry}, site-packages of Python {other}, but this layer "
                 f"runs Python {short}: its compiled modules will not load; set up the stack "
                 f"for Python {short} instead"))
     for entry in other_stack_entries(record, environ):
-        if entry in reported or any(_under(_real(entry), root) for root in user_roots):
+        if os.path.normpath(entry) in reported or \
+                any(_under(_real(entry), root) for root in user_roots):
             continue
-        reported.add(entry)
+        reported.add(os.path.normpath(entry))
         problems.append(Problem(
             "python-mismatch", "error",
             f"PYTHONPATH has {entry}, which is not the stack this layer was made on "
@@ -455,7 +458,7 @@ def requirement_problems(view: list[Distribution], markers: dict[str, str]
     meet; extras requested by other distributions are followed."""
     winners = {d.key: d.winner for d in view}
     edges = Edges()
-    problems = []
+    problems: list[Problem] = []
     queue = [(key, "") for key in winners]
     done = set(queue)
     while queue:

@@ -153,7 +153,11 @@ def missing_parts(python: str, pythonpath: list[str]) -> list[str]:
     missing = []
     if not os.path.exists(python):
         missing.append(f"interpreter {python}")
+    seen = set()
     for entry in pythonpath:
+        if os.path.normpath(entry) in seen:
+            continue  # setup scripts often add a directory twice, or spelt two ways
+        seen.add(os.path.normpath(entry))
         if os.path.isabs(entry) and not os.path.isdir(entry):
             missing.append(f"directory {entry}")
     return missing
