@@ -65,16 +65,19 @@ def assert_check_shape(data: object) -> None:
     assert data["ok"] == (not any(p["severity"] == "error" for p in data["problems"]))
 
 
-def listing(root: Path | None, env: dict[str, str], *args: str) -> dict[str, dict]:
+def listing(root: Path | None, env: dict[str, str], *args: str,
+            isolated: bool = False) -> dict[str, dict]:
     where = [str(root)] if root else []
-    rows = json.loads(run_tool("list", *where, *args, "--format", "json", env=env).stdout)
+    rows = json.loads(run_tool("list", *where, *args, "--format", "json", env=env,
+                               isolated=isolated).stdout)
     assert_list_shape(rows)
     return {row["name"]: row for row in rows}
 
 
-def check(root: Path | None, env: dict[str, str]) -> tuple[int, dict]:
+def check(root: Path | None, env: dict[str, str], isolated: bool = False) -> tuple[int, dict]:
     where = [str(root)] if root else []
-    result = run_tool("check", *where, "--format", "json", env=env, check=False)
+    result = run_tool("check", *where, "--format", "json", env=env, check=False,
+                      isolated=isolated)
     assert result.returncode in (0, 1), result.stderr
     data = json.loads(result.stdout)
     assert_check_shape(data)
@@ -616,3 +619,41 @@ def test_a_removed_directory_on_pythonpath_twice_is_missing_once(tmp_path, stack
     (tmp_path / "release").rename(tmp_path / "release-removed")
     code, data = check(root, env)
     assert code == 1 and len(ours(data, "stack-missing")) == 1, data
+
+
+NOISY = "import sys; sys.stdout.buffer.write(b'caf\\xe9 \\xff'); sys.stdout.flush(); " \
+        "sys.stderr.buffer.write(b'\\xff\\xfe warn\\n'); sys.stderr.flush()"
+
+
+@pytest.mark.parametrize("sitecustomize", [
+    NOISY,                                           # bytes that are not UTF-8, no newline
+    "print('stack ready')\nraise RuntimeError('broken site \\xe9')\n",
+    "import sys\nsys.stdout = open('/dev/null', 'w')\n",
+])
+def test_a_noisy_or_broken_stack_sitecustomize(make_layer, tmp_path, home, sitecustomize):
+    """What a stack's sitecustomize.py or a .pth prints (in any encoding), or how it
+    fails, is not the probe's report.  (The tool runs isolated here: its own Python
+    would run that sitecustomize too.)"""
+    layer = make_layer()
+    site = _extra_site(tmp_path)
+    (site / "sitecustomize.py").write_text(sitecustomize)
+    user = home / ".local" / "lib" / f"python{SHORT}" / "site-packages"
+    user.mkdir(parents=True)
+    (user / "noisy.pth").write_text(NOISY + "\n")
+    env = _on_pythonpath(layer.env, site)
+    assert listing(layer.root, env, isolated=True)["hepnum"]["version"] == "1.22.3"
+    assert check(layer.root, env, isolated=True)[0] == 0
+    assert run_tool("list", str(layer.root), env=env, isolated=True).stdout.startswith("Name ")
+
+
+def test_an_interpreter_failing_with_undecodable_output_is_one_line(make_layer, tmp_path):
+    layer = make_layer()
+    site = _extra_site(tmp_path)
+    (site / "sitecustomize.py").write_text(
+        "import os\nos.write(2, b'Traceback\\nfatal: caf\\xe9 \\xff\\n')\nos._exit(3)\n")
+    env = _on_pythonpath(layer.env, site)
+    for command in ("list", "check"):
+        result = run_tool(command, str(layer.root), env=env, check=False, isolated=True)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.count("\n") == 1 and "exit 3" in result.stderr, result.stderr
+        assert "fatal: caf" in result.stderr

@@ -23,6 +23,7 @@ import json
 import os
 import re
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -101,24 +102,38 @@ def layer_environment(layer: Layer, environ: dict[str, str]) -> dict[str, str]:
 # ---------------------------------------------------------------------------------------
 
 def run_probe(layer: Layer, environ: dict[str, str]) -> dict[str, Any]:
-    """One run of ``DIR/bin/python -c probe.py`` in ``environ``; its JSON report."""
+    """One run of ``DIR/bin/python -c probe.py REPORT`` in ``environ``; its JSON report.
+
+    The report goes to a file of its own, not to stdout: what the stack's
+    ``sitecustomize`` or ``.pth`` files print at start-up (in any encoding, with or
+    without a newline) cannot mix with it.  The interpreter's output is only read, as
+    bytes, to say why it failed.
+    """
     source = PROBE_SOURCE.read_text(encoding="utf-8")
-    try:
-        result = subprocess.run([str(layer.python), "-c", source], env=environ,
-                                capture_output=True, text=True, timeout=PROBE_TIMEOUT,
-                                check=False, cwd=str(layer.root))
-    except OSError as error:
-        raise UserError(f"cannot run {layer.python}: {error.strerror}") from None
-    except subprocess.TimeoutExpired:
-        raise UserError(f"{layer.python} did not answer within {PROBE_TIMEOUT} s") from None
-    if result.returncode != 0:
-        last = (result.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise UserError(f"{layer.python} failed to start (exit {result.returncode}): {last}")
-    try:
-        return json.loads(result.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        raise UserError(f"{layer.python} gave no readable report: "
-                        f"{result.stdout.strip()[:200]!r}") from None
+    with tempfile.TemporaryDirectory(prefix="layervenv-probe-") as tmp:
+        target = Path(tmp) / "report.json"
+        try:
+            result = subprocess.run([str(layer.python), "-c", source, str(target)],
+                                    env=environ, capture_output=True, timeout=PROBE_TIMEOUT,
+                                    check=False, cwd=str(layer.root))
+        except OSError as error:
+            raise UserError(f"cannot run {layer.python}: {error.strerror}") from None
+        except subprocess.TimeoutExpired:
+            raise UserError(f"{layer.python} did not answer within {PROBE_TIMEOUT} s") from None
+        if result.returncode != 0:
+            raise UserError(f"{layer.python} failed to start (exit {result.returncode}): "
+                            f"{_last_line(result.stderr)}")
+        try:
+            return json.loads(target.read_bytes())
+        except (OSError, ValueError):
+            raise UserError(f"{layer.python} gave no readable report: "
+                            f"{_last_line(result.stderr + result.stdout)}") from None
+
+
+def _last_line(output: bytes) -> str:
+    """The last line of an interpreter's output, whatever its encoding."""
+    lines = output.decode("utf-8", "replace").strip().splitlines()
+    return lines[-1].strip() if lines else "(no output)"
 
 
 # ---------------------------------------------------------------------------------------

@@ -5,7 +5,8 @@ The tool runs this file's source as ``DIR/bin/python -c SOURCE`` in the environm
 the layer really runs with, so the answer is the interpreter's own: its sys.path
 (after ``site``, the layer's ``.pth`` files and the boot hook), its version, its
 user site, and the marker environment ``packaging`` needs to evaluate requirements
-for it.  It prints one JSON object on stdout.
+for it.  It writes one JSON object (ASCII) to the file named by its first argument,
+never to stdout, where the stack's ``sitecustomize`` and ``.pth`` files may print.
 
 It never imports the packages it reports (importing can fail, be slow, or have side
 effects; the point of ``layervenv check`` is to warn *before* anything is imported).
@@ -304,9 +305,15 @@ def report():
 
 
 def main():
+    """Write the report to the file named by the first argument (stdout without one)."""
+    target = sys.argv[1] if len(sys.argv) > 1 else None
     _drop_command_entry()
-    sys.stdout.write(json.dumps(report()))
-    sys.stdout.write("\n")
+    text = json.dumps(report())
+    if target is None:
+        sys.stdout.write(text + "\n")
+        return
+    with open(target, "w") as handle:
+        handle.write(text)
 
 
 if __name__ == "__main__":
