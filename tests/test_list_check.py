@@ -30,7 +30,8 @@ from layervenv.simstack import (
 )
 
 ORIGINS = {"layer", "editable", "user-site", "stack"}
-KINDS = {"conflict", "abi", "user-site", "cwd-on-path", "python-mismatch", "stack-missing"}
+KINDS = {"conflict", "abi", "user-site", "cwd-on-path", "python-mismatch", "stack-missing",
+         "unreadable"}
 SHORT = "{}.{}".format(*sys.version_info[:2])
 
 
@@ -657,3 +658,60 @@ def test_an_interpreter_failing_with_undecodable_output_is_one_line(make_layer, 
         assert result.returncode == 2, result.stderr
         assert result.stderr.count("\n") == 1 and "exit 3" in result.stderr, result.stderr
         assert "fatal: caf" in result.stderr
+
+
+def _unprivileged(command: list[str], locked: Path) -> list[str]:
+    """``command`` as a process that file permissions apply to (``locked`` is a
+    ``chmod 000`` directory it must not be able to read).
+
+    The tests run as root here, and root reads a ``chmod 000`` directory anyway: drop
+    the two capabilities that let it (root stays the owner of the test's files, which
+    keep their owner's permissions, and of the interpreters under /root).
+    """
+    if os.geteuid() != 0:
+        return command
+    setpriv = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--"]
+    try:
+        probe = subprocess.run([*setpriv, "ls", str(locked)], check=False, capture_output=True)
+    except FileNotFoundError:
+        pytest.skip("setpriv is not installed: root cannot be kept out of a directory")
+    if probe.returncode == 0 or b"setpriv" in probe.stderr:
+        pytest.skip("cannot drop root's permission override here (setpriv)")
+    return [*setpriv, *command]
+
+
+def test_unreadable_directories(make_layer, tmp_path):
+    """A directory on PYTHONPATH, or a distribution's metadata, that cannot be read."""
+    from helpers import tool_command
+
+    layer = make_layer()
+    locked = _extra_site(tmp_path, "locked")
+    write_dist_info(locked, Dist("heplocked", "1.0.0"))
+    site = _extra_site(tmp_path)
+    write_dist_info(site, Dist("hepok", "1.0.0"))
+    secret = write_dist_info(site, Dist("hepsecret", "2.0.0"))
+    env = _on_pythonpath(layer.env, site, locked)
+    locked.chmod(0)
+    secret.chmod(0)
+    try:
+        lines = {}
+        for command in ("list", "check"):
+            lines[command] = subprocess.run(
+                _unprivileged(tool_command(command, str(layer.root), "--format", "json"),
+                              locked),
+                env=env, capture_output=True, text=True, check=False)
+    finally:
+        locked.chmod(0o755)
+        secret.chmod(0o755)
+    listed = lines["list"]
+    assert listed.returncode == 0, listed.stderr
+    rows = {row["name"]: row for row in json.loads(listed.stdout)}
+    assert "hepok" in rows and "heplocked" not in rows and "hepsecret" not in rows
+    assert listed.stderr.count("\n") == 1 and listed.stderr.startswith("layervenv: warning:")
+    assert str(locked) in listed.stderr and str(secret) in listed.stderr
+    checked = lines["check"]
+    assert checked.returncode == 1, checked.stderr
+    data = json.loads(checked.stdout)
+    assert_check_shape(data)
+    found = sorted((p["severity"], p["message"].split()[0]) for p in ours(data, "unreadable"))
+    assert found == [("error", str(locked)), ("warning", str(secret))], data

@@ -47,7 +47,8 @@ PROBE_TIMEOUT = 120
 
 ORIGINS = ("layer", "editable", "user-site", "stack")
 #: The order problems are shown in (errors first, then this order).
-KINDS = ("stack-missing", "python-mismatch", "cwd-on-path", "conflict", "abi", "user-site")
+KINDS = ("stack-missing", "unreadable", "python-mismatch", "cwd-on-path", "conflict", "abi",
+         "user-site")
 SEVERITIES = ("error", "warning")
 
 
@@ -588,6 +589,42 @@ def _abi_problem(dist: Distribution, hidden: Copy, names: str) -> Problem:
         f"if they fail to import, install them in the layer too", dist.name)
 
 
+@dataclass
+class Unreadable:
+    """A path the layer's interpreter could not read: a sys.path directory (``entry``)
+    or a distribution's metadata in one."""
+
+    path: str
+    reason: str
+    entry: bool
+
+
+def unreadable_paths(report: dict[str, Any], record: RecordedStack) -> list[Unreadable]:
+    """What the probe could not read, except recorded stack directories that cannot even
+    be looked at: those are ``stack-missing`` already."""
+    missing = {os.path.normpath(e) for e in record.pythonpath
+               if os.path.isabs(e) and not os.path.isdir(e)}
+    found = []
+    for item in report["sys_path"]:
+        for path, reason in item.get("unreadable", []):
+            entry = path == item["path"]
+            if entry and os.path.normpath(path) in missing:
+                continue
+            found.append(Unreadable(path, reason, entry))
+    return found
+
+
+def unreadable_problems(unreadable: list[Unreadable]) -> list[Problem]:
+    return [Problem(
+        "unreadable", "error",
+        f"{u.path} cannot be read ({u.reason}): nothing in it can be imported, listed or "
+        f"checked; fix its permissions (or have the stack's maintainers fix them), or take "
+        f"it off PYTHONPATH") if u.entry else Problem(
+        "unreadable", "warning",
+        f"{u.path} cannot be read ({u.reason}): that distribution is neither listed nor "
+        f"checked; fix its permissions") for u in unreadable]
+
+
 # ---------------------------------------------------------------------------------------
 # All of it
 # ---------------------------------------------------------------------------------------
@@ -602,6 +639,10 @@ class Inspection:
     report: dict[str, Any] | None
     view: list[Distribution]
     missing: list[Problem]
+
+    @property
+    def unreadable(self) -> list[Unreadable]:
+        return unreadable_paths(self.report, self.record) if self.report else []
 
     @property
     def python_version(self) -> str:
@@ -624,6 +665,7 @@ class Inspection:
             problems += conflicts
             problems += abi_problems(self.view, edges)
             problems += user_site_problems(self.view)
+            problems += unreadable_problems(self.unreadable)
         return sort_problems(problems)
 
 

@@ -41,6 +41,8 @@ class _Files:
         self.path = path  # where the metadata is, as reported (``EGG-INFO`` of a zip: inside it)
         self.names = names
         self._opener = opener
+        self.failed = []  # [path, reason] of files that exist but cannot be read
+        self.single_file = False
 
     @classmethod
     def on_disk(cls, directory):
@@ -51,7 +53,9 @@ class _Files:
     @classmethod
     def single(cls, path):
         """distutils' ``NAME.egg-info`` written as one file: PKG-INFO itself."""
-        return cls(path, {"PKG-INFO"}, lambda name: _open_binary(path))
+        files = cls(path, {"PKG-INFO"}, lambda name: _open_binary(path))
+        files.single_file = True
+        return files
 
     @classmethod
     def in_zip(cls, archive, prefix, zip_path):
@@ -70,7 +74,11 @@ class _Files:
         try:
             with self._opener(name) as handle:
                 data = handle.read()
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        except OSError as error:
+            where = self.path if self.single_file else os.path.join(self.path, name)
+            self.failed.append([where, _reason(error)])
+            return None
+        except (ValueError, KeyError, zipfile.BadZipFile):
             return None
         return _text(data)
 
@@ -185,39 +193,40 @@ def _egg_name(path):
     return os.path.basename(path.rstrip("/"))
 
 
+def _reason(error):
+    return error.strerror or type(error).__name__
+
+
 def scan(path_entry):
-    """Every distribution whose metadata lives directly in ``path_entry`` (a directory)."""
-    found = []
+    """Every distribution whose metadata lives directly in ``path_entry`` (a directory),
+    and the ``[path, reason]`` of what could not be read there (the directory itself, a
+    metadata directory or file: permissions of a shared area)."""
+    found, unreadable = [], []
     base = path_entry or "."
-    if base.lower().endswith(".egg") and os.path.isdir(os.path.join(base, "EGG-INFO")):
+
+    def add(reader, path, entry, *args):
         try:
-            files = _Files.on_disk(os.path.join(base, "EGG-INFO"))
-        except OSError:
-            files = None
-        if files is not None:
-            found.append(_egg_info(files, _egg_name(base), "egg"))
+            files = _Files.single(path) if os.path.isfile(path) else _Files.on_disk(path)
+        except OSError as error:
+            unreadable.append([path, _reason(error)])
+            return
+        found.append(reader(files, entry, *args))
+        unreadable.extend(files.failed)
+
+    if base.lower().endswith(".egg") and os.path.isdir(os.path.join(base, "EGG-INFO")):
+        add(_egg_info, os.path.join(base, "EGG-INFO"), _egg_name(base), "egg")
     try:
         names = sorted(os.listdir(base))
-    except OSError:
-        return found
+    except OSError as error:
+        unreadable.append([path_entry, _reason(error)])
+        return found, unreadable
     for entry in names:
         low = entry.lower()
-        path = os.path.join(base, entry)
         if low.endswith(".dist-info"):
-            reader, kind = _dist_info, "dist-info"
+            add(_dist_info, os.path.join(base, entry), entry)
         elif low.endswith(".egg-info"):
-            reader, kind = _egg_info, "egg-info"
-        else:
-            continue
-        if kind == "egg-info" and os.path.isfile(path):  # distutils: PKG-INFO as one file
-            files = _Files.single(path)
-        else:
-            try:
-                files = _Files.on_disk(path)
-            except OSError:
-                continue
-        found.append(reader(files, entry) if kind == "dist-info" else reader(files, entry, kind))
-    return found
+            add(_egg_info, os.path.join(base, entry), entry, "egg-info")
+    return found, unreadable
 
 
 def scan_zip(path_entry):
@@ -245,6 +254,18 @@ def scan_zip(path_entry):
             elif low.endswith(".egg-info"):
                 found.append(_egg_info(files, top.rstrip("/"), "egg-info"))
     return found
+
+
+def _scan_entry(entry, real, is_dir):
+    """Distributions and unreadable paths of one sys.path entry: a directory, a zip, or
+    a path that cannot even be looked at (a parent directory without permission)."""
+    if is_dir:
+        return scan(entry)
+    try:
+        os.stat(real)
+    except OSError as error:  # missing (often harmless) or not allowed
+        return [], [[entry, _reason(error)]] if isinstance(error, PermissionError) else []
+    return scan_zip(real), []
 
 
 def marker_environment():
@@ -279,10 +300,7 @@ def report():
             item["distributions"] = []
         else:
             seen[real] = position
-            if item["is_dir"]:
-                item["distributions"] = scan(entry)
-            else:
-                item["distributions"] = scan_zip(real) if os.path.isfile(real) else []
+            item["distributions"], item["unreadable"] = _scan_entry(entry, real, item["is_dir"])
         entries.append(item)
     user_base = site.getuserbase() if hasattr(site, "getuserbase") else site.USER_BASE
     user_site = site.getusersitepackages() if hasattr(site, "getusersitepackages") \
