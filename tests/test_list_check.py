@@ -715,3 +715,28 @@ def test_unreadable_directories(make_layer, tmp_path):
     assert_check_shape(data)
     found = sorted((p["severity"], p["message"].split()[0]) for p in ours(data, "unreadable"))
     assert found == [("error", str(locked)), ("warning", str(secret))], data
+
+
+def test_requires_txt_sections_of_an_egg_info(make_layer, tmp_path):
+    """setuptools' requires.txt: sections are extras and markers, never unconditional."""
+    layer = make_layer()
+    site = _extra_site(tmp_path)
+    _package(site, "hepold", "0.3")
+    _egg_info(site, "hepold-0.3-py3.egg-info", "hepold", "0.3", {"requires.txt": (
+        "hepnum>=1\n\n"
+        '[:python_version < "3"]\nhepnum>=99\n\n'
+        "[plot]\nhepmissing\n\n"
+        '[gui:sys_platform == "win32"]\nhepwin>=1\n\n'
+        "[:sys_platform == 'win32']\nhepwin2\n\n"
+        "[Fast:python_version >= '3']\nhepnum<1\n")})
+    env = _on_pythonpath(layer.env, site)
+    _, data = check(layer.root, env)
+    assert not [p for p in ours(data, "conflict") if p["distribution"] == "hepold"], data
+    # a layer distribution asks for the extras: their requirements now count
+    wheels = tmp_path / "wheels"
+    build_wheel(Dist("hepana", "1.0.0", requires=("hepold[gui,plot,fast]",)), wheels)
+    pip(layer, "install", "-q", "--no-deps", "--find-links", str(wheels), "hepana", env=env)
+    _, data = check(layer.root, env)
+    found = sorted((p["severity"], p["message"].split(" requires ")[1].split(",")[0])
+                   for p in ours(data, "conflict") if p["distribution"] == "hepold")
+    assert found == [("error", "hepnum<1"), ("warning", "hepmissing")], data
