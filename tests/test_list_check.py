@@ -281,7 +281,7 @@ def test_user_site_on_pythonpath_shadows_the_stack(make_layer, home):
     assert not ours(data, "python-mismatch")
 
 
-@pytest.mark.parametrize("shape", ["{}:", ":{}", "{}::{}", "{}:.", ""])
+@pytest.mark.parametrize("shape", ["{}:", ":{}", "{}::{}", "{}:.", "", "{}:./.", ".//:{}", "{}:./"])
 def test_current_directory_on_pythonpath(make_layer, shape, tmp_path):
     layer = make_layer()
     stack_path = layer.env["PYTHONPATH"]

@@ -381,13 +381,14 @@ def other_stack_entries(record: RecordedStack, environ: dict[str, str]) -> list[
 
 
 def cwd_problems(pythonpath: str | None) -> list[Problem]:
-    """An empty or ``.`` PYTHONPATH entry: the current directory shadows everything."""
+    """An empty or ``.`` PYTHONPATH entry (``./``, ``./.``, ...): the current directory
+    shadows everything.  (`` `` is a directory named by a space, not the current one.)"""
     entries = _pythonpath_entries(pythonpath)
     found = []
     for index, entry in enumerate(entries):
-        if entry.strip() not in ("", ".", "./"):
+        if entry and os.path.normpath(entry) != os.curdir:  # ``./.``, ``.//`` are ``.`` too
             continue
-        if entry.strip():
+        if entry:
             found.append(f"a '{entry}' entry")
         elif index == 0:
             found.append("an empty entry (a leading ':')")
