@@ -740,3 +740,33 @@ def test_requires_txt_sections_of_an_egg_info(make_layer, tmp_path):
     found = sorted((p["severity"], p["message"].split(" requires ")[1].split(",")[0])
                    for p in ours(data, "conflict") if p["distribution"] == "hepold")
     assert found == [("error", "hepnum<1"), ("warning", "hepmissing")], data
+
+
+def test_metadata_is_read_up_to_its_headers_only(make_layer, tmp_path):
+    """Long descriptions (whole README files, megabytes in big stacks) are never read: a
+    METADATA whose body is 4 GiB (sparse) is listed by an interpreter limited to 1 GiB."""
+    layer = make_layer()
+    site = _extra_site(tmp_path)
+    for dist in (Dist("hepbig", "1.0.0", requires=("hepnum<1.0",)),):
+        info = write_dist_info(site, dist)
+        with open(info / "METADATA", "r+b") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.truncate(handle.tell() + (4 << 30))
+    egg_info = _egg_info(site, "hepbigegg-2.0-py3.egg-info", "hepbigegg", "2.0")
+    with open(egg_info / "PKG-INFO", "ab") as handle:
+        handle.write(b"\nA long description.\n")
+        handle.truncate(handle.tell() + (4 << 30))
+    env = _on_pythonpath(layer.env, site)
+    from helpers import tool_command
+
+    for command in ("list", "check"):
+        limited = ["sh", "-c", 'ulimit -v 1048576 && exec "$@"', "sh",
+                   *tool_command(command, str(layer.root), "--format", "json")]
+        result = subprocess.run(limited, env=env, capture_output=True, text=True, check=False)
+        assert result.returncode in (0, 1), result.stderr
+        if command == "list":
+            rows = {row["name"]: row for row in json.loads(result.stdout)}
+            assert rows["hepbig"]["version"] == "1.0.0" and rows["hepbigegg"]["version"] == "2.0"
+        else:
+            assert [p["distribution"] for p in ours(json.loads(result.stdout), "conflict")] == [
+                "hepbig"]

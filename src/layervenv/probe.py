@@ -10,8 +10,9 @@ never to stdout, where the stack's ``sitecustomize`` and ``.pth`` files may prin
 
 It never imports the packages it reports (importing can fail, be slow, or have side
 effects; the point of ``layervenv check`` is to warn *before* anything is imported).
-Metadata files are read directly, once, with no per-entry overhead: a thousand
-distributions take a few tens of milliseconds.
+Metadata files are read directly, once, with no per-entry overhead, and METADATA
+and PKG-INFO only up to the end of their headers: a thousand distributions take a
+few tens of milliseconds.
 """
 
 import json
@@ -68,12 +69,14 @@ class _Files:
         return cls(os.path.join(zip_path, prefix.rstrip("/")), names,
                    lambda name: archive.open(prefix + name))
 
-    def read(self, name):
+    def read(self, name, headers_only=False):
+        """The text of file ``name``; with ``headers_only``, up to the first blank line
+        (a METADATA's body is the long description: often a whole README)."""
         if name not in self.names:
             return None
         try:
             with self._opener(name) as handle:
-                data = handle.read()
+                data = _header_block(handle) if headers_only else handle.read()
         except OSError as error:
             where = self.path if self.single_file else os.path.join(self.path, name)
             self.failed.append([where, _reason(error)])
@@ -81,6 +84,16 @@ class _Files:
         except (ValueError, KeyError, zipfile.BadZipFile):
             return None
         return _text(data)
+
+
+def _header_block(handle):
+    """The bytes of an RFC 822 header block: lines up to the first blank one."""
+    lines = []
+    for line in handle:
+        if not line.strip():
+            break
+        lines.append(line)
+    return b"".join(lines)
 
 
 def _text(data):
@@ -141,7 +154,7 @@ def _has_extension(record_text):
 
 def _dist_info(files, entry):
     """One ``*.dist-info`` directory."""
-    text = files.read("METADATA")
+    text = files.read("METADATA", headers_only=True)
     name, version, requires = _headers(text) if text else (None, None, [])
     compiled = False
     for line in (files.read("WHEEL") or "").splitlines():
@@ -164,7 +177,7 @@ def _dist_info(files, entry):
 
 def _egg_info(files, entry, kind, compiled=False):
     """An ``*.egg-info`` directory or file, or an egg's ``EGG-INFO``."""
-    text = files.read("PKG-INFO")
+    text = files.read("PKG-INFO", headers_only=True)
     name, version, requires = _headers(text) if text else (None, None, [])
     requires_txt = None if requires else files.read("requires.txt")
     compiled = compiled or bool((files.read("native_libs.txt") or "").strip())
