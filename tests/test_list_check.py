@@ -31,7 +31,7 @@ from layervenv.simstack import (
 
 ORIGINS = {"layer", "editable", "user-site", "stack"}
 KINDS = {"conflict", "abi", "user-site", "cwd-on-path", "python-mismatch", "stack-missing",
-         "unreadable"}
+         "unreadable", "metadata"}
 SHORT = "{}.{}".format(*sys.version_info[:2])
 
 
@@ -770,3 +770,25 @@ def test_metadata_is_read_up_to_its_headers_only(make_layer, tmp_path):
         else:
             assert [p["distribution"] for p in ours(json.loads(result.stdout), "conflict")] == [
                 "hepbig"]
+
+
+def test_an_unparseable_requirement_hides_nothing_else(make_layer, tmp_path):
+    """A Requires-Dist line packaging cannot read is reported (a warning: it is not
+    checked); the distribution's other requirements still count, for abi too."""
+    layer = make_layer()
+    site = _extra_site(tmp_path)
+    write_dist_info(site, Dist("hepbadreq", "1.0.0", compiled=True, requires=(
+        "hepnum >= 1.0.*junk", "hepnum<2", "hepconf>=0.1 extra-words",
+        "hepnum>=1.0junk; extra == 'test'")))
+    env = _on_pythonpath(layer.env, site)
+    pip(layer, "install", "-q", "hepnum==2.0.0", env=layer.env)
+    code, data = check(layer.root, env)
+    assert code == 1
+    assert ("error", "hepbadreq") in [(p["severity"], p["distribution"])
+                                      for p in ours(data, "conflict")], data
+    abi = ours(data, "abi")
+    assert len(abi) == 1 and "hepbadreq 1.0.0" in abi[0]["message"], data
+    unread = ours(data, "metadata")
+    assert [(p["severity"], p["distribution"]) for p in unread] == [("warning", "hepbadreq")] * 2
+    assert sorted(p["message"].split("'")[1] for p in unread) == [
+        "hepconf>=0.1 extra-words", "hepnum >= 1.0.*junk"], unread

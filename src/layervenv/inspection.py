@@ -48,7 +48,7 @@ PROBE_TIMEOUT = 120
 ORIGINS = ("layer", "editable", "user-site", "stack")
 #: The order problems are shown in (errors first, then this order).
 KINDS = ("stack-missing", "unreadable", "python-mismatch", "cwd-on-path", "conflict", "abi",
-         "user-site")
+         "user-site", "metadata")
 SEVERITIES = ("error", "warning")
 
 
@@ -487,6 +487,10 @@ def requirement_problems(view: list[Distribution], markers: dict[str, str]
                 continue
             parsed = _parse(line)
             if parsed is None:
+                problems.append(Problem(
+                    "metadata", "warning",
+                    f"{_describe(dependent)} has a requirement that cannot be read: '{line}'; "
+                    f"it is not checked (its other requirements are)", dependent.name))
                 continue
             req, on_extra = parsed
             if not _applies(req.marker, on_extra, markers, extra):
