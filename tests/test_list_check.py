@@ -792,3 +792,22 @@ def test_an_unparseable_requirement_hides_nothing_else(make_layer, tmp_path):
     assert [(p["severity"], p["distribution"]) for p in unread] == [("warning", "hepbadreq")] * 2
     assert sorted(p["message"].split("'")[1] for p in unread) == [
         "hepconf>=0.1 extra-words", "hepnum >= 1.0.*junk"], unread
+
+
+def test_legacy_editable_install(make_layer, tmp_path, stack):
+    """``setup.py develop``: an .egg-link in the layer's site-packages, the project on a
+    line of easy-install.pth, NAME.egg-info in the project."""
+    layer = make_layer()
+    project = tmp_path / "hepconf-work"
+    _package(project, "hepconf", "9.9.0")
+    _egg_info(project, "hepconf.egg-info", "hepconf", "9.9.0",
+              {"top_level.txt": "hepconf\n", "SOURCES.txt": "setup.py\n"})
+    site = layer.root / "lib" / f"python{SHORT}" / "site-packages"
+    (site / "hepconf.egg-link").write_text(f"{project}\n.")
+    (site / "easy-install.pth").write_text(f"{project}\n")
+    assert imported(layer, "hepconf") == "9.9.0"
+    row = listing(layer.root, layer.env)["hepconf"]
+    assert (row["version"], row["origin"], row["location"]) == ("9.9.0", "editable", str(project))
+    assert row["editable"] == str(project)
+    assert row["shadows"] == [
+        {"version": "0.9.0", "location": str(stack.site_packages), "origin": "stack"}]

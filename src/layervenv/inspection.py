@@ -249,6 +249,8 @@ def copies_in_path_order(layer: Layer, report: dict[str, Any]) -> list[Copy]:
             project = _file_url_path(editable) if editable else None
             if editable is not None:
                 editable = project or editable
+            elif origin == "editable":  # setup.py develop: the .pth line is the project
+                editable = entry["path"]
             own = "editable" if editable is not None and origin == "layer" else origin
             location = entry["path"]
             if own == "editable" and project:
