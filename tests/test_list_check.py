@@ -811,3 +811,38 @@ def test_legacy_editable_install(make_layer, tmp_path, stack):
     assert row["editable"] == str(project)
     assert row["shadows"] == [
         {"version": "0.9.0", "location": str(stack.site_packages), "origin": "stack"}]
+
+
+def test_compiled_packages_installed_by_setup_py(make_layer, tmp_path):
+    """``setup.py install`` leaves an .egg-info directory: its .so files are named in
+    installed-files.txt, or only sit in the package (no installed-files.txt)."""
+    layer = make_layer()
+    site = _extra_site(tmp_path)
+    so = f".cpython-{SHORT.replace('.', '')}-x86_64-linux-gnu.so"
+    _package(site, "hepcext", "1.0")
+    (site / "hepcext" / f"_core{so}").write_bytes(b"\x7fELF")
+    _egg_info(site, "hepcext-1.0-py3.egg-info", "hepcext", "1.0", {
+        "requires.txt": "hepnum\n", "top_level.txt": "hepcext\n",
+        "installed-files.txt": f"../hepcext/__init__.py\n../hepcext/_core{so}\n"
+                               "PKG-INFO\nrequires.txt\n"})
+    _package(site, "hepcpkg", "1.0")
+    (site / "hepcpkg" / "sub").mkdir()
+    (site / "hepcpkg" / "sub" / f"_fit{so}").write_bytes(b"\x7fELF")
+    _egg_info(site, "hepcpkg-1.0-py3.egg-info", "hepcpkg", "1.0",
+              {"requires.txt": "hepnum\n", "top_level.txt": "hepcpkg\n"})
+    (site / f"hepcmod{so}").write_bytes(b"\x7fELF")
+    _egg_info(site, "hepcmod-1.0-py3.egg-info", "hepcmod", "1.0",
+              {"requires.txt": "hepnum\n", "top_level.txt": "hepcmod\n"})
+    _package(site, "heppure", "1.0")
+    _egg_info(site, "heppure-1.0-py3.egg-info", "heppure", "1.0",
+              {"requires.txt": "hepnum\n", "top_level.txt": "heppure\n"})
+    env = _on_pythonpath(layer.env, site)
+    rows = listing(layer.root, env)
+    assert {name: rows[name]["compiled"] for name in ("hepcext", "hepcpkg", "hepcmod", "heppure")
+            } == {"hepcext": True, "hepcpkg": True, "hepcmod": True, "heppure": False}
+    pip(layer, "install", "-q", "hepnum==2.0.0", env=layer.env)
+    abi = ours(check(layer.root, env)[1], "abi")
+    assert len(abi) == 1 and abi[0]["severity"] == "error", abi
+    for name in ("hepcext", "hepcpkg", "hepcmod", "hepfit"):
+        assert f"{name} 1.0" in abi[0]["message"], abi
+    assert "heppure" not in abi[0]["message"]

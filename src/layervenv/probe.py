@@ -175,16 +175,48 @@ def _dist_info(files, entry):
                  "REQUESTED" in files.names, editable, files.read("INSTALLER"))
 
 
-def _egg_info(files, entry, kind, compiled=False):
-    """An ``*.egg-info`` directory or file, or an egg's ``EGG-INFO``."""
+def _egg_info(files, entry, kind, compiled=False, installed=None):
+    """An ``*.egg-info`` directory or file, or an egg's ``EGG-INFO``.
+
+    ``installed``: the directory it sits in, its names and the stems of the extension
+    modules there, to find compiled modules no file lists (``setup.py install`` writes
+    installed-files.txt only when asked to record).
+    """
     text = files.read("PKG-INFO", headers_only=True)
     name, version, requires = _headers(text) if text else (None, None, [])
     requires_txt = None if requires else files.read("requires.txt")
     compiled = compiled or bool((files.read("native_libs.txt") or "").strip())
     if not compiled:
-        compiled = _has_extension(files.read("installed-files.txt") or "")
+        listed = files.read("installed-files.txt")
+        if listed is not None:
+            compiled = _has_extension(listed)
+        elif installed is not None:
+            compiled = _ships_extension(files.read("top_level.txt") or "", *installed)
     return _dist(files.path, entry, kind, name, version, requires, requires_txt, compiled,
                  "REQUESTED" in files.names, None, files.read("INSTALLER"))
+
+
+def _ships_extension(top_level, root, names, extension_stems):
+    """Whether a top-level name of a distribution is an extension module in ``root``, or
+    a package there holding one (a few levels down)."""
+    for top in top_level.split():
+        if top in extension_stems:
+            return True
+        if top in names and _tree_has_extension(os.path.join(root, top), 3):
+            return True
+    return False
+
+
+def _tree_has_extension(directory, depth):
+    try:
+        children = list(os.scandir(directory))
+    except OSError:
+        return False
+    if any(_is_extension(child.name) for child in children):
+        return True
+    return depth > 0 and any(
+        _tree_has_extension(child.path, depth - 1) for child in children
+        if child.name != "__pycache__" and child.is_dir())
 
 
 def _dist(directory, entry, kind, name, version, requires, requires_txt, compiled, requested,
@@ -233,12 +265,16 @@ def scan(path_entry):
     except OSError as error:
         unreadable.append([path_entry, _reason(error)])
         return found, unreadable
+    installed = None
     for entry in names:
         low = entry.lower()
         if low.endswith(".dist-info"):
             add(_dist_info, os.path.join(base, entry), entry)
         elif low.endswith(".egg-info"):
-            add(_egg_info, os.path.join(base, entry), entry, "egg-info")
+            if installed is None:
+                installed = (base, set(names), set(
+                    n.split(".", 1)[0] for n in names if _is_extension(n)))
+            add(_egg_info, os.path.join(base, entry), entry, "egg-info", False, installed)
     return found, unreadable
 
 
