@@ -846,3 +846,41 @@ def test_compiled_packages_installed_by_setup_py(make_layer, tmp_path):
     for name in ("hepcext", "hepcpkg", "hepcmod", "hepfit"):
         assert f"{name} 1.0" in abi[0]["message"], abi
     assert "heppure" not in abi[0]["message"]
+
+
+def _listed_out_of_order(site: Path, name: str, versions: list[str]) -> tuple[str, str]:
+    """Two versions of ``name`` whose dist-info directories this file system lists in
+    the opposite of sorted order, when it can (ext4 lists by hash, tmpfs newest first)."""
+    candidates = [(a, b) for a in versions for b in versions if a < b]
+    for older, newer in candidates:
+        for version in (older, newer):
+            (site / f"{name}-{version}.dist-info").mkdir()
+        listed = [e for e in os.listdir(site) if e.startswith(f"{name}-")]
+        for version in (older, newer):
+            (site / f"{name}-{version}.dist-info").rmdir()
+        if listed != sorted(listed):
+            return older, newer
+    return candidates[0]
+
+
+def test_two_versions_side_by_side_in_one_directory(make_layer, tmp_path):
+    """pip interrupted mid-upgrade leaves two dist-info of one name in one directory:
+    list shows the one importlib.metadata (and pip) report, check says what happened."""
+    layer = make_layer()
+    site = _extra_site(tmp_path)
+    older, newer = _listed_out_of_order(site, "hepdup", ["1.0.0", "1.1.0", "1.2.0", "1.3.0",
+                                                         "2.0.0", "2.1.0"])
+    write_dist_info(site, Dist("hepdup", older))
+    write_dist_info(site, Dist("hepdup", newer))
+    env = _on_pythonpath(layer.env, site)
+    reported = py(layer.python, "import importlib.metadata as m; print(m.version('hepdup'))",
+                  env)
+    row = listing(layer.root, env)["hepdup"]
+    assert row["version"] == reported and row["location"] == str(site)
+    other = older if reported == newer else newer
+    assert row["shadows"] == [{"version": other, "location": str(site), "origin": "stack"}]
+    _, data = check(layer.root, env)
+    problems = [p for p in ours(data, "metadata") if p["distribution"] == "hepdup"]
+    assert len(problems) == 1 and problems[0]["severity"] == "warning", data
+    assert older in problems[0]["message"] and newer in problems[0]["message"]
+    assert str(site) in problems[0]["message"]

@@ -596,6 +596,29 @@ def _abi_problem(dist: Distribution, hidden: Copy, names: str) -> Problem:
         f"if they fail to import, install them in the layer too", dist.name)
 
 
+def side_by_side_problems(view: list[Distribution]) -> list[Problem]:
+    """Two versions of one distribution in one directory (pip interrupted mid-upgrade
+    leaves the old dist-info beside the new one): which one Python sees is the first
+    the directory lists, and the files imported may be of either."""
+    problems = []
+    for dist in view:
+        by_entry: dict[str, list[Copy]] = {}
+        for copy in [dist.winner, *dist.shadowed]:
+            by_entry.setdefault(copy.path_entry, []).append(copy)
+        for entry, copies in by_entry.items():
+            if len(copies) < 2:
+                continue
+            versions = " and ".join(c.version for c in copies)
+            problems.append(Problem(
+                "metadata", "warning",
+                f"{dist.name} is installed {len(copies)} times side by side in {entry} "
+                f"({versions}), as an interrupted pip run leaves it: Python "
+                f"(importlib.metadata, pip) sees {copies[0].version}, and its files may be "
+                f"of either; remove the stale metadata ({os.path.basename(copies[1].metadata)})"
+                f" or reinstall {dist.name} there", dist.name))
+    return problems
+
+
 @dataclass
 class Unreadable:
     """A path the layer's interpreter could not read: a sys.path directory (``entry``)
@@ -673,6 +696,7 @@ class Inspection:
             problems += abi_problems(self.view, edges)
             problems += user_site_problems(self.view)
             problems += unreadable_problems(self.unreadable)
+            problems += side_by_side_problems(self.view)
         return sort_problems(problems)
 
 

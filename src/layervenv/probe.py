@@ -261,7 +261,7 @@ def scan(path_entry):
     if base.lower().endswith(".egg") and os.path.isdir(os.path.join(base, "EGG-INFO")):
         add(_egg_info, os.path.join(base, "EGG-INFO"), _egg_name(base), "egg")
     try:
-        names = sorted(os.listdir(base))
+        names = os.listdir(base)  # in the order importlib.metadata finds them (not sorted)
     except OSError as error:
         unreadable.append([path_entry, _reason(error)])
         return found, unreadable
