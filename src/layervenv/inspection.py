@@ -614,8 +614,8 @@ def side_by_side_problems(view: list[Distribution]) -> list[Problem]:
                 f"{dist.name} is installed {len(copies)} times side by side in {entry} "
                 f"({versions}), as an interrupted pip run leaves it: Python "
                 f"(importlib.metadata, pip) sees {copies[0].version}, and its files may be "
-                f"of either; remove the stale metadata ({os.path.basename(copies[1].metadata)})"
-                f" or reinstall {dist.name} there", dist.name))
+                f"of either; reinstall {dist.name} there, or remove the metadata directory of "
+                f"the version that is not installed", dist.name))
     return problems
 
 
