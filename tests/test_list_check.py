@@ -680,19 +680,23 @@ def _unprivileged(command: list[str], locked: Path) -> list[str]:
     return [*setpriv, *command]
 
 
-def test_unreadable_directories(make_layer, tmp_path):
-    """A directory on PYTHONPATH, or a distribution's metadata, that cannot be read."""
+def test_unreadable_directories(make_layer, tmp_path, stack_env):
+    """A directory on PYTHONPATH, or a distribution's metadata, that cannot be read; a
+    recorded stack directory behind a parent that cannot be read."""
     from helpers import tool_command
 
-    layer = make_layer()
+    release = _extra_site(tmp_path, "release")
+    write_dist_info(release, Dist("heprelease", "1.0.0"))
+    layer = make_layer("layer", env=_on_pythonpath(stack_env, release))
     locked = _extra_site(tmp_path, "locked")
     write_dist_info(locked, Dist("heplocked", "1.0.0"))
     site = _extra_site(tmp_path)
     write_dist_info(site, Dist("hepok", "1.0.0"))
     secret = write_dist_info(site, Dist("hepsecret", "2.0.0"))
     env = _on_pythonpath(layer.env, site, locked)
-    locked.chmod(0)
-    secret.chmod(0)
+    closed = (locked, secret, tmp_path / "release")
+    for path in closed:
+        path.chmod(0)
     try:
         lines = {}
         for command in ("list", "check"):
@@ -701,20 +705,23 @@ def test_unreadable_directories(make_layer, tmp_path):
                               locked),
                 env=env, capture_output=True, text=True, check=False)
     finally:
-        locked.chmod(0o755)
-        secret.chmod(0o755)
+        for path in closed:
+            path.chmod(0o755)
     listed = lines["list"]
     assert listed.returncode == 0, listed.stderr
     rows = {row["name"]: row for row in json.loads(listed.stdout)}
-    assert "hepok" in rows and "heplocked" not in rows and "hepsecret" not in rows
+    assert "hepok" in rows and not {"heplocked", "hepsecret", "heprelease"} & set(rows)
     assert listed.stderr.count("\n") == 1 and listed.stderr.startswith("layervenv: warning:")
-    assert str(locked) in listed.stderr and str(secret) in listed.stderr
+    for path in (locked, secret, release):
+        assert str(path) in listed.stderr, listed.stderr
     checked = lines["check"]
     assert checked.returncode == 1, checked.stderr
     data = json.loads(checked.stdout)
     assert_check_shape(data)
     found = sorted((p["severity"], p["message"].split()[0]) for p in ours(data, "unreadable"))
     assert found == [("error", str(locked)), ("warning", str(secret))], data
+    missing = ours(data, "stack-missing")
+    assert len(missing) == 1 and f"{release} (permission denied)" in missing[0]["message"]
 
 
 def test_requires_txt_sections_of_an_egg_info(make_layer, tmp_path):

@@ -629,22 +629,18 @@ class Unreadable:
     entry: bool
 
 
-def unreadable_paths(report: dict[str, Any], record: RecordedStack) -> list[Unreadable]:
-    """What the probe could not read, except recorded stack directories that cannot even
-    be looked at: those are ``stack-missing`` already."""
+def unreadable_paths(report: dict[str, Any]) -> list[Unreadable]:
+    """What the probe could not read."""
+    return [Unreadable(path, reason, path == item["path"])
+            for item in report["sys_path"] for path, reason in item.get("unreadable", [])]
+
+
+def unreadable_problems(unreadable: list[Unreadable], record: RecordedStack) -> list[Problem]:
+    """``unreadable``; a recorded stack directory that cannot even be looked at is
+    ``stack-missing`` already (and says why)."""
     missing = {os.path.normpath(e) for e in record.pythonpath
                if os.path.isabs(e) and not os.path.isdir(e)}
-    found = []
-    for item in report["sys_path"]:
-        for path, reason in item.get("unreadable", []):
-            entry = path == item["path"]
-            if entry and os.path.normpath(path) in missing:
-                continue
-            found.append(Unreadable(path, reason, entry))
-    return found
-
-
-def unreadable_problems(unreadable: list[Unreadable]) -> list[Problem]:
+    unreadable = [u for u in unreadable if not (u.entry and os.path.normpath(u.path) in missing)]
     return [Problem(
         "unreadable", "error",
         f"{u.path} cannot be read ({u.reason}): nothing in it can be imported, listed or "
@@ -672,7 +668,7 @@ class Inspection:
 
     @property
     def unreadable(self) -> list[Unreadable]:
-        return unreadable_paths(self.report, self.record) if self.report else []
+        return unreadable_paths(self.report) if self.report else []
 
     @property
     def python_version(self) -> str:
@@ -695,7 +691,7 @@ class Inspection:
             problems += conflicts
             problems += abi_problems(self.view, edges)
             problems += user_site_problems(self.view)
-            problems += unreadable_problems(self.unreadable)
+            problems += unreadable_problems(self.unreadable, self.record)
             problems += side_by_side_problems(self.view)
         return sort_problems(problems)
 
