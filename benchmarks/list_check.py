@@ -1,12 +1,13 @@
 """``layervenv list`` / ``check`` against ``pip list`` on a 1,000-distribution stack.
 
-    python3 benchmarks/list_check.py [--count 1000] [--repeat 5]
+    python3 benchmarks/list_check.py [--count 1000] [--repeat 5] [--description-kb N]
 
 Builds the simulated stack plus COUNT distributions written straight into its
 site-packages (as a big LCG view holds), creates a layer on it with the tool,
 installs one upgrade into the layer, then times, in the stack's environment with
 the layer active, each command as a user runs it (a fresh process each time; the
-best and the median of REPEAT runs):
+best and the median of REPEAT runs; ``--description-kb`` gives every METADATA a long
+description of that size, as real ones carry a whole README):
 
     layervenv list                  layervenv check
     layervenv list --format json    DIR/bin/python -m pip list
@@ -51,12 +52,16 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--description-kb", type=int, default=0)
     args = parser.parse_args()
     python = Path(getattr(sys, "_base_executable", None) or sys.executable).resolve()
     with tempfile.TemporaryDirectory(prefix="layervenv-bench-") as tmp:
         stack = build_stack(Path(tmp) / "LCG_big", python)
+        body = b"A long description line, as in a README.\n" * (args.description_kb * 25)
         for dist in many_dists(args.count):
-            write_dist_info(stack.site_packages, dist)
+            info = write_dist_info(stack.site_packages, dist)
+            with open(info / "METADATA", "ab") as handle:
+                handle.write(body)
         env = stack.env({k: v for k, v in os.environ.items()
                          if k not in ("PYTHONPATH", "VIRTUAL_ENV")})
         env.update(PIP_NO_INDEX="1", PIP_FIND_LINKS=str(stack.wheelhouse),
@@ -72,8 +77,9 @@ def main() -> None:
             "layervenv check": tool("check"),
             "python -m pip list": [str(layer / "bin" / "python"), "-m", "pip", "list"],
         }
-        print(f"{args.count} distributions written into the stack; best / median of "
-              f"{args.repeat} runs, Python {sys.version.split()[0]}")
+        print(f"{args.count} distributions written into the stack ({args.description_kb} KB "
+              f"descriptions); best / median of {args.repeat} runs, "
+              f"Python {sys.version.split()[0]}")
         results = {name: timed(cmd, env, args.repeat) for name, cmd in commands.items()}
         pip_best = results["python -m pip list"][0]
         for name, (best, median, lines) in results.items():

@@ -24,20 +24,26 @@ SHELL_NOISE = {"_", "SHLVL", "PWD", "OLDPWD", "PS1", "PS2", "PS4", "PPID", "COLU
                "KSH_VERSION", "ZSH_VERSION", "IFS", "OPTIND", "SHELL", "_AST_FEATURES"}
 
 
-def tool_command(*args: str) -> list[str]:
-    """``layervenv ARGS`` from this checkout, on the Python running the tests."""
+def tool_command(*args: str, isolated: bool = False) -> list[str]:
+    """``layervenv ARGS`` from this checkout, on the Python running the tests.
+
+    ``isolated``: the tool's own interpreter ignores PYTHONPATH and the user site (``-I``),
+    as a tool installed with its own Python in a clean way would; the environment it
+    passes on to the layer is unchanged.
+    """
     boot = (
         "import sys; sys.path.insert(0, sys.argv.pop(1)); "
         "from layervenv.cli import main; sys.exit(main(sys.argv[1:]))"
     )
-    return [sys.executable, "-c", boot, str(SRC), *args]
+    return [sys.executable, *(["-I"] if isolated else []), "-c", boot, str(SRC), *args]
 
 
 def run_tool(*args: str, env: dict[str, str] | None = None, check: bool = True,
-             cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+             cwd: Path | None = None, isolated: bool = False
+             ) -> subprocess.CompletedProcess[str]:
     """Run the tool as a user would, in its own process."""
-    result = subprocess.run(tool_command(*args), env=env, capture_output=True, text=True,
-                            cwd=cwd, check=False)
+    result = subprocess.run(tool_command(*args, isolated=isolated), env=env,
+                            capture_output=True, text=True, cwd=cwd, check=False)
     if check and result.returncode != 0:
         raise AssertionError(f"layervenv {' '.join(args)} failed:\n{result.stdout}{result.stderr}")
     return result

@@ -30,7 +30,8 @@ from layervenv.simstack import (
 )
 
 ORIGINS = {"layer", "editable", "user-site", "stack"}
-KINDS = {"conflict", "abi", "user-site", "cwd-on-path", "python-mismatch", "stack-missing"}
+KINDS = {"conflict", "abi", "user-site", "cwd-on-path", "python-mismatch", "stack-missing",
+         "unreadable", "metadata"}
 SHORT = "{}.{}".format(*sys.version_info[:2])
 
 
@@ -65,16 +66,19 @@ def assert_check_shape(data: object) -> None:
     assert data["ok"] == (not any(p["severity"] == "error" for p in data["problems"]))
 
 
-def listing(root: Path | None, env: dict[str, str], *args: str) -> dict[str, dict]:
+def listing(root: Path | None, env: dict[str, str], *args: str,
+            isolated: bool = False) -> dict[str, dict]:
     where = [str(root)] if root else []
-    rows = json.loads(run_tool("list", *where, *args, "--format", "json", env=env).stdout)
+    rows = json.loads(run_tool("list", *where, *args, "--format", "json", env=env,
+                               isolated=isolated).stdout)
     assert_list_shape(rows)
     return {row["name"]: row for row in rows}
 
 
-def check(root: Path | None, env: dict[str, str]) -> tuple[int, dict]:
+def check(root: Path | None, env: dict[str, str], isolated: bool = False) -> tuple[int, dict]:
     where = [str(root)] if root else []
-    result = run_tool("check", *where, "--format", "json", env=env, check=False)
+    result = run_tool("check", *where, "--format", "json", env=env, check=False,
+                      isolated=isolated)
     assert result.returncode in (0, 1), result.stderr
     data = json.loads(result.stdout)
     assert_check_shape(data)
@@ -277,7 +281,7 @@ def test_user_site_on_pythonpath_shadows_the_stack(make_layer, home):
     assert not ours(data, "python-mismatch")
 
 
-@pytest.mark.parametrize("shape", ["{}:", ":{}", "{}::{}", "{}:.", ""])
+@pytest.mark.parametrize("shape", ["{}:", ":{}", "{}::{}", "{}:.", "", "{}:./.", ".//:{}", "{}:./"])
 def test_current_directory_on_pythonpath(make_layer, shape, tmp_path):
     layer = make_layer()
     stack_path = layer.env["PYTHONPATH"]
@@ -470,3 +474,420 @@ def test_real_numpy_2_in_the_layer_breaks_a_stack_package_built_on_numpy_1(tmp_p
                             capture_output=True, text=True, check=False)
     assert result.returncode != 0 and "NumPy" in result.stderr
     assert tree_digest(prefix) == before
+
+
+# --- real-world layouts of big stacks ----------------------------------------------------
+
+def _extra_site(tmp_path: Path, name: str = "extra") -> Path:
+    """Another stack directory (a ``lib/pythonX.Y/site-packages``) to put on PYTHONPATH."""
+    site = tmp_path / name / "lib" / f"python{SHORT}" / "site-packages"
+    site.mkdir(parents=True)
+    return site
+
+
+def _on_pythonpath(env: dict[str, str], *entries: Path) -> dict[str, str]:
+    return dict(env, PYTHONPATH=os.pathsep.join([*map(str, entries), env["PYTHONPATH"]]))
+
+
+def _package(site: Path, package: str, version: str) -> None:
+    (site / package).mkdir(parents=True, exist_ok=True)
+    (site / package / "__init__.py").write_text(f"__version__ = {version!r}\n")
+
+
+def _egg_info(site: Path, dirname: str, name: str, version: str,
+              files: dict[str, str] | None = None) -> Path:
+    """A setuptools ``.egg-info`` directory (``setup.py install`` or ``develop``)."""
+    info = site / dirname
+    info.mkdir(parents=True)
+    (info / "PKG-INFO").write_text(f"Metadata-Version: 1.1\nName: {name}\nVersion: {version}\n")
+    for filename, text in (files or {}).items():
+        (info / filename).write_text(text)
+    return info
+
+
+def _zipped_egg(path: Path, name: str, version: str, requires: str = "",
+                native: str = "") -> Path:
+    """An easy_install zipped egg: the package and ``EGG-INFO/`` in one zip file."""
+    import zipfile
+
+    package = name.replace("-", "_")
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(f"{package}/__init__.py", f"__version__ = {version!r}\n")
+        archive.writestr("EGG-INFO/PKG-INFO",
+                         f"Metadata-Version: 1.1\nName: {name}\nVersion: {version}\n")
+        archive.writestr("EGG-INFO/top_level.txt", f"{package}\n")
+        if requires:
+            archive.writestr("EGG-INFO/requires.txt", requires)
+        if native:
+            archive.writestr("EGG-INFO/native_libs.txt", native)
+    return path
+
+
+def test_zipped_eggs_on_pythonpath_and_in_easy_install_pth(make_layer, tmp_path):
+    """Zipped eggs are importable (zipimport), so list shows them where they are."""
+    layer = make_layer()
+    stack_egg = _zipped_egg(tmp_path / f"hepzip-3.1-py{SHORT}.egg", "hepzip", "3.1",
+                            requires="hepnum<1.0\n", native="hepzip/_c.so\n")
+    site = layer.root / "lib" / f"python{SHORT}" / "site-packages"
+    layer_egg = _zipped_egg(site / f"heplayerzip-0.4-py{SHORT}.egg", "heplayerzip", "0.4")
+    (site / "easy-install.pth").write_text(f"./{layer_egg.name}\n")
+    env = _on_pythonpath(layer.env, stack_egg)
+    assert imported(layer, "hepzip", env) == "3.1" and imported(layer, "heplayerzip", env) == "0.4"
+    rows = listing(layer.root, env)
+    assert (rows["hepzip"]["version"], rows["hepzip"]["origin"], rows["hepzip"]["location"]) == (
+        "3.1", "stack", str(stack_egg))
+    assert rows["hepzip"]["compiled"] is True
+    assert (rows["heplayerzip"]["version"], rows["heplayerzip"]["origin"]) == ("0.4", "layer")
+    assert rows["heplayerzip"]["location"] == str(layer_egg)
+    # the egg's requirements are read too (the stack's hepnum 1.22.3 does not meet <1.0)
+    _, data = check(layer.root, env)
+    assert [(p["severity"], p["distribution"]) for p in ours(data, "conflict")] == [
+        ("error", "hepzip")], data
+
+
+def test_metadata_starting_with_a_byte_order_mark(make_layer, tmp_path):
+    """Files written by Windows editors or CMake scripts start with a UTF-8 BOM."""
+    layer = make_layer()
+    site = _extra_site(tmp_path)
+    _package(site, "hepbom", "3.1")
+    (site / "hepbom.egg-info").write_bytes(  # distutils' single-file egg-info
+        b"\xef\xbb\xbfName: HepBom\nVersion: 3.1\n")
+    info = site / "hep_bom_two-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_bytes(b"\xef\xbb\xbfName: hep-bom-two\nVersion: 1.0.post1\n")
+    rows = listing(layer.root, _on_pythonpath(layer.env, site))
+    assert rows["HepBom"]["version"] == "3.1"
+    assert rows["hep-bom-two"]["version"] == "1.0.post1"
+
+
+@pytest.mark.parametrize(("stack_version", "layer_version", "expected"), [
+    ("1.22.3", "1.22.3.0", None),                     # the same version, spelt otherwise
+    ("9.0.1", "10.0.0", ("error", "built against 9.x", "'hepmat<10'")),
+    ("1.26.4", "2.0.0rc1", ("error", "built against 1.x", "'hepmat<2'")),
+    ("9.4-lcg", "10.0.0", ("error", "built against 9.x", "'hepmat<10'")),  # not PEP 440
+    ("2.1.0", "1.26.4", ("error", "built against 2.x", "'hepmat>=2,<3'")),  # a downgrade
+    ("1.22.3", "1.24.2", ("warning", "within 1.x", "")),
+])
+def test_abi_compares_versions_as_versions(make_layer, tmp_path, stack_version, layer_version,
+                                           expected):
+    layer = make_layer()
+    site = _extra_site(tmp_path)
+    write_dist_info(site, Dist("hepmat", stack_version))
+    write_dist_info(site, Dist("hepmatfit", "1.0.0", requires=("hepmat",), compiled=True))
+    write_dist_info(layer.root / "lib" / f"python{SHORT}" / "site-packages",
+                    Dist("hepmat", layer_version), installer="pip")
+    _, data = check(layer.root, _on_pythonpath(layer.env, site))
+    abi = [p for p in ours(data, "abi") if p["distribution"] == "hepmat"]
+    if expected is None:
+        assert abi == [], abi
+        return
+    severity, *texts = expected
+    assert [p["severity"] for p in abi] == [severity], abi
+    assert all(text in abi[0]["message"] for text in texts), abi
+
+
+def test_each_problem_is_reported_once(make_layer, tmp_path, stack):
+    """A requirement listed twice, a second copy of the stack, a foreign directory and a
+    removed one spelt twice on PYTHONPATH: one problem each."""
+    layer = make_layer()
+    site = _extra_site(tmp_path)
+    write_dist_info(site, Dist("hepdup", "1.0.0", compiled=True, requires=(
+        "hepnum<1.0", 'hepnum<1.0; python_version >= "3"', "nosuchdist", "nosuchdist>=1")))
+    copy = tmp_path / "copy" / "site-packages"
+    import shutil
+    shutil.copytree(stack.site_packages, copy, symlinks=True)
+    foreign = tmp_path / "py36" / "lib" / ("python3.6" if SHORT != "3.6" else "python3.9") \
+        / "site-packages"
+    foreign.mkdir(parents=True)
+    env = _on_pythonpath(layer.env, site, copy, foreign, f"{foreign}/")
+    pip(layer, "install", "-q", "hepnum==2.0.0", env=layer.env)
+    _, data = check(layer.root, env)
+    messages = [(p["kind"], p["severity"], p["message"]) for p in data["problems"]]
+    assert len(messages) == len(set(messages)), data
+    assert len(ours(data, "python-mismatch")) == 1, data
+    assert [(p["severity"], p["distribution"]) for p in ours(data, "abi")] == [
+        ("error", "hepnum")], data
+    conflicts = sorted((p["severity"], p["distribution"]) for p in ours(data, "conflict"))
+    assert conflicts == [("error", "hepdup"), ("error", "hepfit"), ("warning", "hepdup")], data
+
+
+def test_a_removed_directory_on_pythonpath_twice_is_missing_once(tmp_path, stack_env):
+    extra = _extra_site(tmp_path, "release")
+    write_dist_info(extra, Dist("heprelease", "3.0.0"))
+    env = _on_pythonpath(stack_env, extra, Path(f"{extra}/"), extra)
+    root = tmp_path / "layer"
+    run_tool("create", str(root), "--without-pip", env=env)
+    (tmp_path / "release").rename(tmp_path / "release-removed")
+    code, data = check(root, env)
+    assert code == 1 and len(ours(data, "stack-missing")) == 1, data
+
+
+NOISY = "import sys; sys.stdout.buffer.write(b'caf\\xe9 \\xff'); sys.stdout.flush(); " \
+        "sys.stderr.buffer.write(b'\\xff\\xfe warn\\n'); sys.stderr.flush()"
+
+
+@pytest.mark.parametrize("sitecustomize", [
+    NOISY,                                           # bytes that are not UTF-8, no newline
+    "print('stack ready')\nraise RuntimeError('broken site \\xe9')\n",
+    "import sys\nsys.stdout = open('/dev/null', 'w')\n",
+])
+def test_a_noisy_or_broken_stack_sitecustomize(make_layer, tmp_path, home, sitecustomize):
+    """What a stack's sitecustomize.py or a .pth prints (in any encoding), or how it
+    fails, is not the probe's report.  (The tool runs isolated here: its own Python
+    would run that sitecustomize too.)"""
+    layer = make_layer()
+    site = _extra_site(tmp_path)
+    (site / "sitecustomize.py").write_text(sitecustomize)
+    user = home / ".local" / "lib" / f"python{SHORT}" / "site-packages"
+    user.mkdir(parents=True)
+    (user / "noisy.pth").write_text(NOISY + "\n")
+    env = _on_pythonpath(layer.env, site)
+    assert listing(layer.root, env, isolated=True)["hepnum"]["version"] == "1.22.3"
+    assert check(layer.root, env, isolated=True)[0] == 0
+    assert run_tool("list", str(layer.root), env=env, isolated=True).stdout.startswith("Name ")
+
+
+def test_an_interpreter_failing_with_undecodable_output_is_one_line(make_layer, tmp_path):
+    layer = make_layer()
+    site = _extra_site(tmp_path)
+    (site / "sitecustomize.py").write_text(
+        "import os\nos.write(2, b'Traceback\\nfatal: caf\\xe9 \\xff\\n')\nos._exit(3)\n")
+    env = _on_pythonpath(layer.env, site)
+    for command in ("list", "check"):
+        result = run_tool(command, str(layer.root), env=env, check=False, isolated=True)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.count("\n") == 1 and "exit 3" in result.stderr, result.stderr
+        assert "fatal: caf" in result.stderr
+
+
+def _unprivileged(command: list[str], locked: Path) -> list[str]:
+    """``command`` as a process that file permissions apply to (``locked`` is a
+    ``chmod 000`` directory it must not be able to read).
+
+    The tests run as root here, and root reads a ``chmod 000`` directory anyway: drop
+    the two capabilities that let it (root stays the owner of the test's files, which
+    keep their owner's permissions, and of the interpreters under /root).
+    """
+    if os.geteuid() != 0:
+        return command
+    setpriv = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--"]
+    try:
+        probe = subprocess.run([*setpriv, "ls", str(locked)], check=False, capture_output=True)
+    except FileNotFoundError:
+        pytest.skip("setpriv is not installed: root cannot be kept out of a directory")
+    if probe.returncode == 0 or b"setpriv" in probe.stderr:
+        pytest.skip("cannot drop root's permission override here (setpriv)")
+    return [*setpriv, *command]
+
+
+def test_unreadable_directories(make_layer, tmp_path, stack_env):
+    """A directory on PYTHONPATH, or a distribution's metadata, that cannot be read; a
+    recorded stack directory behind a parent that cannot be read."""
+    from helpers import tool_command
+
+    release = _extra_site(tmp_path, "release")
+    write_dist_info(release, Dist("heprelease", "1.0.0"))
+    layer = make_layer("layer", env=_on_pythonpath(stack_env, release))
+    locked = _extra_site(tmp_path, "locked")
+    write_dist_info(locked, Dist("heplocked", "1.0.0"))
+    site = _extra_site(tmp_path)
+    write_dist_info(site, Dist("hepok", "1.0.0"))
+    secret = write_dist_info(site, Dist("hepsecret", "2.0.0"))
+    env = _on_pythonpath(layer.env, site, locked)
+    closed = (locked, secret, tmp_path / "release")
+    for path in closed:
+        path.chmod(0)
+    try:
+        lines = {}
+        for command in ("list", "check"):
+            lines[command] = subprocess.run(
+                _unprivileged(tool_command(command, str(layer.root), "--format", "json"),
+                              locked),
+                env=env, capture_output=True, text=True, check=False)
+    finally:
+        for path in closed:
+            path.chmod(0o755)
+    listed = lines["list"]
+    assert listed.returncode == 0, listed.stderr
+    rows = {row["name"]: row for row in json.loads(listed.stdout)}
+    assert "hepok" in rows and not {"heplocked", "hepsecret", "heprelease"} & set(rows)
+    assert listed.stderr.count("\n") == 1 and listed.stderr.startswith("layervenv: warning:")
+    for path in (locked, secret, release):
+        assert str(path) in listed.stderr, listed.stderr
+    checked = lines["check"]
+    assert checked.returncode == 1, checked.stderr
+    data = json.loads(checked.stdout)
+    assert_check_shape(data)
+    found = sorted((p["severity"], p["message"].split()[0]) for p in ours(data, "unreadable"))
+    assert found == [("error", str(locked)), ("warning", str(secret))], data
+    missing = ours(data, "stack-missing")
+    assert len(missing) == 1 and f"{release} (permission denied)" in missing[0]["message"]
+
+
+def test_requires_txt_sections_of_an_egg_info(make_layer, tmp_path):
+    """setuptools' requires.txt: sections are extras and markers, never unconditional."""
+    layer = make_layer()
+    site = _extra_site(tmp_path)
+    _package(site, "hepold", "0.3")
+    _egg_info(site, "hepold-0.3-py3.egg-info", "hepold", "0.3", {"requires.txt": (
+        "hepnum>=1\n\n"
+        '[:python_version < "3"]\nhepnum>=99\n\n'
+        "[plot]\nhepmissing\n\n"
+        '[gui:sys_platform == "win32"]\nhepwin>=1\n\n'
+        "[:sys_platform == 'win32']\nhepwin2\n\n"
+        "[Fast:python_version >= '3']\nhepnum<1\n")})
+    env = _on_pythonpath(layer.env, site)
+    _, data = check(layer.root, env)
+    assert not [p for p in ours(data, "conflict") if p["distribution"] == "hepold"], data
+    # a layer distribution asks for the extras: their requirements now count
+    wheels = tmp_path / "wheels"
+    build_wheel(Dist("hepana", "1.0.0", requires=("hepold[gui,plot,fast]",)), wheels)
+    pip(layer, "install", "-q", "--no-deps", "--find-links", str(wheels), "hepana", env=env)
+    _, data = check(layer.root, env)
+    found = sorted((p["severity"], p["message"].split(" requires ")[1].split(",")[0])
+                   for p in ours(data, "conflict") if p["distribution"] == "hepold")
+    assert found == [("error", "hepnum<1"), ("warning", "hepmissing")], data
+
+
+def test_metadata_is_read_up_to_its_headers_only(make_layer, tmp_path):
+    """Long descriptions (whole README files, megabytes in big stacks) are never read: a
+    METADATA whose body is 4 GiB (sparse) is listed by an interpreter limited to 1 GiB."""
+    layer = make_layer()
+    site = _extra_site(tmp_path)
+    for dist in (Dist("hepbig", "1.0.0", requires=("hepnum<1.0",)),):
+        info = write_dist_info(site, dist)
+        with open(info / "METADATA", "r+b") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.truncate(handle.tell() + (4 << 30))
+    egg_info = _egg_info(site, "hepbigegg-2.0-py3.egg-info", "hepbigegg", "2.0")
+    with open(egg_info / "PKG-INFO", "ab") as handle:
+        handle.write(b"\nA long description.\n")
+        handle.truncate(handle.tell() + (4 << 30))
+    env = _on_pythonpath(layer.env, site)
+    from helpers import tool_command
+
+    for command in ("list", "check"):
+        limited = ["sh", "-c", 'ulimit -v 1048576 && exec "$@"', "sh",
+                   *tool_command(command, str(layer.root), "--format", "json")]
+        result = subprocess.run(limited, env=env, capture_output=True, text=True, check=False)
+        assert result.returncode in (0, 1), result.stderr
+        if command == "list":
+            rows = {row["name"]: row for row in json.loads(result.stdout)}
+            assert rows["hepbig"]["version"] == "1.0.0" and rows["hepbigegg"]["version"] == "2.0"
+        else:
+            assert [p["distribution"] for p in ours(json.loads(result.stdout), "conflict")] == [
+                "hepbig"]
+
+
+def test_an_unparseable_requirement_hides_nothing_else(make_layer, tmp_path):
+    """A Requires-Dist line packaging cannot read is reported (a warning: it is not
+    checked); the distribution's other requirements still count, for abi too."""
+    layer = make_layer()
+    site = _extra_site(tmp_path)
+    write_dist_info(site, Dist("hepbadreq", "1.0.0", compiled=True, requires=(
+        "hepnum >= 1.0.*junk", "hepnum<2", "hepconf>=0.1 extra-words",
+        "hepnum>=1.0junk; extra == 'test'")))
+    env = _on_pythonpath(layer.env, site)
+    pip(layer, "install", "-q", "hepnum==2.0.0", env=layer.env)
+    code, data = check(layer.root, env)
+    assert code == 1
+    assert ("error", "hepbadreq") in [(p["severity"], p["distribution"])
+                                      for p in ours(data, "conflict")], data
+    abi = ours(data, "abi")
+    assert len(abi) == 1 and "hepbadreq 1.0.0" in abi[0]["message"], data
+    unread = ours(data, "metadata")
+    assert [(p["severity"], p["distribution"]) for p in unread] == [("warning", "hepbadreq")] * 2
+    assert sorted(p["message"].split("'")[1] for p in unread) == [
+        "hepconf>=0.1 extra-words", "hepnum >= 1.0.*junk"], unread
+
+
+def test_legacy_editable_install(make_layer, tmp_path, stack):
+    """``setup.py develop``: an .egg-link in the layer's site-packages, the project on a
+    line of easy-install.pth, NAME.egg-info in the project."""
+    layer = make_layer()
+    project = tmp_path / "hepconf-work"
+    _package(project, "hepconf", "9.9.0")
+    _egg_info(project, "hepconf.egg-info", "hepconf", "9.9.0",
+              {"top_level.txt": "hepconf\n", "SOURCES.txt": "setup.py\n"})
+    site = layer.root / "lib" / f"python{SHORT}" / "site-packages"
+    (site / "hepconf.egg-link").write_text(f"{project}\n.")
+    (site / "easy-install.pth").write_text(f"{project}\n")
+    assert imported(layer, "hepconf") == "9.9.0"
+    row = listing(layer.root, layer.env)["hepconf"]
+    assert (row["version"], row["origin"], row["location"]) == ("9.9.0", "editable", str(project))
+    assert row["editable"] == str(project)
+    assert row["shadows"] == [
+        {"version": "0.9.0", "location": str(stack.site_packages), "origin": "stack"}]
+
+
+def test_compiled_packages_installed_by_setup_py(make_layer, tmp_path):
+    """``setup.py install`` leaves an .egg-info directory: its .so files are named in
+    installed-files.txt, or only sit in the package (no installed-files.txt)."""
+    layer = make_layer()
+    site = _extra_site(tmp_path)
+    so = f".cpython-{SHORT.replace('.', '')}-x86_64-linux-gnu.so"
+    _package(site, "hepcext", "1.0")
+    (site / "hepcext" / f"_core{so}").write_bytes(b"\x7fELF")
+    _egg_info(site, "hepcext-1.0-py3.egg-info", "hepcext", "1.0", {
+        "requires.txt": "hepnum\n", "top_level.txt": "hepcext\n",
+        "installed-files.txt": f"../hepcext/__init__.py\n../hepcext/_core{so}\n"
+                               "PKG-INFO\nrequires.txt\n"})
+    _package(site, "hepcpkg", "1.0")
+    (site / "hepcpkg" / "sub").mkdir()
+    (site / "hepcpkg" / "sub" / f"_fit{so}").write_bytes(b"\x7fELF")
+    _egg_info(site, "hepcpkg-1.0-py3.egg-info", "hepcpkg", "1.0",
+              {"requires.txt": "hepnum\n", "top_level.txt": "hepcpkg\n"})
+    (site / f"hepcmod{so}").write_bytes(b"\x7fELF")
+    _egg_info(site, "hepcmod-1.0-py3.egg-info", "hepcmod", "1.0",
+              {"requires.txt": "hepnum\n", "top_level.txt": "hepcmod\n"})
+    _package(site, "heppure", "1.0")
+    _egg_info(site, "heppure-1.0-py3.egg-info", "heppure", "1.0",
+              {"requires.txt": "hepnum\n", "top_level.txt": "heppure\n"})
+    env = _on_pythonpath(layer.env, site)
+    rows = listing(layer.root, env)
+    assert {name: rows[name]["compiled"] for name in ("hepcext", "hepcpkg", "hepcmod", "heppure")
+            } == {"hepcext": True, "hepcpkg": True, "hepcmod": True, "heppure": False}
+    pip(layer, "install", "-q", "hepnum==2.0.0", env=layer.env)
+    abi = ours(check(layer.root, env)[1], "abi")
+    assert len(abi) == 1 and abi[0]["severity"] == "error", abi
+    for name in ("hepcext", "hepcpkg", "hepcmod", "hepfit"):
+        assert f"{name} 1.0" in abi[0]["message"], abi
+    assert "heppure" not in abi[0]["message"]
+
+
+def _listed_out_of_order(site: Path, name: str, versions: list[str]) -> tuple[str, str]:
+    """Two versions of ``name`` whose dist-info directories this file system lists in
+    the opposite of sorted order, when it can (ext4 lists by hash, tmpfs newest first)."""
+    candidates = [(a, b) for a in versions for b in versions if a < b]
+    for older, newer in candidates:
+        for version in (older, newer):
+            (site / f"{name}-{version}.dist-info").mkdir()
+        listed = [e for e in os.listdir(site) if e.startswith(f"{name}-")]
+        for version in (older, newer):
+            (site / f"{name}-{version}.dist-info").rmdir()
+        if listed != sorted(listed):
+            return older, newer
+    return candidates[0]
+
+
+def test_two_versions_side_by_side_in_one_directory(make_layer, tmp_path):
+    """pip interrupted mid-upgrade leaves two dist-info of one name in one directory:
+    list shows the one importlib.metadata (and pip) report, check says what happened."""
+    layer = make_layer()
+    site = _extra_site(tmp_path)
+    older, newer = _listed_out_of_order(site, "hepdup", ["1.0.0", "1.1.0", "1.2.0", "1.3.0",
+                                                         "2.0.0", "2.1.0"])
+    write_dist_info(site, Dist("hepdup", older))
+    write_dist_info(site, Dist("hepdup", newer))
+    env = _on_pythonpath(layer.env, site)
+    reported = py(layer.python, "import importlib.metadata as m; print(m.version('hepdup'))",
+                  env)
+    row = listing(layer.root, env)["hepdup"]
+    assert row["version"] == reported and row["location"] == str(site)
+    other = older if reported == newer else newer
+    assert row["shadows"] == [{"version": other, "location": str(site), "origin": "stack"}]
+    _, data = check(layer.root, env)
+    problems = [p for p in ours(data, "metadata") if p["distribution"] == "hepdup"]
+    assert len(problems) == 1 and problems[0]["severity"] == "warning", data
+    assert older in problems[0]["message"] and newer in problems[0]["message"]
+    assert str(site) in problems[0]["message"]

@@ -2,8 +2,9 @@
 
 For each interpreter: a layer made with it, a stack directory on PYTHONPATH holding
 every metadata layout the probe reads (dist-info, egg-info directory and file, an
-``.egg`` on the path), and requirements whose markers only the *layer's*
-interpreter can decide (the tool itself runs on another Python).
+``.egg`` on the path, zipped or not, a byte order mark, a long description), and
+requirements whose markers only the *layer's* interpreter can decide (the tool itself
+runs on another Python).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import glob
 import json
 import subprocess
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -45,6 +47,16 @@ def _stack_dir(root: Path) -> Path:
     (egg / "EGG-INFO").mkdir(parents=True)
     (egg / "EGG-INFO" / "PKG-INFO").write_text("Metadata-Version: 1.1\nName: hepegg\n"
                                                "Version: 4.0\n")
+    with zipfile.ZipFile(root / "hepzip-1.5-py3.egg", "w") as archive:  # a zipped egg
+        archive.writestr("hepzip/__init__.py", "")
+        archive.writestr("EGG-INFO/PKG-INFO", "\ufeffName: hepzip\nVersion: 1.5\n\nLong.\n")
+        archive.writestr("EGG-INFO/requires.txt", "hepnum>=1\n")
+    (site / "hepcmod").mkdir()  # setup.py install without a record: the .so tells
+    (site / "hepcmod" / "_c.so").write_bytes(b"")
+    (site / "hepcmod-1.0-py3.egg-info").mkdir()
+    (site / "hepcmod-1.0-py3.egg-info" / "PKG-INFO").write_bytes(
+        b"\xef\xbb\xbfName: hepcmod\nVersion: 1.0\n\n" + b"x" * 100000)
+    (site / "hepcmod-1.0-py3.egg-info" / "top_level.txt").write_text("hepcmod\n")
     return site
 
 
@@ -54,7 +66,8 @@ def test_probe_on_every_interpreter(tmp_path, python):
         pytest.skip("no other interpreters here")
     site = _stack_dir(tmp_path / "stack")
     egg = tmp_path / "stack" / "hepegg-4.0-py3.egg"
-    env = clean_env(tmp_path, PYTHONPATH=f"{site}:{egg}")
+    zipped = tmp_path / "stack" / "hepzip-1.5-py3.egg"
+    env = clean_env(tmp_path, PYTHONPATH=f"{site}:{egg}:{zipped}")
     root = tmp_path / "layer"
     run_tool("create", str(root), "--python", python, "--without-pip", env=env)
     version = subprocess.run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
@@ -66,6 +79,8 @@ def test_probe_on_every_interpreter(tmp_path, python):
     assert rows["hepold"]["version"] == "0.3" and rows["hepold"]["compiled"] is True
     assert rows["hepflat"]["version"] == "2.1"
     assert rows["hepegg"]["location"] == str(egg) and rows["hepegg"]["version"] == "4.0"
+    assert rows["hepzip"]["location"] == str(zipped) and rows["hepzip"]["version"] == "1.5"
+    assert rows["hepcmod"]["version"] == "1.0" and rows["hepcmod"]["compiled"] is True
     problems = json.loads(run_tool("check", str(root), "--format", "json", env=env,
                                    check=False).stdout)["problems"]
     # markers are the layer interpreter's: hepfit's requirement applies from 3.8 on only

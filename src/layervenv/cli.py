@@ -80,7 +80,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_list(args: argparse.Namespace) -> int:
     from layervenv.commands.list import list_layer
 
-    emit(list_layer(args.dir, shadowed_only=args.shadowed), args.format)
+    result = list_layer(args.dir, shadowed_only=args.shadowed)
+    emit(result, args.format)
+    if result.warning:
+        print(f"layervenv: warning: {result.warning}", file=sys.stderr)
     return 0
 
 

@@ -23,6 +23,7 @@ import json
 import os
 import re
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -46,7 +47,8 @@ PROBE_TIMEOUT = 120
 
 ORIGINS = ("layer", "editable", "user-site", "stack")
 #: The order problems are shown in (errors first, then this order).
-KINDS = ("stack-missing", "python-mismatch", "cwd-on-path", "conflict", "abi", "user-site")
+KINDS = ("stack-missing", "unreadable", "python-mismatch", "cwd-on-path", "conflict", "abi",
+         "user-site", "metadata")
 SEVERITIES = ("error", "warning")
 
 
@@ -101,24 +103,38 @@ def layer_environment(layer: Layer, environ: dict[str, str]) -> dict[str, str]:
 # ---------------------------------------------------------------------------------------
 
 def run_probe(layer: Layer, environ: dict[str, str]) -> dict[str, Any]:
-    """One run of ``DIR/bin/python -c probe.py`` in ``environ``; its JSON report."""
+    """One run of ``DIR/bin/python -c probe.py REPORT`` in ``environ``; its JSON report.
+
+    The report goes to a file of its own, not to stdout: what the stack's
+    ``sitecustomize`` or ``.pth`` files print at start-up (in any encoding, with or
+    without a newline) cannot mix with it.  The interpreter's output is only read, as
+    bytes, to say why it failed.
+    """
     source = PROBE_SOURCE.read_text(encoding="utf-8")
-    try:
-        result = subprocess.run([str(layer.python), "-c", source], env=environ,
-                                capture_output=True, text=True, timeout=PROBE_TIMEOUT,
-                                check=False, cwd=str(layer.root))
-    except OSError as error:
-        raise UserError(f"cannot run {layer.python}: {error.strerror}") from None
-    except subprocess.TimeoutExpired:
-        raise UserError(f"{layer.python} did not answer within {PROBE_TIMEOUT} s") from None
-    if result.returncode != 0:
-        last = (result.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise UserError(f"{layer.python} failed to start (exit {result.returncode}): {last}")
-    try:
-        return json.loads(result.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        raise UserError(f"{layer.python} gave no readable report: "
-                        f"{result.stdout.strip()[:200]!r}") from None
+    with tempfile.TemporaryDirectory(prefix="layervenv-probe-") as tmp:
+        target = Path(tmp) / "report.json"
+        try:
+            result = subprocess.run([str(layer.python), "-c", source, str(target)],
+                                    env=environ, capture_output=True, timeout=PROBE_TIMEOUT,
+                                    check=False, cwd=str(layer.root))
+        except OSError as error:
+            raise UserError(f"cannot run {layer.python}: {error.strerror}") from None
+        except subprocess.TimeoutExpired:
+            raise UserError(f"{layer.python} did not answer within {PROBE_TIMEOUT} s") from None
+        if result.returncode != 0:
+            raise UserError(f"{layer.python} failed to start (exit {result.returncode}): "
+                            f"{_last_line(result.stderr)}")
+        try:
+            return json.loads(target.read_bytes())
+        except (OSError, ValueError):
+            raise UserError(f"{layer.python} gave no readable report: "
+                            f"{_last_line(result.stderr + result.stdout)}") from None
+
+
+def _last_line(output: bytes) -> str:
+    """The last line of an interpreter's output, whatever its encoding."""
+    lines = output.decode("utf-8", "replace").strip().splitlines()
+    return lines[-1].strip() if lines else "(no output)"
 
 
 # ---------------------------------------------------------------------------------------
@@ -233,6 +249,8 @@ def copies_in_path_order(layer: Layer, report: dict[str, Any]) -> list[Copy]:
             project = _file_url_path(editable) if editable else None
             if editable is not None:
                 editable = project or editable
+            elif origin == "editable":  # setup.py develop: the .pth line is the project
+                editable = entry["path"]
             own = "editable" if editable is not None and origin == "layer" else origin
             location = entry["path"]
             if own == "editable" and project:
@@ -284,9 +302,11 @@ class Problem:
 
 
 def sort_problems(problems: list[Problem]) -> list[Problem]:
-    return sorted(problems, key=lambda p: (SEVERITIES.index(p.severity),
-                                           KINDS.index(p.kind), p.distribution or "",
-                                           p.message))
+    """Errors first, then by kind; a problem found twice (by two paths to it) shown once."""
+    unique = {(p.kind, p.severity, p.message, p.distribution): p for p in problems}
+    return sorted(unique.values(), key=lambda p: (SEVERITIES.index(p.severity),
+                                                  KINDS.index(p.kind), p.distribution or "",
+                                                  p.message))
 
 
 def stack_missing_problems(record: RecordedStack, layer: Layer) -> list[Problem]:
@@ -329,17 +349,18 @@ def python_mismatch_problems(record: RecordedStack, layer_version: str | None,
     reported = set()
     for entry in _pythonpath_entries(pythonpath):
         other = python_of_entry(entry)
-        if other and other != short and entry not in reported:
-            reported.add(entry)
+        if other and other != short and os.path.normpath(entry) not in reported:
+            reported.add(os.path.normpath(entry))
             problems.append(Problem(
                 "python-mismatch", "error",
                 f"PYTHONPATH has {entry}, site-packages of Python {other}, but this layer "
                 f"runs Python {short}: its compiled modules will not load; set up the stack "
                 f"for Python {short} instead"))
     for entry in other_stack_entries(record, environ):
-        if entry in reported or any(_under(_real(entry), root) for root in user_roots):
+        if os.path.normpath(entry) in reported or \
+                any(_under(_real(entry), root) for root in user_roots):
             continue
-        reported.add(entry)
+        reported.add(os.path.normpath(entry))
         problems.append(Problem(
             "python-mismatch", "error",
             f"PYTHONPATH has {entry}, which is not the stack this layer was made on "
@@ -362,13 +383,14 @@ def other_stack_entries(record: RecordedStack, environ: dict[str, str]) -> list[
 
 
 def cwd_problems(pythonpath: str | None) -> list[Problem]:
-    """An empty or ``.`` PYTHONPATH entry: the current directory shadows everything."""
+    """An empty or ``.`` PYTHONPATH entry (``./``, ``./.``, ...): the current directory
+    shadows everything.  (`` `` is a directory named by a space, not the current one.)"""
     entries = _pythonpath_entries(pythonpath)
     found = []
     for index, entry in enumerate(entries):
-        if entry.strip() not in ("", ".", "./"):
+        if entry and os.path.normpath(entry) != os.curdir:  # ``./.``, ``.//`` are ``.`` too
             continue
-        if entry.strip():
+        if entry:
             found.append(f"a '{entry}' entry")
         elif index == 0:
             found.append("an empty entry (a leading ':')")
@@ -455,7 +477,7 @@ def requirement_problems(view: list[Distribution], markers: dict[str, str]
     meet; extras requested by other distributions are followed."""
     winners = {d.key: d.winner for d in view}
     edges = Edges()
-    problems = []
+    problems: list[Problem] = []
     queue = [(key, "") for key in winners]
     done = set(queue)
     while queue:
@@ -467,6 +489,10 @@ def requirement_problems(view: list[Distribution], markers: dict[str, str]
                 continue
             parsed = _parse(line)
             if parsed is None:
+                problems.append(Problem(
+                    "metadata", "warning",
+                    f"{_describe(dependent)} has a requirement that cannot be read: '{line}'; "
+                    f"it is not checked (its other requirements are)", dependent.name))
                 continue
             req, on_extra = parsed
             if not _applies(req.marker, on_extra, markers, extra):
@@ -500,14 +526,41 @@ def requirement_problems(view: list[Distribution], markers: dict[str, str]
     return problems, edges
 
 
+_LEADING_NUMBER = re.compile(r"\s*[vV]?(\d+)")
+
+
 def _major(text: str) -> int | None:
+    """The major version, as a number; for a version that is not PEP 440 (``9.4-lcg``, as
+    stacks patch them), its leading number."""
     version = _version(text)
-    return version.release[0] if version is not None else None
+    if version is not None:
+        return version.release[0]
+    match = _LEADING_NUMBER.match(text)
+    return int(match.group(1)) if match else None
+
+
+def _same_version(one: str, other: str) -> bool:
+    """``1.22.3`` and ``1.22.3.0`` are one version (PEP 440), not two."""
+    first, second = _version(one), _version(other)
+    if first is not None and second is not None:
+        return first == second
+    return one.strip() == other.strip()
+
+
+def _compiled_dependents(dist: Distribution, by_key: dict[str, Distribution],
+                         edges: Edges) -> str:
+    """The compiled stack distributions requiring ``dist``, named (at most five)."""
+    compiled = sorted({k for k in edges.dependents.get(dist.key, [])
+                       if by_key[k].winner.origin == "stack" and by_key[k].winner.compiled})
+    names = ", ".join(f"{by_key[k].name} {by_key[k].winner.version}" for k in compiled[:5])
+    if len(compiled) > 5:
+        names += f" and {len(compiled) - 5} more"
+    return names
 
 
 def abi_problems(view: list[Distribution], edges: Edges) -> list[Problem]:
     """``abi``: a non-stack copy shadows a stack distribution that compiled stack
-    distributions were built against."""
+    distributions were built against; an error when the major version differs."""
     by_key = {d.key: d for d in view}
     problems = []
     for dist in view:
@@ -515,33 +568,87 @@ def abi_problems(view: list[Distribution], edges: Edges) -> list[Problem]:
         if winner.origin == "stack":
             continue
         hidden = next((c for c in dist.shadowed if c.origin == "stack"), None)
-        if hidden is None or hidden.version == winner.version:
+        if hidden is None or _same_version(hidden.version, winner.version):
             continue
-        compiled = sorted({k for k in edges.dependents.get(dist.key, [])
-                           if by_key[k].winner.origin == "stack" and by_key[k].winner.compiled})
-        if not compiled:
-            continue
-        names = ", ".join(f"{by_key[k].name} {by_key[k].winner.version}" for k in compiled[:5])
-        if len(compiled) > 5:
-            names += f" and {len(compiled) - 5} more"
-        old, new = _major(hidden.version), _major(winner.version)
-        where = "the layer" if winner.origin == "layer" else f"the {winner.origin} copy"
-        if old is not None and new is not None and old != new:
-            problems.append(Problem(
-                "abi", "error",
-                f"{dist.name} {winner.version} in {where} shadows the stack's "
-                f"{hidden.version}, and compiled stack packages built against {old}.x use "
-                f"it ({names}): they will fail to import or crash; install "
-                f"'{dist.name}<{old + 1}' in the layer, or install those packages in the "
-                f"layer too", dist.name))
-        else:
-            problems.append(Problem(
-                "abi", "warning",
-                f"{dist.name} {winner.version} in {where} shadows the stack's "
-                f"{hidden.version}, which compiled stack packages were built against "
-                f"({names}): usually compatible within {old}.x; if they fail to import, "
-                f"install them in the layer too", dist.name))
+        names = _compiled_dependents(dist, by_key, edges)
+        if names:
+            problems.append(_abi_problem(dist, hidden, names))
     return problems
+
+
+def _abi_problem(dist: Distribution, hidden: Copy, names: str) -> Problem:
+    winner = dist.winner
+    old, new = _major(hidden.version), _major(winner.version)
+    where = "the layer" if winner.origin == "layer" else f"the {winner.origin} copy"
+    shadows = f"{dist.name} {winner.version} in {where} shadows the stack's {hidden.version}"
+    if old is not None and new is not None and old != new:
+        wanted = f"<{old + 1}" if new > old else f">={old},<{old + 1}"
+        return Problem(
+            "abi", "error",
+            f"{shadows}, and compiled stack packages built against {old}.x use it ({names}): "
+            f"they will fail to import or crash; install '{dist.name}{wanted}' in the layer, "
+            f"or install those packages in the layer too", dist.name)
+    within = f"usually compatible within {old}.x" if old is not None and old == new \
+        else "the major version cannot be told"
+    return Problem(
+        "abi", "warning",
+        f"{shadows}, which compiled stack packages were built against ({names}): {within}; "
+        f"if they fail to import, install them in the layer too", dist.name)
+
+
+def side_by_side_problems(view: list[Distribution]) -> list[Problem]:
+    """Two versions of one distribution in one directory (pip interrupted mid-upgrade
+    leaves the old dist-info beside the new one): which one Python sees is the first
+    the directory lists, and the files imported may be of either."""
+    problems = []
+    for dist in view:
+        by_entry: dict[str, list[Copy]] = {}
+        for copy in [dist.winner, *dist.shadowed]:
+            by_entry.setdefault(copy.path_entry, []).append(copy)
+        for entry, copies in by_entry.items():
+            if len(copies) < 2:
+                continue
+            versions = " and ".join(c.version for c in copies)
+            problems.append(Problem(
+                "metadata", "warning",
+                f"{dist.name} is installed {len(copies)} times side by side in {entry} "
+                f"({versions}), as an interrupted pip run leaves it: Python "
+                f"(importlib.metadata, pip) sees {copies[0].version}, and its files may be "
+                f"of either; reinstall {dist.name} there, or remove the metadata directory of "
+                f"the version that is not installed", dist.name))
+    return problems
+
+
+@dataclass
+class Unreadable:
+    """A path the layer's interpreter could not read: a sys.path directory (``entry``)
+    or a distribution's metadata in one."""
+
+    path: str
+    reason: str
+    entry: bool
+
+
+def unreadable_paths(report: dict[str, Any]) -> list[Unreadable]:
+    """What the probe could not read."""
+    return [Unreadable(path, reason, path == item["path"])
+            for item in report["sys_path"] for path, reason in item.get("unreadable", [])]
+
+
+def unreadable_problems(unreadable: list[Unreadable], record: RecordedStack) -> list[Problem]:
+    """``unreadable``; a recorded stack directory that cannot even be looked at is
+    ``stack-missing`` already (and says why)."""
+    missing = {os.path.normpath(e) for e in record.pythonpath
+               if os.path.isabs(e) and not os.path.isdir(e)}
+    unreadable = [u for u in unreadable if not (u.entry and os.path.normpath(u.path) in missing)]
+    return [Problem(
+        "unreadable", "error",
+        f"{u.path} cannot be read ({u.reason}): nothing in it can be imported, listed or "
+        f"checked; fix its permissions (or have the stack's maintainers fix them), or take "
+        f"it off PYTHONPATH") if u.entry else Problem(
+        "unreadable", "warning",
+        f"{u.path} cannot be read ({u.reason}): that distribution is neither listed nor "
+        f"checked; fix its permissions") for u in unreadable]
 
 
 # ---------------------------------------------------------------------------------------
@@ -558,6 +665,10 @@ class Inspection:
     report: dict[str, Any] | None
     view: list[Distribution]
     missing: list[Problem]
+
+    @property
+    def unreadable(self) -> list[Unreadable]:
+        return unreadable_paths(self.report) if self.report else []
 
     @property
     def python_version(self) -> str:
@@ -580,6 +691,8 @@ class Inspection:
             problems += conflicts
             problems += abi_problems(self.view, edges)
             problems += user_site_problems(self.view)
+            problems += unreadable_problems(self.unreadable, self.record)
+            problems += side_by_side_problems(self.view)
         return sort_problems(problems)
 
 

@@ -5,12 +5,14 @@ The tool runs this file's source as ``DIR/bin/python -c SOURCE`` in the environm
 the layer really runs with, so the answer is the interpreter's own: its sys.path
 (after ``site``, the layer's ``.pth`` files and the boot hook), its version, its
 user site, and the marker environment ``packaging`` needs to evaluate requirements
-for it.  It prints one JSON object on stdout.
+for it.  It writes one JSON object (ASCII) to the file named by its first argument,
+never to stdout, where the stack's ``sitecustomize`` and ``.pth`` files may print.
 
 It never imports the packages it reports (importing can fail, be slow, or have side
 effects; the point of ``layervenv check`` is to warn *before* anything is imported).
-Metadata files are read directly, once, with no per-entry overhead: a thousand
-distributions take a few tens of milliseconds.
+Metadata files are read directly, once, with no per-entry overhead, and METADATA
+and PKG-INFO only up to the end of their headers: a thousand distributions take a
+few tens of milliseconds.
 """
 
 import json
@@ -18,6 +20,7 @@ import os
 import platform
 import site
 import sys
+import zipfile
 
 SCHEMA = 1
 
@@ -28,12 +31,75 @@ def _drop_command_entry():
         del sys.path[0]
 
 
-def _read(path, limit=None):
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read() if limit is None else handle.read(limit)
-    except (OSError, ValueError):
-        return None
+def _open_binary(path):
+    return open(path, "rb")
+
+
+class _Files:
+    """The files of one metadata directory: on disk, or inside a zip on sys.path."""
+
+    def __init__(self, path, names, opener):
+        self.path = path  # where the metadata is, as reported (``EGG-INFO`` of a zip: inside it)
+        self.names = names
+        self._opener = opener
+        self.failed = []  # [path, reason] of files that exist but cannot be read
+        self.single_file = False
+
+    @classmethod
+    def on_disk(cls, directory):
+        """A metadata directory; raises OSError when it cannot be listed."""
+        return cls(directory, set(os.listdir(directory)),
+                   lambda name: _open_binary(os.path.join(directory, name)))
+
+    @classmethod
+    def single(cls, path):
+        """distutils' ``NAME.egg-info`` written as one file: PKG-INFO itself."""
+        files = cls(path, {"PKG-INFO"}, lambda name: _open_binary(path))
+        files.single_file = True
+        return files
+
+    @classmethod
+    def in_zip(cls, archive, prefix, zip_path):
+        """``prefix`` (``EGG-INFO/``, ``x.dist-info/``) inside the open zip ``archive``."""
+        names = set()
+        for member in archive.namelist():
+            rest = member[len(prefix):]
+            if member.startswith(prefix) and rest and "/" not in rest:
+                names.add(rest)
+        return cls(os.path.join(zip_path, prefix.rstrip("/")), names,
+                   lambda name: archive.open(prefix + name))
+
+    def read(self, name, headers_only=False):
+        """The text of file ``name``; with ``headers_only``, up to the first blank line
+        (a METADATA's body is the long description: often a whole README)."""
+        if name not in self.names:
+            return None
+        try:
+            with self._opener(name) as handle:
+                data = _header_block(handle) if headers_only else handle.read()
+        except OSError as error:
+            where = self.path if self.single_file else os.path.join(self.path, name)
+            self.failed.append([where, _reason(error)])
+            return None
+        except (ValueError, KeyError, zipfile.BadZipFile):
+            return None
+        return _text(data)
+
+
+def _header_block(handle):
+    """The bytes of an RFC 822 header block: lines up to the first blank one."""
+    lines = []
+    for line in handle:
+        if not line.strip():
+            break
+        lines.append(line)
+    return b"".join(lines)
+
+
+def _text(data):
+    """UTF-8 text, a leading byte order mark dropped (else the first header is lost)."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
     return data.decode("utf-8", "replace")
 
 
@@ -71,77 +137,92 @@ def _name_from_directory(entry):
     return name, rest.split("-")[0] or None
 
 
+EXTENSION_SUFFIXES = (".so", ".pyd", ".dylib")
+
+
+def _is_extension(path):
+    leaf = path.rsplit("/", 1)[-1].lower()
+    return leaf.endswith(EXTENSION_SUFFIXES) or ".so." in leaf
+
+
 def _has_extension(record_text):
     """Whether an installed-files list names a compiled file (``.so``, ``.pyd``)."""
-    if not any(suffix in record_text for suffix in (".so", ".pyd", ".dylib")):
+    if not any(suffix in record_text for suffix in EXTENSION_SUFFIXES):
         return False
-    for line in record_text.splitlines():
-        path = line.split(",", 1)[0].strip().lower()
-        leaf = path.rsplit("/", 1)[-1]
-        if leaf.endswith((".so", ".pyd", ".dylib")) or ".so." in leaf:
-            return True
-    return False
+    return any(_is_extension(line.split(",", 1)[0].strip()) for line in record_text.splitlines())
 
 
-def _dist_info(directory, entry):
+def _dist_info(files, entry):
     """One ``*.dist-info`` directory."""
-    try:
-        files = set(os.listdir(directory))
-    except OSError:
-        return None
-    text = _read(os.path.join(directory, "METADATA")) if "METADATA" in files else None
+    text = files.read("METADATA", headers_only=True)
     name, version, requires = _headers(text) if text else (None, None, [])
     compiled = False
-    if "WHEEL" in files:
-        wheel = _read(os.path.join(directory, "WHEEL")) or ""
-        for line in wheel.splitlines():
-            key, _, value = line.partition(":")
-            if key.strip().lower() == "root-is-purelib" and value.strip().lower() == "false":
-                compiled = True
-    if not compiled and "RECORD" in files:
-        compiled = _has_extension(_read(os.path.join(directory, "RECORD")) or "")
+    for line in (files.read("WHEEL") or "").splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() == "root-is-purelib" and value.strip().lower() == "false":
+            compiled = True
+    if not compiled:
+        compiled = _has_extension(files.read("RECORD") or "")
     editable = None
-    if "direct_url.json" in files:
+    if "direct_url.json" in files.names:
         try:
-            direct = json.loads(_read(os.path.join(directory, "direct_url.json")) or "{}")
+            direct = json.loads(files.read("direct_url.json") or "{}")
         except ValueError:
             direct = {}
         if isinstance(direct, dict) and (direct.get("dir_info") or {}).get("editable"):
             editable = direct.get("url") or ""
-    installer = _read(os.path.join(directory, "INSTALLER")) if "INSTALLER" in files else None
-    return _dist(directory, entry, "dist-info", name, version, requires, None, compiled,
-                 "REQUESTED" in files, editable, installer)
+    return _dist(files.path, entry, "dist-info", name, version, requires, None, compiled,
+                 "REQUESTED" in files.names, editable, files.read("INSTALLER"))
 
 
-def _egg_info(directory, entry, kind):
-    """An ``*.egg-info`` directory or file, or an ``.egg``'s ``EGG-INFO``."""
-    if os.path.isfile(directory):  # distutils wrote PKG-INFO as a single file
-        text, files = _read(directory), set()
-    else:
-        try:
-            files = set(os.listdir(directory))
-        except OSError:
-            return None
-        text = _read(os.path.join(directory, "PKG-INFO")) if "PKG-INFO" in files else None
+def _egg_info(files, entry, kind, compiled=False, installed=None):
+    """An ``*.egg-info`` directory or file, or an egg's ``EGG-INFO``.
+
+    ``installed``: the directory it sits in, its names and the stems of the extension
+    modules there, to find compiled modules no file lists (``setup.py install`` writes
+    installed-files.txt only when asked to record).
+    """
+    text = files.read("PKG-INFO", headers_only=True)
     name, version, requires = _headers(text) if text else (None, None, [])
-    requires_txt = None
-    if not requires and "requires.txt" in files:
-        requires_txt = _read(os.path.join(directory, "requires.txt"))
-    compiled = False
-    if "native_libs.txt" in files:
-        compiled = bool((_read(os.path.join(directory, "native_libs.txt")) or "").strip())
-    if not compiled and "installed-files.txt" in files:
-        compiled = _has_extension(_read(os.path.join(directory, "installed-files.txt")) or "")
-    installer = _read(os.path.join(directory, "INSTALLER")) if "INSTALLER" in files else None
-    return _dist(directory, entry, kind, name, version, requires, requires_txt, compiled,
-                 "REQUESTED" in files, None, installer)
+    requires_txt = None if requires else files.read("requires.txt")
+    compiled = compiled or bool((files.read("native_libs.txt") or "").strip())
+    if not compiled:
+        listed = files.read("installed-files.txt")
+        if listed is not None:
+            compiled = _has_extension(listed)
+        elif installed is not None:
+            compiled = _ships_extension(files.read("top_level.txt") or "", *installed)
+    return _dist(files.path, entry, kind, name, version, requires, requires_txt, compiled,
+                 "REQUESTED" in files.names, None, files.read("INSTALLER"))
+
+
+def _ships_extension(top_level, root, names, extension_stems):
+    """Whether a top-level name of a distribution is an extension module in ``root``, or
+    a package there holding one (a few levels down)."""
+    for top in top_level.split():
+        if top in extension_stems:
+            return True
+        if top in names and _tree_has_extension(os.path.join(root, top), 3):
+            return True
+    return False
+
+
+def _tree_has_extension(directory, depth):
+    try:
+        children = list(os.scandir(directory))
+    except OSError:
+        return False
+    if any(_is_extension(child.name) for child in children):
+        return True
+    return depth > 0 and any(
+        _tree_has_extension(child.path, depth - 1) for child in children
+        if child.name != "__pycache__" and child.is_dir())
 
 
 def _dist(directory, entry, kind, name, version, requires, requires_txt, compiled, requested,
           editable, installer):
     if not name or not version:
-        fallback_name, fallback_version = _name_from_directory(
-            os.path.basename(os.path.dirname(directory)) if kind == "egg" else entry)
+        fallback_name, fallback_version = _name_from_directory(entry)
         name = name or fallback_name
         version = version or fallback_version
     return {
@@ -152,29 +233,88 @@ def _dist(directory, entry, kind, name, version, requires, requires_txt, compile
     }
 
 
+def _egg_name(path):
+    """The file or directory name of an egg, which ``_name_from_directory`` understands."""
+    return os.path.basename(path.rstrip("/"))
+
+
+def _reason(error):
+    return error.strerror or type(error).__name__
+
+
 def scan(path_entry):
-    """Every distribution whose metadata lives directly in ``path_entry``."""
-    found = []
+    """Every distribution whose metadata lives directly in ``path_entry`` (a directory),
+    and the ``[path, reason]`` of what could not be read there (the directory itself, a
+    metadata directory or file: permissions of a shared area)."""
+    found, unreadable = [], []
     base = path_entry or "."
+
+    def add(reader, path, entry, *args):
+        try:
+            files = _Files.single(path) if os.path.isfile(path) else _Files.on_disk(path)
+        except OSError as error:
+            unreadable.append([path, _reason(error)])
+            return
+        found.append(reader(files, entry, *args))
+        unreadable.extend(files.failed)
+
     if base.lower().endswith(".egg") and os.path.isdir(os.path.join(base, "EGG-INFO")):
-        dist = _egg_info(os.path.join(base, "EGG-INFO"), "EGG-INFO", "egg")
-        if dist:
-            found.append(dist)
+        add(_egg_info, os.path.join(base, "EGG-INFO"), _egg_name(base), "egg")
     try:
-        names = sorted(os.listdir(base))
-    except OSError:
-        return found
+        names = os.listdir(base)  # in the order importlib.metadata finds them (not sorted)
+    except OSError as error:
+        unreadable.append([path_entry, _reason(error)])
+        return found, unreadable
+    installed = None
     for entry in names:
         low = entry.lower()
         if low.endswith(".dist-info"):
-            dist = _dist_info(os.path.join(base, entry), entry)
+            add(_dist_info, os.path.join(base, entry), entry)
         elif low.endswith(".egg-info"):
-            dist = _egg_info(os.path.join(base, entry), entry, "egg-info")
-        else:
-            continue
-        if dist:
-            found.append(dist)
+            if installed is None:
+                installed = (base, set(names), set(
+                    n.split(".", 1)[0] for n in names if _is_extension(n)))
+            add(_egg_info, os.path.join(base, entry), entry, "egg-info", False, installed)
+    return found, unreadable
+
+
+def scan_zip(path_entry):
+    """Every distribution inside a zip on sys.path: a zipped egg's ``EGG-INFO``, and
+    ``*.dist-info``/``*.egg-info`` at its top (what ``importlib.metadata`` finds there)."""
+    try:
+        archive = zipfile.ZipFile(path_entry)
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return []
+    found = []
+    with archive:
+        try:
+            members = archive.namelist()
+        except (OSError, ValueError):
+            return []
+        tops = sorted(set(m.split("/", 1)[0] + "/" for m in members if "/" in m))
+        compiled = any(_is_extension(m) for m in members)
+        for top in tops:
+            low = top.lower().rstrip("/")
+            files = _Files.in_zip(archive, top, path_entry)
+            if low == "egg-info":
+                found.append(_egg_info(files, _egg_name(path_entry), "egg", compiled))
+            elif low.endswith(".dist-info"):
+                found.append(_dist_info(files, top.rstrip("/")))
+            elif low.endswith(".egg-info"):
+                found.append(_egg_info(files, top.rstrip("/"), "egg-info"))
     return found
+
+
+def _scan_entry(entry, real, is_dir):
+    """Distributions and unreadable paths of one sys.path entry: a directory, a zip, or
+    a path that cannot even be looked at (a parent directory without permission)."""
+    if is_dir:
+        return scan(entry)
+    try:
+        os.stat(real)
+    except OSError as error:  # missing (often harmless) or not allowed
+        return [], [[entry, _reason(error)]] if isinstance(error, PermissionError) else []
+    return scan_zip(real), []
 
 
 def marker_environment():
@@ -209,7 +349,7 @@ def report():
             item["distributions"] = []
         else:
             seen[real] = position
-            item["distributions"] = scan(entry) if item["is_dir"] else []
+            item["distributions"], item["unreadable"] = _scan_entry(entry, real, item["is_dir"])
         entries.append(item)
     user_base = site.getuserbase() if hasattr(site, "getuserbase") else site.USER_BASE
     user_site = site.getusersitepackages() if hasattr(site, "getusersitepackages") \
@@ -232,9 +372,15 @@ def report():
 
 
 def main():
+    """Write the report to the file named by the first argument (stdout without one)."""
+    target = sys.argv[1] if len(sys.argv) > 1 else None
     _drop_command_entry()
-    sys.stdout.write(json.dumps(report()))
-    sys.stdout.write("\n")
+    text = json.dumps(report())
+    if target is None:
+        sys.stdout.write(text + "\n")
+        return
+    with open(target, "w") as handle:
+        handle.write(text)
 
 
 if __name__ == "__main__":

@@ -208,10 +208,25 @@ def missing_parts(python: str, pythonpath: list[str]) -> list[str]:
     missing = []
     if not os.path.exists(python):
         missing.append(f"interpreter {python}")
+    seen = set()
     for entry in pythonpath:
+        if os.path.normpath(entry) in seen:
+            continue  # setup scripts often add a directory twice, or spelt two ways
+        seen.add(os.path.normpath(entry))
         if os.path.isabs(entry) and not os.path.isdir(entry):
-            missing.append(f"directory {entry}")
+            missing.append(f"directory {entry}{_denied(entry)}")
     return missing
+
+
+def _denied(path: str) -> str:
+    """`` (permission denied)`` when ``path`` is there but a parent cannot be searched."""
+    try:
+        os.stat(path)
+    except PermissionError:
+        return " (permission denied)"
+    except OSError:
+        pass
+    return ""
 
 
 def foreign_site_packages(environ: dict[str, str], own: list[str]) -> list[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from layervenv.inspection import Distribution, inspect_layer
+from layervenv.inspection import Distribution, Unreadable, inspect_layer
 from layervenv.layer import Layer
 
 
@@ -20,6 +20,8 @@ class ListResult:
     python_version: str
     distributions: list[Distribution] = field(default_factory=list)
     shadowed_only: bool = False
+    #: one line for stderr, whatever the format (the JSON stays a plain list)
+    warning: str | None = None
 
     def to_json(self) -> list[dict[str, Any]]:
         rows = []
@@ -72,4 +74,15 @@ def list_layer(directory: str | None, shadowed_only: bool = False,
     if shadowed_only:
         view = [d for d in view if d.shadowed]
     return ListResult(layer=str(layer.root), python_version=inspection.python_version,
-                      distributions=view, shadowed_only=shadowed_only)
+                      distributions=view, shadowed_only=shadowed_only,
+                      warning=unreadable_warning(inspection.unreadable))
+
+
+def unreadable_warning(unreadable: list[Unreadable]) -> str | None:
+    """One line naming what could not be read, so that a short list is not taken as all."""
+    if not unreadable:
+        return None
+    reasons = ", ".join(dict.fromkeys(u.reason.lower() for u in unreadable))
+    paths = ", ".join(u.path for u in unreadable)
+    return (f"cannot read {len(unreadable)} path{'s' * (len(unreadable) != 1)} ({reasons}): "
+            f"{paths}; what is there is not listed (layervenv check says more)")
