@@ -256,3 +256,41 @@ def test_lock_needs_pip_22_2(tmp_path, _built_stack, base_env):
     assert result.returncode == 2 and result.stderr.count("\n") == 1
     assert "pip >= 22.2 is needed" in result.stderr
     assert not (tmp_path / "p.toml").exists()
+
+
+def _pythons_with_a_wheel_pkg_dir() -> list[str]:
+    """System Pythons whose ensurepip wheels live outside the stdlib (Debian, Fedora)."""
+    found = []
+    for python in sorted(glob.glob("/usr/bin/python3.[0-9]*")):
+        if python.endswith("-config"):
+            continue
+        out = subprocess.run([python, "-c", "import sysconfig; "
+                              "print(sysconfig.get_config_var('WHEEL_PKG_DIR') or '')"],
+                             capture_output=True, text=True, check=False).stdout.strip()
+        if out and glob.glob(f"{out}/pip-*.whl"):
+            found.append(python)
+    return found
+
+
+def test_lock_finds_the_pip_seeded_from_a_distributions_wheel_dir(tmp_path, base_env):
+    """On Debian's or Fedora's Python, the seeded pip came from WHEEL_PKG_DIR
+    (/usr/share/python-wheels), not from ensurepip/_bundled: lock must find it there
+    instead of asking the (offline) index for it."""
+    pythons = _pythons_with_a_wheel_pkg_dir()
+    if not pythons:
+        pytest.skip("no Python here keeps ensurepip's wheels in a WHEEL_PKG_DIR")
+    system = build_stack(tmp_path / "LCG_sys", Path(pythons[0]), name="LCG_sys")
+    env = dict(system.env(base_env), PIP_NO_INDEX="1", PIP_FIND_LINKS=str(system.wheelhouse))
+    root = tmp_path / "layer"
+    run_tool("create", str(root), env=env)
+    subprocess.run([str(root / "bin" / "python"), "-m", "pip", "install", "-q",
+                    "hepconf==1.0.0"], env=env, check=True, capture_output=True)
+    lock = tmp_path / "pylock.toml"
+    run_tool("lock", str(root), "-o", str(lock), env=env)
+    packages = {p["name"]: p for p in tomllib.loads(lock.read_text())["packages"]}
+    (pip,) = packages["pip"]["wheels"]
+    assert "ensurepip" not in pip["path"] and Path(pip["path"]).is_file()
+    shutil.rmtree(root)
+    run_tool("create", str(root), "--from", str(lock), env=env)
+    assert installed(root)["hepconf"] == ("1.0.0", True) and set(installed(root)) == {
+        "hepconf", "pip"}
