@@ -15,7 +15,7 @@ from helpers import py, run_tool
 from test_editable import _project, backend_wheels  # noqa: F401 (a fixture)
 
 from layervenv.lockfile import layer_distributions
-from layervenv.simstack import STACK_DISTS, Dist, build_stack, tree_digest
+from layervenv.simstack import STACK_DISTS, Dist, build_stack, build_wheel, tree_digest
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -294,3 +294,24 @@ def test_lock_finds_the_pip_seeded_from_a_distributions_wheel_dir(tmp_path, base
     run_tool("create", str(root), "--from", str(lock), env=env)
     assert installed(root)["hepconf"] == ("1.0.0", True) and set(installed(root)) == {
         "hepconf", "pip"}
+
+
+def test_lock_names_wheels_as_files_and_paths_as_they_are(tmp_path, stack_env):
+    """A wheel's name in the lock is its file name, not its URL's percent-encoding (``+``
+    of a local version is ``%2B`` in pip's URL); a layer and a find-links directory
+    with spaces, quotes and non-ASCII in their paths lock and re-create."""
+    wheels = tmp_path / "wh é 'x'"
+    build_wheel(Dist("hepplot", "0.3.0+lcg1"), wheels)
+    root = tmp_path / "lay é 'q\""
+    run_tool("create", str(root), env=stack_env)
+    subprocess.run([str(root / "bin" / "python"), "-m", "pip", "install", "-q", "--find-links",
+                    str(wheels), "hepplot"], env=stack_env, check=True, capture_output=True)
+    lock = tmp_path / "pylock.toml"
+    run_tool("lock", str(root), "-o", str(lock), "--find-links", str(wheels), env=stack_env)
+    packages = {p["name"]: p for p in tomllib.loads(lock.read_text())["packages"]}
+    (wheel,) = packages["hepplot"]["wheels"]
+    assert wheel["name"] == "hepplot-0.3.0+lcg1-py3-none-any.whl"
+    assert wheel["path"] == str(wheels / wheel["name"])
+    shutil.rmtree(root)
+    run_tool("create", str(root), "--from", str(lock), env=stack_env)
+    assert installed(root)["hepplot"] == ("0.3.0+lcg1", True)

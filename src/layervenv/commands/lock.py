@@ -15,6 +15,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from packaging.utils import canonicalize_name
 
@@ -67,7 +68,8 @@ def _seed_source(dist: Installed, bundled: list[str]) -> list[dict[str, object]]
 def _wheel_entry(item: dict[str, object]) -> dict[str, object]:
     url = str(item["download_info"]["url"])  # type: ignore[index]
     local = url_to_path(url)
-    entry: dict[str, object] = {"name": url.rsplit("/", 1)[-1].split("#")[0]}
+    # the file's name, not its URL's spelling of it (a local version's + is %2B there)
+    entry: dict[str, object] = {"name": unquote(urlsplit(url).path.rsplit("/", 1)[-1])}
     entry.update({"path": local} if local else {"url": url})
     digest = report_sha256(item)  # type: ignore[arg-type]
     if not digest and local:
