@@ -315,3 +315,74 @@ def test_lock_names_wheels_as_files_and_paths_as_they_are(tmp_path, stack_env):
     shutil.rmtree(root)
     run_tool("create", str(root), "--from", str(lock), env=stack_env)
     assert installed(root)["hepplot"] == ("0.3.0+lcg1", True)
+
+
+def _hatch_project(root: Path, name: str, version: str = "0.1.0") -> Path:
+    """A small project built with hatchling, with a console script."""
+    (root / "src" / name).mkdir(parents=True)
+    (root / "src" / name / "__init__.py").write_text(
+        f"__version__ = {version!r}\ndef main():\n    print(__name__, __version__, __file__)\n")
+    (root / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n\n'
+        f'[project]\nname = "{name}"\nversion = "{version}"\n\n'
+        f'[project.scripts]\n{name}-main = "{name}:main"\n\n'
+        f'[tool.hatch.build.targets.wheel]\npackages = ["src/{name}"]\n')
+    return root
+
+
+def _git_repo(root: Path) -> str:
+    """``root`` as a git repository with one commit; returns the commit id."""
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(root)]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "init"], check=True)
+    return subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+@pytest.fixture
+def direct_layer(make_layer, tmp_path, stack_env, backend_wheels):  # noqa: F811
+    """A layer with one package from each kind of direct URL (PEP 610): a git checkout,
+    a local wheel file (an archive), and a local project directory (not editable)."""
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    layer = make_layer("direct")
+    env = dict(stack_env, PIP_FIND_LINKS=f"{backend_wheels} {stack_env['PIP_FIND_LINKS']}")
+    repo = _hatch_project(tmp_path / "repo", "hepgit")
+    commit = _git_repo(repo)
+    archive = build_wheel(Dist("hepplot", "0.3.0"), tmp_path / "dist")
+    folder = _hatch_project(tmp_path / "folder", "hepdir")
+    subprocess.run([str(layer.python), "-m", "pip", "install", "-q", f"git+{repo.as_uri()}",
+                    str(archive), str(folder)], env=env, check=True, capture_output=True)
+    layer.env = env
+    return layer, commit
+
+
+def test_direct_urls_are_locked_recreated_and_locked_again_identically(direct_layer, tmp_path):
+    """VCS, archive and directory sources re-create the same layer, and that layer's
+    lock is byte for byte the first one: the re-created packages keep their PEP 610
+    record (``direct_url.json``), as pip would have written it."""
+    layer, commit = direct_layer
+    lock = _lock(layer, tmp_path)
+    packages = {p["name"]: p for p in tomllib.loads(lock.read_text())["packages"]}
+    assert packages["hepgit"]["vcs"] == {"type": "git", "path": str(tmp_path / "repo"),
+                                         "commit-id": commit}
+    assert packages["hepplot"]["archive"]["path"] == str(next((tmp_path / "dist").iterdir()))
+    assert packages["hepdir"]["directory"] == {"path": str(tmp_path / "folder"),
+                                               "editable": False}
+    before = installed(layer.root)
+    again = tmp_path / "again"
+    run_tool("create", str(again), "--from", str(lock), env=layer.env)
+    assert installed(again) == before
+    out = subprocess.run([str(again / "bin" / "hepgit-main")], env=layer.env,
+                         capture_output=True, text=True, check=True).stdout
+    assert out.split()[2].startswith(str(again))
+    relock = tmp_path / "relock" / "pylock.toml"
+    relock.parent.mkdir()
+    run_tool("lock", str(again), "-o", str(relock), env=layer.env)
+    assert relock.read_text() == lock.read_text()
+    assert hidden_files(tmp_path) == []
+
+
+def hidden_files(directory: Path) -> list[str]:
+    return [p.name for p in directory.iterdir() if p.name.startswith(".")]

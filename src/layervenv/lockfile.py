@@ -184,10 +184,13 @@ def direct_source(installed: Installed) -> dict[str, Any] | None:
         return None
     url = info["url"]
     local = url_to_path(url)
-    where = {"path": local} if local else {"url": url}
+    where: dict[str, Any] = {"path": local} if local else {"url": url}
+    if info.get("subdirectory"):  # a project below the VCS checkout's or archive's root
+        where["subdirectory"] = info["subdirectory"]
     if "dir_info" in info:
-        return {"directory": {"path": local or url,
-                              "editable": bool(info["dir_info"].get("editable", False))}}
+        directory = {"path": local or url, **where,
+                     "editable": bool(info["dir_info"].get("editable", False))}
+        return {"directory": directory}
     if "vcs_info" in info:
         vcs = info["vcs_info"]
         table = {"type": vcs.get("vcs", "git"), **where, "commit-id": vcs.get("commit_id", "")}
@@ -200,3 +203,56 @@ def direct_source(installed: Installed) -> dict[str, Any] | None:
         algo, value = archive["hash"].split("=", 1)
         hashes = {algo: value}
     return {"archive": {**where, "hashes": hashes}}
+
+
+def _location(table: dict[str, Any]) -> str:
+    """A PEP 751 source table's ``url``, or its ``path`` as a ``file:`` URL."""
+    if table.get("url"):
+        return str(table["url"])
+    return Path(str(table["path"])).absolute().as_uri()
+
+
+def direct_url(package: LockedPackage) -> dict[str, Any] | None:
+    """The PEP 610 ``direct_url.json`` of a package locked from an archive, a VCS or a
+    directory (None for wheels and sdists from an index): what pip would have written,
+    so that the re-created layer can be locked, and rebased, again."""
+    if package.vcs:
+        vcs = package.vcs
+        info: dict[str, Any] = {"vcs": vcs.get("type", "git"), "commit_id": vcs.get("commit-id")}
+        if vcs.get("requested-revision"):
+            info["requested_revision"] = vcs["requested-revision"]
+        data: dict[str, Any] = {"url": _location(vcs), "vcs_info": info}
+        table = vcs
+    elif package.archive:
+        table = package.archive
+        hashes = dict(table.get("hashes", {}))
+        archive: dict[str, Any] = {"hashes": hashes}
+        if "sha256" in hashes:
+            archive["hash"] = "sha256=" + hashes["sha256"]
+        data = {"url": _location(table), "archive_info": archive}
+    elif package.directory:
+        table = package.directory
+        data = {"url": _location(table),
+                "dir_info": {"editable": True} if package.editable else {}}
+    else:
+        return None
+    if table.get("subdirectory"):
+        data["subdirectory"] = table["subdirectory"]
+    return data
+
+
+def direct_reference(info: dict[str, Any]) -> str:
+    """What pip installs a PEP 610 ``direct_url.json`` from: the VCS URL at its commit
+    (``git+URL@commit``), the archive's or the directory's URL, with its subdirectory.
+
+    A bare URL, not ``name @ URL``: the packaging vendored in pip < 23.3 rejects
+    ``name @ git+file:///...`` (a URL with no host), while every pip takes the URL.
+    """
+    url = str(info["url"])
+    if "vcs_info" in info:
+        vcs = info["vcs_info"]
+        revision = vcs.get("commit_id") or vcs.get("requested_revision")
+        url = f"{vcs.get('vcs', 'git')}+{url}" + (f"@{revision}" if revision else "")
+    if info.get("subdirectory"):
+        url += f"#subdirectory={info['subdirectory']}"
+    return url

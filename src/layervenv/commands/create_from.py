@@ -22,7 +22,13 @@ from layervenv.errors import UserError
 from layervenv.fingerprint import Drift, compare, stack_distributions
 from layervenv.interpreter import Interpreter
 from layervenv.layer import Layer
-from layervenv.lockfile import Lock, LockedPackage, layer_distributions
+from layervenv.lockfile import (
+    Lock,
+    LockedPackage,
+    direct_reference,
+    direct_url,
+    layer_distributions,
+)
 from layervenv.packages import (
     Sources,
     StagingTarget,
@@ -63,38 +69,42 @@ def _hash_options(tables: list[dict[str, Any]]) -> str:
 
 def fetch_locked(packages: list[LockedPackage], target: StagingTarget, environ: dict[str, str],
                  sources: Sources, workdir: Path) -> dict[str, Path]:
-    """A wheel file for every non-editable locked package, without resolving anything."""
+    """A wheel file for every non-editable locked package, without resolving anything.
+
+    Hashed and unhashed requirements go to separate pip runs: one ``--hash`` puts pip
+    in hash-checking mode for the whole run, where a directory or a VCS checkout
+    (which have no hash) is refused.
+    """
     found: dict[str, Path] = {}
-    download: list[str] = []
-    build: list[str] = []
+    # pip command -> [(name, requirement line)]
+    runs: dict[str, list[tuple[str, str]]] = {"download": [], "wheel": [], "wheel-unhashed": []}
     for package in packages:
         if package.editable:
             continue
         local = _local_wheel(package)
+        info = direct_url(package)
         if local is not None:
             found[package.name] = local
         elif package.wheels:
-            download.append(f"{package.name}=={package.version} {_hash_options(package.wheels)}")
-        elif package.archive:
-            where = package.archive.get("url") or Path(package.archive["path"]).as_uri()
-            build.append(f"{package.name} @ {where} {_hash_options([package.archive])}")
-        elif package.directory:
-            build.append(f"{package.name} @ {Path(package.directory['path']).as_uri()}")
-        elif package.vcs:
-            vcs = package.vcs
-            build.append(f"{package.name} @ {vcs.get('type', 'git')}+{vcs.get('url')}"
-                         f"@{vcs.get('commit-id')}")
+            runs["download"].append((package.name, f"{package.name}=={package.version} "
+                                                   f"{_hash_options(package.wheels)}"))
+        elif package.archive and info:
+            runs["wheel"].append((package.name, f"{direct_reference(info)} "
+                                                f"{_hash_options([package.archive])}"))
+        elif info:
+            runs["wheel-unhashed"].append((package.name, direct_reference(info)))
         else:
             raise UserError(f"the lock names no source for {package.name} {package.version}")
-    for kind, lines in (("download", download), ("wheel", build)):
-        if not lines:
+    for kind, entries in runs.items():
+        if not entries:
             continue
         out = workdir / kind
         requirements = workdir / f"{kind}.txt"
-        requirements.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        requirements.write_text("".join(line.strip() + "\n" for _, line in entries),
+                                encoding="utf-8")
         args = (["download", "--only-binary", ":all:", "-d", str(out)] if kind == "download"
                 else ["wheel", "-w", str(out)])
-        names = ", ".join(line.split()[0].split("==")[0] for line in lines)
+        names = ", ".join(name for name, _ in entries)
         run_pip(target.python, [*args, "--no-deps", "-q", "-r", str(requirements)], environ,
                 f"fetching the locked {names}", sources)
         found.update(wheels_in(out))
@@ -125,7 +135,7 @@ def install_locked(lock: Lock, target: StagingTarget, environ: dict[str, str],
             wheel = wheels.get(package.name)
             if wheel is None:
                 raise UserError(f"pip fetched no wheel for {package.name} {package.version}")
-            target.install(wheel, package.requested)
+            target.install(wheel, package.requested, direct_url(package))
     finally:
         remove_directory(workdir)
     have = {d.name: d.version for d in layer_distributions(target.site_packages)}
