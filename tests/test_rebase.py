@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from helpers import py, run_tool, tool_command
 from test_editable import _project, backend_wheels  # noqa: F401 (a fixture)
+from test_lock import direct_layer  # noqa: F401 (a fixture)
 
 from layervenv.layer import Layer
 from layervenv.lockfile import layer_distributions
@@ -206,3 +207,26 @@ def test_rebase_keeps_an_editable_project(make_layer, next_stack, tmp_path,
     assert installed(layer.root)["hepconf"] == ("9.9.0", True)
     where = py(layer.python, "import hepconf; print(hepconf.__file__)", next_stack.env(layer.env))
     assert where.startswith(str(project))
+
+
+def test_rebase_installs_direct_urls_again_from_where_they_came(
+        direct_layer, next_stack, tmp_path, backend_wheels):  # noqa: F811
+    """Requested packages from a git checkout, a wheel file and a project directory are
+    not on any index: they are installed again from their PEP 610 URL (not refused as
+    'no matching distribution'), and keep that record for the next lock or rebase."""
+    layer, commit = direct_layer
+    before = installed(layer.root)
+    run_tool("rebase", str(layer.root), "--setup", f". '{next_stack.setup_script}'",
+             "--find-links", str(next_stack.wheelhouse), "--find-links", str(backend_wheels),
+             env=_rebase_env(layer.env))
+    after = installed(layer.root)
+    assert {n: after[n] for n in ("hepgit", "hepplot", "hepdir")} == \
+           {n: before[n] for n in ("hepgit", "hepplot", "hepdir")}
+    site = next((layer.root / "lib").glob("python*/site-packages"))
+    record = json.loads(next(site.glob("hepgit-*.dist-info")).joinpath(
+        "direct_url.json").read_text())
+    assert record["vcs_info"]["commit_id"] == commit
+    assert record["url"] == (tmp_path / "repo").as_uri()
+    assert json.loads(next(site.glob("hepdir-*.dist-info")).joinpath(
+        "direct_url.json").read_text())["url"] == (tmp_path / "folder").as_uri()
+    assert hidden(tmp_path) == []

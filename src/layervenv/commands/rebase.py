@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from layervenv.errors import UserError
 from layervenv.fingerprint import stack_distributions
 from layervenv.interpreter import Interpreter
 from layervenv.layer import Layer
-from layervenv.lockfile import Installed, layer_distributions, url_to_path
+from layervenv.lockfile import Installed, direct_reference, layer_distributions, url_to_path
 from layervenv.packages import (
     PipFailed,
     Sources,
@@ -46,21 +47,22 @@ from layervenv.packages import (
 
 
 def resolve(target: StagingTarget, wanted: dict[str, str], environ: dict[str, str],
-            sources: Sources) -> tuple[dict[str, Any], dict[str, str]]:
-    """pip's report for ``wanted`` (name -> old version) on the new stack.
+            sources: Sources, direct: Sequence[str] = ()
+            ) -> tuple[dict[str, Any], dict[str, str]]:
+    """pip's report for ``wanted`` (name -> old version) and ``direct`` (URLs) on the new stack.
 
     Pinned first; if that fails, each pin is tried alone and those that do not
     resolve are unpinned.  Returns the report and the unpinned names with pip's reason.
     """
     def specs(unpinned: dict[str, str]) -> list[str]:
-        return [name if name in unpinned else f"{name}=={version}"
-                for name, version in wanted.items()]
+        return [*direct, *(name if name in unpinned else f"{name}=={version}"
+                           for name, version in wanted.items())]
 
     def report(requirements: list[str]) -> dict[str, Any]:
         return pip_report(target.python, requirements, environ, sources, extra=["--upgrade"],
                           what="resolving " + " ".join(requirements) + " on the new stack")
 
-    if not wanted:
+    if not wanted and not direct:
         return {"install": []}, {}
     try:
         return report(specs({})), {}
@@ -84,21 +86,21 @@ def fetch_reported(items: list[dict[str, Any]], target: StagingTarget, environ: 
     remote = []
     for item in items:
         name = canonicalize_name(item["metadata"]["name"])
-        url = item["download_info"]["url"]
-        local = url_to_path(url)
-        if local and local.endswith(".whl") and "dir_info" not in item["download_info"]:
+        info = item["download_info"]
+        local = url_to_path(info["url"])
+        if local and local.endswith(".whl") and "archive_info" in info:
             digest = report_sha256(item)
             if digest and file_sha256(Path(local)) != digest:
                 raise UserError(f"{local} changed while rebasing (sha256 differs)")
             found[name] = Path(local)
         else:
-            remote.append(f"{name} @ {url}")
+            remote.append((name, direct_reference(info)))
     if remote:
         requirements = workdir / "wheel.txt"
-        requirements.write_text("\n".join(remote) + "\n", encoding="utf-8")
+        requirements.write_text("".join(url + "\n" for _, url in remote), encoding="utf-8")
         run_pip(target.python, ["wheel", "--no-deps", "-q", "-w", str(workdir / "wheels"),
                                 "-r", str(requirements)], environ,
-                "fetching " + ", ".join(r.split()[0] for r in remote), sources)
+                "fetching " + ", ".join(name for name, _ in remote), sources)
         found.update(wheels_in(workdir / "wheels"))
     return found
 
@@ -129,12 +131,16 @@ class Rebase:
         requested = [d for d in self.installed if d.requested]
         editables = [d for d in requested
                      if (d.direct_url or {}).get("dir_info", {}).get("editable")]
-        wanted = {d.name: d.version for d in requested if d not in editables}
+        # from a VCS, an archive or a project directory (PEP 610): again from there
+        direct = [direct_reference(d.direct_url) for d in requested
+                  if d not in editables and d.direct_url and "url" in d.direct_url]
+        wanted = {d.name: d.version for d in requested
+                  if d not in editables and not (d.direct_url and "url" in d.direct_url)}
         for entry in self.old.config.requested_from_stack:
             name, _, version = entry.partition("==")
             if name and version and name not in self.old_names():
                 wanted.setdefault(name, version)
-        report, self.unpinned = resolve(target, wanted, environ, self.sources)
+        report, self.unpinned = resolve(target, wanted, environ, self.sources, direct)
         items = report.get("install", [])
         workdir = fresh_directory("layervenv-rebase-")
         try:
@@ -148,7 +154,8 @@ class Rebase:
                 wheel = wheels.get(canonicalize_name(item["metadata"]["name"]))
                 if wheel is None:
                     raise UserError(f"pip fetched no wheel for {item['metadata']['name']}")
-                target.install(wheel, bool(item.get("requested")))
+                target.install(wheel, bool(item.get("requested")),
+                               item["download_info"] if item.get("is_direct") else None)
         finally:
             remove_directory(workdir)
         self.new_layer = {d.name: d.version for d in layer_distributions(target.site_packages)}
