@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -386,3 +387,46 @@ def test_direct_urls_are_locked_recreated_and_locked_again_identically(direct_la
 
 def hidden_files(directory: Path) -> list[str]:
     return [p.name for p in directory.iterdir() if p.name.startswith(".")]
+
+
+def _sdist(directory: Path, name: str, version: str) -> Path:
+    """An sdist of a hatchling project (a version published without a wheel)."""
+    project = _hatch_project(directory / "build" / f"{name}-{version}", name, version)
+    directory.mkdir(parents=True, exist_ok=True)
+    out = directory / f"{name}-{version}.tar.gz"
+    with tarfile.open(out, "w:gz") as tar:
+        tar.add(project, arcname=project.name)
+    shutil.rmtree(directory / "build")
+    return out
+
+
+def test_a_package_installed_from_an_sdist_is_locked_as_sdist(make_layer, tmp_path, stack_env,
+                                                              backend_wheels):  # noqa: F811
+    """A version with no wheel anywhere (pip built it from its sdist) is locked as a PEP 751
+    ``sdist``, not refused as 'no wheel found', and built again by create --from: from
+    the locked file, or found by name where it moved."""
+    sdists = tmp_path / "sdists"
+    _sdist(sdists, "hepsrc", "0.2.0")
+    env = dict(stack_env, PIP_FIND_LINKS=f"{backend_wheels} {stack_env['PIP_FIND_LINKS']}")
+    layer = make_layer()
+    subprocess.run([str(layer.python), "-m", "pip", "install", "-q", "--find-links",
+                    str(sdists), "hepsrc", "hepconf==1.0.0"], env=env, check=True,
+                   capture_output=True)
+    lock = tmp_path / "pylock.toml"
+    run_tool("lock", str(layer.root), "-o", str(lock), "--find-links", str(sdists), env=env)
+    packages = {p["name"]: p for p in tomllib.loads(lock.read_text())["packages"]}
+    assert packages["hepsrc"]["sdist"] == {
+        "name": "hepsrc-0.2.0.tar.gz", "path": str(sdists / "hepsrc-0.2.0.tar.gz"),
+        "hashes": {"sha256": hashlib.sha256((sdists / "hepsrc-0.2.0.tar.gz").read_bytes())
+                   .hexdigest()}}
+    assert "wheels" not in packages["hepsrc"] and "wheels" in packages["hepconf"]
+    before = installed(layer.root)
+    run_tool("create", str(tmp_path / "again"), "--from", str(lock), env=env)
+    assert installed(tmp_path / "again") == before
+    moved = tmp_path / "moved"
+    sdists.rename(moved)
+    run_tool("create", str(tmp_path / "third"), "--from", str(lock), "--find-links", str(moved),
+             env=env)
+    assert installed(tmp_path / "third") == before
+    assert py(tmp_path / "third" / "bin" / "python", "import hepsrc; print(hepsrc.__version__)",
+              env) == "0.2.0"

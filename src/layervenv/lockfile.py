@@ -2,7 +2,8 @@
 
 Only the distributions in the layer's own site-packages are locked, never the
 stack's.  Each package has one source, as PEP 751 spells them: ``wheels`` (from an
-index or a find-links directory, with its sha256), ``archive`` (a direct URL),
+index or a find-links directory, with its sha256), ``sdist`` (the same, for a version
+published without a wheel), ``archive`` (a direct URL),
 ``directory`` (a local project, ``editable = true`` for ``pip install -e``) or ``vcs``.
 ``[packages.tool.layervenv] requested`` keeps pip's ``REQUESTED`` marker: what the
 user asked for, as opposed to what came along as a dependency.
@@ -48,6 +49,8 @@ class LockedPackage:
     requested: bool = False
     #: ``[{"name": file, "url" or "path": ..., "hashes": {"sha256": ...}}]``
     wheels: list[dict[str, Any]] = field(default_factory=list)
+    #: ``{"name": file, "url" or "path": ..., "hashes": ...}`` of a version with no wheel
+    sdist: dict[str, Any] | None = None
     archive: dict[str, Any] | None = None
     directory: dict[str, Any] | None = None
     vcs: dict[str, Any] | None = None
@@ -58,7 +61,7 @@ class LockedPackage:
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"name": self.name, "version": self.version}
-        for key in ("vcs", "directory", "archive"):
+        for key in ("vcs", "directory", "archive", "sdist"):
             if getattr(self, key):
                 data[key] = getattr(self, key)
         if self.wheels:
@@ -71,7 +74,8 @@ class LockedPackage:
         tool = data.get("tool", {}).get("layervenv", {})
         return cls(name=canonicalize_name(data["name"]), version=str(data.get("version", "")),
                    requested=bool(tool.get("requested", False)),
-                   wheels=list(data.get("wheels", [])), archive=data.get("archive"),
+                   wheels=list(data.get("wheels", [])), sdist=data.get("sdist"),
+                   archive=data.get("archive"),
                    directory=data.get("directory"), vcs=data.get("vcs"))
 
 

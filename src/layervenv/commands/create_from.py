@@ -88,6 +88,14 @@ def fetch_locked(packages: list[LockedPackage], target: StagingTarget, environ: 
         elif package.wheels:
             runs["download"].append((package.name, f"{package.name}=={package.version} "
                                                    f"{_hash_options(package.wheels)}"))
+        elif package.sdist:  # built again, from the locked file where it still is
+            sdist = package.sdist
+            digest = sdist.get("hashes", {}).get("sha256")
+            here = sdist.get("path") and Path(sdist["path"]).is_file() and digest and \
+                file_sha256(Path(sdist["path"])) == digest
+            where = (Path(sdist["path"]).as_uri() if here else sdist.get("url")
+                     or f"{package.name}=={package.version}")
+            runs["wheel"].append((package.name, f"{where} {_hash_options([sdist])}"))
         elif package.archive and info:
             runs["wheel"].append((package.name, f"{direct_reference(info)} "
                                                 f"{_hash_options([package.archive])}"))

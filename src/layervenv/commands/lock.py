@@ -4,8 +4,9 @@ The layer's own site-packages is read directly (never the stack's).  Where each
 package came from: PEP 610 ``direct_url.json`` for direct and editable installs;
 the seeded pip is the wheel bundled with the stack interpreter; everything else is
 found again by ONE run of the layer's pip (``install --dry-run --ignore-installed
---no-deps --only-binary :all: --report``), which names the wheel file and its sha256
-on the index or find-links directory.  The stack is recorded beside it: its
+--no-deps --prefer-binary --report``), which names the wheel file (or, for a version
+published only as an sdist, the sdist) and its sha256 on the index or find-links
+directory.  The stack is recorded beside it: its
 interpreter and setup command, and its distributions with their fingerprint.
 """
 
@@ -65,11 +66,14 @@ def _seed_source(dist: Installed, bundled: list[str]) -> list[dict[str, object]]
     return None
 
 
-def _wheel_entry(item: dict[str, object]) -> dict[str, object]:
+def _file_entry(item: dict[str, object]) -> tuple[str, dict[str, object]]:
+    """The PEP 751 source of one item of pip's report: ``("wheels", entry)`` for a
+    wheel, ``("sdist", entry)`` for a source distribution (no wheel of that version)."""
     url = str(item["download_info"]["url"])  # type: ignore[index]
     local = url_to_path(url)
     # the file's name, not its URL's spelling of it (a local version's + is %2B there)
-    entry: dict[str, object] = {"name": unquote(urlsplit(url).path.rsplit("/", 1)[-1])}
+    name = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+    entry: dict[str, object] = {"name": name}
     entry.update({"path": local} if local else {"url": url})
     digest = report_sha256(item)  # type: ignore[arg-type]
     if not digest and local:
@@ -77,7 +81,7 @@ def _wheel_entry(item: dict[str, object]) -> dict[str, object]:
     if not digest:
         raise UserError(f"pip gave no sha256 for {url}; cannot lock it")
     entry["hashes"] = {"sha256": digest}
-    return entry
+    return ("wheels" if name.endswith(".whl") else "sdist"), entry
 
 
 def build_lock(layer: Layer, environ: dict[str, str], sources: Sources) -> tuple[Lock, list[str]]:
@@ -106,17 +110,23 @@ def build_lock(layer: Layer, environ: dict[str, str], sources: Sources) -> tuple
         check_pip_version(pip, f"the layer {layer.root}")
         report = pip_report(
             layer.python, [f"{d.name}=={d.version}" for d in from_index], env, sources,
-            extra=["--ignore-installed", "--no-deps", "--only-binary", ":all:"],
-            what="finding the wheels of " + ", ".join(d.name for d in from_index),
+            # a wheel of the installed version where there is one, else its sdist
+            extra=["--ignore-installed", "--no-deps", "--prefer-binary"],
+            what="finding the files of " + ", ".join(d.name for d in from_index),
         )
         for item in report.get("install", []):
             name = str(item["metadata"]["name"])
             package = locked.get(canonicalize_name(name))
             if package is not None:
-                package.wheels = [_wheel_entry(item)]
-        missing = [d.name for d in from_index if not locked[d.name].wheels]
+                kind, entry = _file_entry(item)
+                if kind == "wheels":
+                    package.wheels = [entry]
+                else:
+                    package.sdist = entry
+        missing = [d.name for d in from_index if not (locked[d.name].wheels or
+                                                       locked[d.name].sdist)]
         if missing:
-            raise UserError("no wheel found for " + ", ".join(missing))
+            raise UserError("no wheel or sdist found for " + ", ".join(missing))
     lock = Lock(packages=list(locked.values()), python=stack.python,
                 python_version=view.python_version, implementation=view.implementation,
                 stack_distributions=view.distributions, setup=stack.setup,
