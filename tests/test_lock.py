@@ -430,3 +430,15 @@ def test_a_package_installed_from_an_sdist_is_locked_as_sdist(make_layer, tmp_pa
     assert installed(tmp_path / "third") == before
     assert py(tmp_path / "third" / "bin" / "python", "import hepsrc; print(hepsrc.__version__)",
               env) == "0.2.0"
+
+
+def test_lock_to_standard_output(upgraded, tmp_path):
+    """``-o -`` writes the lock, and only the lock, to standard output (as ``pip lock -o
+    -``), not to a file named '-'; the summary goes to standard error."""
+    result = run_tool("lock", str(upgraded.root), "-o", "-", env=upgraded.env, cwd=tmp_path)
+    assert result.stdout == _lock(upgraded, tmp_path).read_text()
+    assert "locked 3 package(s)" in result.stderr and "standard output" in result.stderr
+    assert not (tmp_path / "-").exists()
+    refused = run_tool("lock", str(upgraded.root), "-o", "-", "--format", "json",
+                       env=upgraded.env, cwd=tmp_path, check=False)
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and not refused.stdout

@@ -13,6 +13,7 @@ interpreter and setup command, and its distributions with their fingerprint.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +49,7 @@ class LockResult:
 
     def human(self) -> str:
         names = ", ".join(f"{n} {v}" for n, v in self.packages.items()) or "none"
-        lines = [f"locked {len(self.packages)} package(s) of {self.layer} in {self.path} "
+        lines = [f"locked {len(self.packages)} package(s) of {self.layer} to {self.path} "
                  f"({self.seconds:.2f} s): {names}",
                  f"stack: {self.stack_distributions} distributions, fingerprint "
                  f"{self.stack_fingerprint[:16]}"]
@@ -134,13 +135,12 @@ def build_lock(layer: Layer, environ: dict[str, str], sources: Sources) -> tuple
     return lock, notes
 
 
-def lock(directory: str | None, output: str | None, sources: Sources,
-         environ: dict[str, str] | None = None) -> LockResult:
-    start = time.perf_counter()
-    layer = Layer.from_argument(directory)
-    target = Path(output or "pylock.toml").absolute()
-    result, notes = build_lock(layer, dict(os.environ if environ is None else environ), sources)
-    text = result.to_toml()
+#: ``-o -``: the lock goes to standard output, as with ``pip lock -o -``
+STDOUT = "-"
+
+
+def _write(target: Path, text: str) -> Path:
+    """Write ``text`` to ``target`` whole or not at all."""
     partial = target.with_name(f".{target.name}.layervenv-tmp")
     try:
         partial.write_text(text, encoding="utf-8")
@@ -148,8 +148,23 @@ def lock(directory: str | None, output: str | None, sources: Sources,
     except OSError as error:
         partial.unlink(missing_ok=True)
         raise UserError(f"cannot write {target}: {error.strerror}") from None
+    return target
+
+
+def lock(directory: str | None, output: str | None, sources: Sources,
+         environ: dict[str, str] | None = None) -> LockResult:
+    start = time.perf_counter()
+    layer = Layer.from_argument(directory)
+    result, notes = build_lock(layer, dict(os.environ if environ is None else environ), sources)
+    text = result.to_toml()
+    if output == STDOUT:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        where = "standard output"  # LockResult.path
+    else:
+        where = str(_write(Path(output or "pylock.toml").absolute(), text))
     return LockResult(
-        path=str(target), layer=str(layer.root),
+        path=where, layer=str(layer.root),
         packages={p.name: p.version for p in sorted(result.packages, key=lambda p: p.name)},
         requested=sorted(p.name for p in result.packages if p.requested),
         stack_fingerprint=result.stack_fingerprint,
