@@ -197,6 +197,7 @@ def test_editable_install_is_locked_and_recreated(make_layer, tmp_path, stack_en
     entry = next(p for p in tomllib.loads(lock.read_text())["packages"]
                  if p["name"] == "hepconf")
     assert entry["directory"] == {"path": str(project), "editable": True}
+    assert "version" not in entry  # PEP 751: a source tree's version is not locked
     assert entry["tool"]["layervenv"]["requested"] is True
     before = installed(layer.root)
     shutil.rmtree(layer.root)
@@ -371,9 +372,14 @@ def test_direct_urls_are_locked_recreated_and_locked_again_identically(direct_la
     assert packages["hepplot"]["archive"]["path"] == str(next((tmp_path / "dist").iterdir()))
     assert packages["hepdir"]["directory"] == {"path": str(tmp_path / "folder"),
                                                "editable": False}
+    # PEP 751: no version for a source tree (it may change under it); an archive has one
+    assert "version" not in packages["hepgit"] and "version" not in packages["hepdir"]
+    assert packages["hepplot"]["version"] == "0.3.0"
     before = installed(layer.root)
     again = tmp_path / "again"
-    run_tool("create", str(again), "--from", str(lock), env=layer.env)
+    created = json.loads(run_tool("create", str(again), "--from", str(lock), "--format", "json",
+                                  env=layer.env).stdout)
+    assert created["packages"]["hepdir"] == created["packages"]["hepgit"] == "0.1.0"
     assert installed(again) == before
     out = subprocess.run([str(again / "bin" / "hepgit-main")], env=layer.env,
                          capture_output=True, text=True, check=True).stdout

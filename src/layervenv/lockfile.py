@@ -59,8 +59,17 @@ class LockedPackage:
     def editable(self) -> bool:
         return bool(self.directory and self.directory.get("editable"))
 
+    @property
+    def source_tree(self) -> bool:
+        """Locked as a directory or a VCS checkout: code that may change under its version."""
+        return bool(self.directory or self.vcs)
+
     def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"name": self.name, "version": self.version}
+        data: dict[str, Any] = {"name": self.name}
+        if not self.source_tree:
+            # PEP 751: the version MUST NOT be included when it cannot be guaranteed to be
+            # consistent with the code used, i.e. for a source tree
+            data["version"] = self.version
         for key in ("vcs", "directory", "archive", "sdist"):
             if getattr(self, key):
                 data[key] = getattr(self, key)

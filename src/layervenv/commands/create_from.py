@@ -120,8 +120,8 @@ def fetch_locked(packages: list[LockedPackage], target: StagingTarget, environ: 
 
 
 def install_locked(lock: Lock, target: StagingTarget, environ: dict[str, str],
-                   sources: Sources, seeded_pip: str | None) -> None:
-    """Install exactly the locked packages into the staged layer."""
+                   sources: Sources, seeded_pip: str | None) -> dict[str, str]:
+    """Install exactly the locked packages into the staged layer; their versions."""
     workdir = fresh_directory("layervenv-wheels-")
     try:
         wheels = fetch_locked(lock.packages, target, environ, sources, workdir)
@@ -147,10 +147,13 @@ def install_locked(lock: Lock, target: StagingTarget, environ: dict[str, str],
     finally:
         remove_directory(workdir)
     have = {d.name: d.version for d in layer_distributions(target.site_packages)}
-    wrong = [f"{p.name} {have.get(p.name, 'missing')} (locked {p.version})"
-             for p in lock.packages if have.get(p.name) != p.version]
+    # a source tree has no locked version (PEP 751): whatever it builds is what is locked
+    wrong = [f"{p.name} {have.get(p.name, 'missing')} (locked {p.version or 'a source tree'})"
+             for p in lock.packages
+             if p.name not in have or (p.version and have[p.name] != p.version)]
     if wrong:
         raise UserError("the layer does not match the lock: " + ", ".join(wrong))
+    return {p.name: have[p.name] for p in lock.packages}
 
 
 def _mark_requested(target: StagingTarget, name: str) -> None:
@@ -166,6 +169,8 @@ class FromLock:
     allow_drift: bool
     sources: Sources
     drift: Drift = field(default_factory=Drift)
+    #: name -> version of what was installed
+    installed: dict[str, str] = field(default_factory=dict)
 
     def before(self, interp: Interpreter, environ: dict[str, str]) -> None:
         view = stack_distributions(interp.executable, environ)
@@ -181,8 +186,9 @@ class FromLock:
                  environ: dict[str, str]) -> None:
         layer.config.requested_from_stack = list(self.lock.requested_from_stack)
         seeded = interp.newest_pip_wheel()
-        install_locked(self.lock, staging_target(staging, layer, interp), environ,
-                       self.sources, seeded.name.split("-")[1] if seeded else None)
+        self.installed = install_locked(self.lock, staging_target(staging, layer, interp),
+                                        environ, self.sources,
+                                        seeded.name.split("-")[1] if seeded else None)
 
 
 @dataclass
@@ -223,9 +229,8 @@ def create_from(options: CreateOptions, lock_file: str, allow_drift: bool,
     extension = FromLock(lock=lock, allow_drift=allow_drift, sources=sources)
     options.extension = extension
     created = create(options)
-    created.pip = next((p.version for p in lock.packages if p.name == "pip"), None)
+    created.pip = extension.installed.get("pip")
     problems = run_check(Layer.open(Path(created.path)))
     return FromResult(created=created, lock=str(path),
-                      packages={p.name: p.version for p in
-                                sorted(lock.packages, key=lambda p: p.name)},
+                      packages=dict(sorted(extension.installed.items())),
                       drift=extension.drift.lines(), problems=problems)
