@@ -448,3 +448,24 @@ def test_lock_to_standard_output(upgraded, tmp_path):
     refused = run_tool("lock", str(upgraded.root), "-o", "-", "--format", "json",
                        env=upgraded.env, cwd=tmp_path, check=False)
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and not refused.stdout
+
+
+def test_relative_paths_in_a_lock_are_relative_to_the_lock(upgraded, tmp_path, stack_env):
+    """PEP 751: a relative ``path`` is relative to the lock file, not to the current
+    directory: a lock kept beside its wheels is re-created from anywhere, with no index
+    and no find-links."""
+    lock = _lock(upgraded, tmp_path)
+    project = tmp_path / "project"
+    (project / "wheels").mkdir(parents=True)
+    text = lock.read_text()
+    for wheel in Path(stack_env["PIP_FIND_LINKS"]).glob("*.whl"):
+        shutil.copy(wheel, project / "wheels" / wheel.name)
+        text = text.replace(f'"{wheel}"', f'"wheels/{wheel.name}"')
+    assert 'path = "wheels/hepnum-1.24.2' in text
+    (project / "pylock.toml").write_text(text)
+    env = {k: v for k, v in stack_env.items() if k != "PIP_FIND_LINKS"}
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    run_tool("create", str(tmp_path / "again"), "--from", str(project / "pylock.toml"), env=env,
+             cwd=elsewhere)
+    assert installed(tmp_path / "again") == installed(upgraded.root)

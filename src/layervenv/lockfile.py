@@ -59,6 +59,13 @@ class LockedPackage:
     def editable(self) -> bool:
         return bool(self.directory and self.directory.get("editable"))
 
+    def resolve_paths(self, base: Path) -> None:
+        """Make relative ``path``s absolute: PEP 751 says they are relative to the lock file."""
+        tables = [*self.wheels, self.sdist, self.archive, self.directory, self.vcs]
+        for table in tables:
+            if table and table.get("path") and not Path(str(table["path"])).is_absolute():
+                table["path"] = str(base / str(table["path"]))
+
     @property
     def source_tree(self) -> bool:
         """Locked as a directory or a VCS checkout: code that may change under its version."""
@@ -145,6 +152,8 @@ class Lock:
                             "so it does not say which stack it is for")
         try:
             packages = [LockedPackage.from_dict(p) for p in data.get("packages", [])]
+            for package in packages:
+                package.resolve_paths(path.parent)
         except (KeyError, TypeError, AttributeError) as error:
             raise UserError(f"{path}: damaged [[packages]] entry ({error})") from None
         return cls(packages=packages, python=str(tool.get("python", "")),
