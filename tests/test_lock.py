@@ -469,3 +469,47 @@ def test_relative_paths_in_a_lock_are_relative_to_the_lock(upgraded, tmp_path, s
     run_tool("create", str(tmp_path / "again"), "--from", str(project / "pylock.toml"), env=env,
              cwd=elsewhere)
     assert installed(tmp_path / "again") == installed(upgraded.root)
+
+
+PIP_LOCK = """lock-version = "1.0"
+created-by = "pip"
+
+[[packages]]
+name = "hepnum"
+version = "1.24.2"
+
+[[packages.wheels]]
+name = "hepnum-1.24.2-py3-none-any.whl"
+url = "https://example.invalid/hepnum-1.24.2-py3-none-any.whl"
+[packages.wheels.hashes]
+sha256 = "00"
+"""
+STACK = '\n[tool.layervenv]\npython-version = "3.11.7"\nstack-distributions = {}\n'
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    (None, "no such lock file"),
+    ("this is [not toml", "is not valid TOML"),
+    ('[project]\nname = "x"\n', "is not a PEP 751 lock"),
+    (PIP_LOCK, "was not written by layervenv lock"),  # pip lock, uv export: no stack record
+    ('lock-version = "1.0"\ntool = 3\n', "was not written by layervenv lock"),
+    ('lock-version = "1.0"\n[tool.layervenv]\nstack-distributions = 4\n', "was not written"),
+    ('lock-version = "1.0"\npackages = 5\n' + STACK, "is damaged"),
+    ('lock-version = "1.0"\npackages = [5]\n' + STACK, "is damaged"),
+    ('lock-version = "1.0"\n[[packages]]\nversion = "1"\n' + STACK, "is damaged"),
+    (PIP_LOCK.replace('sha256 = "00"', 'x = 1\n[[packages.wheels]]\nhashes = 3') + STACK,
+     "is damaged"),
+    ('lock-version = "1.0"\n[[packages]]\nname = "x"\ntool = 5\n' + STACK, "is damaged"),
+    ('lock-version = "1.0"' + STACK + 'requested-from-stack = 4\n', "is damaged"),
+], ids=["missing", "not-toml", "pyproject", "pip-lock", "tool-not-a-table", "no-stack",
+        "packages-not-an-array", "entry-not-a-table", "no-name", "hashes-not-a-table",
+        "tool-of-a-package", "requested-from-stack"])
+def test_a_lock_that_is_not_ours_or_damaged_is_one_line(text, said, tmp_path, stack_env):
+    """create --from on something that is no layervenv lock: one line, exit 2, nothing made."""
+    lock = tmp_path / "pylock.toml"
+    if text is not None:
+        lock.write_text(text)
+    target = tmp_path / "layer"
+    result = run_tool("create", str(target), "--from", str(lock), env=stack_env, check=False)
+    assert result.returncode == 2 and said in result.stderr, result.stderr
+    assert result.stderr.count("\n") == 1 and not target.exists()

@@ -146,23 +146,52 @@ class Lock:
             raise UserError(f"{path} is not valid TOML: {error}") from None
         if str(data.get("lock-version", "")).split(".")[0] != "1":
             raise UserError(f"{path} is not a PEP 751 lock (lock-version 1.x)")
-        tool = data.get("tool", {}).get("layervenv")
-        if tool is None:
-            raise UserError(f"{path} was not written by layervenv lock (no [tool.layervenv]), "
-                            "so it does not say which stack it is for")
+        tools = data.get("tool", {})
+        tool = tools.get("layervenv") if isinstance(tools, dict) else None
+        if not isinstance(tool, dict) or not isinstance(tool.get("stack-distributions"), dict):
+            raise UserError(f"{path} was not written by layervenv lock (no [tool.layervenv] "
+                            "with stack-distributions), so it does not say which stack it is "
+                            "for")
         try:
-            packages = [LockedPackage.from_dict(p) for p in data.get("packages", [])]
+            packages = [LockedPackage.from_dict(_checked(p))
+                        for p in _list(data.get("packages", []))]
             for package in packages:
                 package.resolve_paths(path.parent)
-        except (KeyError, TypeError, AttributeError) as error:
-            raise UserError(f"{path}: damaged [[packages]] entry ({error})") from None
-        return cls(packages=packages, python=str(tool.get("python", "")),
-                   python_version=str(tool.get("python-version", "")),
-                   implementation=str(tool.get("implementation", "")),
-                   stack_distributions={canonicalize_name(k): str(v) for k, v in
-                                        tool.get("stack-distributions", {}).items()},
-                   setup=str(tool.get("setup", "")),
-                   requested_from_stack=[str(r) for r in tool.get("requested-from-stack", [])])
+            return cls(packages=packages, python=str(tool.get("python", "")),
+                       python_version=str(tool.get("python-version", "")),
+                       implementation=str(tool.get("implementation", "")),
+                       stack_distributions={canonicalize_name(k): str(v) for k, v in
+                                            tool["stack-distributions"].items()},
+                       setup=str(tool.get("setup", "")),
+                       requested_from_stack=[str(r) for r in
+                                             _list(tool.get("requested-from-stack", []))])
+        except (KeyError, TypeError, AttributeError, ValueError) as error:
+            raise UserError(f"{path} is damaged: {error}") from None
+
+
+def _list(value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise TypeError(f"expected an array, not {value!r}")
+    return value
+
+
+def _checked(package: Any) -> dict[str, Any]:
+    """A ``[[packages]]`` entry whose tables are tables, so that reading it cannot crash."""
+    def table(value: Any, what: str) -> None:
+        if not isinstance(value, dict):
+            raise TypeError(f"{what} is not a table: {value!r}")
+        if not isinstance(value.get("hashes", {}), dict):
+            raise TypeError(f"{what}.hashes is not a table: {value['hashes']!r}")
+
+    table(package, "a [[packages]] entry")
+    if not isinstance(package.get("name"), str):
+        raise TypeError(f"a [[packages]] entry has no name: {package!r}")
+    for key in ("sdist", "archive", "directory", "vcs", "tool"):
+        if key in package:
+            table(package[key], f"packages.{key}")
+    for wheel in _list(package.get("wheels", [])):
+        table(wheel, "packages.wheels")
+    return package
 
 
 @dataclass
