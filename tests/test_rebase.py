@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import json
+import shlex
 import signal
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import py, run_tool, tool_command
+from helpers import py, run_shell, run_tool, tool_command
 from test_editable import _project, backend_wheels  # noqa: F401 (a fixture)
 from test_lock import direct_layer  # noqa: F401 (a fixture)
 
@@ -230,3 +231,37 @@ def test_rebase_installs_direct_urls_again_from_where_they_came(
     assert json.loads(next(site.glob("hepdir-*.dist-info")).joinpath(
         "direct_url.json").read_text())["url"] == (tmp_path / "folder").as_uri()
     assert hidden(tmp_path) == []
+
+
+def test_rebase_of_the_layer_active_in_this_shell(stack, next_stack, base_env, tmp_path):
+    """Rebased from the shell it is active in (DIR defaults to it): the path stays, the
+    report says to activate it again, and after that the shell is on the new stack."""
+    root = tmp_path / "ana"
+    run_tool("create", str(root), "--setup", f". '{stack.setup_script}'", env=base_env)
+    env = dict(base_env, PIP_NO_INDEX="1")
+    run_tool("run", str(root), "--", "python", "-m", "pip", "install", "-q", "--find-links",
+             str(stack.wheelhouse), "hepconf==1.0.0", "hepio==5.6.0", env=env)
+    rebase = shlex.join(tool_command("rebase", "--setup", f". '{next_stack.setup_script}'",
+                                     "--find-links", str(next_stack.wheelhouse)))
+    where = "python -c 'import hepconf, hepio; print(hepconf.__file__, hepio.__file__)'"
+    script = (f". '{root}/bin/activate'\n{where}\n{rebase}\n"
+              f"deactivate\n. '{root}/bin/activate'\n{where}\ndeactivate\n")
+    out = run_shell("bash", script, env).stdout.splitlines()
+    assert out[0].startswith(str(root)) and out[0].split()[1].startswith(str(root))
+    assert "the layer is active in this shell" in "\n".join(out)
+    hepconf, hepio = out[-1].split()
+    assert hepconf.startswith(str(next_stack.root)) and hepio.startswith(str(root))
+    assert hidden(tmp_path) == []
+
+
+def test_rebase_with_python_says_the_setup_is_no_longer_recorded(stack, next_stack, base_env,
+                                                                 tmp_path):
+    """--python instead of --setup: the new layer stands on this shell's stack, and the
+    report says that the old setup command is gone from the record."""
+    root = tmp_path / "ana"
+    run_tool("create", str(root), "--setup", f". '{stack.setup_script}'", env=base_env)
+    env = dict(next_stack.env(base_env), PIP_NO_INDEX="1")
+    out = run_tool("rebase", str(root), "--python", str(next_stack.python), "--find-links",
+                   str(next_stack.wheelhouse), env=env).stdout
+    assert f"the old setup command is no longer recorded (. '{stack.setup_script}')" in out
+    assert Layer.open(root).config.stack.setup == ""

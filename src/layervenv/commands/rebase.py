@@ -183,6 +183,7 @@ class RebaseResult:
     problems: list[str] | None
     new_problems: list[str] | None
     seconds: float
+    notes: list[str] = field(default_factory=list)
 
     def human(self) -> str:
         old, new = self.python
@@ -214,7 +215,7 @@ class RebaseResult:
             lines += ["  " + p for p in self.new_problems]
         else:
             lines.append("check: no new problems")
-        return "\n".join(lines)
+        return "\n".join(lines + self.notes)
 
 
 def _old_prompt(layer: Layer) -> str | None:
@@ -262,6 +263,7 @@ def rebase(directory: str | None, setup: str | None, python: str | None, sources
         old_set = set(extension.old_problems or [])
         new_problems = [p for p in extension.problems if p not in old_set]
     old_record = old.config.stack
+    notes = _notes(old, dict(os.environ if environ is None else environ), setup, python)
     return RebaseResult(
         path=created.path,
         old_stack=old_record.setup or old_record.python,
@@ -276,4 +278,22 @@ def rebase(directory: str | None, setup: str | None, python: str | None, sources
         problems=extension.problems,
         new_problems=new_problems,
         seconds=round(time.perf_counter() - start, 3),
+        notes=notes,
     )
+
+
+def _notes(old: Layer, environ: dict[str, str], setup: str | None,
+           python: str | None) -> list[str]:
+    """What the user must know after the swap: a shell still on the old stack, a setup
+    command no longer recorded."""
+    notes = []
+    active = environ.get("VIRTUAL_ENV")
+    if active and os.path.realpath(active) == os.path.realpath(old.root):
+        notes.append("the layer is active in this shell, still with the old stack's "
+                     "environment: deactivate, then activate it again (set up the new stack "
+                     "first if the layer has no --setup)")
+    if python and not setup and old.config.stack.setup:
+        notes.append(f"the old setup command is no longer recorded ({old.config.stack.setup}): "
+                     "the new layer stands on this shell's stack; rebase with --setup to "
+                     "record the new stack's")
+    return notes
