@@ -12,7 +12,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from helpers import py, run_tool
+from helpers import other_python, py, run_tool
 from test_editable import _project, backend_wheels  # noqa: F401 (a fixture)
 
 from layervenv.lockfile import layer_distributions
@@ -513,3 +513,28 @@ def test_a_lock_that_is_not_ours_or_damaged_is_one_line(text, said, tmp_path, st
     result = run_tool("create", str(target), "--from", str(lock), env=stack_env, check=False)
     assert result.returncode == 2 and said in result.stderr, result.stderr
     assert result.stderr.count("\n") == 1 and not target.exists()
+
+
+def test_locked_wheels_for_another_python_are_refused_even_with_drift_allowed(
+        make_layer, tmp_path, base_env, _built_stack):
+    """--allow-stack-drift onto another Python: a locked compiled wheel (cp3X) would be
+    installed into a layer of another version without a word (``installer`` does not
+    check tags) and fail at import; it is refused in one line, nothing is created."""
+    python = other_python()
+    if python is None:
+        pytest.skip("no second Python interpreter (another minor version) on this machine")
+    tag = f"cp{sys.version_info[0]}{sys.version_info[1]}"
+    wheels = tmp_path / "compiled"
+    build_wheel(Dist("hepfast", "1.0.0", compiled=True), wheels, tag)
+    layer = make_layer()
+    subprocess.run([str(layer.python), "-m", "pip", "install", "-q", "--find-links", str(wheels),
+                    "hepfast"], env=layer.env, check=True, capture_output=True)
+    lock = _lock(layer, tmp_path, "--find-links", str(wheels))
+    other = build_stack(tmp_path / "LCG_py", python, name="LCG_py")
+    env = dict(other.env(base_env), PIP_NO_INDEX="1", PIP_FIND_LINKS=str(other.wheelhouse))
+    target = tmp_path / "other"
+    refused = run_tool("create", str(target), "--from", str(lock), "--allow-stack-drift",
+                       "--find-links", str(wheels), env=env, check=False)
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
+    assert "locked wheels of hepfast are not for Python" in refused.stderr
+    assert not target.exists() and hidden_files(tmp_path) == []

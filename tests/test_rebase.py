@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import json
 import shlex
 import signal
@@ -12,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import py, run_shell, run_tool, tool_command
+from helpers import other_python, py, run_shell, run_tool, tool_command
 from test_editable import _project, backend_wheels  # noqa: F401 (a fixture)
 from test_lock import direct_layer  # noqa: F401 (a fixture)
 
@@ -112,19 +111,8 @@ def test_a_pin_that_no_longer_resolves_becomes_the_newest(old_layer, next_stack)
     assert installed(old_layer.root)["hepnum"] == ("2.0.0", True)
 
 
-def _other_python() -> Path | None:
-    here = f"{sys.version_info[0]}.{sys.version_info[1]}"
-    for minor in ("3.12", "3.13", "3.11", "3.10"):
-        if minor == here:
-            continue
-        found = sorted(glob.glob(f"/root/.pyenv/versions/{minor}*/bin/python{minor}"))
-        if found:
-            return Path(found[-1])
-    return None
-
-
 def test_rebase_onto_another_python(old_layer, tmp_path, base_env):
-    python = _other_python()
+    python = other_python()
     if python is None:
         pytest.skip("no second Python interpreter (another minor version) on this machine")
     new = _next_stack(tmp_path, python, "LCG_py")

@@ -17,6 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from packaging import tags
+from packaging.tags import Tag
+from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
 from layervenv.commands.create import CreateOptions, CreateResult, create
 from layervenv.errors import UserError
 from layervenv.fingerprint import Drift, compare, stack_distributions
@@ -65,6 +69,41 @@ def _local_wheel(package: LockedPackage) -> Path | None:
 def _hash_options(tables: list[dict[str, Any]]) -> str:
     return " ".join(f"--hash=sha256:{t['hashes']['sha256']}" for t in tables
                     if t.get("hashes", {}).get("sha256"))
+
+
+def _supported_tags(interp: Interpreter) -> set[Tag] | None:
+    """The wheel tags ``interp`` installs on this machine (None: not known for it).
+
+    Computed here, without running it: CPython's tags for its version (with every ABI
+    flag variant: a free-threaded or debug build is not told apart) on this platform.
+    """
+    if interp.implementation != "cpython":
+        return None
+    major, minor = (int(p) for p in interp.version.split(".")[:2])
+    abi = f"cp{major}{minor}"
+    found = set(tags.cpython_tags((major, minor), abis=[abi, abi + "t", abi + "d"]))
+    found.update(tags.compatible_tags((major, minor), interpreter=abi))
+    return found
+
+
+def wheels_not_for(packages: list[LockedPackage], interp: Interpreter) -> list[str]:
+    """Names of the locked packages none of whose wheels installs on ``interp``: with
+    --allow-stack-drift onto another Python, a locked cp311 wheel would be installed
+    into a 3.12 layer (``installer`` does not check tags) and fail to import."""
+    supported = _supported_tags(interp)
+    if supported is None:
+        return []
+    unfit = []
+    for package in packages:
+        names = [str(w.get("name") or Path(str(w.get("path") or w.get("url", ""))).name)
+                 for w in package.wheels]
+        try:
+            fits = any(supported & set(parse_wheel_filename(n)[3]) for n in names)
+        except InvalidWheelFilename:
+            continue  # let pip judge it
+        if names and not fits:
+            unfit.append(package.name)
+    return unfit
 
 
 def fetch_locked(packages: list[LockedPackage], target: StagingTarget, environ: dict[str, str],
@@ -181,6 +220,12 @@ class FromLock:
                              + "\n".join(self.drift.lines())
                              + "\nnothing was created; pass --allow-stack-drift to create "
                                "the layer anyway")
+        unfit = wheels_not_for(self.lock.packages, interp)
+        if unfit:
+            raise UserError(f"the locked wheels of {', '.join(unfit)} are not for Python "
+                            f"{interp.version} ({interp.implementation}) here; a lock re-creates "
+                            "a layer on the stack it was made on: move a layer to another "
+                            "Python with layervenv rebase")
 
     def populate(self, staging: Path, layer: Layer, interp: Interpreter,
                  environ: dict[str, str]) -> None:
