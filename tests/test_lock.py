@@ -15,6 +15,7 @@ import pytest
 from helpers import other_python, py, run_tool
 from test_editable import _project, backend_wheels  # noqa: F401 (a fixture)
 
+from layervenv.layer import Layer
 from layervenv.lockfile import layer_distributions
 from layervenv.simstack import STACK_DISTS, Dist, build_stack, build_wheel, tree_digest
 
@@ -166,8 +167,11 @@ def test_drifted_stack_is_listed_and_refused(upgraded, tmp_path, drifted_stack, 
 
 
 def test_recreate_with_the_recorded_setup(tmp_path, stack, base_env):
+    """The lock's setup command is the default stack of create --from, and the layer's
+    own choices (--rerun-setup, --export-pythonpath, --prompt) are made again."""
     root = tmp_path / "layer"
-    run_tool("create", str(root), "--setup", f". '{stack.setup_script}'", env=base_env)
+    run_tool("create", str(root), "--setup", f". '{stack.setup_script}'", "--rerun-setup",
+             "--export-pythonpath", "--prompt", "my ana", env=base_env)
     env = dict(base_env, PIP_NO_INDEX="1", PIP_FIND_LINKS=str(stack.wheelhouse))
     run_tool("run", str(root), "--", "python", "-m", "pip", "install", "-q", "hepio==5.6.0",
              env=env)
@@ -176,8 +180,14 @@ def test_recreate_with_the_recorded_setup(tmp_path, stack, base_env):
     assert tomllib.loads(lock.read_text())["tool"]["layervenv"]["setup"] == \
            f". '{stack.setup_script}'"
     shutil.rmtree(root)
+    tool = tomllib.loads(lock.read_text())["tool"]["layervenv"]
+    assert (tool["rerun-setup"], tool["export-pythonpath"], tool["prompt"]) == (True, True,
+                                                                               "my ana")
     run_tool("create", str(root), "--from", str(lock), env=env)  # no --setup: the lock's
     assert installed(root)["hepio"] == ("5.6.0", True)
+    config = Layer.open(root).config
+    assert config.stack.rerun_setup and config.export_pythonpath and config.prompt == "my ana"
+    assert "prompt = my ana" in (root / "pyvenv.cfg").read_text()
     out = run_tool("run", str(root), "--", "python", "-c", VERSIONS, env=env).stdout.split()
     assert out == ["1.22.3", "0.9.0", "5.6.0"]
 

@@ -107,6 +107,10 @@ class Lock:
     setup: str = ""
     #: requested packages the stack provides (not in the layer, so not in ``packages``)
     requested_from_stack: list[str] = field(default_factory=list)
+    #: the layer's own choices at creation, made again by ``create --from``
+    rerun_setup: bool = False
+    export_pythonpath: bool = False
+    prompt: str | None = None
 
     @property
     def stack_fingerprint(self) -> str:
@@ -120,6 +124,12 @@ class Lock:
         }
         if self.setup:
             tool["setup"] = self.setup
+        if self.rerun_setup:
+            tool["rerun-setup"] = True
+        if self.export_pythonpath:
+            tool["export-pythonpath"] = True
+        if self.prompt is not None:
+            tool["prompt"] = self.prompt
         if self.requested_from_stack:
             tool["requested-from-stack"] = self.requested_from_stack
         tool["stack-fingerprint"] = self.stack_fingerprint
@@ -163,6 +173,9 @@ class Lock:
                        stack_distributions={canonicalize_name(k): str(v) for k, v in
                                             tool["stack-distributions"].items()},
                        setup=str(tool.get("setup", "")),
+                       rerun_setup=tool.get("rerun-setup") is True,
+                       export_pythonpath=tool.get("export-pythonpath") is True,
+                       prompt=None if tool.get("prompt") is None else str(tool["prompt"]),
                        requested_from_stack=[str(r) for r in
                                              _list(tool.get("requested-from-stack", []))])
         except (KeyError, TypeError, AttributeError, ValueError) as error:

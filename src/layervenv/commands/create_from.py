@@ -268,6 +268,11 @@ def create_from(options: CreateOptions, lock_file: str, allow_drift: bool,
     lock = Lock.read(path)
     if options.setup is None and options.python is None and lock.setup:
         options.setup = lock.setup
+        options.rerun_setup = options.rerun_setup or lock.rerun_setup
+    # the layer's own choices, as it was made (a flag given here adds to them)
+    options.export_pythonpath = options.export_pythonpath or lock.export_pythonpath
+    if options.prompt is None:
+        options.prompt = lock.prompt
     if options.without_pip:
         raise UserError("--from installs with the layer's pip; --without-pip cannot be used "
                         "(a lock without pip gives a layer without pip)")

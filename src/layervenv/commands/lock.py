@@ -131,7 +131,9 @@ def build_lock(layer: Layer, environ: dict[str, str], sources: Sources) -> tuple
     lock = Lock(packages=list(locked.values()), python=stack.python,
                 python_version=view.python_version, implementation=view.implementation,
                 stack_distributions=view.distributions, setup=stack.setup,
-                requested_from_stack=list(layer.config.requested_from_stack))
+                requested_from_stack=list(layer.config.requested_from_stack),
+                rerun_setup=stack.rerun_setup, export_pythonpath=layer.config.export_pythonpath,
+                prompt=layer.given_prompt())
     return lock, notes
 
 

@@ -218,19 +218,6 @@ class RebaseResult:
         return "\n".join(lines + self.notes)
 
 
-def _old_prompt(layer: Layer) -> str | None:
-    """The prompt given at creation (pyvenv.cfg has it only then)."""
-    try:
-        text = (layer.root / "pyvenv.cfg").read_text(encoding="utf-8")
-    except OSError:
-        return None
-    for line in text.splitlines():
-        key, _, value = line.partition("=")
-        if key.strip() == "prompt":
-            return value.strip()
-    return None
-
-
 def rebase(directory: str | None, setup: str | None, python: str | None, sources: Sources,
            environ: dict[str, str] | None = None) -> RebaseResult:
     if not setup and not python:
@@ -242,7 +229,7 @@ def rebase(directory: str | None, setup: str | None, python: str | None, sources
     # The old layer's problems, as it runs now: only those the rebase adds are news.
     extension.old_problems = run_check(old, environ)
     options = CreateOptions(
-        directory=str(old.root), python=python, prompt=_old_prompt(old), clear=True,
+        directory=str(old.root), python=python, prompt=old.given_prompt(), clear=True,
         export_pythonpath=old.config.export_pythonpath,
         environ=without_active_environment(
             dict(os.environ if environ is None else environ), also=old.root),
