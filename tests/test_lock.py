@@ -548,3 +548,16 @@ def test_locked_wheels_for_another_python_are_refused_even_with_drift_allowed(
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
     assert "locked wheels of hepfast are not for Python" in refused.stderr
     assert not target.exists() and hidden_files(tmp_path) == []
+
+
+def test_lock_refuses_a_shell_without_the_layers_stack(upgraded, tmp_path, base_env,
+                                                       drifted_stack):
+    """A layer made without --setup relies on the shell for its stack: where that stack
+    is not set up (or another one is), lock would record the wrong stack and create
+    --from would then refuse the right one as drifted; it stops in one line instead."""
+    for env in (dict(base_env), drifted_stack.env(base_env)):
+        env.update(PIP_NO_INDEX="1", PIP_FIND_LINKS=upgraded.env["PIP_FIND_LINKS"])
+        out = tmp_path / "pylock.toml"
+        result = run_tool("lock", str(upgraded.root), "-o", str(out), env=env, check=False)
+        assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+        assert "is not set up in this shell" in result.stderr and not out.exists()

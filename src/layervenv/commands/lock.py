@@ -85,10 +85,31 @@ def _file_entry(item: dict[str, object]) -> tuple[str, dict[str, object]]:
     return ("wheels" if name.endswith(".whl") else "sdist"), entry
 
 
+def require_stack_set_up(layer: Layer, env: dict[str, str]) -> None:
+    """Refuse to record as the stack what this shell has, when that is not the layer's.
+
+    A layer made with --setup brings its stack along (``run_environment``); one made
+    without relies on the shell.  Where the site-packages it was made on are not on
+    PYTHONPATH, the lock would record a stack without them, and ``create --from`` in a
+    shell where the stack is set up would then refuse it as drifted.
+    """
+    stack = layer.config.stack
+    if not stack.stack_environment().is_empty():
+        return
+    present = set(env.get("PYTHONPATH", "").split(os.pathsep))
+    missing = [e for e in stack.pythonpath
+               if os.path.isabs(e) and "site-packages" in e and e not in present]
+    if missing:
+        raise UserError(f"the stack {layer.root} was made on is not set up in this shell "
+                        f"(PYTHONPATH lacks {missing[0]}): set it up first, so that the lock "
+                        "records it")
+
+
 def build_lock(layer: Layer, environ: dict[str, str], sources: Sources) -> tuple[Lock, list[str]]:
     """The lock of ``layer``: its packages with their sources, and its stack."""
     env = run_environment(layer, environ)
     stack = layer.config.stack
+    require_stack_set_up(layer, env)
     view = stack_distributions(stack.python, env, exclude=[layer.root])
     installed = layer_distributions(layer.site_packages)
     locked: dict[str, LockedPackage] = {}
