@@ -108,6 +108,20 @@ def clean_env(home: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+def other_python() -> Path | None:
+    """An interpreter of another minor version than the one running the tests, if any."""
+    import glob
+
+    here = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    for minor in ("3.12", "3.13", "3.11", "3.10"):
+        if minor == here:
+            continue
+        found = sorted(glob.glob(f"/root/.pyenv/versions/{minor}*/bin/python{minor}"))
+        if found:
+            return Path(found[-1])
+    return None
+
+
 def py(python: Path | str, code: str, env: dict[str, str], cwd: Path | None = None) -> str:
     """Run ``code`` with ``python`` and return its stripped stdout."""
     result = subprocess.run([str(python), "-c", code], env=env, capture_output=True, text=True,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import glob
 import json
+import shlex
 import signal
 import subprocess
 import sys
@@ -11,8 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import py, run_tool, tool_command
+from helpers import other_python, py, run_shell, run_tool, tool_command
 from test_editable import _project, backend_wheels  # noqa: F401 (a fixture)
+from test_lock import direct_layer  # noqa: F401 (a fixture)
 
 from layervenv.layer import Layer
 from layervenv.lockfile import layer_distributions
@@ -110,19 +111,8 @@ def test_a_pin_that_no_longer_resolves_becomes_the_newest(old_layer, next_stack)
     assert installed(old_layer.root)["hepnum"] == ("2.0.0", True)
 
 
-def _other_python() -> Path | None:
-    here = f"{sys.version_info[0]}.{sys.version_info[1]}"
-    for minor in ("3.12", "3.13", "3.11", "3.10"):
-        if minor == here:
-            continue
-        found = sorted(glob.glob(f"/root/.pyenv/versions/{minor}*/bin/python{minor}"))
-        if found:
-            return Path(found[-1])
-    return None
-
-
 def test_rebase_onto_another_python(old_layer, tmp_path, base_env):
-    python = _other_python()
+    python = other_python()
     if python is None:
         pytest.skip("no second Python interpreter (another minor version) on this machine")
     new = _next_stack(tmp_path, python, "LCG_py")
@@ -206,3 +196,60 @@ def test_rebase_keeps_an_editable_project(make_layer, next_stack, tmp_path,
     assert installed(layer.root)["hepconf"] == ("9.9.0", True)
     where = py(layer.python, "import hepconf; print(hepconf.__file__)", next_stack.env(layer.env))
     assert where.startswith(str(project))
+
+
+def test_rebase_installs_direct_urls_again_from_where_they_came(
+        direct_layer, next_stack, tmp_path, backend_wheels):  # noqa: F811
+    """Requested packages from a git checkout, a wheel file and a project directory are
+    not on any index: they are installed again from their PEP 610 URL (not refused as
+    'no matching distribution'), and keep that record for the next lock or rebase."""
+    layer, commit = direct_layer
+    before = installed(layer.root)
+    run_tool("rebase", str(layer.root), "--setup", f". '{next_stack.setup_script}'",
+             "--find-links", str(next_stack.wheelhouse), "--find-links", str(backend_wheels),
+             env=_rebase_env(layer.env))
+    after = installed(layer.root)
+    assert {n: after[n] for n in ("hepgit", "hepplot", "hepdir")} == \
+           {n: before[n] for n in ("hepgit", "hepplot", "hepdir")}
+    site = next((layer.root / "lib").glob("python*/site-packages"))
+    record = json.loads(next(site.glob("hepgit-*.dist-info")).joinpath(
+        "direct_url.json").read_text())
+    assert record["vcs_info"]["commit_id"] == commit
+    assert record["url"] == (tmp_path / "repo").as_uri()
+    assert json.loads(next(site.glob("hepdir-*.dist-info")).joinpath(
+        "direct_url.json").read_text())["url"] == (tmp_path / "folder").as_uri()
+    assert hidden(tmp_path) == []
+
+
+def test_rebase_of_the_layer_active_in_this_shell(stack, next_stack, base_env, tmp_path):
+    """Rebased from the shell it is active in (DIR defaults to it): the path stays, the
+    report says to activate it again, and after that the shell is on the new stack."""
+    root = tmp_path / "ana"
+    run_tool("create", str(root), "--setup", f". '{stack.setup_script}'", env=base_env)
+    env = dict(base_env, PIP_NO_INDEX="1")
+    run_tool("run", str(root), "--", "python", "-m", "pip", "install", "-q", "--find-links",
+             str(stack.wheelhouse), "hepconf==1.0.0", "hepio==5.6.0", env=env)
+    rebase = shlex.join(tool_command("rebase", "--setup", f". '{next_stack.setup_script}'",
+                                     "--find-links", str(next_stack.wheelhouse)))
+    where = "python -c 'import hepconf, hepio; print(hepconf.__file__, hepio.__file__)'"
+    script = (f". '{root}/bin/activate'\n{where}\n{rebase}\n"
+              f"deactivate\n. '{root}/bin/activate'\n{where}\ndeactivate\n")
+    out = run_shell("bash", script, env).stdout.splitlines()
+    assert out[0].startswith(str(root)) and out[0].split()[1].startswith(str(root))
+    assert "the layer is active in this shell" in "\n".join(out)
+    hepconf, hepio = out[-1].split()
+    assert hepconf.startswith(str(next_stack.root)) and hepio.startswith(str(root))
+    assert hidden(tmp_path) == []
+
+
+def test_rebase_with_python_says_the_setup_is_no_longer_recorded(stack, next_stack, base_env,
+                                                                 tmp_path):
+    """--python instead of --setup: the new layer stands on this shell's stack, and the
+    report says that the old setup command is gone from the record."""
+    root = tmp_path / "ana"
+    run_tool("create", str(root), "--setup", f". '{stack.setup_script}'", env=base_env)
+    env = dict(next_stack.env(base_env), PIP_NO_INDEX="1")
+    out = run_tool("rebase", str(root), "--python", str(next_stack.python), "--find-links",
+                   str(next_stack.wheelhouse), env=env).stdout
+    assert f"the old setup command is no longer recorded (. '{stack.setup_script}')" in out
+    assert Layer.open(root).config.stack.setup == ""

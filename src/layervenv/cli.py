@@ -57,9 +57,16 @@ def _sources(args: argparse.Namespace):
 
 
 def _cmd_lock(args: argparse.Namespace) -> int:
-    from layervenv.commands.lock import lock
+    from layervenv.commands.lock import STDOUT, lock
 
-    emit(lock(args.dir, args.output, _sources(args)), args.format)
+    if args.output == STDOUT and args.format == "json":
+        raise UserError("-o - writes the lock to standard output; --format json cannot "
+                        "share it (write the lock to a file)")
+    result = lock(args.dir, args.output, _sources(args))
+    if args.output == STDOUT:
+        print(result.human(), file=sys.stderr)  # standard output is the lock alone
+    else:
+        emit(result, args.format)
     return 0
 
 
@@ -145,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     lock.add_argument("dir", metavar="DIR", nargs="?",
                       help="the layer (default: the active one, $VIRTUAL_ENV)")
     lock.add_argument("-o", "--output", metavar="FILE",
-                      help="the lock file (default: pylock.toml here)")
+                      help="the lock file (default: pylock.toml here; - for standard output)")
     _add_sources(lock)
     _add_format(lock)
     lock.set_defaults(func=_cmd_lock)

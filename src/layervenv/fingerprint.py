@@ -25,15 +25,18 @@ from packaging.utils import canonicalize_name
 from layervenv.errors import UserError
 
 # Runs on the stack's interpreter (Python >= 3.6, stdlib only).  With -c, sys.path[0]
-# is '' (the current directory): not the stack's.
+# is '' (the current directory): not the stack's.  ensurepip's pip wheel is where
+# ``create`` seeds pip from: in the stdlib, or in a distribution's WHEEL_PKG_DIR
+# (Debian's and Fedora's /usr/share/python-wheels, where ``_bundled`` is empty).
 _SNIPPET = r"""
-import glob, json, os, sys
-bundled = os.path.join(os.path.dirname(os.__file__), "ensurepip", "_bundled")
+import glob, json, os, sys, sysconfig
+dirs = [os.path.join(os.path.dirname(os.__file__), "ensurepip", "_bundled"),
+        sysconfig.get_config_var("WHEEL_PKG_DIR") or ""]
 print(json.dumps({
     "path": sys.path[1:],
     "version": "%d.%d.%d" % sys.version_info[:3],
     "implementation": sys.implementation.name,
-    "pip_wheels": sorted(glob.glob(os.path.join(bundled, "pip-*.whl"))),
+    "pip_wheels": sorted(w for d in dirs if d for w in glob.glob(os.path.join(d, "pip-*.whl"))),
 }))
 """
 

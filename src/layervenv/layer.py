@@ -127,6 +127,18 @@ class Layer:
                 raise LayerNotFound("no layer given and none is active (VIRTUAL_ENV is unset)")
         return cls.open(Path(directory).absolute())
 
+    def given_prompt(self) -> str | None:
+        """The ``--prompt`` given at creation (``pyvenv.cfg`` has one only then), else None."""
+        try:
+            text = (self.root / "pyvenv.cfg").read_text(encoding="utf-8")
+        except OSError:
+            return None
+        for line in text.splitlines():
+            key, _, value = line.partition("=")
+            if key.strip() == "prompt":
+                return value.strip()
+        return None
+
     def write_config(self) -> None:
         (self.root / CONFIG_NAME).write_text(self.config.to_toml(), encoding="utf-8")
 

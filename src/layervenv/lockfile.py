@@ -2,7 +2,8 @@
 
 Only the distributions in the layer's own site-packages are locked, never the
 stack's.  Each package has one source, as PEP 751 spells them: ``wheels`` (from an
-index or a find-links directory, with its sha256), ``archive`` (a direct URL),
+index or a find-links directory, with its sha256), ``sdist`` (the same, for a version
+published without a wheel), ``archive`` (a direct URL),
 ``directory`` (a local project, ``editable = true`` for ``pip install -e``) or ``vcs``.
 ``[packages.tool.layervenv] requested`` keeps pip's ``REQUESTED`` marker: what the
 user asked for, as opposed to what came along as a dependency.
@@ -48,6 +49,8 @@ class LockedPackage:
     requested: bool = False
     #: ``[{"name": file, "url" or "path": ..., "hashes": {"sha256": ...}}]``
     wheels: list[dict[str, Any]] = field(default_factory=list)
+    #: ``{"name": file, "url" or "path": ..., "hashes": ...}`` of a version with no wheel
+    sdist: dict[str, Any] | None = None
     archive: dict[str, Any] | None = None
     directory: dict[str, Any] | None = None
     vcs: dict[str, Any] | None = None
@@ -56,9 +59,25 @@ class LockedPackage:
     def editable(self) -> bool:
         return bool(self.directory and self.directory.get("editable"))
 
+    def resolve_paths(self, base: Path) -> None:
+        """Make relative ``path``s absolute: PEP 751 says they are relative to the lock file."""
+        tables = [*self.wheels, self.sdist, self.archive, self.directory, self.vcs]
+        for table in tables:
+            if table and table.get("path") and not Path(str(table["path"])).is_absolute():
+                table["path"] = str(base / str(table["path"]))
+
+    @property
+    def source_tree(self) -> bool:
+        """Locked as a directory or a VCS checkout: code that may change under its version."""
+        return bool(self.directory or self.vcs)
+
     def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"name": self.name, "version": self.version}
-        for key in ("vcs", "directory", "archive"):
+        data: dict[str, Any] = {"name": self.name}
+        if not self.source_tree:
+            # PEP 751: the version MUST NOT be included when it cannot be guaranteed to be
+            # consistent with the code used, i.e. for a source tree
+            data["version"] = self.version
+        for key in ("vcs", "directory", "archive", "sdist"):
             if getattr(self, key):
                 data[key] = getattr(self, key)
         if self.wheels:
@@ -71,7 +90,8 @@ class LockedPackage:
         tool = data.get("tool", {}).get("layervenv", {})
         return cls(name=canonicalize_name(data["name"]), version=str(data.get("version", "")),
                    requested=bool(tool.get("requested", False)),
-                   wheels=list(data.get("wheels", [])), archive=data.get("archive"),
+                   wheels=list(data.get("wheels", [])), sdist=data.get("sdist"),
+                   archive=data.get("archive"),
                    directory=data.get("directory"), vcs=data.get("vcs"))
 
 
@@ -87,6 +107,10 @@ class Lock:
     setup: str = ""
     #: requested packages the stack provides (not in the layer, so not in ``packages``)
     requested_from_stack: list[str] = field(default_factory=list)
+    #: the layer's own choices at creation, made again by ``create --from``
+    rerun_setup: bool = False
+    export_pythonpath: bool = False
+    prompt: str | None = None
 
     @property
     def stack_fingerprint(self) -> str:
@@ -100,6 +124,12 @@ class Lock:
         }
         if self.setup:
             tool["setup"] = self.setup
+        if self.rerun_setup:
+            tool["rerun-setup"] = True
+        if self.export_pythonpath:
+            tool["export-pythonpath"] = True
+        if self.prompt is not None:
+            tool["prompt"] = self.prompt
         if self.requested_from_stack:
             tool["requested-from-stack"] = self.requested_from_stack
         tool["stack-fingerprint"] = self.stack_fingerprint
@@ -126,21 +156,55 @@ class Lock:
             raise UserError(f"{path} is not valid TOML: {error}") from None
         if str(data.get("lock-version", "")).split(".")[0] != "1":
             raise UserError(f"{path} is not a PEP 751 lock (lock-version 1.x)")
-        tool = data.get("tool", {}).get("layervenv")
-        if tool is None:
-            raise UserError(f"{path} was not written by layervenv lock (no [tool.layervenv]), "
-                            "so it does not say which stack it is for")
+        tools = data.get("tool", {})
+        tool = tools.get("layervenv") if isinstance(tools, dict) else None
+        if not isinstance(tool, dict) or not isinstance(tool.get("stack-distributions"), dict):
+            raise UserError(f"{path} was not written by layervenv lock (no [tool.layervenv] "
+                            "with stack-distributions), so it does not say which stack it is "
+                            "for")
         try:
-            packages = [LockedPackage.from_dict(p) for p in data.get("packages", [])]
-        except (KeyError, TypeError, AttributeError) as error:
-            raise UserError(f"{path}: damaged [[packages]] entry ({error})") from None
-        return cls(packages=packages, python=str(tool.get("python", "")),
-                   python_version=str(tool.get("python-version", "")),
-                   implementation=str(tool.get("implementation", "")),
-                   stack_distributions={canonicalize_name(k): str(v) for k, v in
-                                        tool.get("stack-distributions", {}).items()},
-                   setup=str(tool.get("setup", "")),
-                   requested_from_stack=[str(r) for r in tool.get("requested-from-stack", [])])
+            packages = [LockedPackage.from_dict(_checked(p))
+                        for p in _list(data.get("packages", []))]
+            for package in packages:
+                package.resolve_paths(path.parent)
+            return cls(packages=packages, python=str(tool.get("python", "")),
+                       python_version=str(tool.get("python-version", "")),
+                       implementation=str(tool.get("implementation", "")),
+                       stack_distributions={canonicalize_name(k): str(v) for k, v in
+                                            tool["stack-distributions"].items()},
+                       setup=str(tool.get("setup", "")),
+                       rerun_setup=tool.get("rerun-setup") is True,
+                       export_pythonpath=tool.get("export-pythonpath") is True,
+                       prompt=None if tool.get("prompt") is None else str(tool["prompt"]),
+                       requested_from_stack=[str(r) for r in
+                                             _list(tool.get("requested-from-stack", []))])
+        except (KeyError, TypeError, AttributeError, ValueError) as error:
+            raise UserError(f"{path} is damaged: {error}") from None
+
+
+def _list(value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise TypeError(f"expected an array, not {value!r}")
+    return value
+
+
+def _checked(package: Any) -> dict[str, Any]:
+    """A ``[[packages]]`` entry whose tables are tables, so that reading it cannot crash."""
+    def table(value: Any, what: str) -> None:
+        if not isinstance(value, dict):
+            raise TypeError(f"{what} is not a table: {value!r}")
+        if not isinstance(value.get("hashes", {}), dict):
+            raise TypeError(f"{what}.hashes is not a table: {value['hashes']!r}")
+
+    table(package, "a [[packages]] entry")
+    if not isinstance(package.get("name"), str):
+        raise TypeError(f"a [[packages]] entry has no name: {package!r}")
+    for key in ("sdist", "archive", "directory", "vcs", "tool"):
+        if key in package:
+            table(package[key], f"packages.{key}")
+    for wheel in _list(package.get("wheels", [])):
+        table(wheel, "packages.wheels")
+    return package
 
 
 @dataclass
@@ -184,10 +248,13 @@ def direct_source(installed: Installed) -> dict[str, Any] | None:
         return None
     url = info["url"]
     local = url_to_path(url)
-    where = {"path": local} if local else {"url": url}
+    where: dict[str, Any] = {"path": local} if local else {"url": url}
+    if info.get("subdirectory"):  # a project below the VCS checkout's or archive's root
+        where["subdirectory"] = info["subdirectory"]
     if "dir_info" in info:
-        return {"directory": {"path": local or url,
-                              "editable": bool(info["dir_info"].get("editable", False))}}
+        directory = {"path": local or url, **where,
+                     "editable": bool(info["dir_info"].get("editable", False))}
+        return {"directory": directory}
     if "vcs_info" in info:
         vcs = info["vcs_info"]
         table = {"type": vcs.get("vcs", "git"), **where, "commit-id": vcs.get("commit_id", "")}
@@ -200,3 +267,56 @@ def direct_source(installed: Installed) -> dict[str, Any] | None:
         algo, value = archive["hash"].split("=", 1)
         hashes = {algo: value}
     return {"archive": {**where, "hashes": hashes}}
+
+
+def _location(table: dict[str, Any]) -> str:
+    """A PEP 751 source table's ``url``, or its ``path`` as a ``file:`` URL."""
+    if table.get("url"):
+        return str(table["url"])
+    return Path(str(table["path"])).absolute().as_uri()
+
+
+def direct_url(package: LockedPackage) -> dict[str, Any] | None:
+    """The PEP 610 ``direct_url.json`` of a package locked from an archive, a VCS or a
+    directory (None for wheels and sdists from an index): what pip would have written,
+    so that the re-created layer can be locked, and rebased, again."""
+    if package.vcs:
+        vcs = package.vcs
+        info: dict[str, Any] = {"vcs": vcs.get("type", "git"), "commit_id": vcs.get("commit-id")}
+        if vcs.get("requested-revision"):
+            info["requested_revision"] = vcs["requested-revision"]
+        data: dict[str, Any] = {"url": _location(vcs), "vcs_info": info}
+        table = vcs
+    elif package.archive:
+        table = package.archive
+        hashes = dict(table.get("hashes", {}))
+        archive: dict[str, Any] = {"hashes": hashes}
+        if "sha256" in hashes:
+            archive["hash"] = "sha256=" + hashes["sha256"]
+        data = {"url": _location(table), "archive_info": archive}
+    elif package.directory:
+        table = package.directory
+        data = {"url": _location(table),
+                "dir_info": {"editable": True} if package.editable else {}}
+    else:
+        return None
+    if table.get("subdirectory"):
+        data["subdirectory"] = table["subdirectory"]
+    return data
+
+
+def direct_reference(info: dict[str, Any]) -> str:
+    """What pip installs a PEP 610 ``direct_url.json`` from: the VCS URL at its commit
+    (``git+URL@commit``), the archive's or the directory's URL, with its subdirectory.
+
+    A bare URL, not ``name @ URL``: the packaging vendored in pip < 23.3 rejects
+    ``name @ git+file:///...`` (a URL with no host), while every pip takes the URL.
+    """
+    url = str(info["url"])
+    if "vcs_info" in info:
+        vcs = info["vcs_info"]
+        revision = vcs.get("commit_id") or vcs.get("requested_revision")
+        url = f"{vcs.get('vcs', 'git')}+{url}" + (f"@{revision}" if revision else "")
+    if info.get("subdirectory"):
+        url += f"#subdirectory={info['subdirectory']}"
+    return url

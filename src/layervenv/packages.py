@@ -146,9 +146,17 @@ class StagingTarget:
     def site_packages(self) -> Path:
         return self.staging / self.purelib
 
-    def install(self, wheel: Path, requested: bool) -> None:
-        """Install ``wheel`` with ``installer``; scripts point at the final path."""
+    def install(self, wheel: Path, requested: bool,
+                direct_url: dict[str, Any] | None = None) -> None:
+        """Install ``wheel`` with ``installer``; scripts point at the final path.
+
+        ``direct_url`` is PEP 610's record of a direct URL (VCS, archive, directory) the
+        wheel was built from: written as pip writes it, so that ``lock`` finds the
+        source again.
+        """
         extra = {"REQUESTED": b""} if requested else {}
+        if direct_url is not None:
+            extra["direct_url.json"] = json.dumps(direct_url, sort_keys=True).encode()
         try:
             install_wheel(wheel, self.staging, self.final_root, self.purelib, self.platlib,
                           self.scripts, self.include, extra)

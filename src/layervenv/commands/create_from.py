@@ -17,12 +17,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from packaging import tags
+from packaging.tags import Tag
+from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
 from layervenv.commands.create import CreateOptions, CreateResult, create
 from layervenv.errors import UserError
 from layervenv.fingerprint import Drift, compare, stack_distributions
 from layervenv.interpreter import Interpreter
 from layervenv.layer import Layer
-from layervenv.lockfile import Lock, LockedPackage, layer_distributions
+from layervenv.lockfile import (
+    Lock,
+    LockedPackage,
+    direct_reference,
+    direct_url,
+    layer_distributions,
+)
 from layervenv.packages import (
     Sources,
     StagingTarget,
@@ -61,40 +71,87 @@ def _hash_options(tables: list[dict[str, Any]]) -> str:
                     if t.get("hashes", {}).get("sha256"))
 
 
+def _supported_tags(interp: Interpreter) -> set[Tag] | None:
+    """The wheel tags ``interp`` installs on this machine (None: not known for it).
+
+    Computed here, without running it: CPython's tags for its version (with every ABI
+    flag variant: a free-threaded or debug build is not told apart) on this platform.
+    """
+    if interp.implementation != "cpython":
+        return None
+    major, minor = (int(p) for p in interp.version.split(".")[:2])
+    abi = f"cp{major}{minor}"
+    found = set(tags.cpython_tags((major, minor), abis=[abi, abi + "t", abi + "d"]))
+    found.update(tags.compatible_tags((major, minor), interpreter=abi))
+    return found
+
+
+def wheels_not_for(packages: list[LockedPackage], interp: Interpreter) -> list[str]:
+    """Names of the locked packages none of whose wheels installs on ``interp``: with
+    --allow-stack-drift onto another Python, a locked cp311 wheel would be installed
+    into a 3.12 layer (``installer`` does not check tags) and fail to import."""
+    supported = _supported_tags(interp)
+    if supported is None:
+        return []
+    unfit = []
+    for package in packages:
+        names = [str(w.get("name") or Path(str(w.get("path") or w.get("url", ""))).name)
+                 for w in package.wheels]
+        try:
+            fits = any(supported & set(parse_wheel_filename(n)[3]) for n in names)
+        except InvalidWheelFilename:
+            continue  # let pip judge it
+        if names and not fits:
+            unfit.append(package.name)
+    return unfit
+
+
 def fetch_locked(packages: list[LockedPackage], target: StagingTarget, environ: dict[str, str],
                  sources: Sources, workdir: Path) -> dict[str, Path]:
-    """A wheel file for every non-editable locked package, without resolving anything."""
+    """A wheel file for every non-editable locked package, without resolving anything.
+
+    Hashed and unhashed requirements go to separate pip runs: one ``--hash`` puts pip
+    in hash-checking mode for the whole run, where a directory or a VCS checkout
+    (which have no hash) is refused.
+    """
     found: dict[str, Path] = {}
-    download: list[str] = []
-    build: list[str] = []
+    # pip command -> [(name, requirement line)]
+    runs: dict[str, list[tuple[str, str]]] = {"download": [], "wheel": [], "wheel-unhashed": []}
     for package in packages:
         if package.editable:
             continue
         local = _local_wheel(package)
+        info = direct_url(package)
         if local is not None:
             found[package.name] = local
         elif package.wheels:
-            download.append(f"{package.name}=={package.version} {_hash_options(package.wheels)}")
-        elif package.archive:
-            where = package.archive.get("url") or Path(package.archive["path"]).as_uri()
-            build.append(f"{package.name} @ {where} {_hash_options([package.archive])}")
-        elif package.directory:
-            build.append(f"{package.name} @ {Path(package.directory['path']).as_uri()}")
-        elif package.vcs:
-            vcs = package.vcs
-            build.append(f"{package.name} @ {vcs.get('type', 'git')}+{vcs.get('url')}"
-                         f"@{vcs.get('commit-id')}")
+            runs["download"].append((package.name, f"{package.name}=={package.version} "
+                                                   f"{_hash_options(package.wheels)}"))
+        elif package.sdist:  # built again, from the locked file where it still is
+            sdist = package.sdist
+            digest = sdist.get("hashes", {}).get("sha256")
+            here = sdist.get("path") and Path(sdist["path"]).is_file() and digest and \
+                file_sha256(Path(sdist["path"])) == digest
+            where = (Path(sdist["path"]).as_uri() if here else sdist.get("url")
+                     or f"{package.name}=={package.version}")
+            runs["wheel"].append((package.name, f"{where} {_hash_options([sdist])}"))
+        elif package.archive and info:
+            runs["wheel"].append((package.name, f"{direct_reference(info)} "
+                                                f"{_hash_options([package.archive])}"))
+        elif info:
+            runs["wheel-unhashed"].append((package.name, direct_reference(info)))
         else:
             raise UserError(f"the lock names no source for {package.name} {package.version}")
-    for kind, lines in (("download", download), ("wheel", build)):
-        if not lines:
+    for kind, entries in runs.items():
+        if not entries:
             continue
         out = workdir / kind
         requirements = workdir / f"{kind}.txt"
-        requirements.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        requirements.write_text("".join(line.strip() + "\n" for _, line in entries),
+                                encoding="utf-8")
         args = (["download", "--only-binary", ":all:", "-d", str(out)] if kind == "download"
                 else ["wheel", "-w", str(out)])
-        names = ", ".join(line.split()[0].split("==")[0] for line in lines)
+        names = ", ".join(name for name, _ in entries)
         run_pip(target.python, [*args, "--no-deps", "-q", "-r", str(requirements)], environ,
                 f"fetching the locked {names}", sources)
         found.update(wheels_in(out))
@@ -102,8 +159,8 @@ def fetch_locked(packages: list[LockedPackage], target: StagingTarget, environ: 
 
 
 def install_locked(lock: Lock, target: StagingTarget, environ: dict[str, str],
-                   sources: Sources, seeded_pip: str | None) -> None:
-    """Install exactly the locked packages into the staged layer."""
+                   sources: Sources, seeded_pip: str | None) -> dict[str, str]:
+    """Install exactly the locked packages into the staged layer; their versions."""
     workdir = fresh_directory("layervenv-wheels-")
     try:
         wheels = fetch_locked(lock.packages, target, environ, sources, workdir)
@@ -125,14 +182,17 @@ def install_locked(lock: Lock, target: StagingTarget, environ: dict[str, str],
             wheel = wheels.get(package.name)
             if wheel is None:
                 raise UserError(f"pip fetched no wheel for {package.name} {package.version}")
-            target.install(wheel, package.requested)
+            target.install(wheel, package.requested, direct_url(package))
     finally:
         remove_directory(workdir)
     have = {d.name: d.version for d in layer_distributions(target.site_packages)}
-    wrong = [f"{p.name} {have.get(p.name, 'missing')} (locked {p.version})"
-             for p in lock.packages if have.get(p.name) != p.version]
+    # a source tree has no locked version (PEP 751): whatever it builds is what is locked
+    wrong = [f"{p.name} {have.get(p.name, 'missing')} (locked {p.version or 'a source tree'})"
+             for p in lock.packages
+             if p.name not in have or (p.version and have[p.name] != p.version)]
     if wrong:
         raise UserError("the layer does not match the lock: " + ", ".join(wrong))
+    return {p.name: have[p.name] for p in lock.packages}
 
 
 def _mark_requested(target: StagingTarget, name: str) -> None:
@@ -148,6 +208,8 @@ class FromLock:
     allow_drift: bool
     sources: Sources
     drift: Drift = field(default_factory=Drift)
+    #: name -> version of what was installed
+    installed: dict[str, str] = field(default_factory=dict)
 
     def before(self, interp: Interpreter, environ: dict[str, str]) -> None:
         view = stack_distributions(interp.executable, environ)
@@ -158,13 +220,20 @@ class FromLock:
                              + "\n".join(self.drift.lines())
                              + "\nnothing was created; pass --allow-stack-drift to create "
                                "the layer anyway")
+        unfit = wheels_not_for(self.lock.packages, interp)
+        if unfit:
+            raise UserError(f"the locked wheels of {', '.join(unfit)} are not for Python "
+                            f"{interp.version} ({interp.implementation}) here; a lock re-creates "
+                            "a layer on the stack it was made on: move a layer to another "
+                            "Python with layervenv rebase")
 
     def populate(self, staging: Path, layer: Layer, interp: Interpreter,
                  environ: dict[str, str]) -> None:
         layer.config.requested_from_stack = list(self.lock.requested_from_stack)
         seeded = interp.newest_pip_wheel()
-        install_locked(self.lock, staging_target(staging, layer, interp), environ,
-                       self.sources, seeded.name.split("-")[1] if seeded else None)
+        self.installed = install_locked(self.lock, staging_target(staging, layer, interp),
+                                        environ, self.sources,
+                                        seeded.name.split("-")[1] if seeded else None)
 
 
 @dataclass
@@ -199,15 +268,19 @@ def create_from(options: CreateOptions, lock_file: str, allow_drift: bool,
     lock = Lock.read(path)
     if options.setup is None and options.python is None and lock.setup:
         options.setup = lock.setup
+        options.rerun_setup = options.rerun_setup or lock.rerun_setup
+    # the layer's own choices, as it was made (a flag given here adds to them)
+    options.export_pythonpath = options.export_pythonpath or lock.export_pythonpath
+    if options.prompt is None:
+        options.prompt = lock.prompt
     if options.without_pip:
         raise UserError("--from installs with the layer's pip; --without-pip cannot be used "
                         "(a lock without pip gives a layer without pip)")
     extension = FromLock(lock=lock, allow_drift=allow_drift, sources=sources)
     options.extension = extension
     created = create(options)
-    created.pip = next((p.version for p in lock.packages if p.name == "pip"), None)
+    created.pip = extension.installed.get("pip")
     problems = run_check(Layer.open(Path(created.path)))
     return FromResult(created=created, lock=str(path),
-                      packages={p.name: p.version for p in
-                                sorted(lock.packages, key=lambda p: p.name)},
+                      packages=dict(sorted(extension.installed.items())),
                       drift=extension.drift.lines(), problems=problems)

@@ -4,17 +4,20 @@ The layer's own site-packages is read directly (never the stack's).  Where each
 package came from: PEP 610 ``direct_url.json`` for direct and editable installs;
 the seeded pip is the wheel bundled with the stack interpreter; everything else is
 found again by ONE run of the layer's pip (``install --dry-run --ignore-installed
---no-deps --only-binary :all: --report``), which names the wheel file and its sha256
-on the index or find-links directory.  The stack is recorded beside it: its
+--no-deps --prefer-binary --report``), which names the wheel file (or, for a version
+published only as an sdist, the sdist) and its sha256 on the index or find-links
+directory.  The stack is recorded beside it: its
 interpreter and setup command, and its distributions with their fingerprint.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from packaging.utils import canonicalize_name
 
@@ -46,7 +49,7 @@ class LockResult:
 
     def human(self) -> str:
         names = ", ".join(f"{n} {v}" for n, v in self.packages.items()) or "none"
-        lines = [f"locked {len(self.packages)} package(s) of {self.layer} in {self.path} "
+        lines = [f"locked {len(self.packages)} package(s) of {self.layer} to {self.path} "
                  f"({self.seconds:.2f} s): {names}",
                  f"stack: {self.stack_distributions} distributions, fingerprint "
                  f"{self.stack_fingerprint[:16]}"]
@@ -64,10 +67,14 @@ def _seed_source(dist: Installed, bundled: list[str]) -> list[dict[str, object]]
     return None
 
 
-def _wheel_entry(item: dict[str, object]) -> dict[str, object]:
+def _file_entry(item: dict[str, object]) -> tuple[str, dict[str, object]]:
+    """The PEP 751 source of one item of pip's report: ``("wheels", entry)`` for a
+    wheel, ``("sdist", entry)`` for a source distribution (no wheel of that version)."""
     url = str(item["download_info"]["url"])  # type: ignore[index]
     local = url_to_path(url)
-    entry: dict[str, object] = {"name": url.rsplit("/", 1)[-1].split("#")[0]}
+    # the file's name, not its URL's spelling of it (a local version's + is %2B there)
+    name = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+    entry: dict[str, object] = {"name": name}
     entry.update({"path": local} if local else {"url": url})
     digest = report_sha256(item)  # type: ignore[arg-type]
     if not digest and local:
@@ -75,13 +82,34 @@ def _wheel_entry(item: dict[str, object]) -> dict[str, object]:
     if not digest:
         raise UserError(f"pip gave no sha256 for {url}; cannot lock it")
     entry["hashes"] = {"sha256": digest}
-    return entry
+    return ("wheels" if name.endswith(".whl") else "sdist"), entry
+
+
+def require_stack_set_up(layer: Layer, env: dict[str, str]) -> None:
+    """Refuse to record as the stack what this shell has, when that is not the layer's.
+
+    A layer made with --setup brings its stack along (``run_environment``); one made
+    without relies on the shell.  Where the site-packages it was made on are not on
+    PYTHONPATH, the lock would record a stack without them, and ``create --from`` in a
+    shell where the stack is set up would then refuse it as drifted.
+    """
+    stack = layer.config.stack
+    if not stack.stack_environment().is_empty():
+        return
+    present = set(env.get("PYTHONPATH", "").split(os.pathsep))
+    missing = [e for e in stack.pythonpath
+               if os.path.isabs(e) and "site-packages" in e and e not in present]
+    if missing:
+        raise UserError(f"the stack {layer.root} was made on is not set up in this shell "
+                        f"(PYTHONPATH lacks {missing[0]}): set it up first, so that the lock "
+                        "records it")
 
 
 def build_lock(layer: Layer, environ: dict[str, str], sources: Sources) -> tuple[Lock, list[str]]:
     """The lock of ``layer``: its packages with their sources, and its stack."""
     env = run_environment(layer, environ)
     stack = layer.config.stack
+    require_stack_set_up(layer, env)
     view = stack_distributions(stack.python, env, exclude=[layer.root])
     installed = layer_distributions(layer.site_packages)
     locked: dict[str, LockedPackage] = {}
@@ -104,31 +132,38 @@ def build_lock(layer: Layer, environ: dict[str, str], sources: Sources) -> tuple
         check_pip_version(pip, f"the layer {layer.root}")
         report = pip_report(
             layer.python, [f"{d.name}=={d.version}" for d in from_index], env, sources,
-            extra=["--ignore-installed", "--no-deps", "--only-binary", ":all:"],
-            what="finding the wheels of " + ", ".join(d.name for d in from_index),
+            # a wheel of the installed version where there is one, else its sdist
+            extra=["--ignore-installed", "--no-deps", "--prefer-binary"],
+            what="finding the files of " + ", ".join(d.name for d in from_index),
         )
         for item in report.get("install", []):
             name = str(item["metadata"]["name"])
             package = locked.get(canonicalize_name(name))
             if package is not None:
-                package.wheels = [_wheel_entry(item)]
-        missing = [d.name for d in from_index if not locked[d.name].wheels]
+                kind, entry = _file_entry(item)
+                if kind == "wheels":
+                    package.wheels = [entry]
+                else:
+                    package.sdist = entry
+        missing = [d.name for d in from_index if not (locked[d.name].wheels or
+                                                       locked[d.name].sdist)]
         if missing:
-            raise UserError("no wheel found for " + ", ".join(missing))
+            raise UserError("no wheel or sdist found for " + ", ".join(missing))
     lock = Lock(packages=list(locked.values()), python=stack.python,
                 python_version=view.python_version, implementation=view.implementation,
                 stack_distributions=view.distributions, setup=stack.setup,
-                requested_from_stack=list(layer.config.requested_from_stack))
+                requested_from_stack=list(layer.config.requested_from_stack),
+                rerun_setup=stack.rerun_setup, export_pythonpath=layer.config.export_pythonpath,
+                prompt=layer.given_prompt())
     return lock, notes
 
 
-def lock(directory: str | None, output: str | None, sources: Sources,
-         environ: dict[str, str] | None = None) -> LockResult:
-    start = time.perf_counter()
-    layer = Layer.from_argument(directory)
-    target = Path(output or "pylock.toml").absolute()
-    result, notes = build_lock(layer, dict(os.environ if environ is None else environ), sources)
-    text = result.to_toml()
+#: ``-o -``: the lock goes to standard output, as with ``pip lock -o -``
+STDOUT = "-"
+
+
+def _write(target: Path, text: str) -> Path:
+    """Write ``text`` to ``target`` whole or not at all."""
     partial = target.with_name(f".{target.name}.layervenv-tmp")
     try:
         partial.write_text(text, encoding="utf-8")
@@ -136,8 +171,23 @@ def lock(directory: str | None, output: str | None, sources: Sources,
     except OSError as error:
         partial.unlink(missing_ok=True)
         raise UserError(f"cannot write {target}: {error.strerror}") from None
+    return target
+
+
+def lock(directory: str | None, output: str | None, sources: Sources,
+         environ: dict[str, str] | None = None) -> LockResult:
+    start = time.perf_counter()
+    layer = Layer.from_argument(directory)
+    result, notes = build_lock(layer, dict(os.environ if environ is None else environ), sources)
+    text = result.to_toml()
+    if output == STDOUT:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        where = "standard output"  # LockResult.path
+    else:
+        where = str(_write(Path(output or "pylock.toml").absolute(), text))
     return LockResult(
-        path=str(target), layer=str(layer.root),
+        path=where, layer=str(layer.root),
         packages={p.name: p.version for p in sorted(result.packages, key=lambda p: p.name)},
         requested=sorted(p.name for p in result.packages if p.requested),
         stack_fingerprint=result.stack_fingerprint,

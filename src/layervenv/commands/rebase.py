@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from layervenv.errors import UserError
 from layervenv.fingerprint import stack_distributions
 from layervenv.interpreter import Interpreter
 from layervenv.layer import Layer
-from layervenv.lockfile import Installed, layer_distributions, url_to_path
+from layervenv.lockfile import Installed, direct_reference, layer_distributions, url_to_path
 from layervenv.packages import (
     PipFailed,
     Sources,
@@ -46,21 +47,22 @@ from layervenv.packages import (
 
 
 def resolve(target: StagingTarget, wanted: dict[str, str], environ: dict[str, str],
-            sources: Sources) -> tuple[dict[str, Any], dict[str, str]]:
-    """pip's report for ``wanted`` (name -> old version) on the new stack.
+            sources: Sources, direct: Sequence[str] = ()
+            ) -> tuple[dict[str, Any], dict[str, str]]:
+    """pip's report for ``wanted`` (name -> old version) and ``direct`` (URLs) on the new stack.
 
     Pinned first; if that fails, each pin is tried alone and those that do not
     resolve are unpinned.  Returns the report and the unpinned names with pip's reason.
     """
     def specs(unpinned: dict[str, str]) -> list[str]:
-        return [name if name in unpinned else f"{name}=={version}"
-                for name, version in wanted.items()]
+        return [*direct, *(name if name in unpinned else f"{name}=={version}"
+                           for name, version in wanted.items())]
 
     def report(requirements: list[str]) -> dict[str, Any]:
         return pip_report(target.python, requirements, environ, sources, extra=["--upgrade"],
                           what="resolving " + " ".join(requirements) + " on the new stack")
 
-    if not wanted:
+    if not wanted and not direct:
         return {"install": []}, {}
     try:
         return report(specs({})), {}
@@ -84,21 +86,21 @@ def fetch_reported(items: list[dict[str, Any]], target: StagingTarget, environ: 
     remote = []
     for item in items:
         name = canonicalize_name(item["metadata"]["name"])
-        url = item["download_info"]["url"]
-        local = url_to_path(url)
-        if local and local.endswith(".whl") and "dir_info" not in item["download_info"]:
+        info = item["download_info"]
+        local = url_to_path(info["url"])
+        if local and local.endswith(".whl") and "archive_info" in info:
             digest = report_sha256(item)
             if digest and file_sha256(Path(local)) != digest:
                 raise UserError(f"{local} changed while rebasing (sha256 differs)")
             found[name] = Path(local)
         else:
-            remote.append(f"{name} @ {url}")
+            remote.append((name, direct_reference(info)))
     if remote:
         requirements = workdir / "wheel.txt"
-        requirements.write_text("\n".join(remote) + "\n", encoding="utf-8")
+        requirements.write_text("".join(url + "\n" for _, url in remote), encoding="utf-8")
         run_pip(target.python, ["wheel", "--no-deps", "-q", "-w", str(workdir / "wheels"),
                                 "-r", str(requirements)], environ,
-                "fetching " + ", ".join(r.split()[0] for r in remote), sources)
+                "fetching " + ", ".join(name for name, _ in remote), sources)
         found.update(wheels_in(workdir / "wheels"))
     return found
 
@@ -129,12 +131,16 @@ class Rebase:
         requested = [d for d in self.installed if d.requested]
         editables = [d for d in requested
                      if (d.direct_url or {}).get("dir_info", {}).get("editable")]
-        wanted = {d.name: d.version for d in requested if d not in editables}
+        # from a VCS, an archive or a project directory (PEP 610): again from there
+        direct = [direct_reference(d.direct_url) for d in requested
+                  if d not in editables and d.direct_url and "url" in d.direct_url]
+        wanted = {d.name: d.version for d in requested
+                  if d not in editables and not (d.direct_url and "url" in d.direct_url)}
         for entry in self.old.config.requested_from_stack:
             name, _, version = entry.partition("==")
             if name and version and name not in self.old_names():
                 wanted.setdefault(name, version)
-        report, self.unpinned = resolve(target, wanted, environ, self.sources)
+        report, self.unpinned = resolve(target, wanted, environ, self.sources, direct)
         items = report.get("install", [])
         workdir = fresh_directory("layervenv-rebase-")
         try:
@@ -148,7 +154,8 @@ class Rebase:
                 wheel = wheels.get(canonicalize_name(item["metadata"]["name"]))
                 if wheel is None:
                     raise UserError(f"pip fetched no wheel for {item['metadata']['name']}")
-                target.install(wheel, bool(item.get("requested")))
+                target.install(wheel, bool(item.get("requested")),
+                               item["download_info"] if item.get("is_direct") else None)
         finally:
             remove_directory(workdir)
         self.new_layer = {d.name: d.version for d in layer_distributions(target.site_packages)}
@@ -176,6 +183,7 @@ class RebaseResult:
     problems: list[str] | None
     new_problems: list[str] | None
     seconds: float
+    notes: list[str] = field(default_factory=list)
 
     def human(self) -> str:
         old, new = self.python
@@ -207,20 +215,7 @@ class RebaseResult:
             lines += ["  " + p for p in self.new_problems]
         else:
             lines.append("check: no new problems")
-        return "\n".join(lines)
-
-
-def _old_prompt(layer: Layer) -> str | None:
-    """The prompt given at creation (pyvenv.cfg has it only then)."""
-    try:
-        text = (layer.root / "pyvenv.cfg").read_text(encoding="utf-8")
-    except OSError:
-        return None
-    for line in text.splitlines():
-        key, _, value = line.partition("=")
-        if key.strip() == "prompt":
-            return value.strip()
-    return None
+        return "\n".join(lines + self.notes)
 
 
 def rebase(directory: str | None, setup: str | None, python: str | None, sources: Sources,
@@ -234,7 +229,7 @@ def rebase(directory: str | None, setup: str | None, python: str | None, sources
     # The old layer's problems, as it runs now: only those the rebase adds are news.
     extension.old_problems = run_check(old, environ)
     options = CreateOptions(
-        directory=str(old.root), python=python, prompt=_old_prompt(old), clear=True,
+        directory=str(old.root), python=python, prompt=old.given_prompt(), clear=True,
         export_pythonpath=old.config.export_pythonpath,
         environ=without_active_environment(
             dict(os.environ if environ is None else environ), also=old.root),
@@ -255,6 +250,7 @@ def rebase(directory: str | None, setup: str | None, python: str | None, sources
         old_set = set(extension.old_problems or [])
         new_problems = [p for p in extension.problems if p not in old_set]
     old_record = old.config.stack
+    notes = _notes(old, dict(os.environ if environ is None else environ), setup, python)
     return RebaseResult(
         path=created.path,
         old_stack=old_record.setup or old_record.python,
@@ -269,4 +265,22 @@ def rebase(directory: str | None, setup: str | None, python: str | None, sources
         problems=extension.problems,
         new_problems=new_problems,
         seconds=round(time.perf_counter() - start, 3),
+        notes=notes,
     )
+
+
+def _notes(old: Layer, environ: dict[str, str], setup: str | None,
+           python: str | None) -> list[str]:
+    """What the user must know after the swap: a shell still on the old stack, a setup
+    command no longer recorded."""
+    notes = []
+    active = environ.get("VIRTUAL_ENV")
+    if active and os.path.realpath(active) == os.path.realpath(old.root):
+        notes.append("the layer is active in this shell, still with the old stack's "
+                     "environment: deactivate, then activate it again (set up the new stack "
+                     "first if the layer has no --setup)")
+    if python and not setup and old.config.stack.setup:
+        notes.append(f"the old setup command is no longer recorded ({old.config.stack.setup}): "
+                     "the new layer stands on this shell's stack; rebase with --setup to "
+                     "record the new stack's")
+    return notes
