@@ -238,16 +238,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         demote_pythonpath()
         args = build_parser().parse_args(argv)
-        return int(args.func(args) or 0)
+        status = int(args.func(args) or 0)
+        ignore_interrupts()
+        return status
     except UserError as error:
         print(f"layervenv: error: {error}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
-        import signal
-
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C: no traceback
+        ignore_interrupts()  # a second Ctrl-C: no traceback
         print("layervenv: interrupted", file=sys.stderr)
         return 130
+
+
+def ignore_interrupts() -> None:
+    """Ignore Ctrl-C from here to the exit: the command's result is decided.
+
+    Python puts SIGINT back to the default action while it shuts down, so a Ctrl-C
+    that lands then killed the tool silently (status -2, "interrupted" to a shell)
+    after it had, say, made a complete layer.  An ignored signal stays ignored.
+    """
+    import contextlib
+    import signal
+
+    with contextlib.suppress(ValueError):  # not the main thread: main() called from a thread
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 if __name__ == "__main__":
