@@ -166,6 +166,23 @@ def test_drifted_stack_is_listed_and_refused(upgraded, tmp_path, drifted_stack, 
     run_tool("create", str(tmp_path / "same"), "--from", str(lock), env=upgraded.env)
 
 
+def test_another_implementation_is_drift(upgraded, tmp_path):
+    """A lock made on another implementation of the same Python version (PyPy 3.11 vs
+    CPython 3.11) is a different stack: its compiled wheels and stack do not fit."""
+    lock = _lock(upgraded, tmp_path)
+    data = tomllib.loads(lock.read_text())
+    here = data["tool"]["layervenv"]["implementation"]
+    version = data["tool"]["layervenv"]["python-version"]
+    lock.write_text(lock.read_text().replace(f'implementation = "{here}"',
+                                             'implementation = "pypy"'))
+    target = tmp_path / "other-implementation"
+    refused = run_tool("create", str(target), "--from", str(lock), env=upgraded.env,
+                       check=False)
+    assert refused.returncode == 1, refused.stderr
+    assert f"python   pypy {version} -> {here} {version}" in refused.stderr
+    assert not target.exists()
+
+
 def test_recreate_with_the_recorded_setup(tmp_path, stack, base_env):
     """The lock's setup command is the default stack of create --from, and the layer's
     own choices (--rerun-setup, --export-pythonpath, --prompt) are made again."""

@@ -135,9 +135,18 @@ class Drift:
                 "changed": {n: {"locked": o, "now": v} for n, (o, v) in self.changed.items()}}
 
 
+def python_identity(implementation: str, version: str, other_implementation: str) -> str:
+    """How a Python is named in a drift line: its version, and its implementation too
+    when the other side's differs (CPython 3.10 -> PyPy 3.10 is a different stack)."""
+    if implementation and other_implementation and implementation != other_implementation:
+        return f"{implementation} {version}"
+    return version
+
+
 def compare(recorded: dict[str, str], current: dict[str, str],
             recorded_python: str = "", current_python: str = "") -> Drift:
-    """What changed from ``recorded`` to ``current`` (name -> version maps)."""
+    """What changed from ``recorded`` to ``current`` (name -> version maps); the
+    Pythons are compared as :func:`python_identity` names them."""
     drift = Drift()
     for name, version in current.items():
         if name not in recorded:

@@ -23,7 +23,7 @@ from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from layervenv.commands.create import CreateOptions, CreateResult, create
 from layervenv.errors import UserError
-from layervenv.fingerprint import Drift, compare, stack_distributions
+from layervenv.fingerprint import Drift, compare, python_identity, stack_distributions
 from layervenv.interpreter import Interpreter
 from layervenv.layer import Layer
 from layervenv.lockfile import (
@@ -213,8 +213,10 @@ class FromLock:
 
     def before(self, interp: Interpreter, environ: dict[str, str]) -> None:
         view = stack_distributions(interp.executable, environ)
+        recorded, here = self.lock.implementation, view.implementation
         self.drift = compare(self.lock.stack_distributions, view.distributions,
-                             self.lock.python_version, view.python_version)
+                             python_identity(recorded, self.lock.python_version, here),
+                             python_identity(here, view.python_version, recorded))
         if self.drift and not self.allow_drift:
             raise StackDrift("the stack differs from the one the lock was made on:\n"
                              + "\n".join(self.drift.lines())
