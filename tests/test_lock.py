@@ -245,6 +245,30 @@ def test_editable_install_is_locked_and_recreated(make_layer, tmp_path, stack_en
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
+def test_a_legacy_editable_install_is_named_as_not_locked(upgraded, tmp_path):
+    """``setup.py develop`` (setuptools < 80) leaves an .egg-link and a line in
+    easy-install.pth; its metadata stays in the project, so the lock cannot hold it: the
+    lock says so instead of leaving it out without a word."""
+    project = tmp_path / "hepplot-work"
+    (project / "hepplot").mkdir(parents=True)
+    (project / "hepplot" / "__init__.py").write_text("__version__ = '0.0.1'\n")
+    (project / "hepplot.egg-info").mkdir()
+    (project / "hepplot.egg-info" / "PKG-INFO").write_text(
+        "Metadata-Version: 1.1\nName: hepplot\nVersion: 0.0.1\n")
+    site = next((upgraded.root / "lib").glob("python*/site-packages"))
+    (site / "hepplot.egg-link").write_text(f"{project}\n.")
+    (site / "easy-install.pth").write_text(f"{project}\n")
+    assert py(upgraded.python, "import hepplot; print(hepplot.__version__)",
+              upgraded.env) == "0.0.1"
+    out = tmp_path / "pylock.toml"
+    said = json.loads(run_tool("lock", str(upgraded.root), "-o", str(out), "--format", "json",
+                               env=upgraded.env).stdout)
+    assert "hepplot" not in said["packages"]
+    assert [n for n in said["notes"] if n.startswith("not locked: hepplot,")]
+    human = run_tool("lock", str(upgraded.root), "-o", str(out), env=upgraded.env).stdout
+    assert "not locked: hepplot, installed with setup.py develop" in human
+
+
 def test_seeded_pip_is_removed_by_its_record(make_layer):
     from layervenv.packages import StagingTarget
 

@@ -85,6 +85,12 @@ def _file_entry(item: dict[str, object]) -> tuple[str, dict[str, object]]:
     return ("wheels" if name.endswith(".whl") else "sdist"), entry
 
 
+def legacy_editables(site_packages: Path) -> list[str]:
+    """Projects installed into the layer by ``setup.py develop``: an ``.egg-link`` and a
+    line in ``easy-install.pth``, their metadata in the project, so no lock can name them."""
+    return sorted(link.name[: -len(".egg-link")] for link in site_packages.glob("*.egg-link"))
+
+
 def require_stack_set_up(layer: Layer, env: dict[str, str]) -> None:
     """Refuse to record as the stack what this shell has, when that is not the layer's.
 
@@ -126,7 +132,9 @@ def build_lock(layer: Layer, environ: dict[str, str], sources: Sources) -> tuple
         else:
             from_index.append(dist)
         locked[dist.name] = package
-    notes = []
+    notes = [f"not locked: {name}, installed with setup.py develop (an .egg-link: the layer "
+             "holds no record of it); reinstall it with pip install -e to lock it"
+             for name in legacy_editables(layer.site_packages)]
     if from_index:
         pip = next((d.version for d in installed if d.name == "pip"), None)
         check_pip_version(pip, f"the layer {layer.root}")
