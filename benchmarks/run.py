@@ -20,6 +20,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import shlex
 import shutil
 import statistics
@@ -364,7 +365,7 @@ def add_pth_files(site: Path, root: Path, count: int = 3) -> None:
 
 
 def bench_startup(work: Path, stack: SimStack, stack_env: dict[str, str], sizes: Sizes,
-                  repeat: int, rows: dict[str, Row]) -> None:
+                  repeat: int, rows: dict[str, Row], counts: Counts) -> None:
     base = work / "startup"
     base.mkdir()
     venv = plain_venv(stack.python, base / "venv", stack_env)
@@ -398,6 +399,44 @@ def bench_startup(work: Path, stack: SimStack, stack_env: dict[str, str], sizes:
 
     interleaved(rows, {"startup.hook": hook_in_process}, repeat * sizes.hook_runs,
                 warm_up=True)
+    count_startup_instructions(counts, {key: variants[key] for key in INSTRUCTION_VARIANTS},
+                               base)
+
+
+#: Start-ups whose instructions are counted, and how the section names them.
+INSTRUCTION_VARIANTS = {
+    "startup.venv": "plain venv: python -c pass",
+    "startup.layer": "layer: python -c pass",
+    "startup.disabled": "layer, LAYERVENV_BOOT_DISABLE=1",
+}
+
+
+@dataclass
+class Counts:
+    """Instructions executed, counted by valgrind: the same figure however loaded the
+    machine is (wall-clock start-up medians move by more than the hook costs)."""
+
+    values: dict[str, int] = field(default_factory=dict)
+    note: str = ""
+
+
+def instructions(argv: list[str], env: dict[str, str], cwd: Path) -> int:
+    """Instructions ``argv`` executes, as callgrind counts them (user space, whole run)."""
+    result = run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *argv],
+                 env, cwd=cwd)
+    found = re.search(r"Collected : (\d+)", result.stderr)
+    if not found:
+        raise RuntimeError(f"no instruction count in valgrind's output:\n{result.stderr[-500:]}")
+    return int(found.group(1))
+
+
+def count_startup_instructions(counts: Counts, variants: dict[str, tuple[str, dict[str, str]]],
+                               cwd: Path) -> None:
+    if shutil.which("valgrind") is None:
+        counts.note = "valgrind is not installed"
+        return
+    for key, (python, env) in variants.items():
+        counts.values[key] = instructions([python, "-c", "pass"], env, cwd)
 
 
 # --- 4. inspection --------------------------------------------------------------------------
@@ -584,7 +623,7 @@ def table(rows: dict[str, Row]) -> str:
     return "\n".join(lines)
 
 
-def targets(rows: dict[str, Row]) -> list[Target]:
+def targets(rows: dict[str, Row], counts: Counts) -> list[Target]:
     def med(key: str) -> float | None:
         return rows[key].median
 
@@ -610,6 +649,11 @@ def targets(rows: dict[str, Row]) -> list[Target]:
                             f"{'+' if diff >= 0 else ''}{ms(diff)} ms "
                             f"({diff / base_start * 100:+.1f}%); hook in-process "
                             f"{ms(med('startup.hook'))} ms"))
+    base_count, layer_count = (counts.values.get(k) for k in ("startup.venv", "startup.layer"))
+    if base_count and layer_count:
+        extra = layer_count / base_count - 1
+        found.append(Target("start-up, instructions (valgrind): under 3% over a plain venv",
+                            extra < 0.03, f"{extra * 100:+.1f}% ({layer_count - base_count:+,})"))
     pip = med("inspect.pip")
     for command in ("list", "check"):
         own = med(f"inspect.{command}")
@@ -663,11 +707,26 @@ LEGEND = (
 )
 
 
-def markdown(rows: dict[str, Row], found: list[Target], facts: dict[str, str],
-             command: str) -> str:
+def count_table(counts: Counts) -> str:
+    """The start-up instruction counts, each against the plain venv's."""
+    lines = ["| start-up, instructions (valgrind callgrind) | instructions | vs plain venv |",
+             "|---|--:|--:|"]
+    base = counts.values.get("startup.venv")
+    for key, label in INSTRUCTION_VARIANTS.items():
+        value = counts.values.get(key)
+        if value is None:
+            lines.append(f"| {label} | {counts.note or 'not measured'} | |")
+            continue
+        ratio = f"{(value / base - 1) * 100:+.2f}%" if base and key != "startup.venv" else ""
+        lines.append(f"| {label} | {value:,} | {ratio} |")
+    return "\n".join(lines)
+
+
+def markdown(rows: dict[str, Row], counts: Counts, found: list[Target],
+             facts: dict[str, str], command: str) -> str:
     lines = [f"Measured with `{command}` on:", ""]
     lines += [f"- {key}: {value}" for key, value in facts.items()]
-    lines += ["", table(rows), "", LEGEND, "", "Targets:", ""]
+    lines += ["", table(rows), "", LEGEND, "", count_table(counts), "", "Targets:", ""]
     for target in found:
         mark = {True: "met", False: "NOT met", None: "not measured"}[target.met]
         lines.append(f"- **{mark}** — {target.name}: {target.detail}")
@@ -703,6 +762,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="layervenv-bench-", dir=args.workdir))
     facts = machine_facts(work, python)
     rows = all_rows()
+    counts = Counts(note="" if "startup" in args.only else "not run (--only)")
     size_labels(rows, sizes)
     started = time.perf_counter()
     failed = True  # a failed run keeps its work directory, to look into
@@ -718,7 +778,7 @@ def main(argv: list[str] | None = None) -> int:
             elif group == "activate":
                 bench_activate(work, stack, stack_env, sizes, args.repeat, rows)
             elif group == "startup":
-                bench_startup(work, stack, stack_env, sizes, args.repeat, rows)
+                bench_startup(work, stack, stack_env, sizes, args.repeat, rows, counts)
             elif group == "inspect":
                 bench_inspect(work, python, sizes, args.repeat, rows)
             elif group == "import":
@@ -733,10 +793,10 @@ def main(argv: list[str] | None = None) -> int:
         if not row.samples and not row.note:
             row.note = "not run (--only)"
     facts["run time"] = f"{time.perf_counter() - started:.0f} s"
-    found = targets(rows)
+    found = targets(rows, counts)
     command = "python3 benchmarks/run.py" + "".join(
         f" {a}" for a in (argv if argv is not None else sys.argv[1:]))
-    print(markdown(rows, found, facts, command))
+    print(markdown(rows, counts, found, facts, command))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({
         "command": command,
@@ -750,11 +810,12 @@ def main(argv: list[str] | None = None) -> int:
             "ratio": compare(row, rows)[0], "diff_ms": compare(row, rows)[1],
             "samples_ms": [round(s, 4) for s in row.samples],
         } for row in rows.values()],
+        "instructions": {"values": counts.values, "note": counts.note},
         "targets": [target.__dict__ for target in found],
     }, indent=1) + "\n", encoding="utf-8")
     if args.markdown:
         args.markdown.write_text("# layervenv benchmarks: the latest full run\n\n"
-                                 + markdown(rows, found, facts, command), encoding="utf-8")
+                                 + markdown(rows, counts, found, facts, command), encoding="utf-8")
     return 0
 
 

@@ -7,6 +7,7 @@ table and in the JSON, measured or with a note saying why not.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -54,4 +55,11 @@ def test_quick_run_has_every_row(tmp_path: Path) -> None:
     assert rows["create.venv"]["ratio"] is not None
     assert {"cpu", "cores", "python", "date"} <= set(data["machine"])
     assert [t["name"] for t in data["targets"]]
+    counted = data["instructions"]
+    if shutil.which("valgrind"):  # start-up instructions, counted, and in the table
+        assert set(counted["values"]) == {"startup.venv", "startup.layer", "startup.disabled"}
+        assert all(value > 1_000_000 for value in counted["values"].values())
+        assert "start-up, instructions (valgrind callgrind)" in result.stdout
+    else:
+        assert counted["note"] == "valgrind is not installed"
     assert list(tmp_path.glob("layervenv-bench-*")) == []  # the work directory is removed
