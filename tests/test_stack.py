@@ -327,6 +327,31 @@ def test_activation_re_establishes_the_stack_and_removes_it(shell, setup_layer, 
     assert significant(out["AFTER"]) == significant(out["BEFORE"])
 
 
+#: values a stack's setup may export, each replayed by activation exactly as it was set
+HOSTILE_VALUES = {
+    "STACK_TWO_LINES": "line1\n  line2\nline3",
+    "STACK_QUOTES": "it's \"q\" $HOME `x` \\ back ! %d é = a=b",
+    "STACK_EMPTY": "",
+}
+
+
+@pytest.mark.parametrize("shell", ALL_SHELLS)
+def test_recorded_values_are_replayed_exactly(shell, tmp_path, stack, base_env):
+    """Multi-line values, quotes, ``$``, backslashes, ``!`` and an empty value come back as
+    the setup set them, in every shell (the script's indentation must not get into a value
+    that spans lines), and deactivate gives back the values set before."""
+    setup = tmp_path / "hostile-setup.sh"
+    setup.write_text(f". '{stack.setup_script}'\n" + "".join(
+        f"export {name}={shlex.quote(value)}\n" for name, value in HOSTILE_VALUES.items()))
+    root = tmp_path / "layer"
+    run_tool("create", "--without-pip", str(root), "--setup", f". '{setup}'", env=base_env)
+    before = dict(base_env, STACK_QUOTES="was 'set' $x !1 \\")
+    out = _round_trip(shell, root, before)
+    assert {k: out["DURING"].get(k) for k in HOSTILE_VALUES} == HOSTILE_VALUES
+    assert significant(out["AFTER"]) == significant(out["BEFORE"])
+    assert out["AFTER"]["STACK_QUOTES"] == before["STACK_QUOTES"]
+
+
 @pytest.mark.parametrize("shell", ALL_SHELLS)
 def test_activation_where_the_stack_is_set_up_adds_only_the_layer(shell, setup_layer, stack,
                                                                   stack_env):

@@ -143,7 +143,12 @@ def prompt_syntax(dialect: Dialect, exported: bool = False, text: str = "") -> P
 
 
 class Script:
-    """Lines with indentation: just enough structure for nested conditionals."""
+    """Lines with indentation: just enough structure for nested conditionals.
+
+    Only the lines of the *templates* are indented, before the values are filled in:
+    a quoted value that spans lines (a stack variable holding a newline) must reach
+    the shell exactly as it is, without the indentation of the block it sits in.
+    """
 
     def __init__(self, dialect: Dialect, indent: int = 0) -> None:
         self.dialect = dialect
@@ -151,13 +156,14 @@ class Script:
         self.depth = indent
 
     def add(self, template: str, **fields: str) -> None:
-        for line in template.format(**fields).splitlines():
-            self.lines.append("    " * self.depth + line)
+        for line in template.splitlines():
+            self.lines.append("    " * self.depth + line.format(**fields))
 
-    def add_text(self, text: str) -> None:
-        """Lines already spelled out (no placeholders)."""
+    def add_text(self, text: str, prefix: str = "") -> None:
+        """Lines already spelled out (no placeholders but :data:`PREFIX`, which becomes
+        ``prefix``)."""
         for line in text.splitlines():
-            self.lines.append("    " * self.depth + line)
+            self.lines.append("    " * self.depth + line.replace(PREFIX, prefix))
 
     def open(self, template: str, **fields: str) -> None:
         self.add(template, **fields)
@@ -236,7 +242,7 @@ def apply_change(script: Script, change: Change) -> None:
         script.open_text(prompt.if_set)
         script.add_text(prompt.save)
         script.close()
-        script.add_text(prompt.set.replace(PREFIX, d.quote(prompt.escape(change.text))))
+        script.add_text(prompt.set, prefix=d.quote(prompt.escape(change.text)))
         _set(script, applied_name(key), prompt.applied, change.exported)
         script.close()
     else:  # pragma: no cover - the model is closed
