@@ -50,23 +50,25 @@ def run_tool(*args: str, env: dict[str, str] | None = None, check: bool = True,
 
 
 def shell_path(name: str) -> str:
-    """Absolute path of a shell; fails (not skips) in CI when it is missing."""
+    """Absolute path of a shell (or of strace); fails (not skips) in CI when it is missing."""
     found = shutil.which(name)
     if found is None:
         import pytest
 
         if os.environ.get("CI"):
-            pytest.fail(f"shell {name} is not installed (.ci/run must install it)")
-        pytest.skip(f"shell {name} is not installed")
+            pytest.fail(f"{name} is not installed (dev/test installs it)")
+        pytest.skip(f"{name} is not installed")
     return found
 
 
 def run_shell(shell: str, script: str, env: dict[str, str], cwd: Path | None = None,
-              check: bool = True) -> subprocess.CompletedProcess[str]:
+              check: bool = True, wrapper: tuple[str, ...] = ()
+              ) -> subprocess.CompletedProcess[str]:
     """Run ``script`` in a real ``shell`` (non-interactive) with exactly ``env``.
 
     csh scripts run from a file: ``csh -c`` does not run loops.  Neither fish nor csh
     reads the user's or the system's start-up files (``--no-config``, ``-f``).
+    ``wrapper`` comes before the shell on the command line (``strace ...``).
     """
     syntax = SHELLS.get(shell, SHELLS["bash"])
     if syntax.family == "csh":
@@ -77,6 +79,7 @@ def run_shell(shell: str, script: str, env: dict[str, str], cwd: Path | None = N
     else:
         name = ""
         argv = [shell_path(shell), *syntax.options, "-c", script]
+    argv = [*wrapper, *argv]
     try:
         result = subprocess.run(argv, env=env, capture_output=True, text=True, cwd=cwd,
                                 check=False)

@@ -16,7 +16,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import ALL_SHELLS, SHELLS, run_shell, significant, split_dumps
+from helpers import ALL_SHELLS, SHELLS, run_shell, shell_path, significant, split_dumps
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -52,6 +52,10 @@ def layers(tmp_path_factory, _built_stack):
         root = base / f"{HOSTILE} {name}"
         run_tool("create", "--without-pip", str(root), *args, env=env)
         made[name] = root
+    # made where no stack is set up: activation re-establishes the recorded one
+    made["setup"] = base / f"{HOSTILE} setup"
+    run_tool("create", "--without-pip", str(made["setup"]), "--setup",
+             f". '{_built_stack.setup_script}'", env=clean_env(base))
     return made
 
 
@@ -250,6 +254,35 @@ def test_activation_needs_no_external_command(shell, layers, base_env):
     result = run_shell(shell, script, env)
     assert result.stdout == "ok:/nonexistent"
     assert result.stderr == ""
+
+
+#: system calls that start a process; a thread (CLONE_THREAD: fish has some) is none
+SPAWN = re.compile(r"\b(execve|fork|vfork|clone3?)\(")
+
+
+def _processes_started(shell: str, script: str, env: dict[str, str], trace: Path) -> int:
+    """How many processes ``shell`` starts running ``script``, by strace."""
+    strace = ("strace", "-f", "-qq", "-o", str(trace),
+              "-e", "trace=execve,fork,vfork,clone,clone3")
+    shell_path("strace")  # fails in CI when missing, as a missing shell does
+    run_shell(shell, script, env, wrapper=strace)
+    return sum(1 for line in trace.read_text().splitlines()
+               if SPAWN.search(line) and "CLONE_THREAD" not in line)
+
+
+@pytest.mark.parametrize("shell", ALL_SHELLS)
+def test_activation_starts_no_process(shell, layers, base_env, tmp_path):
+    """Activating (with a recorded stack to re-establish), activating again, switching
+    layers and deactivating start no process, as strace sees it: exactly as many as the
+    shell starts by itself for an empty script (tcsh forks once at start-up)."""
+    sh = SHELLS[shell]
+    script = "\n".join([sh.source(layers["setup"]), sh.source(layers["setup"]),
+                        sh.source(layers["exported"]), "deactivate",
+                        sh.source(layers["setup"]), "deactivate"])
+    idle = {"posix": ":", "fish": "true", "csh": "set _idle = 1"}[sh.family]
+    baseline = _processes_started(shell, idle, base_env, tmp_path / "idle")
+    assert baseline <= 2
+    assert _processes_started(shell, script, base_env, tmp_path / "trace") == baseline
 
 
 #: what may start a statement in each script: builtins, keywords, our own functions
