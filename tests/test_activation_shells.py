@@ -16,7 +16,15 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import ALL_SHELLS, SHELLS, run_shell, shell_path, significant, split_dumps
+from helpers import (
+    ALL_SHELLS,
+    POSIX_SHELLS,
+    SHELLS,
+    run_shell,
+    shell_path,
+    significant,
+    split_dumps,
+)
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -256,6 +264,31 @@ def test_activation_needs_no_external_command(shell, layers, base_env):
     assert result.stderr == ""
 
 
+#: builtins bin/activate uses, each aliased to something harmful; zsh, dash and ksh expand
+#: aliases in sourced files, bash where expand_aliases is on (every interactive bash)
+ALIASED = ("unset", "export", "printf", "command", "eval", "return", "[")
+
+
+@pytest.mark.parametrize("shell", POSIX_SHELLS)
+def test_user_aliases_of_builtins_are_not_used(shell, layers, base_env):
+    """Activation and deactivate call the builtins, never a user's alias of one."""
+    dump = "\\printf '{0}\\0'; /usr/bin/env -0; \\printf '\\0'"
+    # one alias a line: ksh refuses to alias [
+    aliases = [f"alias '{name}=echo ALIASED {name};' 2>/dev/null" for name in ALIASED]
+    script = "\n".join([
+        '[ -n "${BASH_VERSION-}" ] && shopt -s expand_aliases',
+        *aliases,
+        dump.format("BEFORE"),
+        SHELLS[shell].source(layers["setup"]), SHELLS[shell].source(layers["setup"]),
+        dump.format("DURING"), "deactivate", dump.format("AFTER"),
+    ])
+    result = run_shell(shell, script, base_env)
+    assert "ALIASED" not in result.stdout + result.stderr
+    out = split_dumps(result.stdout)
+    assert out["DURING"]["VIRTUAL_ENV"] == str(layers["setup"])
+    assert significant(out["AFTER"]) == significant(out["BEFORE"])
+
+
 #: system calls that start a process; a thread (CLONE_THREAD: fish has some) is none
 SPAWN = re.compile(r"\b(execve|fork|vfork|clone3?)\(")
 
@@ -313,6 +346,8 @@ def test_script_spawns_nothing(layers, script):
         if not line or line.startswith("#"):
             continue
         word = line.split(" ", 1)[0].rstrip(";")
+        if family == "posix":  # builtins are written \\unset: never a user's alias
+            word = word.removeprefix("\\")
         if family == "posix" and (line.startswith(("'", '"', "*")) or "=" in word
                                   or line == "deactivate () {"):
             continue

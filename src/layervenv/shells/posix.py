@@ -2,6 +2,9 @@
 
 Only builtins are used (``[``, ``case``, parameter expansion): sourcing
 the script starts no process, so its cost does not grow with the layer's size.
+Every builtin is written with a backslash (``\\unset``, ``\\[``): zsh, dash and ksh expand
+aliases in a sourced file, bash does in every interactive shell, and a quoted command
+name is never an alias, so a user's ``alias unset=...`` is not what activation runs.
 Pattern operands are single-quoted literals in unquoted assignments, which every
 one of these shells treats as plain text, whatever the layer's path contains.
 """
@@ -26,8 +29,8 @@ case :${{{var}-}}: in
         _layervenv_v=:${{{var}-}}:
         _layervenv_v=${{_layervenv_v%%:{entry}:*}}:${{_layervenv_v#*:{entry}:}}
         _layervenv_v=${{_layervenv_v#:}}
-        {var}=${{_layervenv_v%:}}; export {var}
-        unset _layervenv_v ;;
+        {var}=${{_layervenv_v%:}}; \\export {var}
+        \\unset _layervenv_v ;;
 esac"""
 
 _TEXT = STATE_PREFIX + "PROMPT"
@@ -39,24 +42,24 @@ _OLD_PS1 = saved_name("PS1")
 # what an expansion yields is not expanded again.  zsh expands ${...} in PS1 only with
 # PROMPT_SUBST, so without it the text goes in literally, its % doubled.
 _GUARDED_PROMPT = PromptSyntax(
-    if_set='if [ -n "${PS1+x}" ]; then',
+    if_set='if \\[ -n "${PS1+x}" ]; then',
     save=f'{_OLD_PS1}="${{PS1}}"',
     set=f"""\
 {_TEXT}={PREFIX}
-if [ -n "${{ZSH_VERSION-}}" ]; then
+if \\[ -n "${{ZSH_VERSION-}}" ]; then
     if [[ -o promptsubst ]]; then
         PS1='${{{_TEXT}//\\%/%%}}'"${{PS1-}}"
     else
         PS1="${{{_TEXT}//\\%/%%}}${{PS1-}}"
     fi
-elif [ -n "${{KSH_VERSION-}}" ]; then
+elif \\[ -n "${{KSH_VERSION-}}" ]; then
     PS1='${{{_TEXT}//!/!!}}'"${{PS1-}}"
 else
     PS1='${{{_TEXT}}}'"${{PS1-}}"
 fi""",
-    if_saved=f'if [ -n "${{{_OLD_PS1}+x}}" ]; then',
-    restore=f'PS1="${{{_OLD_PS1}}}"\nunset {_OLD_PS1} {_TEXT}',
-    unset=f"unset PS1 {_TEXT}",
+    if_saved=f'if \\[ -n "${{{_OLD_PS1}+x}}" ]; then',
+    restore=f'PS1="${{{_OLD_PS1}}}"\n\\unset {_OLD_PS1} {_TEXT}',
+    unset=f"\\unset PS1 {_TEXT}",
     applied='"${PS1}"',
 )
 
@@ -67,31 +70,31 @@ DIALECT = Dialect(
     name="posix",
     quote=quote,
     ref='"${{{var}}}"',
-    if_set='if [ -n "${{{var}+x}}" ]; then',
-    if_unset='if [ -z "${{{var}+x}}" ]; then',
-    if_empty='if [ -z "${{{var}:-}}" ]; then',
-    if_equal='if [ -n "${{{a}+x}}" ] && [ "x${{{a}}}" = "x${{{b}}}" ]; then',
+    if_set='if \\[ -n "${{{var}+x}}" ]; then',
+    if_unset='if \\[ -z "${{{var}+x}}" ]; then',
+    if_empty='if \\[ -z "${{{var}:-}}" ]; then',
+    if_equal='if \\[ -n "${{{a}+x}}" ] && \\[ "x${{{a}}}" = "x${{{b}}}" ]; then',
     else_="else",
     end_if="fi",
     # one builtin instead of two (values are always quoted: no field splitting in dash)
-    set_exported="export {var}={value}",
+    set_exported="\\export {var}={value}",
     set_local="{var}={value}",
-    unset_exported="unset {var}",
-    unset_local="unset {var}",
+    unset_exported="\\unset {var}",
+    unset_local="\\unset {var}",
     # ':' and the old value only when that is not empty: never an empty entry
-    prepend='export {var}={entry}"${{{var}:+:${{{var}}}}}"',
+    prepend='\\export {var}={entry}"${{{var}:+:${{{var}}}}}"',
     remove_entry=_REMOVE_ENTRY,
     prompt_value='{prefix}"${{{var}-}}"',
     prompt_var="PS1",
     # nothing to forget: POSIX shells discard remembered command locations whenever PATH
     # is assigned (XCU 2.9.1.1), and activation and deactivate always assign it
     rehash="",
-    if_set_nonempty='if [ -n "${{{var}:-}}" ]; then',
-    if_missing="if [ ! -e {path} ]; then",
-    fail="printf '%s\\n' {message} >&2\nreturn 1",
+    if_set_nonempty='if \\[ -n "${{{var}:-}}" ]; then',
+    if_missing="if \\[ ! -e {path} ]; then",
+    fail="\\printf '%s\\n' {message} >&2\n\\return 1",
     flag_if_absent='case ":${{{var}-}}:" in *:{entry}:*) ;; *) {flag}= ;; esac',
     flag_if_contains="case ${{{var}-}} in *{text}*) {flag}=1 ;; esac",
-    eval="eval {command}",
+    eval="\\eval {command}",
     prompt_expands=PROMPT_EXPANDS,
     prompt_guarded=_GUARDED_PROMPT,
 )
@@ -103,13 +106,13 @@ _HEADER = """\
 
 # A layer active in this shell is left with its own deactivate, which knows the stack it
 # re-established (this layer's deactivate knows only this layer's stack).
-if [ -n "${{_LAYERVENV_ACTIVE+x}}" ] && command -v deactivate >/dev/null 2>&1; then
+if \\[ -n "${{_LAYERVENV_ACTIVE+x}}" ] && \\command -v deactivate >/dev/null 2>&1; then
     deactivate nondestructive
 fi
 
 deactivate () {{
-{revert}    if [ "${{1-}}" != nondestructive ]; then
-        unset -f deactivate
+{revert}    if \\[ "${{1-}}" != nondestructive ]; then
+        \\unset -f deactivate
     fi
 }}
 
