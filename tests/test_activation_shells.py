@@ -264,6 +264,19 @@ def test_activation_needs_no_external_command(shell, layers, base_env):
     assert result.stderr == ""
 
 
+@pytest.mark.parametrize("shell", ["bash", "zsh"])
+def test_running_instead_of_sourcing_says_so(shell, layers, base_env):
+    """``bash bin/activate`` would activate a shell that ends at once: one line, exit 2."""
+    from helpers import shell_path
+
+    layer = layers["plain"]
+    result = subprocess.run([shell_path(shell), str(layer / "bin" / "activate")],
+                            env=base_env, capture_output=True, text=True, check=False)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and "must be sourced" in result.stderr
+    assert str(layer / "bin" / "activate") in result.stderr
+
+
 #: builtins bin/activate uses, each aliased to something harmful; zsh, dash and ksh expand
 #: aliases in sourced files, bash where expand_aliases is on (every interactive bash)
 ALIASED = ("unset", "export", "printf", "command", "eval", "return", "[")
@@ -321,7 +334,7 @@ def test_activation_starts_no_process(shell, layers, base_env, tmp_path):
 #: what may start a statement in each script: builtins, keywords, our own functions
 BUILTINS = {
     "posix": {"if", "then", "elif", "else", "fi", "case", "esac", "unset", "export", "return",
-              "printf", "hash", "deactivate", "eval", "}", "deactivate ()"},
+              "printf", "hash", "deactivate", "eval", "exit", "}", "deactivate ()"},
     "fish": {"if", "else", "end", "set", "functions", "function", "printf", "return", "not",
              "contains", "string", "test", "echo", "deactivate", "_layervenv_old_fish_prompt"},
     "csh": {"if", "else", "endif", "set", "setenv", "unset", "unsetenv", "while", "end",

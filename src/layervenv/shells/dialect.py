@@ -397,9 +397,10 @@ def render_revert(env: EnvChange, dialect: Dialect, indent: int = 0) -> str:
 
 
 def render_script(template: str, env: EnvChange, dialect: Dialect, version: str) -> str:
-    """Fill a dialect's script template: header fields, the revert (inside its
-    ``deactivate``), the checks and the apply part, all rendered from ``env``."""
+    """Fill a dialect's script template: header fields (``layer`` is the quoted path), the
+    revert (inside its ``deactivate``), the checks and the apply part, all from ``env``."""
     return template.format(
+        layer=dialect.quote(env.layer),
         layer_comment=env.layer.replace("\n", " "),
         version=version,
         revert=render_revert(env, dialect, indent=1),
