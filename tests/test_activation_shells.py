@@ -302,6 +302,28 @@ def test_user_aliases_of_builtins_are_not_used(shell, layers, base_env):
     assert significant(out["AFTER"]) == significant(out["BEFORE"])
 
 
+@pytest.mark.parametrize("shell", ALL_SHELLS)
+def test_activation_leaves_an_active_venv_first(shell, layers, base_env, tmp_path):
+    """A venv (``python -m venv``) active in the shell is left with its own deactivate, as
+    activating another venv does: the layer is not put on top of it, and deactivate
+    gives back the shell as it was before the venv, not a venv with no deactivate."""
+    import sys
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    sh = SHELLS[shell]
+    venv_script = {"posix": "activate", "fish": "activate.fish", "csh": "activate.csh"}
+    activate_venv = sh.source(venv).replace(sh.activate, venv_script[sh.family])
+    # venv's activate.csh reads $prompt, which a non-interactive csh does not set
+    prompt = "set prompt = '> '" if sh.family == "csh" else ""
+    script = "\n".join([prompt, sh.dump("BEFORE"), activate_venv, sh.source(layers["plain"]),
+                        sh.dump("DURING"), "deactivate", sh.dump("AFTER")])
+    out = split_dumps(run_shell(shell, script, base_env).stdout)
+    assert out["DURING"]["VIRTUAL_ENV"] == str(layers["plain"])
+    assert str(venv) not in out["DURING"]["PATH"]
+    assert significant(out["AFTER"]) == significant(out["BEFORE"])
+
+
 #: system calls that start a process; a thread (CLONE_THREAD: fish has some) is none
 SPAWN = re.compile(r"\b(execve|fork|vfork|clone3?)\(")
 
@@ -339,7 +361,7 @@ BUILTINS = {
              "contains", "string", "test", "echo", "deactivate", "_layervenv_old_fish_prompt"},
     "csh": {"if", "else", "endif", "set", "setenv", "unset", "unsetenv", "while", "end",
             "foreach", "@", "alias", "unalias", "source", "echo", "rehash", "goto", "eval",
-            "_layervenv_end:"},
+            "_layervenv_end:", "deactivate"},
 }
 
 

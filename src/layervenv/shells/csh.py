@@ -273,6 +273,12 @@ if ( $?_layervenv_deactivate ) then
 endif
 source {deactivate}
 unset _layervenv_keep
+# So is a venv (python -m venv, virtualenv) active in this shell, as activating another
+# venv would: a layer on top of it would hide its deactivate alias for good.
+# (An alias is not expanded in a one-line if.)
+if ( ! $?_LAYERVENV_ACTIVE && $?VIRTUAL_ENV && $?_OLD_VIRTUAL_PATH ) then
+    deactivate nondestructive
+endif
 
 set _layervenv_deactivate = {deactivate}
 alias deactivate 'source "$_layervenv_deactivate"'

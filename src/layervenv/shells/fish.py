@@ -105,6 +105,12 @@ if set -q _LAYERVENV_ACTIVE; and functions -q deactivate
     deactivate nondestructive
 end
 
+# So is a venv (python -m venv, virtualenv) active in this shell, as activating another
+# venv would: a layer on top of it would hide its deactivate for good.
+if not set -q _LAYERVENV_ACTIVE; and set -q VIRTUAL_ENV; and functions -q deactivate
+    deactivate nondestructive
+end
+
 function deactivate --description "Deactivate the layervenv layer"
 {revert}    if test "$argv[1]" != nondestructive
         functions -e deactivate

@@ -117,6 +117,15 @@ if \\[ -n "${{_LAYERVENV_ACTIVE+x}}" ] && \\command -v deactivate >/dev/null 2>&
     deactivate nondestructive
 fi
 
+# So is a venv (python -m venv, virtualenv) active in this shell, as activating another
+# venv would: a layer on top of it would hide its deactivate for good.  Its deactivate
+# is a function of this shell where its unexported _OLD_VIRTUAL_PATH is set.
+if \\[ -z "${{_LAYERVENV_ACTIVE+x}}" ] && \\[ -n "${{_OLD_VIRTUAL_PATH+x}}" ]; then
+    if \\[ -n "${{VIRTUAL_ENV:-}}" ] && \\command -v deactivate >/dev/null 2>&1; then
+        deactivate nondestructive
+    fi
+fi
+
 deactivate () {{
 {revert}    if \\[ "${{1-}}" != nondestructive ]; then
         \\unset -f deactivate
