@@ -277,6 +277,22 @@ def test_running_instead_of_sourcing_says_so(shell, layers, base_env):
     assert str(layer / "bin" / "activate") in result.stderr
 
 
+@pytest.mark.parametrize("shell", ["tcsh", "csh"])
+def test_csh_deactivate_of_a_moved_layer_says_so(shell, tmp_path, stack_env):
+    """csh's deactivate sources the layer's deactivate.csh: when the layer was moved or
+    deleted meanwhile, it says so in one line instead of a bare "No such file or
+    directory." that also ends the script sourcing it."""
+    from helpers import run_tool
+
+    layer = tmp_path / "layer"
+    run_tool("create", "--without-pip", str(layer), env=stack_env)
+    script = "\n".join([SHELLS[shell].source(layer),
+                        f"/bin/mv {layer} {tmp_path / 'moved'}", "deactivate", "echo went on"])
+    result = run_shell(shell, script, stack_env, check=False)
+    assert result.stdout == "went on\n"
+    assert result.stderr.count("\n") == 1 and "moved or deleted" in result.stderr
+
+
 #: builtins bin/activate uses, each aliased to something harmful; zsh, dash and ksh expand
 #: aliases in sourced files, bash where expand_aliases is on (every interactive bash)
 ALIASED = ("unset", "export", "printf", "command", "eval", "return", "[")

@@ -280,8 +280,10 @@ if ( ! $?_LAYERVENV_ACTIVE && $?VIRTUAL_ENV && $?_OLD_VIRTUAL_PATH ) then
     deactivate nondestructive
 endif
 
+# A layer moved or deleted while active has no deactivate.csh: say so (csh has nothing
+# else to run) rather than "No such file or directory.", which also ends a sourcing script.
 set _layervenv_deactivate = {deactivate}
-alias deactivate 'source "$_layervenv_deactivate"'
+alias deactivate {deactivate_alias}
 
 {checks}
 {apply}
@@ -289,6 +291,15 @@ _layervenv_end:
 unset _layervenv_c
 if ( $?_layervenv_failed ) eval 'unset _layervenv_failed; set status = 1'
 """
+
+#: what the deactivate alias does; one line (a csh alias is), run again at each use.  The
+#: message cannot name the file: csh substitutes the whole line before any "if" decides,
+#: and after a deactivation the variable holding it is gone.
+_DEACTIVATE_ALIAS = (
+    'if ( -r "$_layervenv_deactivate" ) source "$_layervenv_deactivate"; '
+    'if ( $?_layervenv_deactivate ) echo "layervenv: cannot deactivate: the bin/deactivate.csh '
+    'of the layer is gone (was the layer moved or deleted?); start a new shell" >>& /dev/stderr'
+)
 
 _DEACTIVATE = """\
 # Deactivate the layervenv layer {layer_comment}
@@ -310,6 +321,7 @@ def render(env: EnvChange, version: str) -> dict[str, str]:
     return {
         "activate.csh": _ACTIVATE.format(
             deactivate=deactivate,
+            deactivate_alias=quote(_DEACTIVATE_ALIAS),
             checks=render_checks(env, DIALECT),
             apply=render_apply(env, DIALECT),
             **fields,
