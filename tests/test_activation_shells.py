@@ -286,11 +286,17 @@ def test_csh_deactivate_of_a_moved_layer_says_so(shell, tmp_path, stack_env):
 
     layer = tmp_path / "layer"
     run_tool("create", "--without-pip", str(layer), env=stack_env)
-    script = "\n".join([SHELLS[shell].source(layer),
-                        f"/bin/mv {layer} {tmp_path / 'moved'}", "deactivate", "echo went on"])
+    source = SHELLS[shell].source(layer)
+    # deactivate in a loop and in an if block of a script works as at the top level
+    script = "\n".join([
+        "set i = 0", "while ( $i < 2 )", source, "deactivate", "@ i++", "end",
+        source, "if ( 1 ) then", "deactivate", "endif",
+        'if ( ! $?VIRTUAL_ENV ) echo "$PATH"',
+        source, f"/bin/mv {layer} {tmp_path / 'moved'}", "deactivate", "echo went on"])
     result = run_shell(shell, script, stack_env, check=False)
-    assert result.stdout == "went on\n"
+    assert result.stdout == f"{stack_env['PATH']}\nwent on\n"
     assert result.stderr.count("\n") == 1 and "moved or deleted" in result.stderr
+    assert str(layer / "bin" / "deactivate.csh") in result.stderr
 
 
 #: builtins bin/activate uses, each aliased to something harmful; zsh, dash and ksh expand

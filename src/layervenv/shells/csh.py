@@ -292,13 +292,16 @@ unset _layervenv_c
 if ( $?_layervenv_failed ) eval 'unset _layervenv_failed; set status = 1'
 """
 
-#: what the deactivate alias does; one line (a csh alias is), run again at each use.  The
-#: message cannot name the file: csh substitutes the whole line before any "if" decides,
-#: and after a deactivation the variable holding it is gone.
+#: what the deactivate alias does; one line (a csh alias is), run again at each use.
+#: ``source`` is not put in a one-line ``if``: sourcing a file with blocks from there goes
+#: wrong inside a block (csh's ``if``/``while`` of a script calling deactivate); a missing
+#: file is replaced by /dev/null instead, after one line saying so.
 _DEACTIVATE_ALIAS = (
-    'if ( -r "$_layervenv_deactivate" ) source "$_layervenv_deactivate"; '
-    'if ( $?_layervenv_deactivate ) echo "layervenv: cannot deactivate: the bin/deactivate.csh '
-    'of the layer is gone (was the layer moved or deleted?); start a new shell" >>& /dev/stderr'
+    'set _layervenv_d = "$_layervenv_deactivate"; '
+    'if ( ! -r "$_layervenv_d" ) echo "layervenv: cannot deactivate: $_layervenv_d is gone '
+    '(was the layer moved or deleted?); start a new shell" >>& /dev/stderr; '
+    'if ( ! -r "$_layervenv_d" ) set _layervenv_d = /dev/null; '
+    'source "$_layervenv_d"; unset _layervenv_d'
 )
 
 _DEACTIVATE = """\
