@@ -146,6 +146,24 @@ def test_activate_twice_and_in_child_shell(shell, layers, base_env, tmp_path):
     assert out["AFTER"]["PATH"] == base_env["PATH"]
 
 
+@pytest.mark.parametrize("shell", ALL_SHELLS)
+def test_child_shell_activating_another_layer_leaves_nothing_of_the_first(shell, layers,
+                                                                          base_env, tmp_path):
+    """A child shell inherited an --export-pythonpath layer A and activates a plain layer B:
+    A's site-packages must not stay on PYTHONPATH under B (A's packages would be
+    importable in B), and B's deactivate leaves no A state behind."""
+    sh = SHELLS[shell]
+    child = tmp_path / "child"
+    child.write_text("\n".join([sh.source(layers["plain"]), sh.dump("DURING"), "deactivate",
+                                sh.dump("AFTER")]) + "\n")
+    script = "\n".join([sh.dump("BEFORE"), sh.source(layers["exported"]),
+                        sh.child(shell, child)])
+    out = split_dumps(run_shell(shell, script, base_env).stdout)
+    assert out["DURING"]["VIRTUAL_ENV"] == str(layers["plain"])
+    assert str(layers["exported"]) not in out["DURING"].get("PYTHONPATH", "")
+    assert significant(out["AFTER"]) == significant(out["BEFORE"])
+
+
 def _prompt_script(shell: str, layer: Path) -> str:
     """Prompt 'orig> ' with the layer, after deactivate; then none; then disabled."""
     sh = SHELLS[shell]

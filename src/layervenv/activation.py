@@ -46,8 +46,13 @@ def env_change(layer: Layer) -> EnvChange:
             changes=recorded_stack_changes(record), describe=describe_stack(layer),
             rerun=layer.config.stack.setup if layer.config.stack.rerun_setup else "",
         )
+    # An --export-pythonpath layer inherited from a parent shell is left by this layer's
+    # deactivate: its site-packages must go from PYTHONPATH even where this layer does
+    # not export its own (a revert reads the entry from the saved state, not the change).
+    revert_also = () if layer.config.export_pythonpath else (
+        PrependPath("PYTHONPATH", str(layer.site_packages)),)
     return EnvChange(layer=str(layer.root), changes=layer_changes(layer),
-                     requires=tuple(requires), stack=stack)
+                     requires=tuple(requires), stack=stack, revert_also=revert_also)
 
 
 def recorded_stack_changes(record: StackEnvironment) -> tuple[Change, ...]:

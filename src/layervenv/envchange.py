@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import chain
 from typing import Union
 
 STATE_PREFIX = "_LAYERVENV_"
@@ -158,10 +159,15 @@ class EnvChange:
     changes: tuple[Change, ...]
     requires: tuple[RequirePath, ...] = ()
     stack: StackGroup | None = None
+    #: changes this layer does not make but another layer's activation may have made,
+    #: undone where their saved state says so: a child shell inherits the state of its
+    #: parent's layer, and activating another layer there first deactivates that one
+    #: with this layer's deactivate (the parent's shell function is not inherited)
+    revert_also: tuple[Change, ...] = ()
 
     def reverted(self) -> Iterator[Change]:
         """Changes in the order deactivation must undo them (last applied first)."""
-        return reversed(self.changes)
+        return chain(self.revert_also, reversed(self.changes))
 
     def touches_path(self) -> bool:
         """Whether the shell must forget its cached command locations."""
