@@ -380,6 +380,37 @@ def test_switching_layers_leaves_the_first_layers_stack_behind_nothing(shell, tm
     assert significant(out["AFTER"]) == significant(out["BEFORE"])
 
 
+@pytest.mark.parametrize("set_up", [False, True], ids=["clean-shell", "stack-set-up"])
+@pytest.mark.parametrize("shell", ["tcsh", "csh"])
+def test_csh_activation_cost_does_not_grow_with_the_stack(shell, set_up, tmp_path, stack,
+                                                          base_env):
+    """csh reads every PATH directory again each time PATH is set (its command hash), and
+    the csh script splits a path-like value by setting PATH: checking whether each of a
+    stack's PYTHONPATH entries is set up must not cost one split (a re-read of every PATH
+    directory, a CVMFS directory of thousands of files among them) per entry and phase."""
+    from helpers import shell_path
+
+    extra = [tmp_path / f"pkg{i}" / "python" for i in range(8)]
+    for folder in extra:
+        folder.mkdir(parents=True)
+    setup = tmp_path / "many-entries.sh"
+    setup.write_text(f". '{stack.setup_script}'\n" + "".join(
+        f"export PYTHONPATH='{folder}':$PYTHONPATH\n" for folder in extra))
+    root = tmp_path / "layer"
+    run_tool("create", "--without-pip", str(root), "--setup", f". '{setup}'", env=base_env)
+    watched = tmp_path / "watched-bin"
+    watched.mkdir()
+    env = dict(base_env, PATH=f"{watched}:{base_env['PATH']}")
+    if set_up:
+        env["PYTHONPATH"] = ":".join(str(f) for f in [*reversed(extra), stack.site_packages,
+                                                      stack.egg])
+    trace = tmp_path / "trace"
+    strace = (shell_path("strace"), "-f", "-qq", "-e", "trace=open,openat", "-o", str(trace))
+    run_shell(shell, SHELLS[shell].source(root), env, wrapper=strace)
+    reads = sum(1 for line in trace.read_text().splitlines() if f'"{watched}"' in line)
+    assert reads <= 4
+
+
 def test_stack_imports_after_activation_in_a_fresh_shell(setup_layer, base_env):
     script = (f". '{setup_layer}/bin/activate'\n"
               "python -c 'import hepnum, hepio; print(hepnum.__version__, hepio.__version__)'")

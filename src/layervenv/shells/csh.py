@@ -172,6 +172,31 @@ if ( ! $_layervenv_m ) set {flag} = ""
     + "\nunset _layervenv_v _layervenv_w _layervenv_m " + " ".join(_SPLIT_TEMPS)
 )
 
+#: empty {flag} when one of {entries} (literals) is not one of the entries of {var}: {var}
+#: is split once, however many entries are looked for (each split sets PATH twice, and
+#: csh reads every PATH directory again each time)
+_FLAG_IF_ANY_ABSENT = (
+    """\
+if ( $?{var} ) then
+    set _layervenv_v = "${var}"
+else
+    set _layervenv_v = ""
+endif
+"""
+    + _with_path_saved(_split('"$_layervenv_v"', "_layervenv_w"))
+    + """
+foreach _layervenv_e ( {entries} )
+    set _layervenv_m = 0
+    foreach _layervenv_t ( $_layervenv_w:q )
+        if ( "$_layervenv_t" == "+$_layervenv_e" ) set _layervenv_m = 1
+    end
+    if ( ! $_layervenv_m ) set {flag} = ""
+end
+"""
+    + _RESTORE_NOGLOB
+    + "\nunset _layervenv_v _layervenv_w _layervenv_m _layervenv_e " + " ".join(_SPLIT_TEMPS)
+)
+
 
 def _flag_test(var: str, operator: str, when: str) -> str:
     """Open a block run when ``$var operator ""`` (an unset ``var`` counting as empty)."""
@@ -248,6 +273,7 @@ endif""",
     if_missing="if ( ! -e {path} ) then",
     fail=_FAIL,
     flag_if_absent=_FLAG_IF_ABSENT,
+    flag_if_any_absent=_FLAG_IF_ANY_ABSENT,
     # only used with plain text ("site-packages"): quoted glob characters stay live in tcsh
     flag_if_contains="""\
 if ( $?{var} ) then

@@ -104,6 +104,9 @@ class Dialect:
     fail: str = ""
     #: empty ``{flag}`` when ``{entry}`` is not one of the entries of ``{var}``
     flag_if_absent: str = ""
+    #: the same for each of ``{entries}`` (quoted literals, separated by spaces) in one pass
+    #: over ``{var}``, for a dialect where a pass is costly (csh); "" to use flag_if_absent
+    flag_if_any_absent: str = ""
     #: set ``{flag}`` to 1 when ``{var}`` contains ``{text}``
     flag_if_contains: str = ""
     #: run ``{command}`` in the current shell (re-running a stack's setup); "" if impossible
@@ -298,7 +301,11 @@ def _template(dialect: Dialect, name: str) -> str:
 
 
 def render_checks(env: EnvChange, dialect: Dialect, indent: int = 0) -> str:
-    """Refusals that come before any change: a missing stack, another stack set up."""
+    """Refusals that come before any change: a missing stack, another stack set up.
+
+    Whether the layer's stack is set up is found out here once, and left in
+    PRESENT_FLAG for :func:`render_apply`, which comes right after it in every script.
+    """
     script = Script(dialect, indent)
     for requirement in env.requires:
         script.open(_template(dialect, "if_missing"), path=dialect.quote(requirement.path))
@@ -321,7 +328,6 @@ def render_checks(env: EnvChange, dialect: Dialect, indent: int = 0) -> str:
         script.close()
         _unset(script, FOREIGN_FLAG, False)
         script.close()
-        _unset(script, PRESENT_FLAG, False)
     return script.text()
 
 
@@ -333,14 +339,18 @@ def _compute_stack_presence(script: Script, stack: StackGroup) -> None:
     """Set PRESENT_FLAG to 1 when every marker entry of the stack is on PYTHONPATH."""
     d = script.dialect
     _set(script, PRESENT_FLAG, d.quote("1"), False)
+    if d.flag_if_any_absent:
+        script.add(d.flag_if_any_absent, var=stack.present_var, flag=PRESENT_FLAG,
+                   entries=" ".join(d.quote(entry) for entry in stack.present_if))
+        return
     for entry in stack.present_if:
         script.add(_template(d, "flag_if_absent"), var=stack.present_var, flag=PRESENT_FLAG,
                    entry=d.quote(entry))
 
 
 def _apply_stack(script: Script, stack: StackGroup) -> None:
+    """Re-establish the stack where PRESENT_FLAG (left by the checks) says it is not set up."""
     d = script.dialect
-    _compute_stack_presence(script, stack)
     script.open(d.if_empty, var=PRESENT_FLAG)
     _set(script, STACK_FLAG, d.quote("1"), True)
     if stack.rerun and d.eval:
