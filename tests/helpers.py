@@ -61,6 +61,20 @@ def shell_path(name: str) -> str:
     return found
 
 
+def strace_path() -> str:
+    """strace, where it can trace: installed (else as :func:`shell_path`), and allowed to
+    use ptrace (a container without CAP_SYS_PTRACE is a limit of the machine, not of
+    the code under test: skip there, saying so)."""
+    strace = shell_path("strace")
+    probe = subprocess.run([strace, "-f", "-qq", "-o", os.devnull, "true"],
+                           capture_output=True, text=True, check=False)
+    if probe.returncode != 0:
+        import pytest
+
+        pytest.skip(f"strace cannot trace here: {probe.stderr.strip()[:200]}")
+    return strace
+
+
 def run_shell(shell: str, script: str, env: dict[str, str], cwd: Path | None = None,
               check: bool = True, wrapper: tuple[str, ...] = ()
               ) -> subprocess.CompletedProcess[str]:

@@ -24,6 +24,7 @@ from helpers import (
     shell_path,
     significant,
     split_dumps,
+    strace_path,
 )
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -246,7 +247,7 @@ def test_prompt_shows_the_layer_name_literally(shell, name, tmp_path, _built_sta
     """bash, dash and ksh expand $(...), `...` and $VAR in PS1 each time they show it,
     bash decodes \\w, ksh turns ! into the history number, zsh reads %d: the prompt must
     show the layer's name as it is, run nothing, and go back to what it was."""
-    from helpers import run_tool, shell_path
+    from helpers import run_tool
 
     layer = tmp_path / name
     run_tool("create", "--without-pip", str(layer), env=base_env)
@@ -285,7 +286,6 @@ def test_activation_needs_no_external_command(shell, layers, base_env):
 @pytest.mark.parametrize("shell", ["bash", "zsh"])
 def test_running_instead_of_sourcing_says_so(shell, layers, base_env):
     """``bash bin/activate`` would activate a shell that ends at once: one line, exit 2."""
-    from helpers import shell_path
 
     layer = layers["plain"]
     result = subprocess.run([shell_path(shell), str(layer / "bin" / "activate")],
@@ -370,9 +370,8 @@ SPAWN = re.compile(r"\b(execve|fork|vfork|clone3?)\(")
 
 def _processes_started(shell: str, script: str, env: dict[str, str], trace: Path) -> int:
     """How many processes ``shell`` starts running ``script``, by strace."""
-    strace = ("strace", "-f", "-qq", "-o", str(trace),
+    strace = (strace_path(), "-f", "-qq", "-o", str(trace),
               "-e", "trace=execve,fork,vfork,clone,clone3")
-    shell_path("strace")  # fails in CI when missing, as a missing shell does
     run_shell(shell, script, env, wrapper=strace)
     return sum(1 for line in trace.read_text().splitlines()
                if SPAWN.search(line) and "CLONE_THREAD" not in line)

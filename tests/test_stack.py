@@ -17,6 +17,7 @@ from helpers import (
     run_tool,
     significant,
     split_dumps,
+    strace_path,
     tool_command,
 )
 
@@ -388,7 +389,6 @@ def test_csh_activation_cost_does_not_grow_with_the_stack(shell, set_up, tmp_pat
     the csh script splits a path-like value by setting PATH: checking whether each of a
     stack's PYTHONPATH entries is set up must not cost one split (a re-read of every PATH
     directory, a CVMFS directory of thousands of files among them) per entry and phase."""
-    from helpers import shell_path
 
     extra = [tmp_path / f"pkg{i}" / "python" for i in range(8)]
     for folder in extra:
@@ -405,7 +405,7 @@ def test_csh_activation_cost_does_not_grow_with_the_stack(shell, set_up, tmp_pat
         env["PYTHONPATH"] = ":".join(str(f) for f in [*reversed(extra), stack.site_packages,
                                                       stack.egg])
     trace = tmp_path / "trace"
-    strace = (shell_path("strace"), "-f", "-qq", "-e", "trace=open,openat", "-o", str(trace))
+    strace = (strace_path(), "-f", "-qq", "-e", "trace=open,openat", "-o", str(trace))
     run_shell(shell, SHELLS[shell].source(root), env, wrapper=strace)
     reads = sum(1 for line in trace.read_text().splitlines() if f'"{watched}"' in line)
     assert reads <= 4
