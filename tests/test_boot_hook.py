@@ -12,6 +12,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -180,3 +181,96 @@ def test_pip_from_every_interpreter(python, tmp_path):
     out = subprocess.run([str(layer / "bin" / "python"), "-m", "pip", "--version"], env=env,
                          capture_output=True, text=True, check=True).stdout
     assert str(layer) in out
+
+
+SITECUSTOMIZE = "import sys; sys.path.insert(0, {where!r})\n"
+ORIGIN_PATH = """
+import json, sys, hepnum, hepstackonly
+print(json.dumps({"hepnum": hepnum.ORIGIN, "stack": hepstackonly.ORIGIN, "path": sys.path}))
+"""
+
+
+@pytest.mark.parametrize("python", PYTHONS, ids=_version_id)
+def test_layer_wins_over_a_stack_sitecustomize_that_prepends(python, tmp_path, mini_stack):
+    """A stack's sitecustomize runs after the hook; what it puts in front of sys.path
+    goes right behind the layer, not in front of it."""
+    if python is None:
+        pytest.skip("no interpreter found")
+    prepended = tmp_path / "prepended"
+    _package(prepended, "hepnum", "prepended")
+    (mini_stack / "sitecustomize.py").write_text(SITECUSTOMIZE.format(where=str(prepended)))
+    env = clean_env(tmp_path, PYTHONPATH=str(mini_stack))
+    layer = tmp_path / "layer"
+    run_tool("create", "--without-pip", "--python", python, str(layer), env=env)
+    site = Path(glob.glob(str(layer / "lib" / "python*" / "site-packages"))[0])
+    _package(site, "hepnum", "layer")
+    report = json.loads(py(layer / "bin" / "python", ORIGIN_PATH, env))
+    assert report["hepnum"] == "layer"
+    assert report["stack"] == "stack"
+    path = report["path"]
+    assert path.index(str(site)) + 1 == path.index(str(prepended))  # right behind the layer
+    assert path.index(str(prepended)) < path.index(str(mini_stack))
+
+
+EGG_INSERT_PTH = """import sys; sys.__plen = len(sys.path)
+./hepnum-0.1-py{v}.egg
+import sys; new = sys.path[sys.__plen:]; del sys.path[sys.__plen:]; \
+p = getattr(sys, '__egginsert', 0); sys.path[p:p] = new; sys.__egginsert = p + len(new)
+"""
+
+
+def _python_with_own_site_packages(root: Path) -> tuple[Path, Path]:
+    """A stack interpreter with site-packages of its own: this Python's binary copied
+    into a prefix whose standard library is linked entry by entry, as a stack's
+    Python installation would be (the real one is not ours to write into)."""
+    import sys
+    import sysconfig
+
+    short = "{}.{}".format(*sys.version_info[:2])
+    real = Path(os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable))
+    stdlib = Path(sysconfig.get_paths(vars={"base": sys.base_prefix,
+                                            "installed_base": sys.base_prefix})["stdlib"])
+    lib = root / "lib" / f"python{short}"
+    site_packages = lib / "site-packages"
+    site_packages.mkdir(parents=True)
+    for entry in stdlib.iterdir():
+        if entry.name != "site-packages":
+            (lib / entry.name).symlink_to(entry)
+    (root / "bin").mkdir()
+    python = root / "bin" / f"python{short}"
+    shutil.copy2(real, python)
+    return python, site_packages
+
+
+@pytest.mark.parametrize("pythonpath", [True, False], ids=["pythonpath", "no-pythonpath"])
+def test_layer_wins_over_eggs_a_stack_pth_inserts_in_front(tmp_path, mini_stack, pythonpath):
+    """easy-install.pth with setuptools' "rewrite" technique (old setuptools, Spack-built
+    Pythons) in the stack interpreter's own site-packages inserts its eggs at the front
+    of sys.path, after the hook ran: they go behind the layer; the stdlib stays put."""
+    import sys
+
+    python, stack_site = _python_with_own_site_packages(tmp_path / "stackpython")
+    short = "{}.{}".format(*sys.version_info[:2])
+    egg = stack_site / f"hepnum-0.1-py{short}.egg"
+    _package(egg, "hepnum", "egg")
+    (stack_site / "easy-install.pth").write_text(EGG_INSERT_PTH.format(v=short))
+    _package(stack_site, "hepstackonly", "stack")
+    env = clean_env(tmp_path, **({"PYTHONPATH": str(mini_stack)} if pythonpath else {}))
+    assert py(python, "import hepnum; print(hepnum.ORIGIN)", env) == "egg"  # the stack alone
+    layer = tmp_path / "layer"
+    run_tool("create", "--without-pip", "--python", str(python), str(layer), env=env)
+    site = Path(glob.glob(str(layer / "lib" / "python*" / "site-packages"))[0])
+    _package(site, "hepnum", "layer")
+    report = json.loads(py(layer / "bin" / "python", ORIGIN_PATH, env))
+    assert report["hepnum"] == "layer"
+    path = report["path"]
+    assert path.index(str(site)) + 1 == path.index(str(egg))
+    plain = json.loads(py(layer / "bin" / "python", ORIGIN_PATH,
+                          dict(env, LAYERVENV_BOOT_DISABLE="1")))["path"]
+    stdlib = [p for p in plain if p.startswith(str(tmp_path / "stackpython"))
+              and not p.startswith(str(stack_site))]
+    if pythonpath:
+        assert path.index(str(site)) < path.index(str(mini_stack))
+    else:  # without PYTHONPATH the layer keeps its plain-venv place, behind the stdlib
+        assert [p for p in path if p in stdlib] == stdlib
+        assert all(path.index(p) < path.index(str(site)) for p in stdlib)

@@ -89,29 +89,101 @@ def _pythonpath_keys():
     return set(_key(entry) for entry in value.split(os.pathsep))
 
 
-def reorder_sys_path():
+def layer_keys():
+    """Keys of the layer's site-packages and of the paths its ``.pth`` files add."""
+    keys = set()
+    for sitedir in _layer_site_dirs():
+        keys.add(_key(sitedir))
+        keys.update(_key(p) for p in _pth_paths(sitedir))
+    return keys
+
+
+def reorder_sys_path(layer=None):
     """Move the layer block in front of the first PYTHONPATH entry; return True if moved."""
-    site_dirs = _layer_site_dirs()
-    if not site_dirs:
+    layer = layer_keys() if layer is None else layer
+    if not layer:
         return False
-    layer_keys = set(_key(d) for d in site_dirs)
-    for sitedir in site_dirs:
-        layer_keys.update(_key(p) for p in _pth_paths(sitedir))
-    env_keys = _pythonpath_keys() - layer_keys
+    env_keys = _pythonpath_keys() - layer
     keys = [_key(p) for p in sys.path]
     anchor = None
     for index, key in enumerate(keys):
-        if key in env_keys or key in layer_keys:
+        if key in env_keys or key in layer:
             anchor = index
             break
     if anchor is None:
         return False
-    block = [p for p, k in zip(sys.path, keys) if k in layer_keys]
-    rest = [p for p, k in zip(sys.path[anchor:], keys[anchor:]) if k not in layer_keys]
+    block = [p for p, k in zip(sys.path, keys) if k in layer]
+    rest = [p for p, k in zip(sys.path[anchor:], keys[anchor:]) if k not in layer]
     new_path = sys.path[:anchor] + block + rest
     if new_path == sys.path:
         return False
     sys.path[:] = new_path
+    return True
+
+
+def _front_keys(layer):
+    """Keys of the entries in front of the layer block (None: no layer entry on sys.path)."""
+    keys = [_key(p) for p in sys.path]
+    for index, key in enumerate(keys):
+        if key in layer:
+            return keys[:index]
+    return None
+
+
+def move_late_prepends(layer, front):
+    """Put entries added in front of the layer block after the hook ran right behind it.
+
+    ``site`` processes the ``.pth`` files of the user site and of the stack
+    interpreter's own site-packages after the layer's, then imports the stack's
+    ``sitecustomize``.  Some of them insert at the front of ``sys.path``: the
+    ``easy-install.pth`` of eggs (setuptools' "rewrite" technique, Spack-built
+    Pythons), a ``sitecustomize`` doing ``sys.path.insert(0, ...)``.  Those entries
+    would shadow the layer; behind the layer block they keep their order, in front of
+    everything else.  ``front`` holds what was in front of the block when the hook ran
+    (without PYTHONPATH, the standard library): it stays where it is.
+    """
+    keys = [_key(p) for p in sys.path]
+    first = next((i for i, k in enumerate(keys) if k in layer), None)
+    if first is None:
+        return False
+    late = [i for i in range(first) if keys[i] not in front]
+    if not late:
+        return False
+    end = first
+    while end < len(keys) and keys[end] in layer:
+        end += 1
+    stay = [sys.path[i] for i in range(first) if keys[i] in front]
+    moved = [sys.path[i] for i in late]
+    sys.path[:] = stay + sys.path[first:end] + moved + sys.path[end:]
+    return True
+
+
+def recheck_after_site(layer):
+    """Run :func:`move_late_prepends` once ``site`` has done everything else.
+
+    ``site.main`` calls ``execsitecustomize()`` after every site directory is
+    processed; wrapping it (once, undone at its first call) is the last moment before
+    the user's code runs.  This is not a ``sitecustomize`` of our own: the stack's
+    runs as it did.
+    """
+    site = sys.modules.get("site")
+    original = getattr(site, "execsitecustomize", None)
+    if original is None or getattr(original, "_layervenv", False):
+        return False
+    front = _front_keys(layer)
+    if front is None:
+        return False
+    front = set(front)
+
+    def execsitecustomize():
+        site.execsitecustomize = original
+        try:
+            original()
+        finally:
+            _guarded(move_late_prepends, layer, front)
+
+    execsitecustomize._layervenv = True
+    site.execsitecustomize = execsitecustomize
     return True
 
 
@@ -188,13 +260,26 @@ def warn_foreign_python():
     return True
 
 
+def _guarded(function, *args):
+    """Call ``function``; an error is one line on stderr, never a broken start-up."""
+    try:
+        return function(*args)
+    except Exception as error:
+        sys.stderr.write(f"layervenv boot hook: {type(error).__name__}: {error}\n")
+        return None
+
+
+def _boot():
+    layer = layer_keys()
+    if layer:
+        reorder_sys_path(layer)
+        recheck_after_site(layer)
+    promote_layer_finders()
+    warn_foreign_python()
+
+
 def run():
     """Entry point for the ``.pth`` import line and the PEP 829 ``.start`` file."""
     if os.environ.get("LAYERVENV_BOOT_DISABLE"):
         return
-    try:
-        reorder_sys_path()
-        promote_layer_finders()
-        warn_foreign_python()
-    except Exception as error:  # never break the interpreter's start-up
-        sys.stderr.write(f"layervenv boot hook: {type(error).__name__}: {error}\n")
+    _guarded(_boot)
