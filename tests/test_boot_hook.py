@@ -274,3 +274,28 @@ def test_layer_wins_over_eggs_a_stack_pth_inserts_in_front(tmp_path, mini_stack,
     else:  # without PYTHONPATH the layer keeps its plain-venv place, behind the stdlib
         assert [p for p in path if p in stdlib] == stdlib
         assert all(path.index(p) < path.index(str(site)) for p in stdlib)
+
+
+@pytest.mark.parametrize("python", PYTHONS, ids=_version_id)
+def test_user_site_finder_stays_behind_the_layer(python, tmp_path, mini_stack):
+    """``site`` runs the layer's .pth files a second time, after the user site's: the hook
+    must not take a finder of ~/.local (``pip install --user -e``) for the layer's and put
+    it in front of the layer and the stack."""
+    if python is None:
+        pytest.skip("no interpreter found")
+    env = clean_env(tmp_path, PYTHONPATH=str(mini_stack))
+    layer = tmp_path / "layer"
+    run_tool("create", "--without-pip", "--python", python, str(layer), env=env)
+    site = Path(glob.glob(str(layer / "lib" / "python*" / "site-packages"))[0])
+    _package(site, "hepfinder", "layer")
+    version = site.parent.name  # pythonX.Y
+    user_site = tmp_path / ".local" / "lib" / version / "site-packages"
+    user_site.mkdir(parents=True)
+    _package(tmp_path / "user-src", "hepfinder", "user-finder")
+    (user_site / "__editable___user_finder.py").write_text(
+        FINDER.format(location=str(tmp_path / "user-src" / "hepfinder" / "__init__.py")))
+    (user_site / "__editable__.user.pth").write_text(
+        "import __editable___user_finder; __editable___user_finder.install()\n")
+    code = "import hepfinder; print(hepfinder.ORIGIN)"
+    assert py(layer / "bin" / "python", code, env) == "layer"
+    assert py(layer / "bin" / "python", code, dict(env, PYTHONPATH="")) == "layer"

@@ -278,8 +278,19 @@ def _boot():
     warn_foreign_python()
 
 
+#: set by the first run: ``site`` processes the layer's ``.pth`` files twice
+_RAN = []
+
+
 def run():
-    """Entry point for the ``.pth`` import line and the PEP 829 ``.start`` file."""
-    if os.environ.get("LAYERVENV_BOOT_DISABLE"):
+    """Entry point for the ``.pth`` import line and the PEP 829 ``.start`` file.
+
+    It works once per process.  ``site`` processes the layer's site-packages a second
+    time (``venv()`` adds it, then ``addsitepackages`` walks it again, ``.pth`` files
+    included) after the user site's ``.pth`` files ran: a second run would cost as much
+    as the first and would take import-hook finders of the *user site* for the layer's.
+    """
+    if _RAN or os.environ.get("LAYERVENV_BOOT_DISABLE"):
         return
+    _RAN.append(True)
     _guarded(_boot)
