@@ -242,11 +242,15 @@ def _python_with_own_site_packages(root: Path) -> tuple[Path, Path]:
     return python, site_packages
 
 
+@pytest.mark.parametrize("layer_egg", [False, True], ids=["stack-egg", "both-eggs"])
 @pytest.mark.parametrize("pythonpath", [True, False], ids=["pythonpath", "no-pythonpath"])
-def test_layer_wins_over_eggs_a_stack_pth_inserts_in_front(tmp_path, mini_stack, pythonpath):
+def test_layer_wins_over_eggs_a_stack_pth_inserts_in_front(tmp_path, mini_stack, pythonpath,
+                                                           layer_egg):
     """easy-install.pth with setuptools' "rewrite" technique (old setuptools, Spack-built
     Pythons) in the stack interpreter's own site-packages inserts its eggs at the front
-    of sys.path, after the hook ran: they go behind the layer; the stdlib stays put."""
+    of sys.path, after the hook ran: they go behind the layer; the stdlib stays put.
+    With such a file in the layer too, the stack's eggs are inserted after the layer's
+    (``sys.__egginsert``), inside the layer block: behind it they go as well."""
     import sys
 
     python, stack_site = _python_with_own_site_packages(tmp_path / "stackpython")
@@ -261,17 +265,24 @@ def test_layer_wins_over_eggs_a_stack_pth_inserts_in_front(tmp_path, mini_stack,
     run_tool("create", "--without-pip", "--python", str(python), str(layer), env=env)
     site = Path(glob.glob(str(layer / "lib" / "python*" / "site-packages"))[0])
     _package(site, "hepnum", "layer")
+    if layer_egg:
+        _package(site / f"hepextra-1.0-py{short}.egg", "hepextra", "layer")
+        (site / "easy-install.pth").write_text(
+            EGG_INSERT_PTH.format(v=short).replace("hepnum-0.1", "hepextra-1.0"))
     report = json.loads(py(layer / "bin" / "python", ORIGIN_PATH, env))
     assert report["hepnum"] == "layer"
     path = report["path"]
     assert path.index(str(site)) + 1 == path.index(str(egg))
+    if layer_egg:
+        assert path.index(str(site / f"hepextra-1.0-py{short}.egg")) < path.index(str(site))
     plain = json.loads(py(layer / "bin" / "python", ORIGIN_PATH,
                           dict(env, LAYERVENV_BOOT_DISABLE="1")))["path"]
     stdlib = [p for p in plain if p.startswith(str(tmp_path / "stackpython"))
               and not p.startswith(str(stack_site))]
     if pythonpath:
         assert path.index(str(site)) < path.index(str(mini_stack))
-    else:  # without PYTHONPATH the layer keeps its plain-venv place, behind the stdlib
+    elif not layer_egg:  # without PYTHONPATH the layer keeps its plain-venv place,
+        # behind the stdlib (a layer egg inserted at the front takes the block with it)
         assert [p for p in path if p in stdlib] == stdlib
         assert all(path.index(p) < path.index(str(site)) for p in stdlib)
 

@@ -121,40 +121,33 @@ def reorder_sys_path(layer=None):
     return True
 
 
-def _front_keys(layer):
-    """Keys of the entries in front of the layer block (None: no layer entry on sys.path)."""
-    keys = [_key(p) for p in sys.path]
-    for index, key in enumerate(keys):
-        if key in layer:
-            return keys[:index]
-    return None
-
-
-def move_late_prepends(layer, front):
-    """Put entries added in front of the layer block after the hook ran right behind it.
+def move_late_prepends(layer, known):
+    """Put entries added in front of (or into) the layer block after the hook ran right
+    behind it.
 
     ``site`` processes the ``.pth`` files of the user site and of the stack
     interpreter's own site-packages after the layer's, then imports the stack's
-    ``sitecustomize``.  Some of them insert at the front of ``sys.path``: the
+    ``sitecustomize``.  Some of them insert near the front of ``sys.path``: the
     ``easy-install.pth`` of eggs (setuptools' "rewrite" technique, Spack-built
-    Pythons), a ``sitecustomize`` doing ``sys.path.insert(0, ...)``.  Those entries
-    would shadow the layer; behind the layer block they keep their order, in front of
-    everything else.  ``front`` holds what was in front of the block when the hook ran
-    (without PYTHONPATH, the standard library): it stays where it is.
+    Pythons; at ``sys.__egginsert``, so after eggs the layer inserted the same way),
+    a ``sitecustomize`` doing ``sys.path.insert(0, ...)``.  Those entries would shadow
+    the layer; behind the layer block they keep their order, in front of everything
+    else.  ``known`` holds the keys on ``sys.path`` when the hook ran: those entries
+    stay where they are (without PYTHONPATH, the standard library is in front).
     """
     keys = [_key(p) for p in sys.path]
-    first = next((i for i, k in enumerate(keys) if k in layer), None)
-    if first is None:
+    last = None
+    for index, key in enumerate(keys):
+        if key in layer:
+            last = index
+    if last is None:
         return False
-    late = [i for i in range(first) if keys[i] not in front]
+    late = set(i for i in range(last) if keys[i] not in known)
     if not late:
         return False
-    end = first
-    while end < len(keys) and keys[end] in layer:
-        end += 1
-    stay = [sys.path[i] for i in range(first) if keys[i] in front]
-    moved = [sys.path[i] for i in late]
-    sys.path[:] = stay + sys.path[first:end] + moved + sys.path[end:]
+    kept = [p for i, p in enumerate(sys.path[:last + 1]) if i not in late]
+    moved = [p for i, p in enumerate(sys.path[:last]) if i in late]
+    sys.path[:] = kept + moved + sys.path[last + 1:]
     return True
 
 
@@ -170,17 +163,14 @@ def recheck_after_site(layer):
     original = getattr(site, "execsitecustomize", None)
     if original is None or getattr(original, "_layervenv", False):
         return False
-    front = _front_keys(layer)
-    if front is None:
-        return False
-    front = set(front)
+    known = set(_key(p) for p in sys.path)
 
     def execsitecustomize():
         site.execsitecustomize = original
         try:
             original()
         finally:
-            _guarded(move_late_prepends, layer, front)
+            _guarded(move_late_prepends, layer, known)
 
     execsitecustomize._layervenv = True
     site.execsitecustomize = execsitecustomize
