@@ -310,3 +310,39 @@ def test_user_site_finder_stays_behind_the_layer(python, tmp_path, mini_stack):
     code = "import hepfinder; print(hepfinder.ORIGIN)"
     assert py(layer / "bin" / "python", code, env) == "layer"
     assert py(layer / "bin" / "python", code, dict(env, PYTHONPATH="")) == "layer"
+
+
+FLAGS = {
+    # flag or variable: which hepnum imports (PYTHONPATH holds the stack's)
+    "-s": "layer", "-P": "layer", "PYTHONNOUSERSITE=1": "layer", "PYTHONSAFEPATH=1": "layer",
+    "-E": "layer", "-I": "layer",  # PYTHONPATH ignored: the layer is a plain venv
+    "-S": "stack",  # no site: the layer's site-packages is not on sys.path at all
+}
+
+
+@pytest.mark.parametrize("flag", FLAGS)
+def test_interpreter_flags(flag, tmp_path, mini_stack):
+    """What README says of -s, -P, -E, -I and -S, and that no flag puts the current
+    directory on sys.path where Python itself does not."""
+    env = clean_env(tmp_path, PYTHONPATH=str(mini_stack))
+    layer = tmp_path / "layer"
+    run_tool("create", "--without-pip", str(layer), env=env)
+    site = Path(glob.glob(str(layer / "lib" / "python*" / "site-packages"))[0])
+    version = tuple(int(part) for part in site.parent.name[len("python"):].split("."))
+    if flag in ("-P", "PYTHONSAFEPATH=1") and version < (3, 11):
+        pytest.skip("-P and PYTHONSAFEPATH are Python 3.11+")
+    _package(site, "hepnum", "layer")
+    args, run_env = [], dict(env)
+    if "=" in flag:
+        name, value = flag.split("=")
+        run_env[name] = value
+    else:
+        args.append(flag)
+    code = "import json, sys, hepnum; print(json.dumps([hepnum.ORIGIN, sys.path]))"
+    out = subprocess.run([str(layer / "bin" / "python"), *args, "-c", code], env=run_env,
+                         cwd=tmp_path, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    origin, path = json.loads(out.stdout)
+    assert origin == FLAGS[flag]
+    assert str(tmp_path) not in path
+    assert path.count("") == (0 if flag in ("-P", "PYTHONSAFEPATH=1", "-I") else 1)
