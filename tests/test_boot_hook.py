@@ -307,9 +307,11 @@ def test_user_site_finder_stays_behind_the_layer(python, tmp_path, mini_stack):
         FINDER.format(location=str(tmp_path / "user-src" / "hepfinder" / "__init__.py")))
     (user_site / "__editable__.user.pth").write_text(
         "import __editable___user_finder; __editable___user_finder.install()\n")
-    code = "import hepfinder; print(hepfinder.ORIGIN)"
-    assert py(layer / "bin" / "python", code, env) == "layer"
-    assert py(layer / "bin" / "python", code, dict(env, PYTHONPATH="")) == "layer"
+    _package(site, "hepnum", "layer")
+    _package(user_site, "hepnum", "user-site")  # a plain copy in ~/.local: behind too
+    code = "import hepfinder, hepnum; print(hepfinder.ORIGIN, hepnum.ORIGIN)"
+    assert py(layer / "bin" / "python", code, env) == "layer layer"
+    assert py(layer / "bin" / "python", code, dict(env, PYTHONPATH="")) == "layer layer"
 
 
 FLAGS = {
