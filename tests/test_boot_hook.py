@@ -143,18 +143,24 @@ def test_warns_once_about_another_pythons_site_packages(tmp_path, mini_stack):
 @pytest.mark.parametrize("python", PYTHONS, ids=_version_id)
 def test_shipped_bytecode_is_what_loads(python, tmp_path):
     """The layer ships the hook's .pyc compiled by its own interpreter, and it is valid:
-    with PYTHONDONTWRITEBYTECODE (common on stacks) nothing else would cache it."""
+    with PYTHONDONTWRITEBYTECODE (common on stacks) nothing else would cache it.  Under
+    -O and -OO (or PYTHONOPTIMIZE) Python loads .opt-1/.opt-2 pycs: shipped too."""
     if python is None:
         pytest.skip("no interpreter found")
     env = clean_env(tmp_path, PYTHONDONTWRITEBYTECODE="1")
     layer = tmp_path / "layer"
     run_tool("create", "--without-pip", "--python", python, str(layer), env=env)
-    pycs = glob.glob(str(layer / "lib" / "python*" / "site-packages" / "__pycache__" / "*.pyc"))
-    assert [Path(p).name.split(".")[0] for p in pycs] == ["_layervenv_boot"]
-    verbose = subprocess.run([str(layer / "bin" / "python"), "-v", "-c", "pass"], env=env,
-                             capture_output=True, text=True, check=True).stderr
-    assert f"# code object from '{pycs[0]}'" in verbose
-    assert "bytecode is stale" not in verbose
+    cache = Path(glob.glob(str(layer / "lib" / "python*" / "site-packages" / "__pycache__"))[0])
+    pycs = sorted(p.name for p in cache.iterdir())
+    assert {name.split(".")[0] for name in pycs} == {"_layervenv_boot"}
+    tag = pycs[0].split(".")[1]
+    for flags, suffix in (([], ""), (["-O"], ".opt-1"), (["-OO"], ".opt-2")):
+        verbose = subprocess.run([str(layer / "bin" / "python"), *flags, "-v", "-c", "pass"],
+                                 env=env, capture_output=True, text=True, check=True).stderr
+        expected = cache / f"_layervenv_boot.{tag}{suffix}.pyc"
+        assert f"# code object from '{expected}'" in verbose, flags
+        assert "bytecode is stale" not in verbose
+    assert sorted(p.name for p in cache.iterdir()) == pycs  # nothing written
 
 
 @pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"], ids=["plain", "bom"])
