@@ -140,6 +140,26 @@ def test_warns_once_about_another_pythons_site_packages(tmp_path, mini_stack):
     assert quiet.stderr == ""
 
 
+@pytest.mark.parametrize("layout", ["lib/python/site-packages", "lib/python3/site-packages",
+                                    "lib64/python/site-packages"])
+def test_no_warning_for_site_packages_without_a_python_version(tmp_path, mini_stack, layout):
+    """``lib/python/site-packages`` or ``lib/python3/site-packages`` names no Python
+    version: README's rule is ``lib/pythonX.Y/site-packages``; the hook warned, and check
+    called ``lib/python3`` "site-packages of Python 3"."""
+    from layervenv.inspection import python_of_entry
+
+    unversioned = tmp_path / "tool" / layout
+    unversioned.mkdir(parents=True)
+    env = clean_env(tmp_path, PYTHONPATH=f"{mini_stack}:{unversioned}")
+    layer = tmp_path / "layer"
+    run_tool("create", "--without-pip", str(layer), env=env)
+    result = subprocess.run([str(layer / "bin" / "python"), "-c", "pass"], env=env,
+                            capture_output=True, text=True, check=True)
+    assert result.stderr == ""
+    assert python_of_entry(str(unversioned)) is None
+    assert python_of_entry("/x/lib64/python3.13t/site-packages") == "3.13"
+
+
 @pytest.mark.parametrize("python", PYTHONS, ids=_version_id)
 def test_shipped_bytecode_is_what_loads(python, tmp_path):
     """The layer ships the hook's .pyc compiled by its own interpreter, and it is valid:

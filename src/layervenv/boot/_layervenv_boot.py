@@ -212,6 +212,21 @@ def _path_finder():
 WARNED = "LAYERVENV_WARNED_PYTHON_MISMATCH"
 
 
+def site_packages_version(entry):
+    """``"3.9"`` for a ``.../lib/python3.9/site-packages`` entry (``lib64``, ``3.13t``
+    too), else None.  Only a real X.Y names a Python: ``lib/python/site-packages`` or
+    ``lib/python3/site-packages`` do not.  ``check`` applies this same rule."""
+    parts = entry.split("/")
+    for lib, version, leaf in zip(parts, parts[1:], parts[2:]):
+        if lib in ("lib", "lib64") and leaf == "site-packages" and \
+                version.startswith("python"):
+            number = version[len("python"):].rstrip("t")
+            major, _, minor = number.partition(".")
+            if major.isdigit() and minor.isdigit():
+                return number
+    return None
+
+
 def foreign_python_entries():
     """PYTHONPATH entries that are ``lib/pythonX.Y/site-packages`` of another Python.
 
@@ -223,14 +238,12 @@ def foreign_python_entries():
     value = os.environ.get("PYTHONPATH", "")
     if "site-packages" not in value:
         return []
-    mine = "python{}.{}".format(*sys.version_info[:2])
+    mine = "{}.{}".format(*sys.version_info[:2])
     found = []
     for entry in value.split(os.pathsep):
-        parts = entry.split("/")
-        for lib, version, leaf in zip(parts, parts[1:], parts[2:]):
-            if lib in ("lib", "lib64") and leaf == "site-packages" and \
-                    version.startswith("python") and version.rstrip("t") != mine:
-                found.append(entry)
+        version = site_packages_version(entry)
+        if version is not None and version != mine:
+            found.append(entry)
     return found
 
 
