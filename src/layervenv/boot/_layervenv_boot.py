@@ -14,6 +14,8 @@ moves the layer's site-packages, together with every path the layer's own
 ``.pth`` files added (editable installs), to just before the first PYTHONPATH
 entry, and moves import-hook finders that the layer's ``.pth`` files appended to
 ``sys.meta_path`` (setuptools' editable finders) ahead of the path-based finder.
+What ``site`` or the stack's ``sitecustomize`` puts in front of the layer after
+that (eggs of an ``easy-install.pth``) goes right behind it once ``site`` is done.
 The stack stays importable, right behind the layer.  Nothing else moves: the
 standard library keeps its place, and no empty entry (the current directory) is
 ever added.
@@ -290,8 +292,8 @@ def run():
 
     It works once per process.  ``site`` processes the layer's site-packages a second
     time (``venv()`` adds it, then ``addsitepackages`` walks it again, ``.pth`` files
-    included) after the user site's ``.pth`` files ran: a second run would cost as much
-    as the first and would take import-hook finders of the *user site* for the layer's.
+    included) after the user site's ``.pth`` files ran: a second run would cost time
+    again and would take import-hook finders of the *user site* for the layer's.
     """
     if _RAN or os.environ.get("LAYERVENV_BOOT_DISABLE"):
         return
