@@ -345,13 +345,15 @@ FLAGS = {
     "-s": "layer", "-P": "layer", "PYTHONNOUSERSITE=1": "layer", "PYTHONSAFEPATH=1": "layer",
     "-E": "layer", "-I": "layer",  # PYTHONPATH ignored: the layer is a plain venv
     "-S": "stack",  # no site: the layer's site-packages is not on sys.path at all
+    "PYTHONHOME=<base prefix>": "layer",  # some stacks set it
 }
 
 
 @pytest.mark.parametrize("flag", FLAGS)
 def test_interpreter_flags(flag, tmp_path, mini_stack):
-    """What README says of -s, -P, -E, -I and -S, and that no flag puts the current
-    directory on sys.path where Python itself does not."""
+    """What README says of -s, -P, -E, -I and -S, that a stack's PYTHONHOME changes
+    nothing, and that no flag puts the current directory on sys.path where Python itself
+    does not."""
     env = clean_env(tmp_path, PYTHONPATH=str(mini_stack))
     layer = tmp_path / "layer"
     run_tool("create", "--without-pip", str(layer), env=env)
@@ -361,7 +363,10 @@ def test_interpreter_flags(flag, tmp_path, mini_stack):
         pytest.skip("-P and PYTHONSAFEPATH are Python 3.11+")
     _package(site, "hepnum", "layer")
     args, run_env = [], dict(env)
-    if "=" in flag:
+    if flag.startswith("PYTHONHOME"):
+        run_env["PYTHONHOME"] = py(layer / "bin" / "python", "import sys; print(sys.base_prefix)",
+                                   env)
+    elif "=" in flag:
         name, value = flag.split("=")
         run_env[name] = value
     else:
