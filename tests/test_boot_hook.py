@@ -379,3 +379,27 @@ def test_interpreter_flags(flag, tmp_path, mini_stack):
     assert origin == FLAGS[flag]
     assert str(tmp_path) not in path
     assert path.count("") == (0 if flag in ("-P", "PYTHONSAFEPATH=1", "-I") else 1)
+
+
+PKGUTIL_INIT = "__path__ = __import__('pkgutil').extend_path(__path__, __name__)\nW = {w!r}\n"
+
+
+@pytest.mark.parametrize("style", ["pep420", "pkgutil"])
+def test_namespace_package_split_between_stack_and_layer(style, tmp_path, mini_stack):
+    """A namespace package with portions in the stack and in the layer: every portion
+    imports, and a module both have comes from the layer (pkgutil style: the layer's
+    ``__init__`` too)."""
+    env = clean_env(tmp_path, PYTHONPATH=str(mini_stack))
+    layer = tmp_path / "layer"
+    run_tool("create", "--without-pip", str(layer), env=env)
+    site = Path(glob.glob(str(layer / "lib" / "python*" / "site-packages"))[0])
+    for root, origin, only in ((mini_stack, "stack", "a"), (site, "layer", "b")):
+        (root / "hepns").mkdir()
+        (root / "hepns" / "common.py").write_text(f"O = {origin!r}\n")
+        (root / "hepns" / f"{only}.py").write_text(f"O = {origin!r}\n")
+        if style == "pkgutil":
+            (root / "hepns" / "__init__.py").write_text(PKGUTIL_INIT.format(w=origin))
+    code = "import hepns.common, hepns.a, hepns.b; print(hepns.common.O, hepns.a.O, hepns.b.O)"
+    assert py(layer / "bin" / "python", code, env) == "layer stack layer"
+    if style == "pkgutil":
+        assert py(layer / "bin" / "python", "import hepns; print(hepns.W)", env) == "layer"
