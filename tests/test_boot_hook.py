@@ -403,3 +403,41 @@ def test_namespace_package_split_between_stack_and_layer(style, tmp_path, mini_s
     assert py(layer / "bin" / "python", code, env) == "layer stack layer"
     if style == "pkgutil":
         assert py(layer / "bin" / "python", "import hepns; print(hepns.W)", env) == "layer"
+
+
+@pytest.mark.parametrize("spelling", ["exact", "trailing-slash"])
+def test_layer_site_packages_on_pythonpath_is_not_duplicated(spelling, tmp_path, mini_stack):
+    """--export-pythonpath puts the layer's site-packages first on PYTHONPATH: it is on
+    sys.path once, its .pth paths right behind it, then the stack."""
+    env = clean_env(tmp_path)
+    layer = tmp_path / "layer"
+    run_tool("create", "--without-pip", str(layer), env=env)
+    site = Path(glob.glob(str(layer / "lib" / "python*" / "site-packages"))[0])
+    _package(site, "hepnum", "layer")
+    editable = tmp_path / "editable-src"
+    editable.mkdir()
+    (site / "__editable__.demo.pth").write_text(f"{editable}\n")
+    entry = str(site) + ("/" if spelling == "trailing-slash" else "")
+    env["PYTHONPATH"] = f"{entry}:{mini_stack}"
+    report = json.loads(py(layer / "bin" / "python", ORIGIN_PATH, env))
+    assert report["hepnum"] == "layer"
+    path = report["path"]
+    assert path.count(str(site)) == 1 and path.count(str(editable)) == 1
+    assert path.index(str(site)) + 1 == path.index(str(editable)) < path.index(str(mini_stack))
+
+
+def test_stack_reached_through_a_symlink(tmp_path, mini_stack):
+    """A stack on PYTHONPATH through a symlink (/cvmfs views link into releases): the
+    layer wins, and the stack stays on sys.path under the name PYTHONPATH gives it."""
+    linked = tmp_path / "view"
+    linked.symlink_to(mini_stack)
+    env = clean_env(tmp_path, PYTHONPATH=f"{linked}/")
+    layer = tmp_path / "layer"
+    run_tool("create", "--without-pip", str(layer), env=env)
+    site = Path(glob.glob(str(layer / "lib" / "python*" / "site-packages"))[0])
+    _package(site, "hepnum", "layer")
+    report = json.loads(py(layer / "bin" / "python", ORIGIN_PATH, env))
+    assert (report["hepnum"], report["stack"]) == ("layer", "stack")
+    path = report["path"]
+    assert path.index(str(site)) + 1 == path.index(str(linked))
+    assert str(mini_stack) not in path
