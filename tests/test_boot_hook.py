@@ -441,3 +441,31 @@ def test_stack_reached_through_a_symlink(tmp_path, mini_stack):
     path = report["path"]
     assert path.index(str(site)) + 1 == path.index(str(linked))
     assert str(mini_stack) not in path
+
+
+MULTIPROCESSING = """
+import json, multiprocessing, sys
+def origin(_):
+    import hepnum
+    return hepnum.ORIGIN
+def child_origin(method):
+    with multiprocessing.get_context(method).Pool(1) as pool:
+        return pool.map(origin, [0])[0]
+if __name__ == "__main__":
+    print(json.dumps({m: child_origin(m) for m in ("spawn", "forkserver", "fork")}))
+"""
+
+
+def test_multiprocessing_children_see_the_layer(tmp_path, mini_stack):
+    """spawn and forkserver start fresh interpreters (sys.executable): the hook runs there
+    too; fork inherits sys.path."""
+    env = clean_env(tmp_path, PYTHONPATH=str(mini_stack))
+    layer = tmp_path / "layer"
+    run_tool("create", "--without-pip", str(layer), env=env)
+    site = Path(glob.glob(str(layer / "lib" / "python*" / "site-packages"))[0])
+    _package(site, "hepnum", "layer")
+    script = tmp_path / "mp.py"
+    script.write_text(MULTIPROCESSING)
+    out = subprocess.run([str(layer / "bin" / "python"), str(script)], env=env,
+                         capture_output=True, text=True, check=True, timeout=120)
+    assert json.loads(out.stdout) == {"spawn": "layer", "forkserver": "layer", "fork": "layer"}
