@@ -262,6 +262,8 @@ def _python_with_own_site_packages(root: Path) -> tuple[Path, Path]:
     for entry in stdlib.iterdir():
         if entry.name != "site-packages":
             (lib / entry.name).symlink_to(entry)
+    for shared in real.parent.parent.glob("lib/libpython*"):  # an $ORIGIN/../lib rpath
+        (root / "lib" / shared.name).symlink_to(shared)
     (root / "bin").mkdir()
     python = root / "bin" / f"python{short}"
     shutil.copy2(real, python)
