@@ -111,3 +111,17 @@ def test_prepended_pythonpath_after_activation_still_loses(make_layer, stack):
     env = dict(layer.env)
     env["PYTHONPATH"] = f"{stack.site_packages}:{env['PYTHONPATH']}"
     assert py(layer.python, VERSION, env) == "1.24.2"
+
+
+def test_uninstall_in_layer_reveals_the_stack_copy(make_layer, stack):
+    """pip upgrades over the read-only stack copy without touching it ("outside
+    environment"), and uninstalling the layer's copy brings the stack's back."""
+    layer = make_layer()
+    result = subprocess.run([str(layer.python), "-m", "pip", "install", "--upgrade", "hepnum<2"],
+                            env=layer.env, capture_output=True, text=True, check=True)
+    assert "outside environment" in result.stdout
+    assert py(layer.python, VERSION, layer.env) == "1.24.2"
+    pip(layer, "uninstall", "-y", "hepnum")
+    assert py(layer.python, VERSION, layer.env) == "1.22.3"
+    assert "Version: 1.22.3" in pip(layer, "show", "hepnum")
+    assert "hepnum==1.22.3" in pip(layer, "freeze").split()

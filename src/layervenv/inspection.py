@@ -36,7 +36,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from layervenv.activation import describe_stack, stack_changes, without_active_environment
-from layervenv.boot._layervenv_boot import _pth_paths
+from layervenv.boot._layervenv_boot import _pth_paths, site_packages_version
 from layervenv.envchange import apply_to
 from layervenv.errors import UserError
 from layervenv.layer import Layer
@@ -323,11 +323,7 @@ def stack_missing_problems(record: RecordedStack, layer: Layer) -> list[Problem]
 
 def python_of_entry(entry: str) -> str | None:
     """``3.9`` for a ``.../lib/python3.9/site-packages`` entry (the boot hook's rule)."""
-    parts = entry.split("/")
-    for lib, version, leaf in zip(parts, parts[1:], parts[2:]):
-        if lib in ("lib", "lib64") and leaf == "site-packages" and version.startswith("python"):
-            return version[len("python"):].rstrip("t")
-    return None
+    return site_packages_version(entry)
 
 
 def _pythonpath_entries(value: str | None) -> list[str]:

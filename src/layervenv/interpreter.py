@@ -37,10 +37,12 @@ def hook_bytecode():
         tag = sys.implementation.cache_tag
         if not source or not tag:
             return None
-        code = compile(source, "_layervenv_boot.py", "exec", dont_inherit=True)
+        codes = [base64.b64encode(marshal.dumps(compile(
+            source, "_layervenv_boot.py", "exec", dont_inherit=True, optimize=level))).decode()
+            for level in (0, 1, 2)]  # plain, -O, -OO
         return {"magic": base64.b64encode(importlib.util.MAGIC_NUMBER).decode(),
                 "cache_tag": tag, "flags_field": sys.version_info >= (3, 7),
-                "code": base64.b64encode(marshal.dumps(code)).decode()}
+                "code": codes[0], "optimized": codes[1:]}
     except Exception:
         return None
 # ensurepip's wheels: in the stdlib, or where a distribution keeps them instead

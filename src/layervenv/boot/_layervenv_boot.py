@@ -14,6 +14,8 @@ moves the layer's site-packages, together with every path the layer's own
 ``.pth`` files added (editable installs), to just before the first PYTHONPATH
 entry, and moves import-hook finders that the layer's ``.pth`` files appended to
 ``sys.meta_path`` (setuptools' editable finders) ahead of the path-based finder.
+What ``site`` or the stack's ``sitecustomize`` puts in front of the layer after
+that (eggs of an ``easy-install.pth``) goes right behind it once ``site`` is done.
 The stack stays importable, right behind the layer.  Nothing else moves: the
 standard library keeps its place, and no empty entry (the current directory) is
 ever added.
@@ -89,29 +91,91 @@ def _pythonpath_keys():
     return set(_key(entry) for entry in value.split(os.pathsep))
 
 
-def reorder_sys_path():
+def layer_keys():
+    """Keys of the layer's site-packages and of the paths its ``.pth`` files add."""
+    keys = set()
+    for sitedir in _layer_site_dirs():
+        keys.add(_key(sitedir))
+        keys.update(_key(p) for p in _pth_paths(sitedir))
+    return keys
+
+
+def reorder_sys_path(layer=None):
     """Move the layer block in front of the first PYTHONPATH entry; return True if moved."""
-    site_dirs = _layer_site_dirs()
-    if not site_dirs:
+    layer = layer_keys() if layer is None else layer
+    if not layer:
         return False
-    layer_keys = set(_key(d) for d in site_dirs)
-    for sitedir in site_dirs:
-        layer_keys.update(_key(p) for p in _pth_paths(sitedir))
-    env_keys = _pythonpath_keys() - layer_keys
+    env_keys = _pythonpath_keys() - layer
     keys = [_key(p) for p in sys.path]
     anchor = None
     for index, key in enumerate(keys):
-        if key in env_keys or key in layer_keys:
+        if key in env_keys or key in layer:
             anchor = index
             break
     if anchor is None:
         return False
-    block = [p for p, k in zip(sys.path, keys) if k in layer_keys]
-    rest = [p for p, k in zip(sys.path[anchor:], keys[anchor:]) if k not in layer_keys]
+    block = [p for p, k in zip(sys.path, keys) if k in layer]
+    rest = [p for p, k in zip(sys.path[anchor:], keys[anchor:]) if k not in layer]
     new_path = sys.path[:anchor] + block + rest
     if new_path == sys.path:
         return False
     sys.path[:] = new_path
+    return True
+
+
+def move_late_prepends(layer, known):
+    """Put entries added in front of (or into) the layer block after the hook ran right
+    behind it.
+
+    ``site`` processes the ``.pth`` files of the user site and of the stack
+    interpreter's own site-packages after the layer's, then imports the stack's
+    ``sitecustomize``.  Some of them insert near the front of ``sys.path``: the
+    ``easy-install.pth`` of eggs (setuptools' "rewrite" technique, Spack-built
+    Pythons; at ``sys.__egginsert``, so after eggs the layer inserted the same way),
+    a ``sitecustomize`` doing ``sys.path.insert(0, ...)``.  Those entries would shadow
+    the layer; behind the layer block they keep their order, in front of everything
+    else.  ``known`` holds the keys on ``sys.path`` when the hook ran: those entries
+    stay where they are (without PYTHONPATH, the standard library is in front).
+    """
+    keys = [_key(p) for p in sys.path]
+    last = None
+    for index, key in enumerate(keys):
+        if key in layer:
+            last = index
+    if last is None:
+        return False
+    late = set(i for i in range(last) if keys[i] not in known)
+    if not late:
+        return False
+    kept = [p for i, p in enumerate(sys.path[:last + 1]) if i not in late]
+    moved = [p for i, p in enumerate(sys.path[:last]) if i in late]
+    sys.path[:] = kept + moved + sys.path[last + 1:]
+    return True
+
+
+def recheck_after_site(layer):
+    """Run :func:`move_late_prepends` once ``site`` has done everything else.
+
+    ``site.main`` calls ``execsitecustomize()`` after every site directory is
+    processed; wrapping it (once, undone at its first call) is the last moment before
+    the user's code runs.  This is not a ``sitecustomize`` of our own: the stack's
+    runs as it did.
+    """
+    site = sys.modules.get("site")
+    original = getattr(site, "execsitecustomize", None)
+    if original is None or getattr(original, "_layervenv", False):
+        return False
+    known = set(_key(p) for p in sys.path)
+
+    def execsitecustomize():
+        site.execsitecustomize = original
+        try:
+            original()
+        finally:
+            _guarded(move_late_prepends, layer, known)
+
+    execsitecustomize._layervenv = True
+    site.execsitecustomize = execsitecustomize
     return True
 
 
@@ -150,6 +214,21 @@ def _path_finder():
 WARNED = "LAYERVENV_WARNED_PYTHON_MISMATCH"
 
 
+def site_packages_version(entry):
+    """``"3.9"`` for a ``.../lib/python3.9/site-packages`` entry (``lib64``, ``3.13t``
+    too), else None.  Only a real X.Y names a Python: ``lib/python/site-packages`` or
+    ``lib/python3/site-packages`` do not.  ``check`` applies this same rule."""
+    parts = entry.split("/")
+    for lib, version, leaf in zip(parts, parts[1:], parts[2:]):
+        if lib in ("lib", "lib64") and leaf == "site-packages" and \
+                version.startswith("python"):
+            number = version[len("python"):].rstrip("t")
+            major, _, minor = number.partition(".")
+            if major.isdigit() and minor.isdigit():
+                return number
+    return None
+
+
 def foreign_python_entries():
     """PYTHONPATH entries that are ``lib/pythonX.Y/site-packages`` of another Python.
 
@@ -161,14 +240,12 @@ def foreign_python_entries():
     value = os.environ.get("PYTHONPATH", "")
     if "site-packages" not in value:
         return []
-    mine = "python{}.{}".format(*sys.version_info[:2])
+    mine = "{}.{}".format(*sys.version_info[:2])
     found = []
     for entry in value.split(os.pathsep):
-        parts = entry.split("/")
-        for lib, version, leaf in zip(parts, parts[1:], parts[2:]):
-            if lib in ("lib", "lib64") and leaf == "site-packages" and \
-                    version.startswith("python") and version.rstrip("t") != mine:
-                found.append(entry)
+        version = site_packages_version(entry)
+        if version is not None and version != mine:
+            found.append(entry)
     return found
 
 
@@ -188,13 +265,37 @@ def warn_foreign_python():
     return True
 
 
-def run():
-    """Entry point for the ``.pth`` import line and the PEP 829 ``.start`` file."""
-    if os.environ.get("LAYERVENV_BOOT_DISABLE"):
-        return
+def _guarded(function, *args):
+    """Call ``function``; an error is one line on stderr, never a broken start-up."""
     try:
-        reorder_sys_path()
-        promote_layer_finders()
-        warn_foreign_python()
-    except Exception as error:  # never break the interpreter's start-up
+        return function(*args)
+    except Exception as error:
         sys.stderr.write(f"layervenv boot hook: {type(error).__name__}: {error}\n")
+        return None
+
+
+def _boot():
+    layer = layer_keys()
+    if layer:
+        reorder_sys_path(layer)
+        recheck_after_site(layer)
+    promote_layer_finders()
+    warn_foreign_python()
+
+
+#: set by the first run: ``site`` processes the layer's ``.pth`` files twice
+_RAN = []
+
+
+def run():
+    """Entry point for the ``.pth`` import line and the PEP 829 ``.start`` file.
+
+    It works once per process.  ``site`` processes the layer's site-packages a second
+    time (``venv()`` adds it, then ``addsitepackages`` walks it again, ``.pth`` files
+    included) after the user site's ``.pth`` files ran: a second run would cost time
+    again and would take import-hook finders of the *user site* for the layer's.
+    """
+    if _RAN or os.environ.get("LAYERVENV_BOOT_DISABLE"):
+        return
+    _RAN.append(True)
+    _guarded(_boot)
