@@ -248,6 +248,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         ignore_interrupts()  # a second Ctrl-C: no traceback
         print("layervenv: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return reader_went_away()
+
+
+#: The status of a command killed by SIGPIPE, as a shell shows it (128 + 13).
+SIGPIPE_STATUS = 141
+
+
+def reader_went_away() -> int:
+    """Standard output's reader closed it (``layervenv list | head``): end quietly.
+
+    Python ignores SIGPIPE, so the write raised instead of ending the process as it
+    would end ``cat``; without this, a traceback, and another when Python flushes
+    standard output at exit.  What has been done stays done; the status is the one a
+    shell shows for a command the pipe ended.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return SIGPIPE_STATUS
 
 
 def ignore_interrupts() -> None:
