@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -31,7 +32,7 @@ from layervenv.simstack import (
 
 ORIGINS = {"layer", "editable", "user-site", "stack"}
 KINDS = {"conflict", "abi", "user-site", "cwd-on-path", "python-mismatch", "stack-missing",
-         "unreadable", "metadata"}
+         "unreadable", "metadata", "moved"}
 SHORT = "{}.{}".format(*sys.version_info[:2])
 
 
@@ -342,6 +343,24 @@ def test_removed_interpreter(tmp_path, stack_env, stack):
     result = run_tool("list", str(root), env=stack_env, check=False)
     assert result.returncode == 2 and result.stderr.count("\n") == 1
     assert str(link) in result.stderr
+
+
+def test_a_moved_or_copied_layer(make_layer, tmp_path):
+    """Its scripts name the old path: check says so (the scripts refuse to activate)."""
+    layer = make_layer("made")
+    assert not ours(check(layer.root, layer.env)[1], "moved")
+    (tmp_path / "link").symlink_to(layer.root)  # the same layer by another path: not moved
+    assert not ours(check(tmp_path / "link", layer.env)[1], "moved")
+    shutil.copytree(layer.root, tmp_path / "copy", symlinks=True)
+    for where, state in (("copy", "another directory"), ("moved", "which is gone")):
+        if where == "moved":
+            layer.root.rename(tmp_path / "moved")
+        code, data = check(tmp_path / where, layer.env)
+        assert code == 1
+        [problem] = ours(data, "moved")
+        assert problem["severity"] == "error"
+        assert f"made in {layer.root} ({state})" in problem["message"]
+        assert f"layervenv create --clear {tmp_path / where} --from" in problem["message"]
 
 
 def test_removed_stack_directory(tmp_path, stack_env):

@@ -47,8 +47,8 @@ PROBE_TIMEOUT = 120
 
 ORIGINS = ("layer", "editable", "user-site", "stack")
 #: The order problems are shown in (errors first, then this order).
-KINDS = ("stack-missing", "unreadable", "python-mismatch", "cwd-on-path", "conflict", "abi",
-         "user-site", "metadata")
+KINDS = ("moved", "stack-missing", "unreadable", "python-mismatch", "cwd-on-path", "conflict",
+         "abi", "user-site", "metadata")
 SEVERITIES = ("error", "warning")
 
 
@@ -319,6 +319,20 @@ def stack_missing_problems(record: RecordedStack, layer: Layer) -> list[Problem]
                     f"release removed?); set it up again, or recreate the layer on the stack "
                     f"you use now (layervenv create --clear)")
             for what in missing]
+
+
+def moved_problems(layer: Layer) -> list[Problem]:
+    """The layer is not where it was made: its scripts still name the old place."""
+    recorded = layer.moved_from()
+    if recorded is None:
+        return []
+    root = layer.root
+    state = "which is gone" if not os.path.lexists(recorded) else "another directory"
+    return [Problem("moved", "error",
+                    f"this layer was made in {recorded} ({state}) and is now in {root}: its "
+                    f"activation scripts and the scripts pip wrote still use {recorded}; "
+                    f"re-create it here: layervenv lock {root} -o pylock.toml, then "
+                    f"layervenv create --clear {root} --from pylock.toml")]
 
 
 def python_of_entry(entry: str) -> str | None:
@@ -675,7 +689,7 @@ class Inspection:
         return self.report["version"] if self.report else self.record.python_version
 
     def problems(self) -> list[Problem]:
-        problems = list(self.missing)
+        problems = moved_problems(self.layer) + list(self.missing)
         if self.report is None:
             pythonpath = self.environ.get("PYTHONPATH")
             user_roots: list[str] = []

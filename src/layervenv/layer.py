@@ -67,6 +67,10 @@ class LayerConfig:
     #: ``name==version`` the user asked for that the stack provides (``rebase`` dropped
     #: them from the layer); the next rebase asks for them again
     requested_from_stack: list[str] = field(default_factory=list)
+    #: where the layer was made: its activation scripts and the console scripts pip
+    #: writes name this path, so a layer found elsewhere was moved (empty in layers
+    #: made before it was recorded)
+    path: str = ""
 
     def to_toml(self) -> str:
         data = asdict(self)
@@ -143,6 +147,18 @@ class Layer:
             if key.strip() == "prompt":
                 return value.strip()
         return None
+
+    def moved_from(self) -> str | None:
+        """The recorded path when the layer is no longer there (moved or copied), else None."""
+        recorded = self.config.path
+        if not recorded or recorded == str(self.root):
+            return None
+        try:
+            if os.path.samefile(recorded, self.root):  # a symlink or bind mount to it
+                return None
+        except OSError:  # the recorded path is gone
+            pass
+        return recorded
 
     def write_config(self) -> None:
         (self.root / CONFIG_NAME).write_text(self.config.to_toml(), encoding="utf-8")

@@ -271,7 +271,8 @@ set _layervenv_keep
 if ( $?_layervenv_deactivate ) then
     if ( -f "$_layervenv_deactivate" ) source "$_layervenv_deactivate"
 endif
-source {deactivate}
+# (not there: the layer was moved, which the check below says)
+if ( -f {deactivate} ) source {deactivate}
 unset _layervenv_keep
 
 set _layervenv_deactivate = {deactivate}
