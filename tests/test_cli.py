@@ -74,3 +74,13 @@ def stack_env_python(env: dict[str, str]) -> str:
     found = shutil.which("python3", path=env["PATH"])
     assert found
     return found
+
+
+@pytest.mark.parametrize("option", [["--allow-stack-drift"], ["--find-links", "/w"],
+                                    ["--index-url", "https://example.org/simple"]])
+def test_create_options_of_from_are_refused_without_it(tmp_path, stack_env, option):
+    """They used to be ignored without a word, and the layer made as if not given."""
+    result = run_tool("create", str(tmp_path / "layer"), *option, env=stack_env, check=False)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "--from FILE" in result.stderr
+    assert not (tmp_path / "layer").exists()

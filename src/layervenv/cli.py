@@ -34,6 +34,8 @@ def _cmd_create(args: argparse.Namespace) -> int:
         without_pip=args.without_pip, export_pythonpath=args.export_pythonpath,
         setup=args.setup, rerun_setup=args.rerun_setup,
     )
+    if not args.from_file:
+        _refuse_without_from(args)
     if args.from_file:
         from layervenv.commands.create_from import create_from
 
@@ -42,6 +44,15 @@ def _cmd_create(args: argparse.Namespace) -> int:
         result = create(options)
     emit(result, args.format)
     return 0
+
+
+def _refuse_without_from(args: argparse.Namespace) -> None:
+    """Options that only ``--from`` reads: given alone, they would be ignored silently."""
+    if args.allow_stack_drift:
+        raise UserError("--allow-stack-drift needs --from FILE")
+    if args.find_links or args.index_url:
+        raise UserError("--find-links and --index-url are for --from FILE: create alone "
+                        "installs only pip, from the interpreter's bundled wheel")
 
 
 def _add_sources(parser: argparse.ArgumentParser) -> None:
