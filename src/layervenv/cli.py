@@ -135,7 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("dir", metavar="DIR", help="directory of the new layer")
     create.add_argument("--python", metavar="PATH", help="interpreter to use "
                         "(default: the python3 first on PATH, i.e. the stack's)")
-    create.add_argument("--prompt", help="prompt prefix when activated (default: DIR's name)")
+    create.add_argument("--prompt", metavar="NAME",
+                        help="prompt prefix when activated (default: DIR's name)")
     create.add_argument("--clear", action="store_true", help="replace DIR if it is a layer")
     create.add_argument("--without-pip", action="store_true", help="do not install pip")
     create.add_argument("--export-pythonpath", action="store_true",
@@ -180,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     rebase.set_defaults(func=_cmd_rebase)
 
     run = sub.add_parser("run", help="run a command in the stack plus the layer, no activation",
+                         usage="layervenv run [-h] DIR -- COMMAND [ARGS...]",
                          description="Run COMMAND with the layer (and its recorded stack, when "
                                      "not set up) in the environment. Exit status and signals "
                                      "pass through.")
@@ -219,7 +221,21 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--keep", action="store_true", help="keep the demo directory")
     demo.add_argument("--python", metavar="PATH", help="interpreter of the simulated stack")
     demo.set_defaults(func=_cmd_demo)
+    for command in (create, lock, rebase, run, listing, check, demo):
+        command.set_defaults(command_parser=command)
     return parser
+
+
+def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The command line; an unknown option is reported with its command's usage.
+
+    (argparse reports it with the top-level usage, which does not show the options
+    the command has.)
+    """
+    args, unknown = build_parser().parse_known_args(argv)
+    if unknown:
+        args.command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
 
 
 def demote_pythonpath() -> None:
@@ -248,7 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     try:
         demote_pythonpath()
-        args = build_parser().parse_args(argv)
+        args = parse_arguments(argv)
         status = int(args.func(args) or 0)
         ignore_interrupts()
         return status
