@@ -100,8 +100,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
     result = list_layer(args.dir, shadowed_only=args.shadowed)
     emit(result, args.format)
-    if result.warning:
-        print(f"layervenv: warning: {result.warning}", file=sys.stderr)
+    for warning in result.warnings:
+        print(f"layervenv: warning: {warning}", file=sys.stderr)
     return 0
 
 

@@ -47,8 +47,8 @@ PROBE_TIMEOUT = 120
 
 ORIGINS = ("layer", "editable", "user-site", "stack")
 #: The order problems are shown in (errors first, then this order).
-KINDS = ("moved", "stack-missing", "unreadable", "python-mismatch", "cwd-on-path", "conflict",
-         "abi", "user-site", "metadata")
+KINDS = ("moved", "stack-missing", "unreadable", "python-mismatch", "stack-not-set-up",
+         "cwd-on-path", "conflict", "abi", "user-site", "metadata")
 SEVERITIES = ("error", "warning")
 
 
@@ -382,6 +382,38 @@ def python_mismatch_problems(record: RecordedStack, layer_version: str | None,
     return problems
 
 
+def unset_stack_entries(record: RecordedStack, environ: dict[str, str]) -> list[str]:
+    """The stack's site-packages that this shell lacks, for a layer made without --setup.
+
+    Such a layer relies on the shell to set its stack up; where nothing is set up,
+    list and check see the layer alone and would say "no problems" of a layer whose
+    stack packages conflict with it.  (Another stack set up instead is python-mismatch;
+    a directory that is gone is stack-missing.)
+    """
+    if not record.environment.is_empty():
+        return []  # it brings its stack along
+    present = set(_pythonpath_entries(environ.get("PYTHONPATH")))
+    missing = [e for e in record.pythonpath if os.path.isabs(e) and "site-packages" in e
+               and e not in present and os.path.isdir(e)]
+    if not missing or other_stack_entries(record, environ):
+        return []
+    return missing
+
+
+def stack_not_set_up_problems(record: RecordedStack, environ: dict[str, str]) -> list[Problem]:
+    missing = unset_stack_entries(record, environ)
+    if not missing:
+        return []
+    return [Problem("stack-not-set-up", "warning", stack_not_set_up_message(missing))]
+
+
+def stack_not_set_up_message(missing: list[str]) -> str:
+    more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+    return (f"the stack this layer was made on is not set up in this shell (PYTHONPATH "
+            f"lacks {missing[0]}{more}): only the layer and the interpreter's own packages "
+            f"are seen; set the stack up first (a layer made with --setup brings it along)")
+
+
 def other_stack_entries(record: RecordedStack, environ: dict[str, str]) -> list[str]:
     """Site-packages on PYTHONPATH of a stack other than the recorded one, when that is
     not set up."""
@@ -699,6 +731,7 @@ class Inspection:
         problems += python_mismatch_problems(
             self.record, self.report["version"] if self.report else None, pythonpath,
             self.environ, user_roots)
+        problems += stack_not_set_up_problems(self.record, self.environ)
         problems += cwd_problems(pythonpath)
         if self.report is not None:
             conflicts, edges = requirement_problems(self.view, self.report["markers"])
