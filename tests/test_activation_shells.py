@@ -462,3 +462,32 @@ def test_dialect_quote_round_trips(shell, value):
     script = setter.format(q=quote(value)) + "\n" + sh.dump("DURING")
     env = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"}
     assert split_dumps(run_shell(shell, script, env).stdout)["DURING"]["LV_VALUE"] == value
+
+
+@pytest.fixture(scope="module")
+def moved_layer(tmp_path_factory, _built_stack) -> Path:
+    """A layer renamed after creation (``mv ana ana2``): its scripts name the old path."""
+    from helpers import clean_env, run_tool
+
+    base = tmp_path_factory.mktemp("moved")
+    made = base / f"{HOSTILE} made"
+    run_tool("create", "--without-pip", str(made), env=_built_stack.env(clean_env(base)))
+    moved = base / "moved"
+    made.rename(moved)
+    return moved
+
+
+@pytest.mark.parametrize("shell", ALL_SHELLS)
+def test_a_moved_layer_refuses_to_activate(shell, moved_layer, base_env):
+    """Sourcing the moved layer's script changes nothing and says why, in one line.
+
+    It used to activate the old path: the prompt showed the layer, VIRTUAL_ENV named a
+    directory that is gone, and ``python`` was the stack's.
+    """
+    syntax = SHELLS[shell]
+    script = "\n".join([syntax.dump("BEFORE"), syntax.source(moved_layer), syntax.dump("AFTER")])
+    result = run_shell(shell, script, base_env, check=False)
+    dumps = split_dumps(result.stdout)
+    assert significant(dumps["AFTER"]) == significant(dumps["BEFORE"])
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "which is not there any more" in result.stderr

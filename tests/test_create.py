@@ -339,6 +339,8 @@ def test_every_command_has_help_and_refuses_unknown_options(command, tmp_path):
                       check=False)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "unrecognized arguments: --no-such-option" in result.stderr
+    # with the usage of the command, which shows its options, not the top-level one
+    assert result.stderr.startswith(f"usage: layervenv {command} "), result.stderr
 
 
 def test_python_m_layervenv_version():

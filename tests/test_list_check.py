@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -31,7 +32,7 @@ from layervenv.simstack import (
 
 ORIGINS = {"layer", "editable", "user-site", "stack"}
 KINDS = {"conflict", "abi", "user-site", "cwd-on-path", "python-mismatch", "stack-missing",
-         "unreadable", "metadata"}
+         "unreadable", "metadata", "moved", "stack-not-set-up"}
 SHORT = "{}.{}".format(*sys.version_info[:2])
 
 
@@ -342,6 +343,45 @@ def test_removed_interpreter(tmp_path, stack_env, stack):
     result = run_tool("list", str(root), env=stack_env, check=False)
     assert result.returncode == 2 and result.stderr.count("\n") == 1
     assert str(link) in result.stderr
+
+
+def test_a_moved_or_copied_layer(make_layer, tmp_path):
+    """Its scripts name the old path: check says so (the scripts refuse to activate)."""
+    layer = make_layer("made")
+    assert not ours(check(layer.root, layer.env)[1], "moved")
+    (tmp_path / "link").symlink_to(layer.root)  # the same layer by another path: not moved
+    assert not ours(check(tmp_path / "link", layer.env)[1], "moved")
+    shutil.copytree(layer.root, tmp_path / "copy", symlinks=True)
+    for where, state in (("copy", "another directory"), ("moved", "which is gone")):
+        if where == "moved":
+            layer.root.rename(tmp_path / "moved")
+        code, data = check(tmp_path / where, layer.env)
+        assert code == 1
+        [problem] = ours(data, "moved")
+        assert problem["severity"] == "error"
+        assert f"made in {layer.root} ({state})" in problem["message"]
+        assert f"layervenv create --clear {tmp_path / where} --from" in problem["message"]
+
+
+def test_check_and_list_in_a_shell_without_the_stack(make_layer, base_env, stack):
+    """A layer made without --setup, looked at from a new shell: 'no problems' and a list
+    without one stack package was all they said; now a warning says why."""
+    layer = make_layer()
+    subprocess.run([str(layer.python), "-m", "pip", "install", "-q", "hepnum==2.0.0"],
+                   env=layer.env, check=True, capture_output=True)
+    assert check(layer.root, layer.env)[0] == 1  # with the stack: hepfit breaks
+    code, data = check(layer.root, base_env)
+    assert code == 0
+    [problem] = ours(data, "stack-not-set-up")
+    assert problem["severity"] == "warning"
+    assert f"PYTHONPATH lacks {stack.site_packages}" in problem["message"]
+    result = run_tool("list", str(layer.root), env=base_env)
+    assert result.stderr.startswith("layervenv: warning: the stack this layer was made on is "
+                                    "not set up in this shell")
+    assert result.stderr.count("\n") == 1
+    assert "hepfit" not in result.stdout
+    assert run_tool("list", str(layer.root), env=layer.env).stderr == ""
+    assert not ours(check(layer.root, layer.env)[1], "stack-not-set-up")
 
 
 def test_removed_stack_directory(tmp_path, stack_env):

@@ -49,6 +49,18 @@ def _lock(layer, tmp_path, *extra: str) -> Path:
     return out
 
 
+def test_lock_without_the_place_the_packages_came_from_says_so(upgraded, tmp_path):
+    """Offline with no --find-links: pip's words, then what to give lock (no traceback)."""
+    env = {k: v for k, v in upgraded.env.items() if k != "PIP_FIND_LINKS"}
+    result = run_tool("lock", str(upgraded.root), "-o", str(tmp_path / "pylock.toml"), env=env,
+                      check=False)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith("layervenv: error: finding the files of hepconf, hepnum")
+    assert result.stderr.rstrip().endswith("or pip's own configuration)")
+    assert "--find-links DIR_OR_URL" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "pylock.toml").exists()
+
+
 def test_lock_is_pep751_and_lists_only_the_layer(upgraded, tmp_path, stack):
     data = tomllib.loads(_lock(upgraded, tmp_path).read_text())
     assert data["lock-version"] == "1.0" and data["created-by"] == "layervenv"

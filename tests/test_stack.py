@@ -122,6 +122,32 @@ def test_run_starts_commands_as_execvp_does(setup_layer, tmp_path, home):
         assert result.stderr.count("\n") == 1
 
 
+def test_run_never_falls_through_to_another_command_of_the_same_name(tmp_path, stack_env):
+    """A layer's console script whose ``#!`` Python is gone is refused (126) with the
+    missing interpreter named: execvp went on along PATH and ran another one (the stack's
+    ``stack-tool`` here; for ``pip``, another Python's pip)."""
+    layer = tmp_path / "layer"
+    run_tool("create", str(layer), "--without-pip", env=stack_env)
+    script = layer / "bin" / "stack-tool"
+    script.write_text(f"#!{tmp_path / 'gone' / 'python'}\nprint('from the layer')\n")
+    script.chmod(0o755)
+    result = run_tool("run", str(layer), "--", "stack-tool", env=stack_env, check=False)
+    assert result.returncode == 126, result.stdout
+    assert result.stdout == "" and result.stderr.count("\n") == 1
+    assert f"{tmp_path / 'gone' / 'python'} is missing" in result.stderr
+
+
+def test_run_refuses_a_moved_layer(tmp_path, stack_env):
+    """Its console scripts name the old path: ``run DIR -- pip`` ran the stack's pip."""
+    run_tool("create", str(tmp_path / "made"), env=stack_env)
+    (tmp_path / "made").rename(tmp_path / "moved")
+    result = run_tool("run", str(tmp_path / "moved"), "--", "pip", "--version", env=stack_env,
+                      check=False)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and "was made in" in result.stderr
+    assert f"layervenv check {tmp_path / 'moved'}" in result.stderr
+
+
 def test_run_where_the_stack_is_set_up_adds_only_the_layer(setup_layer, stack, stack_env):
     code = "import os; print(os.environ['PATH']); print(os.environ['PYTHONPATH'])"
     out = run_tool("run", str(setup_layer), "--", "python", "-c", code, env=stack_env).stdout

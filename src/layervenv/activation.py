@@ -26,7 +26,7 @@ from layervenv.envchange import (
     StackGroup,
     UnsetVar,
 )
-from layervenv.layer import Layer
+from layervenv.layer import CONFIG_NAME, Layer
 from layervenv.shells import render_all
 from layervenv.stack import StackEnvironment
 from layervenv.stack import check_stack as check_recorded_stack
@@ -35,7 +35,7 @@ from layervenv.stack import check_stack as check_recorded_stack
 def env_change(layer: Layer) -> EnvChange:
     """Everything activation does for ``layer``: checks, its stack, then the layer itself."""
     record = layer.config.stack.stack_environment()
-    requires = [RequirePath(layer.config.stack.python, "interpreter")]
+    requires = [layer_requirement(layer), RequirePath(layer.config.stack.python, "interpreter")]
     requires += [RequirePath(e, "directory") for e in record.prepend.get("PYTHONPATH", [])
                  if os.path.isabs(e)]
     stack = None
@@ -53,6 +53,21 @@ def env_change(layer: Layer) -> EnvChange:
         PrependPath("PYTHONPATH", str(layer.site_packages)),)
     return EnvChange(layer=str(layer.root), changes=layer_changes(layer),
                      requires=tuple(requires), stack=stack, revert_also=revert_also)
+
+
+def layer_requirement(layer: Layer) -> RequirePath:
+    """The layer itself must be where the script says: a moved layer is refused.
+
+    The scripts name the layer's path (csh cannot learn where a sourced script is),
+    so sourcing them from a moved layer would activate a directory that is gone: the
+    prompt would show the layer while ``python`` is the stack's.
+    """
+    root = str(layer.root)
+    return RequirePath(
+        os.path.join(root, CONFIG_NAME), "layer",
+        message=f"layervenv: this script activates the layer {root}, which is not there any "
+                f"more (a layer cannot be moved): re-create it where it is now (layervenv "
+                f"check DIR says how)")
 
 
 def recorded_stack_changes(record: StackEnvironment) -> tuple[Change, ...]:

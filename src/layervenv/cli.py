@@ -34,6 +34,8 @@ def _cmd_create(args: argparse.Namespace) -> int:
         without_pip=args.without_pip, export_pythonpath=args.export_pythonpath,
         setup=args.setup, rerun_setup=args.rerun_setup,
     )
+    if not args.from_file:
+        _refuse_without_from(args)
     if args.from_file:
         from layervenv.commands.create_from import create_from
 
@@ -42,6 +44,15 @@ def _cmd_create(args: argparse.Namespace) -> int:
         result = create(options)
     emit(result, args.format)
     return 0
+
+
+def _refuse_without_from(args: argparse.Namespace) -> None:
+    """Options that only ``--from`` reads: given alone, they would be ignored silently."""
+    if args.allow_stack_drift:
+        raise UserError("--allow-stack-drift needs --from FILE")
+    if args.find_links or args.index_url:
+        raise UserError("--find-links and --index-url are for --from FILE: create alone "
+                        "installs only pip, from the interpreter's bundled wheel")
 
 
 def _add_sources(parser: argparse.ArgumentParser) -> None:
@@ -89,8 +100,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
     result = list_layer(args.dir, shadowed_only=args.shadowed)
     emit(result, args.format)
-    if result.warning:
-        print(f"layervenv: warning: {result.warning}", file=sys.stderr)
+    for warning in result.warnings:
+        print(f"layervenv: warning: {warning}", file=sys.stderr)
     return 0
 
 
@@ -124,7 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("dir", metavar="DIR", help="directory of the new layer")
     create.add_argument("--python", metavar="PATH", help="interpreter to use "
                         "(default: the python3 first on PATH, i.e. the stack's)")
-    create.add_argument("--prompt", help="prompt prefix when activated (default: DIR's name)")
+    create.add_argument("--prompt", metavar="NAME",
+                        help="prompt prefix when activated (default: DIR's name)")
     create.add_argument("--clear", action="store_true", help="replace DIR if it is a layer")
     create.add_argument("--without-pip", action="store_true", help="do not install pip")
     create.add_argument("--export-pythonpath", action="store_true",
@@ -169,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     rebase.set_defaults(func=_cmd_rebase)
 
     run = sub.add_parser("run", help="run a command in the stack plus the layer, no activation",
+                         usage="layervenv run [-h] DIR -- COMMAND [ARGS...]",
                          description="Run COMMAND with the layer (and its recorded stack, when "
                                      "not set up) in the environment. Exit status and signals "
                                      "pass through.")
@@ -208,7 +221,21 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--keep", action="store_true", help="keep the demo directory")
     demo.add_argument("--python", metavar="PATH", help="interpreter of the simulated stack")
     demo.set_defaults(func=_cmd_demo)
+    for command in (create, lock, rebase, run, listing, check, demo):
+        command.set_defaults(command_parser=command)
     return parser
+
+
+def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The command line; an unknown option is reported with its command's usage.
+
+    (argparse reports it with the top-level usage, which does not show the options
+    the command has.)
+    """
+    args, unknown = build_parser().parse_known_args(argv)
+    if unknown:
+        args.command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
 
 
 def demote_pythonpath() -> None:
@@ -237,7 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     try:
         demote_pythonpath()
-        args = build_parser().parse_args(argv)
+        args = parse_arguments(argv)
         status = int(args.func(args) or 0)
         ignore_interrupts()
         return status
@@ -248,6 +275,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         ignore_interrupts()  # a second Ctrl-C: no traceback
         print("layervenv: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return reader_went_away()
+
+
+#: The status of a command killed by SIGPIPE, as a shell shows it (128 + 13).
+SIGPIPE_STATUS = 141
+
+
+def reader_went_away() -> int:
+    """Standard output's reader closed it (``layervenv list | head``): end quietly.
+
+    Python ignores SIGPIPE, so the write raised instead of ending the process as it
+    would end ``cat``; without this, a traceback, and another when Python flushes
+    standard output at exit.  What has been done stays done; the status is the one a
+    shell shows for a command the pipe ended.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return SIGPIPE_STATUS
 
 
 def ignore_interrupts() -> None:

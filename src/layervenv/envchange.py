@@ -89,6 +89,8 @@ class RequirePath:
 
     path: str
     what: str
+    #: the refusal; by default, that the stack is missing
+    message: str = ""
 
 
 @dataclass(frozen=True)

@@ -47,8 +47,8 @@ PROBE_TIMEOUT = 120
 
 ORIGINS = ("layer", "editable", "user-site", "stack")
 #: The order problems are shown in (errors first, then this order).
-KINDS = ("stack-missing", "unreadable", "python-mismatch", "cwd-on-path", "conflict", "abi",
-         "user-site", "metadata")
+KINDS = ("moved", "stack-missing", "unreadable", "python-mismatch", "stack-not-set-up",
+         "cwd-on-path", "conflict", "abi", "user-site", "metadata")
 SEVERITIES = ("error", "warning")
 
 
@@ -321,6 +321,20 @@ def stack_missing_problems(record: RecordedStack, layer: Layer) -> list[Problem]
             for what in missing]
 
 
+def moved_problems(layer: Layer) -> list[Problem]:
+    """The layer is not where it was made: its scripts still name the old place."""
+    recorded = layer.moved_from()
+    if recorded is None:
+        return []
+    root = layer.root
+    state = "which is gone" if not os.path.lexists(recorded) else "another directory"
+    return [Problem("moved", "error",
+                    f"this layer was made in {recorded} ({state}) and is now in {root}: its "
+                    f"activation scripts and the scripts pip wrote still use {recorded}; "
+                    f"re-create it here: layervenv lock {root} -o pylock.toml, then "
+                    f"layervenv create --clear {root} --from pylock.toml")]
+
+
 def python_of_entry(entry: str) -> str | None:
     """``3.9`` for a ``.../lib/python3.9/site-packages`` entry (the boot hook's rule)."""
     return site_packages_version(entry)
@@ -362,6 +376,38 @@ def python_mismatch_problems(record: RecordedStack, layer_version: str | None,
             f"PYTHONPATH has {entry}, which is not the stack this layer was made on "
             f"({record.describe}): use a shell where only that stack is set up"))
     return problems
+
+
+def unset_stack_entries(record: RecordedStack, environ: dict[str, str]) -> list[str]:
+    """The stack's site-packages that this shell lacks, for a layer made without --setup.
+
+    Such a layer relies on the shell to set its stack up; where nothing is set up,
+    list and check see the layer alone and would say "no problems" of a layer whose
+    stack packages conflict with it.  (Another stack set up instead is python-mismatch;
+    a directory that is gone is stack-missing.)
+    """
+    if not record.environment.is_empty():
+        return []  # it brings its stack along
+    present = set(_pythonpath_entries(environ.get("PYTHONPATH")))
+    missing = [e for e in record.pythonpath if os.path.isabs(e) and "site-packages" in e
+               and e not in present and os.path.isdir(e)]
+    if not missing or other_stack_entries(record, environ):
+        return []
+    return missing
+
+
+def stack_not_set_up_problems(record: RecordedStack, environ: dict[str, str]) -> list[Problem]:
+    missing = unset_stack_entries(record, environ)
+    if not missing:
+        return []
+    return [Problem("stack-not-set-up", "warning", stack_not_set_up_message(missing))]
+
+
+def stack_not_set_up_message(missing: list[str]) -> str:
+    more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+    return (f"the stack this layer was made on is not set up in this shell (PYTHONPATH "
+            f"lacks {missing[0]}{more}): only the layer and the interpreter's own packages "
+            f"are seen; set the stack up first (a layer made with --setup brings it along)")
 
 
 def other_stack_entries(record: RecordedStack, environ: dict[str, str]) -> list[str]:
@@ -671,7 +717,7 @@ class Inspection:
         return self.report["version"] if self.report else self.record.python_version
 
     def problems(self) -> list[Problem]:
-        problems = list(self.missing)
+        problems = moved_problems(self.layer) + list(self.missing)
         if self.report is None:
             pythonpath = self.environ.get("PYTHONPATH")
             user_roots: list[str] = []
@@ -681,6 +727,7 @@ class Inspection:
         problems += python_mismatch_problems(
             self.record, self.report["version"] if self.report else None, pythonpath,
             self.environ, user_roots)
+        problems += stack_not_set_up_problems(self.record, self.environ)
         problems += cwd_problems(pythonpath)
         if self.report is not None:
             conflicts, edges = requirement_problems(self.view, self.report["markers"])

@@ -67,6 +67,10 @@ class LayerConfig:
     #: ``name==version`` the user asked for that the stack provides (``rebase`` dropped
     #: them from the layer); the next rebase asks for them again
     requested_from_stack: list[str] = field(default_factory=list)
+    #: where the layer was made: its activation scripts and the console scripts pip
+    #: writes name this path, so a layer found elsewhere was moved (empty in layers
+    #: made before it was recorded)
+    path: str = ""
 
     def to_toml(self) -> str:
         data = asdict(self)
@@ -103,13 +107,16 @@ class Layer:
         return self.root / self.config.purelib
 
     @classmethod
-    def open(cls, root: Path) -> Layer:
-        """Read the layer at ``root``; a one-line error if it is not one."""
+    def open(cls, root: Path, label: str = "") -> Layer:
+        """Read the layer at ``root``; a one-line error if it is not one.
+
+        ``label`` says where ``root`` came from when the user did not type it.
+        """
         path = root / CONFIG_NAME
         try:
             text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise LayerNotFound(f"{root} is not a layer (no {CONFIG_NAME})") from None
+        except (FileNotFoundError, NotADirectoryError):
+            raise LayerNotFound(why_not_a_layer(root, label)) from None
         except OSError as error:
             raise LayerNotFound(f"cannot read {path}: {error.strerror}") from None
         try:
@@ -121,11 +128,13 @@ class Layer:
     @classmethod
     def from_argument(cls, directory: str | None) -> Layer:
         """The layer named on the command line, else the active one (VIRTUAL_ENV)."""
-        if directory is None:
-            directory = os.environ.get("VIRTUAL_ENV")
-            if not directory:
-                raise LayerNotFound("no layer given and none is active (VIRTUAL_ENV is unset)")
-        return cls.open(Path(directory).absolute())
+        if directory is not None:
+            return cls.open(Path(directory).absolute())
+        active = os.environ.get("VIRTUAL_ENV")
+        if not active:
+            raise LayerNotFound("no layer given and none is active (VIRTUAL_ENV is unset): "
+                                "name the layer's directory, or activate the layer first")
+        return cls.open(Path(active).absolute(), label=" (the active environment, $VIRTUAL_ENV)")
 
     def given_prompt(self) -> str | None:
         """The ``--prompt`` given at creation (``pyvenv.cfg`` has one only then), else None."""
@@ -139,8 +148,38 @@ class Layer:
                 return value.strip()
         return None
 
+    def moved_from(self) -> str | None:
+        """The recorded path when the layer is no longer there (moved or copied), else None."""
+        recorded = self.config.path
+        if not recorded or recorded == str(self.root):
+            return None
+        try:
+            if os.path.samefile(recorded, self.root):  # a symlink or bind mount to it
+                return None
+        except OSError:  # the recorded path is gone
+            pass
+        return recorded
+
     def write_config(self) -> None:
         (self.root / CONFIG_NAME).write_text(self.config.to_toml(), encoding="utf-8")
+
+
+def why_not_a_layer(root: Path, label: str = "") -> str:
+    """What ``root`` is instead of a layer, and what to do: the usual mistakes told apart.
+
+    A typo, a file, and a venv made with ``python -m venv`` (or virtualenv, conda)
+    each need something else from the user; "not a layer" alone says none of it.
+    """
+    what = f"{root}{label}"
+    hint = "give the directory of a layer (made by layervenv create)"
+    if not root.exists():
+        return f"{what} does not exist; {hint}"
+    if not root.is_dir():
+        return f"{what} is not a directory; {hint}"
+    if (root / "pyvenv.cfg").is_file():
+        return (f"{what} is a plain venv, not a layer (it has no {CONFIG_NAME}); "
+                f"make a layer with layervenv create (a venv is not turned into one)")
+    return f"{what} is not a layer (no {CONFIG_NAME}); give the directory made by layervenv create"
 
 
 def is_layer(path: Path) -> bool:

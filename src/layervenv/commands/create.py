@@ -324,6 +324,7 @@ def create(options: CreateOptions) -> CreateResult:
         scripts=interp.scripts,
         export_pythonpath=options.export_pythonpath,
         created_by=f"layervenv {__version__}",
+        path=str(target),
     )
     layer = Layer(root=target, config=config)
     created: list[Path] = []

@@ -18,6 +18,7 @@ from pathlib import Path
 from layervenv.commands.check import check_layer
 from layervenv.commands.create import CreateOptions, create
 from layervenv.commands.list import list_layer
+from layervenv.errors import UserError
 from layervenv.interpreter import probe_interpreter
 from layervenv.seed import install_wheel
 from layervenv.simstack import build_stack, sourced_environment, tree_digest
@@ -68,13 +69,42 @@ def _plain_venv(root: Path, python: Path, env: dict[str, str]) -> Path:
     return root / "bin" / "python"
 
 
+def _stack_interpreter(python: str | None) -> Path:
+    """The simulated stack's interpreter: ``--python``, else the one running the tool."""
+    if not python:
+        return Path(getattr(sys, "_base_executable", None) or sys.executable)
+    interp = probe_interpreter(Path(python))
+    if tuple(int(p) for p in interp.version.split(".")[:2]) < (3, 6):
+        raise UserError(f"{python} is Python {interp.version}; layers need Python 3.6 or newer")
+    return Path(python)
+
+
+def _demo_directory(workdir: str | None) -> Path:
+    """A new temporary directory, or ``--workdir``: created, or empty.
+
+    A demo kept there before is not built over (its stack is read-only by contract),
+    nor are files of the user's mixed with the demo's.
+    """
+    if not workdir:
+        return Path(tempfile.mkdtemp(prefix="layervenv-demo-"))
+    base = Path(workdir).absolute()
+    if base.exists() and not base.is_dir():
+        raise UserError(f"{base} is not a directory; choose another --workdir")
+    if base.is_dir() and any(base.iterdir()):
+        raise UserError(f"{base} is not empty (a demo kept there before?): remove it, "
+                        f"or choose another --workdir")
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"cannot create {base}: {error.strerror or error}") from None
+    return base
+
+
 def demo(workdir: str | None = None, keep: bool = False, python: str | None = None) -> int:
-    base = Path(workdir).absolute() if workdir else Path(tempfile.mkdtemp(prefix="layervenv-demo-"))
-    base.mkdir(parents=True, exist_ok=True)
+    interpreter = _stack_interpreter(python)
+    base = _demo_directory(workdir)
     story = Story()
     try:
-        interpreter = Path(python) if python else Path(
-            getattr(sys, "_base_executable", None) or sys.executable)
         story.step("A read-only stack, set up the way an LCG view is")
         stack = build_stack(base / "stack", interpreter)
         digest = tree_digest(stack.root)

@@ -10,7 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from layervenv.inspection import Distribution, Unreadable, inspect_layer
+from layervenv.inspection import (
+    Distribution,
+    Unreadable,
+    inspect_layer,
+    stack_not_set_up_message,
+    unset_stack_entries,
+)
 from layervenv.layer import Layer
 
 
@@ -20,8 +26,8 @@ class ListResult:
     python_version: str
     distributions: list[Distribution] = field(default_factory=list)
     shadowed_only: bool = False
-    #: one line for stderr, whatever the format (the JSON stays a plain list)
-    warning: str | None = None
+    #: lines for stderr, whatever the format (the JSON stays a plain list)
+    warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> list[dict[str, Any]]:
         rows = []
@@ -73,9 +79,12 @@ def list_layer(directory: str | None, shadowed_only: bool = False,
     view = inspection.view
     if shadowed_only:
         view = [d for d in view if d.shadowed]
+    unset = unset_stack_entries(inspection.record, inspection.environ)
+    warnings = [unreadable_warning(inspection.unreadable),
+                stack_not_set_up_message(unset) if unset else None]
     return ListResult(layer=str(layer.root), python_version=inspection.python_version,
                       distributions=view, shadowed_only=shadowed_only,
-                      warning=unreadable_warning(inspection.unreadable))
+                      warnings=[w for w in warnings if w])
 
 
 def unreadable_warning(unreadable: list[Unreadable]) -> str | None:

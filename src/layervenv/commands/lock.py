@@ -33,7 +33,14 @@ from layervenv.lockfile import (
     layer_distributions,
     url_to_path,
 )
-from layervenv.packages import Sources, check_pip_version, file_sha256, pip_report, report_sha256
+from layervenv.packages import (
+    PipFailed,
+    Sources,
+    check_pip_version,
+    file_sha256,
+    pip_report,
+    report_sha256,
+)
 
 
 @dataclass
@@ -138,12 +145,18 @@ def build_lock(layer: Layer, environ: dict[str, str], sources: Sources) -> tuple
     if from_index:
         pip = next((d.version for d in installed if d.name == "pip"), None)
         check_pip_version(pip, f"the layer {layer.root}")
-        report = pip_report(
-            layer.python, [f"{d.name}=={d.version}" for d in from_index], env, sources,
-            # a wheel of the installed version where there is one, else its sdist
-            extra=["--ignore-installed", "--no-deps", "--prefer-binary"],
-            what="finding the files of " + ", ".join(d.name for d in from_index),
-        )
+        try:
+            report = pip_report(
+                layer.python, [f"{d.name}=={d.version}" for d in from_index], env, sources,
+                # a wheel of the installed version where there is one, else its sdist
+                extra=["--ignore-installed", "--no-deps", "--prefer-binary"],
+                what="finding the files of " + ", ".join(d.name for d in from_index),
+            )
+        except PipFailed as error:
+            error.args = (f"{error}\nlock finds the installed versions where pip installed "
+                          f"them from: give that place (--find-links DIR_OR_URL, --index-url "
+                          f"URL, or pip's own configuration)",)
+            raise
         for item in report.get("install", []):
             name = str(item["metadata"]["name"])
             package = locked.get(canonicalize_name(name))

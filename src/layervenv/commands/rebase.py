@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -164,8 +164,9 @@ class Rebase:
         self.new_stack = stack_distributions(
             interp.executable, environ, exclude=[staging, self.old.root]).distributions
         # Last, when nothing can fail any more: check may run the old layer's interpreter.
-        self.problems = run_check(Layer(root=staging, config=layer.config), environ,
-                                  shown_as=self.old.root)
+        # (checked where it is staged, for the path it will have: not a moved layer)
+        staged = Layer(root=staging, config=replace(layer.config, path=str(staging)))
+        self.problems = run_check(staged, environ, shown_as=self.old.root)
 
 
 @dataclass

@@ -4,7 +4,9 @@ For batch jobs, cron and CI: the environment is computed in Python from the same
 model the activation scripts are rendered from, then COMMAND replaces this
 process (``exec``), so its exit status, signals and standard streams are its own.
 It is found and started as ``env`` (``execvp``) does it: along the new PATH, and an
-executable file without ``#!`` is run by ``/bin/sh``.
+executable file without ``#!`` is run by ``/bin/sh``; but a file whose ``#!``
+interpreter is missing ends the search, as in a shell, rather than letting another
+command of that name run.
 """
 
 from __future__ import annotations
@@ -76,12 +78,32 @@ def exec_command(command: list[str], env: dict[str, str]) -> None:
         except OSError as error:
             if error.errno == errno.ENOEXEC:
                 _exec_with_sh(candidate, command, env)
+            if error.errno == errno.ENOENT and os.path.isfile(candidate):
+                _refuse_missing_interpreter(candidate, command[0])
             if error.errno in (errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG, errno.ELOOP):
                 continue
             denied = denied or error
     if denied is None:
         raise CommandNotFound(f"command not found: {quoted}")
     raise CommandNotExecutable(f"cannot run {quoted}: {denied.strerror}")
+
+
+def _refuse_missing_interpreter(path: str, name: str) -> None:
+    """``path`` is there but its ``#!`` interpreter is not: stop, as a shell does (126).
+
+    ``execvp`` would go on along PATH and run another ``name`` -- for a layer's
+    console script whose Python is gone, the stack's or the system's pip, installing
+    into the wrong place without a word.
+    """
+    try:
+        with open(path, "rb") as handle:
+            first = handle.readline(4096)
+    except OSError:
+        first = b""
+    interpreter = first[2:].split()[0].decode(errors="replace") if first.startswith(
+        b"#!") and first[2:].split() else "its interpreter"
+    raise CommandNotExecutable(f"cannot run {shlex.quote(name)} ({path}): {interpreter} "
+                               f"is missing (was the layer moved?)")
 
 
 def _exec_with_sh(path: str, command: list[str], env: dict[str, str]) -> None:
@@ -96,6 +118,11 @@ def run(directory: str, command: list[str]) -> int:
     if not command:
         raise UserError("no command given: layervenv run DIR -- COMMAND [ARGS...]")
     layer = Layer.from_argument(directory)
+    moved_from = layer.moved_from()
+    if moved_from is not None:
+        # its console scripts name the old path: "pip" would be another Python's pip
+        raise UserError(f"the layer {layer.root} was made in {moved_from} and cannot be used "
+                        f"where it is now: re-create it (layervenv check {layer.root} says how)")
     # Always the recorded environment, also for --rerun-setup layers: shell functions
     # a setup defines are of no use to a command started with exec.
     env = run_environment(layer, dict(os.environ))

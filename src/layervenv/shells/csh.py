@@ -297,7 +297,8 @@ set _layervenv_keep
 if ( $?_layervenv_deactivate ) then
     if ( -f "$_layervenv_deactivate" ) source "$_layervenv_deactivate"
 endif
-source {deactivate}
+# (not there: the layer was moved, which the check below says)
+if ( -f {deactivate} ) source {deactivate}
 unset _layervenv_keep
 # So is a venv (python -m venv, virtualenv) active in this shell, as activating another
 # venv would: a layer on top of it would hide its deactivate alias for good.

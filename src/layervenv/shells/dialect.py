@@ -309,8 +309,9 @@ def render_checks(env: EnvChange, dialect: Dialect, indent: int = 0) -> str:
     script = Script(dialect, indent)
     for requirement in env.requires:
         script.open(_template(dialect, "if_missing"), path=dialect.quote(requirement.path))
-        message = (f"layervenv: the stack of this layer is missing: {requirement.what} "
-                   f"{requirement.path} (is CVMFS mounted? was the release removed?)")
+        message = requirement.message or (
+            f"layervenv: the stack of this layer is missing: {requirement.what} "
+            f"{requirement.path} (is CVMFS mounted? was the release removed?)")
         script.add(_template(dialect, "fail"), message=dialect.quote(message))
         script.close()
     if env.stack is not None:
