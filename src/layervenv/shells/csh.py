@@ -151,27 +151,6 @@ setenv {var} "$_layervenv_v"
       "_layervenv_k _layervenv_m _layervenv_found _layervenv_first " + " ".join(_SPLIT_TEMPS)
 )
 
-#: empty {flag} when {entry} (a literal) is not one of the entries of {var}
-_FLAG_IF_ABSENT = (
-    """\
-if ( $?{var} ) then
-    set _layervenv_v = "${var}"
-else
-    set _layervenv_v = ""
-endif
-"""
-    + _with_path_saved(_split('"$_layervenv_v"', "_layervenv_w"))
-    + """
-set _layervenv_m = 0
-foreach _layervenv_t ( $_layervenv_w:q )
-    if ( "$_layervenv_t" == "+"{entry} ) set _layervenv_m = 1
-end
-if ( ! $_layervenv_m ) set {flag} = ""
-"""
-    + _RESTORE_NOGLOB
-    + "\nunset _layervenv_v _layervenv_w _layervenv_m " + " ".join(_SPLIT_TEMPS)
-)
-
 #: empty {flag} when one of {entries} (literals) is not one of the entries of {var}: {var}
 #: is split once, however many entries are looked for (each split sets PATH twice, and
 #: csh reads every PATH directory again each time)
@@ -272,7 +251,6 @@ endif""",
     if_set_nonempty=_flag_test("{var}", "!=", "nonempty"),
     if_missing="if ( ! -e {path} ) then",
     fail=_FAIL,
-    flag_if_absent=_FLAG_IF_ABSENT,
     flag_if_any_absent=_FLAG_IF_ANY_ABSENT,
     # only used with plain text ("site-packages"): quoted glob characters stay live in tcsh
     flag_if_contains="""\
