@@ -42,7 +42,7 @@ def run_environment(layer: Layer, environ: dict[str, str]) -> dict[str, str]:
 #: Signals Python ignores at start-up; an ignored signal stays ignored across exec, so
 #: COMMAND would get them ignored too (``yes | head`` would print "Broken pipe" and exit 1
 #: instead of ending quietly on SIGPIPE).  ``subprocess`` resets the same ones.
-RESET_SIGNALS = ("SIGPIPE", "SIGXFZ", "SIGXFSZ")
+RESET_SIGNALS = ("SIGPIPE", "SIGXFSZ")
 
 
 def restore_default_signals() -> None:
