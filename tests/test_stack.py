@@ -500,3 +500,22 @@ def test_rerun_setup_layer_replays_the_record_in_other_shells(shell, tmp_path, s
     assert out["DURING"]["SIMSTACK_NAME"] == "LCG_sim"
     assert out["DURING"]["PYTHONPATH"] == f"{stack.site_packages}:{stack.egg}"
     assert significant(out["AFTER"]) == significant(out["BEFORE"])
+
+
+def test_a_setup_that_brings_no_python_is_noted(tmp_path, stack, base_env):
+    """A setup that fails to bring its Python but exits 0 leaves the system's python3
+    first: creation says so (the layer would stand on the wrong interpreter)."""
+    import json
+
+    without = json.loads(run_tool("create", "--without-pip", str(tmp_path / "none"), "--setup",
+                                  "true", "--format", "json", env=base_env).stdout)
+    assert len(without["notes"]) == 1
+    assert without["notes"][0].startswith("note: the setup command put no python3 on PATH")
+    assert without["python"] in without["notes"][0]
+    human = run_tool("create", "--without-pip", str(tmp_path / "none2"), "--setup", "true",
+                     env=base_env).stdout
+    assert "put no python3 on PATH" in human
+    with_stack = json.loads(run_tool("create", "--without-pip", str(tmp_path / "lcg"), "--setup",
+                                     f". '{stack.setup_script}'", "--format", "json",
+                                     env=base_env).stdout)
+    assert with_stack["notes"] == []

@@ -22,7 +22,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -77,14 +77,32 @@ class CreateResult:
     pip: str | None
     export_pythonpath: bool
     seconds: float
+    notes: list[str] = field(default_factory=list)
 
     def human(self) -> str:
         pip = f"pip {self.pip}" if self.pip else "no pip"
-        return (
+        return "\n".join([
             f"created layer {self.path} on Python {self.python_version} ({self.python}), "
-            f"{pip}, in {self.seconds:.2f} s\n"
-            f"activate it with: . {_shell_word(self.path)}/bin/activate"
-        )
+            f"{pip}, in {self.seconds:.2f} s",
+            *self.notes,
+            f"activate it with: . {_shell_word(self.path)}/bin/activate",
+        ])
+
+
+def python_not_from_setup(python: Path, captured: StackEnvironment) -> str | None:
+    """A note when the ``python3`` found after CMD is not one CMD put on PATH.
+
+    A setup that fails to bring its Python (a typo in a release name that still exits
+    0, ``module load`` of a module without one) leaves the system's ``python3`` first,
+    and a layer on it would look right until the stack's packages do not import.
+    """
+    if "PATH" in captured.set:
+        return None
+    added = {os.path.normpath(entry) for entry in captured.prepend.get("PATH", [])}
+    if os.path.normpath(str(python.parent)) in added:
+        return None
+    return (f"note: the setup command put no python3 on PATH; the layer uses {python} "
+            "(pass --python PATH to choose another)")
 
 
 def _shell_word(path: str) -> str:
@@ -312,6 +330,7 @@ def create(options: CreateOptions) -> CreateResult:
     if options.rerun_setup and not options.setup:
         raise UserError("--rerun-setup needs --setup CMD")
     environ, python, captured = _environment_and_python(options)
+    note = None if captured is None or options.python else python_not_from_setup(python, captured)
     interp = probe_interpreter(python)
     if tuple(int(p) for p in interp.version.split(".")[:2]) < (3, 6):
         raise UserError(f"{python} is Python {interp.version}; layers need Python 3.6 or newer")
@@ -348,4 +367,5 @@ def create(options: CreateOptions) -> CreateResult:
         pip=pip_version,
         export_pythonpath=options.export_pythonpath,
         seconds=round(time.perf_counter() - start, 3),
+        notes=[note] if note else [],
     )
