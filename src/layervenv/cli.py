@@ -34,13 +34,12 @@ def _cmd_create(args: argparse.Namespace) -> int:
         without_pip=args.without_pip, export_pythonpath=args.export_pythonpath,
         setup=args.setup, rerun_setup=args.rerun_setup,
     )
-    if not args.from_file:
-        _refuse_without_from(args)
     if args.from_file:
         from layervenv.commands.create_from import create_from
 
         result = create_from(options, args.from_file, args.allow_stack_drift, _sources(args))
     else:
+        _refuse_without_from(args)
         result = create(options)
     emit(result, args.format)
     return 0
