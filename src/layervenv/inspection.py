@@ -40,7 +40,12 @@ from layervenv.boot._layervenv_boot import _pth_paths, site_packages_version
 from layervenv.envchange import apply_to
 from layervenv.errors import UserError
 from layervenv.layer import Layer
-from layervenv.stack import StackEnvironment, foreign_site_packages, missing_parts
+from layervenv.stack import (
+    StackEnvironment,
+    foreign_site_packages,
+    missing_parts,
+    site_packages_not_on_pythonpath,
+)
 
 PROBE_SOURCE = Path(__file__).with_name("probe.py")
 PROBE_TIMEOUT = 120
@@ -388,9 +393,8 @@ def unset_stack_entries(record: RecordedStack, environ: dict[str, str]) -> list[
     """
     if not record.environment.is_empty():
         return []  # it brings its stack along
-    present = set(_pythonpath_entries(environ.get("PYTHONPATH")))
-    missing = [e for e in record.pythonpath if os.path.isabs(e) and "site-packages" in e
-               and e not in present and os.path.isdir(e)]
+    missing = [e for e in site_packages_not_on_pythonpath(record.pythonpath, environ)
+               if os.path.isdir(e)]
     if not missing or other_stack_entries(record, environ):
         return []
     return missing

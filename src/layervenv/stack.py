@@ -218,6 +218,16 @@ def missing_parts(python: str, pythonpath: list[str]) -> list[str]:
     return missing
 
 
+def site_packages_not_on_pythonpath(pythonpath: list[str], environ: dict[str, str]) -> list[str]:
+    """The recorded stack's ``site-packages`` entries that this environment's PYTHONPATH
+    lacks: for a layer made without --setup, the sign that its stack is not set up here
+    (``lock`` refuses to record such a shell's stack; ``list``/``check`` warn)."""
+    value = environ.get("PYTHONPATH")
+    present = set(value.split(os.pathsep)) if value else set()
+    return [e for e in pythonpath
+            if os.path.isabs(e) and "site-packages" in e and e not in present]
+
+
 def _denied(path: str) -> str:
     """`` (permission denied)`` when ``path`` is there but a parent cannot be searched."""
     try:

@@ -41,6 +41,7 @@ from layervenv.packages import (
     pip_report,
     report_sha256,
 )
+from layervenv.stack import site_packages_not_on_pythonpath
 
 
 @dataclass
@@ -109,9 +110,7 @@ def require_stack_set_up(layer: Layer, env: dict[str, str]) -> None:
     stack = layer.config.stack
     if not stack.stack_environment().is_empty():
         return
-    present = set(env.get("PYTHONPATH", "").split(os.pathsep))
-    missing = [e for e in stack.pythonpath
-               if os.path.isabs(e) and "site-packages" in e and e not in present]
+    missing = site_packages_not_on_pythonpath(stack.pythonpath, env)
     if missing:
         raise UserError(f"the stack {layer.root} was made on is not set up in this shell "
                         f"(PYTHONPATH lacks {missing[0]}): set it up first, so that the lock "
