@@ -511,9 +511,10 @@ def test_real_numpy_2_in_the_layer_breaks_a_stack_package_built_on_numpy_1(tmp_p
     assert rows["numpy"]["shadows"][0]["version"] == "1.26.4"
     assert rows["numexpr"]["origin"] == "stack" and rows["numexpr"]["compiled"] is True
     code, data = check(root, env)
-    dependents = ours(data, "dependents")
-    assert code == 1 and [(p["severity"], p["distribution"], p["distributions"])
-                          for p in dependents] == [("error", "numpy", ["numexpr"])], data
+    # (the interpreter's own site-packages may add warnings: scipy there depends on numpy)
+    dependents = [p for p in ours(data, "dependents") if p["severity"] == "error"]
+    assert code == 1 and [(p["distribution"], p["distributions"]) for p in dependents] == [
+        ("numpy", ["numexpr"])], data
     assert "numexpr 2.8.7 (built against numpy 1's C API)" in dependents[0]["message"]
     # and it is true: the stack's numexpr cannot be imported with the layer's numpy
     result = subprocess.run([str(root / "bin" / "python"), "-c", "import numexpr"], env=env,
