@@ -104,10 +104,21 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_seconds(text: str) -> float:
+    """A time limit: a number of seconds above 0 (argparse reports anything else)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0: {text!r}")
+    return value
+
+
 def _cmd_check(args: argparse.Namespace) -> int:
     from layervenv.commands.check import check_layer
 
-    result = check_layer(args.dir)
+    result = check_layer(args.dir, imports=args.imports, import_timeout=args.import_timeout)
     emit(result, args.format)
     return 0 if result.ok else 1
 
@@ -209,6 +220,12 @@ def build_parser() -> argparse.ArgumentParser:
                                        "a missing stack. Exit 1 when there is an error.")
     check.add_argument("dir", metavar="DIR", nargs="?",
                        help="the layer (default: the active one, $VIRTUAL_ENV)")
+    check.add_argument("--imports", action="store_true",
+                       help="also import the modules of every distribution the layer's "
+                            "changes reach, in the layer's interpreter (this runs their code)")
+    check.add_argument("--import-timeout", metavar="SECONDS", type=_positive_seconds,
+                       default=60.0, help="time limit of one distribution's imports "
+                                          "(default: 60)")
     _add_format(check)
     check.set_defaults(func=_cmd_check)
 

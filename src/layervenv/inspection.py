@@ -53,7 +53,7 @@ PROBE_TIMEOUT = 120
 ORIGINS = ("layer", "editable", "user-site", "stack")
 #: The order problems are shown in (errors first, then this order).
 KINDS = ("moved", "stack-missing", "unreadable", "python-mismatch", "stack-not-set-up",
-         "cwd-on-path", "conflict", "abi", "user-site", "metadata")
+         "cwd-on-path", "conflict", "dependents", "abi", "import", "user-site", "metadata")
 SEVERITIES = ("error", "warning")
 
 
@@ -298,11 +298,16 @@ class Problem:
     severity: str
     message: str
     distribution: str | None = None
+    #: every distribution the problem is about, where the message may abbreviate them
+    distributions: list[str] | None = None
 
-    def to_json(self) -> dict[str, str]:
-        data = {"kind": self.kind, "severity": self.severity, "message": self.message}
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"kind": self.kind, "severity": self.severity,
+                                "message": self.message}
         if self.distribution is not None:
             data["distribution"] = self.distribution
+        if self.distributions is not None:
+            data["distributions"] = list(self.distributions)
         return data
 
 
@@ -593,53 +598,13 @@ def _same_version(one: str, other: str) -> bool:
     return one.strip() == other.strip()
 
 
-def _compiled_dependents(dist: Distribution, by_key: dict[str, Distribution],
-                         edges: Edges) -> str:
-    """The compiled stack distributions requiring ``dist``, named (at most five)."""
-    compiled = sorted({k for k in edges.dependents.get(dist.key, [])
-                       if by_key[k].winner.origin == "stack" and by_key[k].winner.compiled})
-    names = ", ".join(f"{by_key[k].name} {by_key[k].winner.version}" for k in compiled[:5])
-    if len(compiled) > 5:
-        names += f" and {len(compiled) - 5} more"
-    return names
+def abi_problems(view: list[Distribution], edges: Edges,
+                 markers: dict[str, str]) -> list[Problem]:
+    """``dependents`` and ``abi``: what a non-stack copy shadowing a stack distribution
+    with another version breaks (see ``breakage``)."""
+    from layervenv.breakage import dependents_problems
 
-
-def abi_problems(view: list[Distribution], edges: Edges) -> list[Problem]:
-    """``abi``: a non-stack copy shadows a stack distribution that compiled stack
-    distributions were built against; an error when the major version differs."""
-    by_key = {d.key: d for d in view}
-    problems = []
-    for dist in view:
-        winner = dist.winner
-        if winner.origin == "stack":
-            continue
-        hidden = next((c for c in dist.shadowed if c.origin == "stack"), None)
-        if hidden is None or _same_version(hidden.version, winner.version):
-            continue
-        names = _compiled_dependents(dist, by_key, edges)
-        if names:
-            problems.append(_abi_problem(dist, hidden, names))
-    return problems
-
-
-def _abi_problem(dist: Distribution, hidden: Copy, names: str) -> Problem:
-    winner = dist.winner
-    old, new = _major(hidden.version), _major(winner.version)
-    where = "the layer" if winner.origin == "layer" else f"the {winner.origin} copy"
-    shadows = f"{dist.name} {winner.version} in {where} shadows the stack's {hidden.version}"
-    if old is not None and new is not None and old != new:
-        wanted = f"<{old + 1}" if new > old else f">={old},<{old + 1}"
-        return Problem(
-            "abi", "error",
-            f"{shadows}, and compiled stack packages built against {old}.x use it ({names}): "
-            f"they will fail to import or crash; install '{dist.name}{wanted}' in the layer, "
-            f"or install those packages in the layer too", dist.name)
-    within = f"usually compatible within {old}.x" if old is not None and old == new \
-        else "the major version cannot be told"
-    return Problem(
-        "abi", "warning",
-        f"{shadows}, which compiled stack packages were built against ({names}): {within}; "
-        f"if they fail to import, install them in the layer too", dist.name)
+    return dependents_problems(view, edges, markers)
 
 
 def side_by_side_problems(view: list[Distribution]) -> list[Problem]:
@@ -736,7 +701,7 @@ class Inspection:
         if self.report is not None:
             conflicts, edges = requirement_problems(self.view, self.report["markers"])
             problems += conflicts
-            problems += abi_problems(self.view, edges)
+            problems += abi_problems(self.view, edges, self.report["markers"])
             problems += user_site_problems(self.view)
             problems += unreadable_problems(self.unreadable, self.record)
             problems += side_by_side_problems(self.view)

@@ -1,8 +1,9 @@
 """``layervenv check [DIR]``: what will break, before anything is imported.
 
 Problems come from the layer's effective view (see ``inspection``), PYTHONPATH as
-the layer's interpreter sees it, and the stack recorded in ``layervenv.toml``.  Exit
-status 0 when there is no error (warnings allowed), 1 when there is one.
+the layer's interpreter sees it, and the stack recorded in ``layervenv.toml``; with
+``--imports``, also from importing what the layer's changes reach (``importcheck``).
+Exit status 0 when there is no error (warnings allowed), 1 when there is one.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from layervenv.inspection import Problem, inspect_layer
+from layervenv.importcheck import IMPORT_TIMEOUT, import_problems
+from layervenv.inspection import Problem, inspect_layer, sort_problems
 from layervenv.layer import Layer
 
 
@@ -39,9 +41,14 @@ class CheckResult:
         return "\n".join(lines)
 
 
-def check_layer(directory: str | None, environ: dict[str, str] | None = None) -> CheckResult:
-    """The layer's problems as it runs in ``environ`` (default: this process's)."""
+def check_layer(directory: str | None, environ: dict[str, str] | None = None,
+                imports: bool = False, import_timeout: float = IMPORT_TIMEOUT) -> CheckResult:
+    """The layer's problems as it runs in ``environ`` (default: this process's); with
+    ``imports``, also what fails to import (which runs the packages' code)."""
     layer = Layer.from_argument(directory)
     inspection = inspect_layer(layer, environ)
+    problems = inspection.problems()
+    if imports:
+        problems = sort_problems(problems + import_problems(inspection, import_timeout))
     return CheckResult(layer=str(layer.root), python_version=inspection.python_version,
-                       problems=inspection.problems())
+                       problems=problems)
