@@ -64,13 +64,19 @@ def test_empty_directory_is_accepted(tmp_path, stack_env):
 
 
 def test_existing_layer_needs_clear(make_layer, stack_env):
+    """--clear replaces what the layer made (a file dropped in its bin/ goes) and keeps
+    what it did not (a note at the top of the directory stays)."""
     layer = make_layer("again", "--without-pip")
-    (layer.root / "marker").write_text("old")
+    (layer.root / "bin" / "marker").write_text("old")
+    (layer.root / "notes.txt").write_text("mine")
     refused = run_tool("create", str(layer.root), env=stack_env, check=False)
     assert refused.returncode == 2 and "--clear" in refused.stderr
-    assert (layer.root / "marker").exists()
-    run_tool("create", "--clear", "--without-pip", str(layer.root), env=stack_env)
-    assert not (layer.root / "marker").exists()
+    assert (layer.root / "bin" / "marker").exists()
+    out = run_tool("create", "--clear", "--without-pip", str(layer.root), "--format", "json",
+                   env=stack_env).stdout
+    assert json.loads(out)["carried_over"] == ["notes.txt"]
+    assert not (layer.root / "bin" / "marker").exists()
+    assert (layer.root / "notes.txt").read_text() == "mine"
     assert (layer.root / "layervenv.toml").is_file()
     assert [p.name for p in layer.root.parent.iterdir() if p.name.startswith(".")] == []
 
@@ -297,13 +303,16 @@ def test_empty_directory_in_a_read_only_parent(tmp_path, stack_env):
 
 
 def test_a_failed_swap_puts_the_old_layer_back(make_layer, monkeypatch):
-    """``--clear``: if the new layer cannot be renamed into place (Ctrl-C at that very
-    moment), the old layer, already moved aside, goes back instead of being lost."""
+    """``--clear`` where paths cannot be exchanged atomically (NFS, AFS): if the new
+    layer cannot be renamed into place (Ctrl-C at that very moment), the old layer,
+    already moved aside, goes back instead of being lost, with the user's file that was
+    being carried over."""
     from layervenv.commands import create as create_module
 
     layer = make_layer("swap", "--without-pip")
     (layer.root / "marker").write_text("old")
     real_replace = os.replace
+    monkeypatch.setattr(create_module, "exchange", lambda first, second: False)
 
     def replace(src, dst):
         if Path(src).name.startswith(".swap.layervenv-"):
