@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from layervenv.inspection import Problem, inspect_layer
-from layervenv.layer import Layer
+from layervenv.layer import Layer, find_leftovers
 
 
 @dataclass
@@ -43,5 +43,7 @@ def check_layer(directory: str | None, environ: dict[str, str] | None = None) ->
     """The layer's problems as it runs in ``environ`` (default: this process's)."""
     layer = Layer.from_argument(directory)
     inspection = inspect_layer(layer, environ)
+    leftovers = [Problem("leftover", "warning", leftover.message(layer.root))
+                 for leftover in find_leftovers(layer.root, skip_running=True)]
     return CheckResult(layer=str(layer.root), python_version=inspection.python_version,
-                       problems=inspection.problems())
+                       problems=inspection.problems() + leftovers)

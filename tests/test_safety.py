@@ -1,0 +1,317 @@
+"""Nothing of the user's is lost when a layer is replaced, raced or interrupted.
+
+``--clear`` and ``rebase`` carry over what the layer did not make (pip's ``src/``
+checkouts, the user's files); one writer at a time per layer; the swap is atomic; a
+kill at any moment leaves the old or the new layer, and whatever it left beside them
+is named by the next command.  Race and kill tests say how many trials they run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from helpers import py, run_tool, tool_command
+from test_editable import _project, backend_wheels  # noqa: F401 (a fixture)
+from test_rebase import _rebase_env, hidden, next_stack  # noqa: F401 (a fixture)
+
+from layervenv.layer import Layer, is_layer
+from layervenv.simstack import Dist, build_wheel, tree_digest
+
+#: Concurrent ``create`` of one directory, per case (the issue saw 2 of 20 corrupted).
+CREATE_RACE_TRIALS = 20
+#: ``create --clear`` killed at a random moment, per signal.
+CLEAR_KILL_TRIALS = 12
+#: ``rebase`` racing a ``pip install`` in the layer.
+PIP_RACE_TRIALS = 4
+#: ``rebase`` killed at a random moment, per signal.
+REBASE_KILL_TRIALS = 3
+
+
+def _git_project(root: Path) -> Path:
+    """hepconf 9.9.0 (setuptools, src layout) committed in a real git repository."""
+    project = _project(root, "setuptools", "src")
+    git = ["git", "-C", str(project), "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    subprocess.run(["git", "init", "-q", str(project)], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "hepconf"], check=True)
+    return project
+
+
+def test_rebase_keeps_pips_src_checkout_and_the_users_files(
+        make_layer, next_stack, tmp_path, backend_wheels):  # noqa: F811 (fixtures)
+    """``pip install -e git+...`` checks out into DIR/src; an uncommitted edit there, a
+    pip.conf and a data directory all survive the rebase, and the editable project
+    still imports from where it was (a real import on the new stack)."""
+    layer = make_layer()
+    repo = _git_project(tmp_path / "repo")
+    env = dict(layer.env, PIP_FIND_LINKS=f"{backend_wheels} {layer.env['PIP_FIND_LINKS']}")
+    subprocess.run([str(layer.python), "-m", "pip", "install", "-q", "-e",
+                    f"git+file://{repo}#egg=hepconf"], env=env, check=True, capture_output=True)
+    checkout = layer.root / "src" / "hepconf"
+    module = checkout / "src" / "hepconf" / "__init__.py"
+    module.write_text("__version__ = 'edited'\n")
+    (layer.root / "pip.conf").write_text("[global]\ntimeout = 5\n")
+    (layer.root / "data").mkdir()
+    (layer.root / "data" / "events.csv").write_text("1,2\n")
+    result = run_tool("rebase", str(layer.root), "--setup", f". '{next_stack.setup_script}'",
+                      "--find-links", str(next_stack.wheelhouse), "--find-links",
+                      str(backend_wheels), "--format", "json", env=_rebase_env(layer.env))
+    assert json.loads(result.stdout)["carried_over"] == ["data", "pip.conf", "src"]
+    assert Layer.open(layer.root).config.stack.setup == f". '{next_stack.setup_script}'"
+    assert module.read_text() == "__version__ = 'edited'\n"
+    status = subprocess.run(["git", "-C", str(checkout), "status", "--porcelain"],
+                            capture_output=True, text=True, check=True).stdout
+    assert " M src/hepconf/__init__.py" in status.splitlines()  # the edit, uncommitted
+    assert (layer.root / "pip.conf").read_text() == "[global]\ntimeout = 5\n"
+    assert (layer.root / "data" / "events.csv").read_text() == "1,2\n"
+    out = py(layer.python, "import hepconf; print(hepconf.__version__, hepconf.__file__)",
+             next_stack.env(layer.env))
+    assert out == f"edited {module}"
+    assert hidden(tmp_path) == []
+
+
+def test_what_cannot_be_carried_over_is_refused_before_anything_changes(make_layer, tmp_path):
+    """A directory the user cannot move (immutable here; a mount point alike): refused in
+    one line, the layer byte for byte as it was, nothing left beside it."""
+    layer = make_layer("keep", "--without-pip")
+    data = layer.root / "data"
+    data.mkdir()
+    (data / "x").write_text("1")
+    (layer.root / "notes.txt").write_text("mine")
+    if subprocess.run(["chattr", "+i", str(data)], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i is not available here")
+    try:
+        before = tree_digest(layer.root)
+        result = run_tool("create", "--clear", "--without-pip", str(layer.root),
+                          env=layer.env, check=False)
+        assert tree_digest(layer.root) == before
+    finally:
+        subprocess.run(["chattr", "-i", str(data)], check=True)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert f"cannot carry {data} over" in result.stderr
+    assert hidden(tmp_path) == []
+    out = run_tool("create", "--clear", "--without-pip", str(layer.root), env=layer.env).stdout
+    assert "kept (not the layer's, carried over): data, notes.txt" in out
+
+
+def _all_at_once(commands: list[list[str]], env: dict[str, str], fifo: Path
+                 ) -> list[subprocess.CompletedProcess]:
+    """Run ``commands`` released together: each waits to open ``fifo`` for reading, and
+    one open for writing releases them all at the same instant."""
+    os.mkfifo(fifo)
+    procs = [subprocess.Popen(["sh", "-c", 'exec 3<"$0" && exec "$@"', str(fifo), *command],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for command in commands]
+    time.sleep(0.15)  # both are waiting in open()
+    os.close(os.open(fifo, os.O_WRONLY))
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        results.append(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
+    fifo.unlink()
+    return results
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("exists", [True, False], ids=["empty-dir", "no-dir"])
+def test_two_creates_of_one_directory_exactly_one_wins(tmp_path, stack_env, exists):
+    """CREATE_RACE_TRIALS pairs of real ``create`` processes released at one instant:
+    every time one makes a complete layer and the other refuses in one line; nothing is
+    left beside or inside it."""
+    outcomes = []
+    for trial in range(CREATE_RACE_TRIALS):
+        parent = tmp_path / f"t{trial}"
+        target = parent / "layer"
+        (target if exists else parent).mkdir(parents=True)
+        command = tool_command("create", "--without-pip", str(target))
+        results = _all_at_once([command, command], stack_env, tmp_path / "go")
+        codes = sorted(r.returncode for r in results)
+        assert codes == [0, 2], [(r.returncode, r.stderr) for r in results]
+        loser = next(r for r in results if r.returncode)
+        assert loser.stderr.count("\n") == 1 and loser.stderr.startswith("layervenv: error:")
+        busy = "is being changed by layervenv create (pid" in loser.stderr
+        assert busy or "is already a layer; pass --clear" in loser.stderr, loser.stderr
+        outcomes.append(busy)
+        assert is_layer(target)
+        assert py(target / "bin" / "python", "import sys; print(sys.prefix)", stack_env) \
+            == str(target)
+        assert sorted(os.listdir(parent)) == ["layer"]
+        assert [n for n in os.listdir(target) if n.startswith(".")] == []
+    print(f"{CREATE_RACE_TRIALS} trials: {sum(outcomes)} refused as busy, "
+          f"{len(outcomes) - sum(outcomes)} as already a layer; 0 corrupted")
+
+
+def test_a_tab_in_the_path_is_refused(tmp_path, stack_env):
+    result = run_tool("create", str(tmp_path / "a\tb"), env=stack_env, check=False)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "cannot contain a tab" in result.stderr
+    assert not (tmp_path / "a\tb").exists()
+
+
+def test_a_leftover_inside_an_empty_directory_is_named(tmp_path, stack_env):
+    """A kill while filling an empty directory left its staging there: the next create
+    says what it is and how to remove it, instead of "exists and is not a layer"."""
+    target = tmp_path / "ana"
+    leftover = target / ".layervenv-999999-abcd"
+    (leftover / "bin").mkdir(parents=True)
+    result = run_tool("create", "--without-pip", str(target), env=stack_env, check=False)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert f"{leftover} is an unfinished layer left by an interrupted layervenv run; " \
+           f"remove it: rm -rf -- {leftover}" in result.stderr
+    shutil.rmtree(leftover)
+    run_tool("create", "--without-pip", str(target), env=stack_env)
+
+
+def test_a_layer_moved_aside_is_named_and_never_replaced(tmp_path, stack_env):
+    """Where the swap takes two renames, a kill between them leaves the layer under
+    .DIR.old-*: create refuses to make a new one over it, and every command names it."""
+    target = tmp_path / "ana"
+    run_tool("create", "--without-pip", str(target), env=stack_env)
+    aside = tmp_path / ".ana.old-999999-xyz"
+    aside.mkdir()
+    target.rename(aside / "layer")
+    put_back = f"mv -- {aside / 'layer'} {target} && rmdir -- {aside}"
+    for command in (("create", "--without-pip", str(target)), ("check", str(target))):
+        result = run_tool(*command, env=stack_env, check=False)
+        assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+        assert put_back in result.stderr
+    subprocess.run(put_back, shell=True, check=True)
+    assert is_layer(target) and hidden(tmp_path) == []
+
+
+def _leftovers(parent: Path, target: Path) -> list[Path]:
+    """What an interrupted run left: hidden entries beside ``target`` but its lock, and
+    inside it."""
+    beside = [p for p in parent.iterdir() if p.name.startswith(f".{target.name}.")
+              and not p.name.endswith(".layervenv.lock")]
+    inside = [p for p in target.iterdir() if p.name.startswith(".")] if target.is_dir() else []
+    return beside + inside
+
+
+def _named_by_check(target: Path, leftovers: list[Path], env: dict[str, str]) -> None:
+    found = run_tool("check", str(target), "--format", "json", env=env, check=False)
+    problems = json.loads(found.stdout)["problems"]
+    named = [p["message"] for p in problems if p["kind"] == "leftover"]
+    for leftover in leftovers:
+        assert any(message.startswith(f"{leftover} ") for message in named), (leftover, named)
+
+
+def _kill_at_random(command: list[str], env: dict[str, str], signum: int, delay: float
+                    ) -> subprocess.CompletedProcess:
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    time.sleep(delay)
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=120)
+    return subprocess.CompletedProcess(command, proc.returncode, out, err)
+
+
+def _after_kill(result: subprocess.CompletedProcess, signum: int, target: Path,
+                env: dict[str, str], old_digest: str, user_file: Path) -> str:
+    """The layer is the old one or a complete new one; the user's file is in it or in a
+    leftover that check names; SIGTERM cleans up and says so.  Returns the outcome."""
+    assert is_layer(target)
+    assert py(target / "bin" / "python", "import sys; print(sys.prefix)", env) == str(target)
+    leftovers = _leftovers(target.parent, target)
+    if signum == signal.SIGTERM:
+        assert result.returncode in (0, 143), result.stderr
+        if result.returncode:
+            assert result.stderr == "layervenv: interrupted by SIGTERM\n"
+        assert leftovers == []
+    if leftovers:
+        _named_by_check(target, leftovers, env)
+    holding = [p for p in leftovers if (p / user_file.name).exists()]
+    assert user_file.exists() or holding, "the user's file is lost"
+    for leftover in leftovers:  # as the named command says
+        if (leftover / user_file.name).exists():
+            (leftover / user_file.name).rename(user_file)
+        shutil.rmtree(leftover)
+    if result.returncode == 0:
+        return "new"
+    return "old" if tree_digest(target) == old_digest else "new"
+
+
+def _kill_trials(command: list[str], env: dict[str, str], signum: int, trials: int,
+                 target: Path, user_file: Path) -> None:
+    """Run ``command`` once to time it, then ``trials`` times killed with ``signum`` at
+    random moments spread over that time, checking :func:`_after_kill` each time."""
+    start = time.perf_counter()
+    run_tool(*command[4:], env=env)  # (tool_command's own words come first)
+    took = time.perf_counter() - start
+    rng = random.Random(signum)
+    outcomes = []
+    for _ in range(trials):
+        before = tree_digest(target)
+        result = _kill_at_random(command, env, signum, rng.uniform(0.05, took * 1.1))
+        outcomes.append(_after_kill(result, signum, target, env, before, user_file))
+        assert user_file.read_text() == "mine"
+    print(f"{' '.join(command[4:6])} x{trials} with {signal.Signals(signum).name}: "
+          f"{outcomes.count('old')} old, {outcomes.count('new')} new, 0 broken")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_clear_killed_at_random_moments(tmp_path, stack_env, signum):
+    """CLEAR_KILL_TRIALS runs of ``create --clear`` killed at random moments."""
+    target = tmp_path / "ana"
+    run_tool("create", "--without-pip", str(target), env=stack_env)
+    notes = target / "notes.txt"
+    notes.write_text("mine")
+    _kill_trials(tool_command("create", "--clear", "--without-pip", str(target)), stack_env,
+                 signum, CLEAR_KILL_TRIALS, target, notes)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_rebase_killed_at_random_moments(make_layer, next_stack, signum):  # noqa: F811
+    """REBASE_KILL_TRIALS rebases killed at random moments."""
+    layer = make_layer()
+    notes = layer.root / "notes.txt"
+    notes.write_text("mine")
+    command = tool_command("rebase", str(layer.root), "--setup", f". '{next_stack.setup_script}'",
+                           "--find-links", str(next_stack.wheelhouse))
+    _kill_trials(command, _rebase_env(layer.env), signum, REBASE_KILL_TRIALS, layer.root, notes)
+
+
+@pytest.mark.slow
+def test_rebase_racing_a_pip_install_never_loses_its_packages(
+        make_layer, next_stack, tmp_path):  # noqa: F811 (a fixture)
+    """PIP_RACE_TRIALS times: ``pip install`` of a new package in the layer, then (0-1.5 s
+    later) a rebase.  Whatever pip installed imports afterwards: the rebase either saw it
+    or refused (one line, exit 2) because the layer changed under it."""
+    layer = make_layer()
+    extra = tmp_path / "extra"
+    names = [f"hepplot{i}" for i in range(PIP_RACE_TRIALS)]
+    for name in names:
+        build_wheel(Dist(name, "0.1.0"), extra)
+    rebase = tool_command("rebase", str(layer.root), "--setup", f". '{next_stack.setup_script}'",
+                          "--find-links", str(next_stack.wheelhouse), "--find-links", str(extra))
+    env = _rebase_env(layer.env)
+    rng = random.Random(7)
+    outcomes: list[bool] = []
+    for i, name in enumerate(names):
+        pip = subprocess.Popen([str(layer.python), "-m", "pip", "install", "-q", "--find-links",
+                                str(extra), name], env=layer.env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+        time.sleep(rng.uniform(0, 1.5))
+        rebased = subprocess.run(rebase, env=env, capture_output=True, text=True, check=False)
+        pip_err = pip.communicate(timeout=120)[1]
+        if rebased.returncode:
+            assert rebased.returncode == 2 and rebased.stderr.count("\n") == 1, rebased.stderr
+            assert "changed while it was being rebased" in rebased.stderr
+        outcomes.append(rebased.returncode == 0)
+        assert pip.returncode == 0, pip_err
+        stack_env = next_stack.env(layer.env) if any(outcomes) else layer.env
+        for earlier in names[:i + 1]:
+            assert py(layer.python, f"import {earlier}; print('ok')", stack_env) == "ok"
+        assert hidden(tmp_path) == []
+    print(f"{PIP_RACE_TRIALS} races: {sum(outcomes)} rebased, "
+          f"{len(outcomes) - sum(outcomes)} refused, 0 packages lost")
