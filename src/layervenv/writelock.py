@@ -232,11 +232,17 @@ def _same_file(path: Path, fd: int) -> bool:
 
 
 def pid_alive(pid: int) -> bool:
-    """Whether a process ``pid`` exists on this host (someone else's counts)."""
+    """Whether a process ``pid`` runs on this host (someone else's counts; a zombie,
+    dead but not yet reaped by its parent, does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
+        pass
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            state = handle.read().rpartition(b")")[2].split()[:1]
+    except OSError:  # no /proc (not Linux): kill said it exists
         return True
-    return True
+    return state not in ([b"Z"], [b"X"])
