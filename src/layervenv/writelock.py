@@ -120,11 +120,6 @@ def layer_write_lock(target: Path | str, command: str) -> Iterator[None]:
                 taken.release()
 
 
-def is_locked_here(target: Path | str) -> bool:
-    """Whether this process holds ``target``'s lock (for commands asserting it)."""
-    return os.path.abspath(target) in _held
-
-
 @dataclass
 class _Taken:
     path: Path
