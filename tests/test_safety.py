@@ -424,3 +424,46 @@ def test_a_live_holder_is_named(tmp_path, stack_env):
     assert f"{target} is being changed by layervenv lock (pid {holder.pid} on " \
            f"{socket.gethostname()}, since " in result.stderr
     run_tool("create", "--clear", "--without-pip", str(target), env=stack_env)
+
+
+def _contend(target: str, rounds: int, results) -> None:
+    """One contender: ``rounds`` attempts at the lock; inside it, a marker made with
+    O_EXCL (a second holder would find it) and a read-modify-write of a counter."""
+    from layervenv.writelock import LayerBusy, layer_write_lock
+
+    won = 0
+    for _ in range(rounds):
+        try:
+            with layer_write_lock(target, "test"):
+                marker = os.open(f"{target}.inside", os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+                counter = Path(f"{target}.count")
+                value = int(counter.read_text() or 0)
+                time.sleep(0.001)
+                counter.write_text(str(value + 1))
+                os.close(marker)
+                os.unlink(f"{target}.inside")
+                won += 1
+        except LayerBusy:
+            time.sleep(0.001)
+    results.put(won)
+
+
+def test_the_lock_excludes_under_contention(tmp_path):
+    """4 processes x 60 attempts at one layer's lock: never two holders at once (the
+    marker's O_EXCL would fail) and the counter equals the attempts that won."""
+    import multiprocessing
+
+    target = tmp_path / "ana"
+    Path(f"{target}.count").write_text("0")
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    procs = [context.Process(target=_contend, args=(str(target), 60, results)) for _ in range(4)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(timeout=120)
+        assert proc.exitcode == 0
+    won = sum(results.get(timeout=5) for _ in procs)
+    assert int(Path(f"{target}.count").read_text()) == won > 0
+    print(f"240 attempts: {won} held the lock, {240 - won} refused as busy, 0 overlaps")
+    assert sorted(os.listdir(tmp_path)) == ["ana.count"]

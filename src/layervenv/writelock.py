@@ -149,12 +149,11 @@ def _acquire(target: Path, command: str) -> _Taken | None:
 
 def _take(path: Path, target: Path, command: str) -> _Taken:
     me = Holder.me(f"layervenv {command}")
-    deadline = time.monotonic() + CREATION_GRACE
     while True:
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR | os.O_CLOEXEC, 0o644)
         except FileExistsError:
-            _judge_existing(path, target, time.monotonic() > deadline)
+            _judge_existing(path, target)
             time.sleep(0.01)
             continue
         try:
@@ -181,7 +180,7 @@ def _flock(fd: int, blocking: bool) -> bool | None:
         raise
 
 
-def _judge_existing(path: Path, target: Path, grace_over: bool) -> None:
+def _judge_existing(path: Path, target: Path) -> None:
     """Return to try again (the lock went away, or was stale and is now removed);
     raise :class:`LayerBusy` when it is held."""
     try:
@@ -193,7 +192,7 @@ def _judge_existing(path: Path, target: Path, grace_over: bool) -> None:
         holder = Holder.parse(os.pread(fd, 4096, 0).decode("utf-8", "replace"))
         here = holder is not None and holder.host == socket.gethostname()
         if holder is None:  # its creator is writing it, or died before it could
-            if not grace_over:
+            if time.time() - os.fstat(fd).st_mtime < CREATION_GRACE:
                 return
             if free is not True:
                 raise LayerBusy(f"{target} is locked by another layervenv ({path} says "
