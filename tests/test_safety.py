@@ -467,3 +467,22 @@ def test_the_lock_excludes_under_contention(tmp_path):
     assert int(Path(f"{target}.count").read_text()) == won > 0
     print(f"240 attempts: {won} held the lock, {240 - won} refused as busy, 0 overlaps")
     assert sorted(os.listdir(tmp_path)) == ["ana.count"]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_sigterm_and_sighup_are_handled_like_ctrl_c(tmp_path, stack, base_env, signum):
+    """A batch system's SIGTERM, a closed terminal's SIGHUP, while ``create --setup``
+    waits for the setup: one line, the shell's status for that signal, nothing left."""
+    marker = tmp_path / "setup-started"
+    setup = f": > '{marker}'; sleep 5; . '{stack.setup_script}'"
+    proc = subprocess.Popen(tool_command("create", str(tmp_path / "ana"), "--setup", setup),
+                            env=base_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 60
+    while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=60)
+    name = signal.Signals(signum).name
+    assert (proc.returncode, out, err) == (128 + signum, "", f"layervenv: interrupted by {name}\n")
+    assert sorted(os.listdir(tmp_path)) == ["home", "setup-started"]
