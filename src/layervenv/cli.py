@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from layervenv import __version__
 from layervenv.errors import UserError
+from layervenv.interrupts import Interrupted, handle_interrupts, ignore_interrupts
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -274,11 +275,13 @@ def demote_pythonpath() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; user errors are one line on stderr and exit code 2.
 
-    Ctrl-C is one line and exit status 130 from the moment this function runs; this
-    module imports as little as possible so that that moment comes early (an interrupt
-    while the interpreter itself starts up is Python's to report).
+    Ctrl-C is one line and exit status 130 (SIGTERM 143, SIGHUP 129) from the moment
+    this function runs; this module imports as little as possible so that that moment
+    comes early (an interrupt while the interpreter itself starts up is Python's to
+    report).
     """
     try:
+        handle_interrupts()
         demote_pythonpath()
         args = parse_arguments(argv)
         status = int(args.func(args) or 0)
@@ -287,10 +290,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as error:
         print(f"layervenv: error: {error}", file=sys.stderr)
         return error.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         ignore_interrupts()  # a second Ctrl-C: no traceback
-        print("layervenv: interrupted", file=sys.stderr)
-        return 130
+        stop = interrupt if isinstance(interrupt, Interrupted) else Interrupted()
+        print(f"layervenv: {stop.message()}", file=sys.stderr)
+        return stop.status
     except BrokenPipeError:
         return reader_went_away()
 
@@ -311,20 +315,6 @@ def reader_went_away() -> int:
     os.dup2(devnull, sys.stdout.fileno())
     os.close(devnull)
     return SIGPIPE_STATUS
-
-
-def ignore_interrupts() -> None:
-    """Ignore Ctrl-C from here to the exit: the command's result is decided.
-
-    Python puts SIGINT back to the default action while it shuts down, so a Ctrl-C
-    that lands then killed the tool silently (status -2, "interrupted" to a shell)
-    after it had, say, made a complete layer.  An ignored signal stays ignored.
-    """
-    import contextlib
-    import signal
-
-    with contextlib.suppress(ValueError):  # not the main thread: main() called from a thread
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 if __name__ == "__main__":

@@ -53,7 +53,8 @@ PROBE_TIMEOUT = 120
 ORIGINS = ("layer", "editable", "user-site", "stack")
 #: The order problems are shown in (errors first, then this order).
 KINDS = ("moved", "stack-missing", "unreadable", "python-mismatch", "stack-not-set-up",
-         "cwd-on-path", "conflict", "dependents", "abi", "import", "user-site", "metadata")
+         "cwd-on-path", "conflict", "dependents", "abi", "import", "user-site", "metadata",
+         "leftover")
 SEVERITIES = ("error", "warning")
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from layervenv.importcheck import IMPORT_TIMEOUT, import_problems
 from layervenv.inspection import Problem, inspect_layer, sort_problems
-from layervenv.layer import Layer
+from layervenv.layer import Layer, find_leftovers
 
 
 @dataclass
@@ -47,8 +47,10 @@ def check_layer(directory: str | None, environ: dict[str, str] | None = None,
     ``imports``, also what fails to import (which runs the packages' code)."""
     layer = Layer.from_argument(directory)
     inspection = inspect_layer(layer, environ)
-    problems = inspection.problems()
+    leftovers = [Problem("leftover", "warning", leftover.message(layer.root))
+                 for leftover in find_leftovers(layer.root, skip_running=True)]
+    problems = inspection.problems() + leftovers
     if imports:
-        problems = sort_problems(problems + import_problems(inspection, import_timeout))
+        problems = problems + import_problems(inspection, import_timeout)
     return CheckResult(layer=str(layer.root), python_version=inspection.python_version,
-                       problems=problems)
+                       problems=sort_problems(problems))

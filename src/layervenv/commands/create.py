@@ -17,11 +17,10 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import signal
+import stat
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -31,11 +30,28 @@ from layervenv.activation import without_active_environment, write_activation_sc
 from layervenv.boot import install_boot_hook
 from layervenv.errors import UserError
 from layervenv.interpreter import Interpreter, find_default_python, probe_interpreter
-from layervenv.layer import CONFIG_NAME, Layer, LayerConfig, StackRecord, is_layer
+from layervenv.interrupts import uninterrupted
+from layervenv.layer import (
+    CONFIG_NAME,
+    Layer,
+    LayerConfig,
+    Leftover,
+    StackRecord,
+    find_leftovers,
+    is_layer,
+    not_made_by_the_layer,
+)
+from layervenv.renames import exchange, rename_new
 from layervenv.seed import install_wheel
 from layervenv.stack import StackEnvironment, capture_setup
+from layervenv.writelock import INSIDE_NAME, layer_write_lock
 
-FORBIDDEN_IN_PATH = {":": "a colon (PATH cannot hold it)", "\n": "a newline", "\0": "a NUL"}
+FORBIDDEN_IN_PATH = {
+    ":": "a colon (PATH cannot hold it)",
+    "\t": "a tab (the #! line of pip's scripts cannot hold it)",
+    "\n": "a newline",
+    "\0": "a NUL",
+}
 
 
 @dataclass
@@ -67,6 +83,11 @@ class CreateExtension(Protocol):
         """With pip in ``staging``, before the layer is complete: install packages."""
 
 
+#: Called with where the old layer is, just before and just after it leaves its path:
+#: raises to refuse the swap (``rebase``: the layer's packages changed meanwhile).
+Verify = Callable[[Path], None]
+
+
 @dataclass
 class CreateResult:
     """What was created, for humans and for ``--format json``."""
@@ -78,12 +99,16 @@ class CreateResult:
     export_pythonpath: bool
     seconds: float
     notes: list[str] = field(default_factory=list)
+    #: entries of the replaced layer's directory that were not the layer's, now in the
+    #: new one (``--clear``, ``rebase``)
+    carried_over: list[str] = field(default_factory=list)
 
     def human(self) -> str:
         pip = f"pip {self.pip}" if self.pip else "no pip"
         return "\n".join([
             f"created layer {self.path} on Python {self.python_version} ({self.python}), "
             f"{pip}, in {self.seconds:.2f} s",
+            *([carried_over_line(self.carried_over)] if self.carried_over else []),
             *self.notes,
             f"activate it with: . {_shell_word(self.path)}/bin/activate",
         ])
@@ -111,20 +136,54 @@ def _shell_word(path: str) -> str:
     return path if all(c.isalnum() or c in "/._-+" for c in path) else quote(path)
 
 
-def check_target(target: Path, clear: bool) -> None:
-    """Refuse paths PATH cannot hold, and directories that are not ours to replace."""
+def carried_over_line(names: list[str]) -> str:
+    return "kept (not the layer's, carried over): " + ", ".join(names)
+
+
+def check_target(target: Path, clear: bool, locked: bool = False) -> list[Leftover]:
+    """Refuse paths PATH cannot hold, and directories that are not ours to replace.
+
+    Returns what interrupted runs left beside ``target`` for the result to name; what
+    they left that stands in the way (the old layer moved aside, an unfinished layer in
+    an otherwise empty directory) is refused naming it.  Before the layer's lock is
+    held (``locked``), what a live process may still be working in is not a leftover.
+    """
     for char, what in FORBIDDEN_IN_PATH.items():
         if char in str(target):
             raise UserError(f"a layer path cannot contain {what}: {str(target)!r}")
-    if not target.exists() and not target.is_symlink():
-        return
+    leftovers = find_leftovers(target, skip_running=not locked)
     if is_layer(target):
         if not clear:
             raise UserError(f"{target} is already a layer; pass --clear to replace it")
-        return
-    if target.is_dir() and not any(target.iterdir()):
-        return
+        return leftovers
+    in_the_way = [x for x in leftovers
+                  if (x.kind == "moved-aside" and x.complete) or x.path.parent == target]
+    if in_the_way:
+        raise UserError("; ".join(x.message(target) for x in in_the_way)
+                        + "; then run layervenv create again")
+    if not (target.exists() or target.is_symlink()) or is_empty_directory(target, not locked):
+        return leftovers
     raise UserError(f"{target} exists and is not a layer; choose another directory")
+
+
+def carry_over(target: Path) -> list[str]:
+    """The entries of the layer directory ``target`` that are not the layer's and will be
+    moved into the new layer; refuses (before anything changes) those a rename cannot
+    move: another filesystem mounted there, a directory the user cannot write."""
+    if not is_layer(target):
+        return []
+    names = not_made_by_the_layer(target, Layer.open(target).config)
+    device = os.stat(target).st_dev
+    for name in names:
+        path = target / name
+        info = path.lstat()
+        why = ("it is another filesystem (a mount point)" if info.st_dev != device
+               else "it is a directory you cannot write (moving it needs that)"
+               if stat.S_ISDIR(info.st_mode) and not os.access(path, os.W_OK) else "")
+        if why:
+            raise UserError(f"cannot carry {path} over into the new layer: {why}; move it "
+                            f"out of {target} and run again (nothing was changed)")
+    return names
 
 
 def write_pyvenv_cfg(staging: Path, interp: Interpreter, prompt: str | None) -> None:
@@ -181,36 +240,94 @@ def build_layer(
     return pip_version
 
 
-def is_empty_directory(path: Path) -> bool:
-    """An existing directory (or a link to one) with nothing in it."""
-    return path.is_dir() and not any(path.iterdir())
+def is_empty_directory(path: Path, skip_running: bool = False) -> bool:
+    """An existing directory (or a link to one) with nothing in it but the layer's lock
+    (and, with ``skip_running``, what a live ``create`` is assembling there)."""
+    if not path.is_dir():
+        return False
+    busy = {x.path.name for x in find_leftovers(path) if x.path.parent == path} \
+        if skip_running else set()
+    return not [name for name in os.listdir(path) if name != INSIDE_NAME and name not in busy]
 
 
-def move_into_place(staging: Path, target: Path, fill: bool) -> None:
+def move_into_place(staging: Path, target: Path, fill: bool,
+                    verify: Verify | None = None) -> list[str]:
     """Swap the finished layer in; the old one (with --clear) is removed only afterwards.
 
     An existing empty directory is filled instead of replaced: it keeps its owner,
     mode and ACLs, and a shell whose current directory it is (``layervenv create .``)
     is not left in a deleted directory.  ``fill`` says which (decided before staging,
-    which may be inside ``target``).
+    which may be inside ``target``).  A path that was free must still be: a directory
+    made there meanwhile is not replaced.  Replacing a layer carries over what in its
+    directory is not the layer's; those names are returned.
     """
     if fill:
         _fill(staging, target)
-        return
-    trash = None
-    if target.exists() or target.is_symlink():
-        trash = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-        os.replace(target, trash / "layer")
+        return []
+    if not (target.exists() or target.is_symlink()):
+        try:
+            rename_new(staging, target)
+        except FileExistsError:
+            raise UserError(f"{target} was made by something else while the layer was "
+                            "being created; nothing was changed there") from None
+        return []
+    with uninterrupted():
+        carried, old = _replace(staging, target, verify)
+    with uninterrupted():  # the new layer is in place: finish, or a half-deleted
+        _remove(old)  # old one would be left behind
+        if old.parent != target.parent:  # .NAME.old-*/layer
+            shutil.rmtree(old.parent, ignore_errors=True)
+    return carried
+
+
+def _replace(staging: Path, target: Path, verify: Verify | None) -> tuple[list[str], Path]:
+    """Carry the user's entries into ``staging``, then swap it with ``target``; any
+    failure puts everything back.  Returns the entries carried and where the old layer
+    is now."""
+    carried = carry_over(target)
+    clash = [name for name in carried if os.path.lexists(staging / name)]
+    if clash:
+        raise UserError(f"{target / clash[0]} is not the layer's, and the new layer has one "
+                        f"too: move it out of {target} and run again (nothing was changed)")
+    moved: list[str] = []
     try:
-        os.replace(staging, target)
+        for name in carried:
+            os.rename(target / name, staging / name)
+            moved.append(name)
+        if verify is not None:
+            verify(target)
+        old = _swap(staging, target, verify)
     except BaseException:
-        if trash is not None:  # the old layer goes back where it was
-            os.replace(trash / "layer", target)
-            trash.rmdir()
+        for name in reversed(moved):
+            os.rename(staging / name, target / name)
         raise
-    if trash is not None:
-        with uninterrupted():  # the new layer is in place: finish, or a half-deleted
-            shutil.rmtree(trash, ignore_errors=True)  # old one would be left behind
+    return carried, old
+
+
+def _swap(staging: Path, target: Path, verify: Verify | None) -> Path:
+    """``staging`` to ``target`` and the old layer aside: atomically where the system can
+    exchange two paths (the old layer is then at ``staging``), else old aside into
+    ``.NAME.old-*`` and new in.  ``verify`` sees the old layer once it has left."""
+    if exchange(staging, target):
+        try:
+            if verify is not None:
+                verify(staging)
+        except BaseException:
+            exchange(staging, target)
+            raise
+        return staging
+    trash = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-{os.getpid()}-",
+                                  dir=target.parent))
+    os.replace(target, trash / "layer")
+    try:
+        if verify is not None:
+            verify(trash / "layer")
+        os.replace(staging, target)
+    except BaseException:  # the old layer goes back where it was
+        os.replace(trash / "layer", target)
+        trash.rmdir()
+        raise
+    return trash / "layer"
 
 
 def _fill(staging: Path, target: Path) -> None:
@@ -236,20 +353,6 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
     elif path.exists() or path.is_symlink():
         path.unlink()
-
-
-@contextmanager
-def uninterrupted() -> Iterator[None]:
-    """Ignore Ctrl-C while cleaning up, so that a second one cannot leave half a layer."""
-    try:
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    except ValueError:  # not the main thread: signals go to the main thread anyway
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def _stack_record(interp: Interpreter, environ: dict[str, str], setup: str | None,
@@ -293,7 +396,10 @@ def _make_parents(parent: Path, created: list[Path]) -> None:
         missing.append(parent)
         parent = parent.parent
     for path in reversed(missing):
-        path.mkdir()
+        try:
+            path.mkdir()
+        except FileExistsError:  # another create making the same parents
+            continue
         created.insert(0, path)
 
 
@@ -309,9 +415,13 @@ def _staging_path(target: Path, fill: bool) -> Path:
     return target.parent / f".{target.name}.layervenv-{token}"
 
 
-def _clean_up(staging: Path, created: list[Path]) -> None:
+def _clean_up(staging: Path | None, created: list[Path]) -> None:
+    """Remove the unfinished layer and the parents made for it -- never the user's files
+    (carried into it and, through some failure, not back out: it is left to be named)."""
     with uninterrupted():
-        shutil.rmtree(staging, ignore_errors=True)
+        if staging is not None and not (is_layer(staging) and not_made_by_the_layer(
+                staging, Layer.open(staging).config)):
+            shutil.rmtree(staging, ignore_errors=True)
         for parent in created:
             try:
                 parent.rmdir()
@@ -347,13 +457,21 @@ def create(options: CreateOptions) -> CreateResult:
     )
     layer = Layer(root=target, config=config)
     created: list[Path] = []
-    fill = is_empty_directory(target)
-    staging = _staging_path(target, fill)
+    staging = None
+    notes = [note] if note else []
     try:
         _make_parents(target.parent, created)
-        staging.mkdir()  # permissions as the umask says, as for any new directory
-        pip_version = build_layer(staging, layer, interp, options, environ)
-        move_into_place(staging, target, fill)
+        with layer_write_lock(target, "create"):
+            leftovers = check_target(target, options.clear, locked=True)
+            notes += [f"note: {leftover.message(target)}" for leftover in leftovers]
+            fill = is_empty_directory(target)
+            if not fill:
+                carry_over(target)  # refused now rather than after the build
+            staging = _staging_path(target, fill)
+            staging.mkdir()  # permissions as the umask says, as for any new directory
+            pip_version = build_layer(staging, layer, interp, options, environ)
+            carried = move_into_place(staging, target, fill,
+                                      getattr(options.extension, "verify", None))
     except BaseException as error:
         _clean_up(staging, created)
         if isinstance(error, OSError):
@@ -367,5 +485,6 @@ def create(options: CreateOptions) -> CreateResult:
         pip=pip_version,
         export_pythonpath=options.export_pythonpath,
         seconds=round(time.perf_counter() - start, 3),
-        notes=[note] if note else [],
+        notes=notes,
+        carried_over=carried,
     )

@@ -42,6 +42,7 @@ from layervenv.packages import (
     report_sha256,
 )
 from layervenv.stack import site_packages_not_on_pythonpath
+from layervenv.writelock import layer_write_lock
 
 
 @dataclass
@@ -198,7 +199,9 @@ def lock(directory: str | None, output: str | None, sources: Sources,
          environ: dict[str, str] | None = None) -> LockResult:
     start = time.perf_counter()
     layer = Layer.from_argument(directory)
-    result, notes = build_lock(layer, dict(os.environ if environ is None else environ), sources)
+    with layer_write_lock(layer.root, "lock"):
+        result, notes = build_lock(layer, dict(os.environ if environ is None else environ),
+                                   sources)
     text = result.to_toml()
     if output == STDOUT:
         sys.stdout.write(text)

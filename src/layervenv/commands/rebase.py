@@ -24,12 +24,12 @@ from typing import Any
 from packaging.utils import canonicalize_name
 
 from layervenv.activation import without_active_environment
-from layervenv.commands.create import CreateOptions, create
+from layervenv.commands.create import CreateOptions, carried_over_line, create
 from layervenv.commands.create_from import _problems_line, staging_target
 from layervenv.errors import UserError
 from layervenv.fingerprint import stack_distributions
 from layervenv.interpreter import Interpreter
-from layervenv.layer import Layer
+from layervenv.layer import Layer, packages_fingerprint
 from layervenv.lockfile import Installed, direct_reference, layer_distributions, url_to_path
 from layervenv.packages import (
     PipFailed,
@@ -44,6 +44,11 @@ from layervenv.packages import (
     run_pip,
     wheels_in,
 )
+from layervenv.writelock import layer_write_lock
+
+
+class LayerChanged(UserError):
+    """The layer's packages changed while it was being rebased (a pip run in it)."""
 
 
 def resolve(target: StagingTarget, wanted: dict[str, str], environ: dict[str, str],
@@ -118,9 +123,21 @@ class Rebase:
     new_stack: dict[str, str] = field(default_factory=dict)
     problems: list[str] | None = None
     old_problems: list[str] | None = None
+    #: the old layer's packages when they were read (see :meth:`verify`)
+    fingerprint: frozenset[tuple[str, int, int]] = frozenset()
 
     def before(self, interp: Interpreter, environ: dict[str, str]) -> None:
         self.python_version = interp.version
+
+    def verify(self, where: Path) -> None:
+        """Refuse the swap if the old layer (now at ``where``) has other packages than
+        those read at the start: a ``pip install`` run from the layer meanwhile, which
+        the new layer would silently drop.  Called just before and just after the old
+        layer leaves its path, so a pip that was writing in it is caught either way."""
+        if packages_fingerprint(where / self.old.config.purelib) != self.fingerprint:
+            raise LayerChanged(f"the packages of {self.old.root} changed while it was being "
+                               "rebased (pip ran in it?); nothing was changed: rebase again "
+                               "when that has finished")
 
     def old_names(self) -> set[str]:
         return {d.name for d in self.installed}
@@ -185,6 +202,9 @@ class RebaseResult:
     new_problems: list[str] | None
     seconds: float
     notes: list[str] = field(default_factory=list)
+    #: entries of the layer directory that are not the layer's (pip's ``src/``, the
+    #: user's files), moved into the new layer as they were
+    carried_over: list[str] = field(default_factory=list)
 
     def human(self) -> str:
         old, new = self.python
@@ -209,6 +229,8 @@ class RebaseResult:
                 if n not in self.moved and n not in self.added]
         if kept:
             lines.append("  kept     " + ", ".join(kept))
+        if self.carried_over:
+            lines.append("  " + carried_over_line(self.carried_over))
         if self.problems is None:
             lines.append(_problems_line(None))
         elif self.new_problems:
@@ -225,8 +247,15 @@ def rebase(directory: str | None, setup: str | None, python: str | None, sources
         raise UserError("rebase needs the new stack: --setup CMD or --python PATH")
     start = time.perf_counter()
     old = Layer.from_argument(directory)
+    with layer_write_lock(old.root, "rebase"):
+        return _rebase(old, setup, python, sources, environ, start)
+
+
+def _rebase(old: Layer, setup: str | None, python: str | None, sources: Sources,
+            environ: dict[str, str] | None, start: float) -> RebaseResult:
+    fingerprint = packages_fingerprint(old.site_packages)
     installed = layer_distributions(old.site_packages)
-    extension = Rebase(old=old, installed=installed, sources=sources)
+    extension = Rebase(old=old, installed=installed, sources=sources, fingerprint=fingerprint)
     # The old layer's problems, as it runs now: only those the rebase adds are news.
     extension.old_problems = run_check(old, environ)
     options = CreateOptions(
@@ -239,6 +268,8 @@ def rebase(directory: str | None, setup: str | None, python: str | None, sources
     )
     try:
         created = create(options)
+    except LayerChanged:
+        raise
     except UserError as error:
         error.args = (f"{error}\nnothing was changed: {old.root} is still the layer it was",)
         raise
@@ -266,7 +297,8 @@ def rebase(directory: str | None, setup: str | None, python: str | None, sources
         problems=extension.problems,
         new_problems=new_problems,
         seconds=round(time.perf_counter() - start, 3),
-        notes=notes,
+        notes=created.notes + notes,
+        carried_over=created.carried_over,
     )
 
 
