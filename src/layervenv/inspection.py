@@ -53,7 +53,7 @@ PROBE_TIMEOUT = 120
 ORIGINS = ("layer", "editable", "user-site", "stack")
 #: The order problems are shown in (errors first, then this order).
 KINDS = ("moved", "stack-missing", "unreadable", "python-mismatch", "stack-not-set-up",
-         "cwd-on-path", "conflict", "abi", "user-site", "metadata")
+         "cwd-on-path", "conflict", "abi", "shadows-stdlib", "user-site", "metadata")
 SEVERITIES = ("error", "warning")
 
 
@@ -740,6 +740,9 @@ class Inspection:
             problems += user_site_problems(self.view)
             problems += unreadable_problems(self.unreadable, self.record)
             problems += side_by_side_problems(self.view)
+            from layervenv.shadows_stdlib import shadows_stdlib_problems  # imports this module
+
+            problems += shadows_stdlib_problems(self.view, self.report)
         return sort_problems(problems)
 
 
