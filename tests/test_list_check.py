@@ -32,7 +32,7 @@ from layervenv.simstack import (
 
 ORIGINS = {"layer", "editable", "user-site", "stack"}
 KINDS = {"conflict", "abi", "user-site", "cwd-on-path", "python-mismatch", "stack-missing",
-         "unreadable", "metadata", "moved", "stack-not-set-up"}
+         "unreadable", "metadata", "moved", "stack-not-set-up", "shadows-stdlib"}
 SHORT = "{}.{}".format(*sys.version_info[:2])
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from helpers import run_tool
+from test_list_check import assert_check_shape
 
 from layervenv.shadows_stdlib import NAMES_310, _module_of, stdlib_names
 from layervenv.simstack import Dist, build_wheel
@@ -30,7 +31,9 @@ def _json_tool(python: Path, env: dict[str, str]) -> subprocess.CompletedProcess
 def _shadows(root: Path, env: dict[str, str]) -> list[dict[str, str]]:
     result = run_tool("check", str(root), "--format", "json", env=env, check=False)
     assert result.returncode in (0, 1) and "Traceback" not in result.stderr, result.stderr
-    return [p for p in json.loads(result.stdout)["problems"] if p["kind"] == "shadows-stdlib"]
+    data = json.loads(result.stdout)
+    assert_check_shape(data)
+    return [p for p in data["problems"] if p["kind"] == "shadows-stdlib"]
 
 
 def test_a_layer_argparse_that_breaks_json_tool_is_named(make_layer, tmp_path, stack,
