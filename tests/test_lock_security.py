@@ -165,6 +165,13 @@ def test_a_setup_hidden_by_control_characters_is_shown_escaped(setup_lock, tmp_p
     assert repr(data["tool"]["layervenv"]["setup"]) in result.stderr
     assert not marker.exists()
     nothing_made(tmp_path)
+    # a command of several lines: each shown indented under the error
+    data["tool"]["layervenv"]["setup"] = f"true\ntouch '{marker}'"
+    result = run_tool("create", str(tmp_path / "layer"), "--from",
+                      str(write_lock(tmp_path / "hostile.toml", data)), env=env, check=False)
+    assert result.stderr.splitlines()[1:] == ["  true", f"  touch '{marker}'"]
+    assert not marker.exists()
+    nothing_made(tmp_path)
 
 
 def test_a_setup_a_layer_of_yours_beside_it_uses_runs_without_asking(setup_lock, tmp_path,

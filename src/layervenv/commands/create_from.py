@@ -309,7 +309,8 @@ def trusted_setup(lock: Lock, trust: bool, target: Path) -> str:
     raise UntrustedSetup(
         f"the lock's setup command below would run now in bash{rerun}, and no layer of yours "
         "here uses it; nothing was run or created: read it, then pass --trust-setup to run "
-        f"it, or --setup CMD to set the stack up yourself\n  {visible(lock.setup)}")
+        "it, or --setup CMD to set the stack up yourself\n"
+        + "\n".join("  " + line for line in visible(lock.setup).split("\n")))
 
 
 def create_from(options: CreateOptions, lock_file: str, allow_drift: bool,
