@@ -471,3 +471,35 @@ def test_multiprocessing_children_see_the_layer(tmp_path, mini_stack):
     out = subprocess.run([str(layer / "bin" / "python"), str(script)], env=env,
                          capture_output=True, text=True, check=True, timeout=120)
     assert json.loads(out.stdout) == {"spawn": "layer", "forkserver": "layer", "fork": "layer"}
+
+
+@pytest.mark.parametrize("stderr", ["closed", "full"])
+@pytest.mark.parametrize("python", PYTHONS, ids=_version_id)
+def test_the_hook_never_writes_to_stdout(python, stderr, tmp_path, mini_stack):
+    """With stderr closed (``2>&-``) or failing (``2>/dev/full``), the warning about
+    another Python's site-packages goes nowhere: it once raised, and ``site`` printed
+    the traceback to stdout, into the program's output."""
+    foreign = tmp_path / "other" / "lib" / "python2.7" / "site-packages"
+    foreign.mkdir(parents=True)
+    env = clean_env(tmp_path, PYTHONPATH=f"{mini_stack}:{foreign}")
+    layer = tmp_path / "layer"
+    run_tool("create", "--without-pip", str(layer), *(["--python", python] if python else []),
+             env=env)
+    redirect = "2>&-" if stderr == "closed" else "2>/dev/full"
+    result = subprocess.run(
+        ["sh", "-c", f'exec "$0" -c "import hepnum; print(hepnum.ORIGIN)" {redirect}',
+         str(layer / "bin" / "python")], env=env, capture_output=True, text=True, check=False)
+    assert (result.returncode, result.stdout) == (0, "stack\n")
+
+
+def test_a_failing_hook_writes_nothing_to_stdout(monkeypatch, capsys):
+    """The hook's own guard, with no stderr at all: it swallows, it does not raise."""
+    from layervenv.boot import _layervenv_boot as hook
+
+    for stream in (None, open(os.devnull, "w")):  # noqa: SIM115
+        if stream is not None:
+            stream.close()  # writing raises ValueError
+        monkeypatch.setattr("sys.stderr", stream)
+        assert hook._guarded(lambda: 1 / 0) is None
+        monkeypatch.undo()
+    assert capsys.readouterr().out == ""

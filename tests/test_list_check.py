@@ -32,7 +32,8 @@ from layervenv.simstack import (
 
 ORIGINS = {"layer", "editable", "user-site", "stack"}
 KINDS = {"conflict", "dependents", "abi", "import", "user-site", "cwd-on-path",
-         "python-mismatch", "stack-missing", "unreadable", "metadata", "moved", "stack-not-set-up"}
+         "python-mismatch", "stack-missing", "unreadable", "metadata", "moved", "stack-not-set-up",
+         "shadows-stdlib", "leftover"}
 SHORT = "{}.{}".format(*sys.version_info[:2])
 
 

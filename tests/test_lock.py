@@ -212,7 +212,8 @@ def test_recreate_with_the_recorded_setup(tmp_path, stack, base_env):
     tool = tomllib.loads(lock.read_text())["tool"]["layervenv"]
     assert (tool["rerun-setup"], tool["export-pythonpath"], tool["prompt"]) == (True, True,
                                                                                "my ana")
-    run_tool("create", str(root), "--from", str(lock), env=env)  # no --setup: the lock's
+    # no --setup: the lock's, which no layer beside it uses (the one locked is gone)
+    run_tool("create", str(root), "--from", str(lock), "--trust-setup", env=env)
     assert installed(root)["hepio"] == ("5.6.0", True)
     config = Layer.open(root).config
     assert config.stack.rerun_setup and config.export_pythonpath and config.prompt == "my ana"
@@ -557,13 +558,13 @@ STACK = '\n[tool.layervenv]\npython-version = "3.11.7"\nstack-distributions = {}
     (PIP_LOCK, "was not written by layervenv lock"),  # pip lock, uv export: no stack record
     ('lock-version = "1.0"\ntool = 3\n', "was not written by layervenv lock"),
     ('lock-version = "1.0"\n[tool.layervenv]\nstack-distributions = 4\n', "was not written"),
-    ('lock-version = "1.0"\npackages = 5\n' + STACK, "is damaged"),
-    ('lock-version = "1.0"\npackages = [5]\n' + STACK, "is damaged"),
-    ('lock-version = "1.0"\n[[packages]]\nversion = "1"\n' + STACK, "is damaged"),
+    ('lock-version = "1.0"\npackages = 5\n' + STACK, "the lock is refused"),
+    ('lock-version = "1.0"\npackages = [5]\n' + STACK, "the lock is refused"),
+    ('lock-version = "1.0"\n[[packages]]\nversion = "1"\n' + STACK, "the lock is refused"),
     (PIP_LOCK.replace('sha256 = "00"', 'x = 1\n[[packages.wheels]]\nhashes = 3') + STACK,
-     "is damaged"),
-    ('lock-version = "1.0"\n[[packages]]\nname = "x"\ntool = 5\n' + STACK, "is damaged"),
-    ('lock-version = "1.0"' + STACK + 'requested-from-stack = 4\n', "is damaged"),
+     "the lock is refused"),
+    ('lock-version = "1.0"\n[[packages]]\nname = "x"\ntool = 5\n' + STACK, "the lock is refused"),
+    ('lock-version = "1.0"' + STACK + 'requested-from-stack = 4\n', "the lock is refused"),
 ], ids=["missing", "not-toml", "pyproject", "pip-lock", "tool-not-a-table", "no-stack",
         "packages-not-an-array", "entry-not-a-table", "no-name", "hashes-not-a-table",
         "tool-of-a-package", "requested-from-stack"])

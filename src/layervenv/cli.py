@@ -38,7 +38,8 @@ def _cmd_create(args: argparse.Namespace) -> int:
     if args.from_file:
         from layervenv.commands.create_from import create_from
 
-        result = create_from(options, args.from_file, args.allow_stack_drift, _sources(args))
+        result = create_from(options, args.from_file, args.allow_stack_drift, _sources(args),
+                             args.trust_setup)
     else:
         _refuse_without_from(args)
         result = create(options)
@@ -48,8 +49,9 @@ def _cmd_create(args: argparse.Namespace) -> int:
 
 def _refuse_without_from(args: argparse.Namespace) -> None:
     """Options that only ``--from`` reads: given alone, they would be ignored silently."""
-    if args.allow_stack_drift:
-        raise UserError("--allow-stack-drift needs --from FILE")
+    if args.allow_stack_drift or args.trust_setup:
+        flag = "--allow-stack-drift" if args.allow_stack_drift else "--trust-setup"
+        raise UserError(f"{flag} needs --from FILE")
     if args.find_links or args.index_url:
         raise UserError("--find-links and --index-url are for --from FILE: create alone "
                         "installs only pip, from the interpreter's bundled wheel")
@@ -165,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "locked versions, after checking the stack against the lock")
     create.add_argument("--allow-stack-drift", action="store_true",
                         help="with --from: proceed when the stack differs from the lock's")
+    create.add_argument("--trust-setup", action="store_true",
+                        help="with --from: run the lock's setup command (shown when refused); "
+                             "needed unless a layer of yours beside DIR already uses it")
     _add_sources(create)
     _add_format(create)
     create.set_defaults(func=_cmd_create)

@@ -53,8 +53,8 @@ PROBE_TIMEOUT = 120
 ORIGINS = ("layer", "editable", "user-site", "stack")
 #: The order problems are shown in (errors first, then this order).
 KINDS = ("moved", "stack-missing", "unreadable", "python-mismatch", "stack-not-set-up",
-         "cwd-on-path", "conflict", "dependents", "abi", "import", "user-site", "metadata",
-         "leftover")
+         "cwd-on-path", "conflict", "dependents", "abi", "import", "shadows-stdlib",
+         "user-site", "metadata", "leftover")
 SEVERITIES = ("error", "warning")
 
 
@@ -706,6 +706,9 @@ class Inspection:
             problems += user_site_problems(self.view)
             problems += unreadable_problems(self.unreadable, self.record)
             problems += side_by_side_problems(self.view)
+            from layervenv.shadows_stdlib import shadows_stdlib_problems  # imports this module
+
+            problems += shadows_stdlib_problems(self.view, self.report)
         return sort_problems(problems)
 
 

@@ -24,6 +24,7 @@ from packaging.utils import canonicalize_name
 
 from layervenv.errors import UserError
 from layervenv.fingerprint import fingerprint
+from layervenv.lockschema import validate
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -162,49 +163,20 @@ class Lock:
             raise UserError(f"{path} was not written by layervenv lock (no [tool.layervenv] "
                             "with stack-distributions), so it does not say which stack it is "
                             "for")
-        try:
-            packages = [LockedPackage.from_dict(_checked(p))
-                        for p in _list(data.get("packages", []))]
-            for package in packages:
-                package.resolve_paths(path.parent)
-            return cls(packages=packages, python=str(tool.get("python", "")),
-                       python_version=str(tool.get("python-version", "")),
-                       implementation=str(tool.get("implementation", "")),
-                       stack_distributions={canonicalize_name(k): str(v) for k, v in
-                                            tool["stack-distributions"].items()},
-                       setup=str(tool.get("setup", "")),
-                       rerun_setup=tool.get("rerun-setup") is True,
-                       export_pythonpath=tool.get("export-pythonpath") is True,
-                       prompt=None if tool.get("prompt") is None else str(tool["prompt"]),
-                       requested_from_stack=[str(r) for r in
-                                             _list(tool.get("requested-from-stack", []))])
-        except (KeyError, TypeError, AttributeError, ValueError) as error:
-            raise UserError(f"{path} is damaged: {error}") from None
-
-
-def _list(value: Any) -> list[Any]:
-    if not isinstance(value, list):
-        raise TypeError(f"expected an array, not {value!r}")
-    return value
-
-
-def _checked(package: Any) -> dict[str, Any]:
-    """A ``[[packages]]`` entry whose tables are tables, so that reading it cannot crash."""
-    def table(value: Any, what: str) -> None:
-        if not isinstance(value, dict):
-            raise TypeError(f"{what} is not a table: {value!r}")
-        if not isinstance(value.get("hashes", {}), dict):
-            raise TypeError(f"{what}.hashes is not a table: {value['hashes']!r}")
-
-    table(package, "a [[packages]] entry")
-    if not isinstance(package.get("name"), str):
-        raise TypeError(f"a [[packages]] entry has no name: {package!r}")
-    for key in ("sdist", "archive", "directory", "vcs", "tool"):
-        if key in package:
-            table(package[key], f"packages.{key}")
-    for wheel in _list(package.get("wheels", [])):
-        table(wheel, "packages.wheels")
-    return package
+        validate(data, str(path))
+        packages = [LockedPackage.from_dict(p) for p in data.get("packages", [])]
+        for package in packages:
+            package.resolve_paths(path.parent)
+        return cls(packages=packages, python=tool.get("python", ""),
+                   python_version=tool.get("python-version", ""),
+                   implementation=tool.get("implementation", ""),
+                   stack_distributions={canonicalize_name(k): v for k, v in
+                                        tool["stack-distributions"].items()},
+                   setup=tool.get("setup", ""),
+                   rerun_setup=tool.get("rerun-setup", False),
+                   export_pythonpath=tool.get("export-pythonpath", False),
+                   prompt=tool.get("prompt"),
+                   requested_from_stack=list(tool.get("requested-from-stack", [])))
 
 
 @dataclass

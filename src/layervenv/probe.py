@@ -367,6 +367,10 @@ def report():
         "pythonpath": None if sys.flags.ignore_environment else os.environ.get("PYTHONPATH"),
         "boot_disabled": bool(os.environ.get("LAYERVENV_BOOT_DISABLE")),
         "markers": marker_environment(),
+        # the standard library's names (3.10+; the tool knows older ones) and its place
+        "stdlib_module_names": sorted(getattr(sys, "stdlib_module_names", ())) or None,
+        "builtin_module_names": sorted(sys.builtin_module_names),
+        "stdlib_dir": os.path.dirname(os.__file__),
         "sys_path": entries,
     }
 

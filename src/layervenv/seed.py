@@ -8,13 +8,34 @@ with it -- with the ``installer`` library takes well under 0.1 s and no network.
 
 from __future__ import annotations
 
-from pathlib import Path
+import zipfile
+from pathlib import Path, PurePosixPath
 
 from installer import install
 from installer.destinations import SchemeDictionaryDestination
 from installer.sources import WheelFile
 
+from layervenv.errors import UserError
+
 INSTALLER_NAME = b"layervenv\n"
+
+
+class BadWheel(UserError):
+    """A wheel file that cannot be installed as it is (a locked file is data from elsewhere)."""
+
+
+def escaping_member(names: list[str]) -> str | None:
+    """The first member of a wheel that would be written outside its scheme directory:
+    an absolute name, or one with a ``..`` part (also inside ``NAME.data/SCHEME/``).
+
+    ``installer`` >= 0.7 checks each file as it writes it, stopping half-way; this looks
+    at every name first, whatever its version.
+    """
+    for name in names:
+        parts = PurePosixPath(name.replace("\\", "/")).parts
+        if name.startswith(("/", "\\")) or ".." in parts or "\0" in name:
+            return name
+    return None
 
 
 def install_wheel(wheel: Path, staging: Path, final_root: Path, purelib: str,
@@ -38,5 +59,16 @@ def install_wheel(wheel: Path, staging: Path, final_root: Path, purelib: str,
         script_kind="posix",
         bytecode_optimization_levels=(),
     )
-    with WheelFile.open(wheel) as source:
-        install(source, destination, {"INSTALLER": INSTALLER_NAME, **(metadata or {})})
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            bad = escaping_member(archive.namelist())
+        if bad is not None:
+            raise BadWheel(f"cannot install {wheel.name}: its file {bad!r} would be written "
+                           "outside the layer")
+        with WheelFile.open(wheel) as source:
+            install(source, destination, {"INSTALLER": INSTALLER_NAME, **(metadata or {})})
+    except zipfile.BadZipFile:
+        raise BadWheel(f"cannot install {wheel.name}: it is not a zip file (a wheel is one): "
+                       f"{wheel}") from None
+    except (ValueError, KeyError) as error:  # installer's checks: RECORD, dist-info, paths
+        raise BadWheel(f"cannot install {wheel.name}: {error}") from None

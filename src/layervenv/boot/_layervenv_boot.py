@@ -257,7 +257,7 @@ def warn_foreign_python():
     if not foreign:
         return False
     os.environ[WARNED] = "1"
-    sys.stderr.write(
+    _say(
         "layervenv: PYTHONPATH has site-packages of another Python ({}); this layer runs "
         "Python {}.{}: set up the stack the layer was made on\n".format(
             foreign[0], *sys.version_info[:2])
@@ -265,12 +265,27 @@ def warn_foreign_python():
     return True
 
 
+def _say(text):
+    """Write ``text`` to stderr, or nowhere: never to stdout, never raising.
+
+    With stderr closed (``2>&-``) ``sys.stderr`` is None; with it full or gone
+    (``2>/dev/full``, a closed pipe) writing raises.  An exception leaving the hook
+    would reach ``site``, which prints its traceback with ``print(file=sys.stderr)``
+    -- to *stdout* when that is None -- into the program's own output.
+    """
+    try:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+    except Exception:
+        pass
+
+
 def _guarded(function, *args):
     """Call ``function``; an error is one line on stderr, never a broken start-up."""
     try:
         return function(*args)
     except Exception as error:
-        sys.stderr.write(f"layervenv boot hook: {type(error).__name__}: {error}\n")
+        _say(f"layervenv boot hook: {type(error).__name__}: {error}\n")
         return None
 
 

@@ -13,6 +13,7 @@ into place; any failure leaves nothing.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from layervenv.commands.create import CreateOptions, CreateResult, create
 from layervenv.errors import UserError
 from layervenv.fingerprint import Drift, compare, python_identity, stack_distributions
 from layervenv.interpreter import Interpreter
-from layervenv.layer import Layer
+from layervenv.layer import CONFIG_NAME, Layer
 from layervenv.lockfile import (
     Lock,
     LockedPackage,
@@ -33,6 +34,7 @@ from layervenv.lockfile import (
     direct_url,
     layer_distributions,
 )
+from layervenv.lockschema import requirement_line, visible
 from layervenv.packages import (
     Sources,
     StagingTarget,
@@ -147,7 +149,8 @@ def fetch_locked(packages: list[LockedPackage], target: StagingTarget, environ: 
             continue
         out = workdir / kind
         requirements = workdir / f"{kind}.txt"
-        requirements.write_text("".join(line.strip() + "\n" for _, line in entries),
+        requirements.write_text("".join(requirement_line(line.strip()) + "\n"
+                                        for _, line in entries),
                                 encoding="utf-8")
         args = (["download", "--only-binary", ":all:", "-d", str(out)] if kind == "download"
                 else ["wheel", "-w", str(out)])
@@ -264,11 +267,59 @@ def _problems_line(problems: list[str] | None) -> str:
     return "check found problems:\n" + "\n".join("  " + p for p in problems)
 
 
+class UntrustedSetup(UserError):
+    """The lock's setup command would run, and the user has not said it may."""
+
+
+def layer_using_setup(setup: str, target: Path) -> Path | None:
+    """A layer of this user's that already uses ``setup``, byte for byte: ``target``
+    itself (``--clear``) or a layer beside it (in the same directory).
+
+    Its ``layervenv.toml`` recorded a command the user ran themselves (``--setup``, or a
+    lock's with ``--trust-setup``); the same command again is no new code.  Only files
+    owned by this user count: in a shared directory another user could plant one.
+    One directory listing, one ``stat`` per sub-directory.
+    """
+    try:
+        beside = [Path(e.path) for e in os.scandir(target.parent) if e.is_dir()]
+    except OSError:
+        beside = []
+    for root in sorted(set([target, *beside]), key=lambda r: r != target):
+        config = root / CONFIG_NAME
+        try:
+            if config.stat().st_uid != os.getuid():
+                continue
+            if Layer.open(root).config.stack.setup == setup:
+                return root
+        except (OSError, UserError):
+            continue
+    return None
+
+
+def trusted_setup(lock: Lock, trust: bool, target: Path) -> str:
+    """Why the lock's setup command may run (a note for the result), or a refusal that
+    shows it: a lock is a file people share, and its setup is shell code."""
+    rerun = " (and at every activation: rerun-setup)" if lock.rerun_setup else ""
+    if trust:
+        return f"note: ran the lock's setup command{rerun} (--trust-setup): {visible(lock.setup)}"
+    used = layer_using_setup(lock.setup, target)
+    if used is not None:
+        return (f"note: ran the lock's setup command{rerun}, the one {used} uses: "
+                f"{visible(lock.setup)}")
+    raise UntrustedSetup(
+        f"the lock's setup command below would run now in bash{rerun}, and no layer of yours "
+        "here uses it; nothing was run or created: read it, then pass --trust-setup to run "
+        "it, or --setup CMD to set the stack up yourself\n"
+        + "\n".join("  " + line for line in visible(lock.setup).split("\n")))
+
+
 def create_from(options: CreateOptions, lock_file: str, allow_drift: bool,
-                sources: Sources) -> FromResult:
+                sources: Sources, trust_setup: bool = False) -> FromResult:
     path = Path(lock_file).absolute()
     lock = Lock.read(path)
+    note = None
     if options.setup is None and options.python is None and lock.setup:
+        note = trusted_setup(lock, trust_setup, Path(os.path.abspath(options.directory)))
         options.setup = lock.setup
         options.rerun_setup = options.rerun_setup or lock.rerun_setup
     # the layer's own choices, as it was made (a flag given here adds to them)
@@ -281,6 +332,8 @@ def create_from(options: CreateOptions, lock_file: str, allow_drift: bool,
     extension = FromLock(lock=lock, allow_drift=allow_drift, sources=sources)
     options.extension = extension
     created = create(options)
+    if note:
+        created.notes.insert(0, note)
     created.pip = extension.installed.get("pip")
     problems = run_check(Layer.open(Path(created.path)))
     return FromResult(created=created, lock=str(path),

@@ -12,6 +12,7 @@ interpreter and setup command, and its distributions with their fingerprint.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -190,7 +191,8 @@ def _write(target: Path, text: str) -> Path:
         partial.write_text(text, encoding="utf-8")
         os.replace(partial, target)
     except OSError as error:
-        partial.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # a read-only directory (CVMFS): EROFS, not ENOENT
+            partial.unlink()
         raise UserError(f"cannot write {target}: {error.strerror}") from None
     return target
 

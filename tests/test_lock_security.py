@@ -1,0 +1,462 @@
+"""A lock is a file people share: nothing in it runs unseen, every field is checked.
+
+Hostile locks are real locks of a real layer with one field changed, so that without
+the check they would go on (past the drift check, into pip).  Each is refused in one
+line, exit 2, before anything runs or is created; the stack is hashed before and after
+(the ``stack`` fixture).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tomli_w
+from helpers import clean_env, run_tool, tool_command
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from layervenv.errors import UserError
+from layervenv.lockfile import Lock
+from layervenv.lockschema import NAME, PIP_LINE, requirement_line
+from layervenv.simstack import Dist, build_wheel
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+@pytest.fixture(scope="module")
+def real_lock(tmp_path_factory, _built_stack) -> tuple[dict[str, Any], dict[str, str]]:
+    """The lock of a layer with hepnum 1.24.2 and hepconf 1.0.0 from the wheelhouse."""
+    root = tmp_path_factory.mktemp("locked")
+    home = root / "home"
+    home.mkdir()
+    env = _built_stack.env(clean_env(home))
+    env.update(PIP_NO_INDEX="1", PIP_FIND_LINKS=str(_built_stack.wheelhouse))
+    layer = root / "layer"
+    run_tool("create", str(layer), env=env)
+    subprocess.run([str(layer / "bin" / "python"), "-m", "pip", "install", "-q",
+                    "hepnum==1.24.2", "hepconf==1.0.0"], env=env, check=True,
+                   capture_output=True)
+    run_tool("lock", str(layer), "-o", str(root / "pylock.toml"), env=env)
+    return tomllib.loads((root / "pylock.toml").read_text()), env
+
+
+def package(data: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(p for p in data["packages"] if p["name"] == name)
+
+
+def not_here(data: dict[str, Any], gone: Path) -> dict[str, Any]:
+    """The lock with hepnum's wheel moved away: fetched by pip, from a requirements line
+    (as when the lock is used on another machine)."""
+    data = copy.deepcopy(data)
+    wheel = package(data, "hepnum")["wheels"][0]
+    wheel["path"] = str(gone / Path(wheel["path"]).name)
+    return data
+
+
+def write_lock(path: Path, data: dict[str, Any]) -> Path:
+    path.write_text(tomli_w.dumps(data))
+    return path
+
+
+def refused(result: subprocess.CompletedProcess[str], *said: str) -> None:
+    """One line on stderr, exit 2, no traceback, nothing on stdout."""
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.stdout == ""
+    for words in said:
+        assert words in result.stderr, result.stderr
+
+
+def nothing_made(tmp_path: Path) -> None:
+    """No layer, no staging directory left beside it."""
+    assert not (tmp_path / "layer").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def evil_project(root: Path, marker: Path) -> Path:
+    """A real local project whose build backend (in the tree, no download) writes
+    ``marker`` as soon as pip asks it anything."""
+    root.mkdir()
+    (root / "pyproject.toml").write_text(
+        '[build-system]\nrequires = []\nbuild-backend = "evilbackend"\nbackend-path = ["."]\n'
+        '[project]\nname = "evilproj"\nversion = "1.0"\n')
+    (root / "evilbackend.py").write_text(
+        f"open({str(marker)!r}, 'w').write('ran')\n"
+        "def get_requires_for_build_wheel(config_settings=None):\n    return []\n"
+        "get_requires_for_build_editable = get_requires_for_build_wheel\n")
+    (root / "setup.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
+    return root
+
+
+# ---------------------------------------------------------------------------------------
+# The setup command of a lock
+# ---------------------------------------------------------------------------------------
+
+@pytest.fixture
+def setup_lock(tmp_path, stack, base_env) -> tuple[Path, dict[str, Any], dict[str, str]]:
+    """A real lock of a layer made with --setup (the layer itself removed), its data,
+    and an environment where the stack is not set up."""
+    made = tmp_path / "made" / "layer"
+    run_tool("create", str(made), "--setup", f". '{stack.setup_script}'", env=base_env)
+    lock = tmp_path / "made.toml"
+    run_tool("lock", str(made), "-o", str(lock), env=base_env)
+    shutil.rmtree(made.parent)
+    env = dict(base_env, PIP_NO_INDEX="1", PIP_FIND_LINKS=str(stack.wheelhouse))
+    return lock, tomllib.loads(lock.read_text()), env
+
+
+@pytest.mark.parametrize("rerun", [False, True], ids=["setup", "rerun-setup"])
+def test_a_locks_setup_is_shown_and_runs_only_when_trusted(setup_lock, tmp_path, rerun):
+    """A hostile setup (``...; touch MARKER``) is shown and refused, nothing run or made;
+    --trust-setup runs it (so the refusal is what kept it from running); a --setup of
+    the user's own replaces it."""
+    _lock, data, env = setup_lock
+    marker = tmp_path / "marker"
+    data["tool"]["layervenv"]["setup"] += f"; touch '{marker}'"
+    if rerun:
+        data["tool"]["layervenv"]["rerun-setup"] = True
+    lock = write_lock(tmp_path / "hostile.toml", data)
+    target = tmp_path / "layer"
+    result = run_tool("create", str(target), "--from", str(lock), env=env, check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    first, shown = result.stderr.splitlines()
+    assert first.startswith("layervenv: error: the lock's setup command below would run")
+    assert "--trust-setup" in first and ("every activation" in first) == rerun
+    assert shown == "  " + data["tool"]["layervenv"]["setup"]
+    assert not marker.exists()
+    nothing_made(tmp_path)
+
+    own = run_tool("create", str(target), "--from", str(lock), "--setup",
+                   data["tool"]["layervenv"]["setup"].split(";")[0], env=env)
+    assert not marker.exists() and "setup command" not in own.stdout
+    shutil.rmtree(target)
+
+    trusted = run_tool("create", str(target), "--from", str(lock), "--trust-setup", env=env)
+    assert marker.exists()
+    assert "ran the lock's setup command" in trusted.stdout
+    marker.unlink()
+    if rerun:  # activation runs it again: the user said so
+        subprocess.run(["bash", "-c", f". '{target}/bin/activate'"], env=env, check=True)
+        assert marker.exists()
+
+
+def test_a_setup_hidden_by_control_characters_is_shown_escaped(setup_lock, tmp_path):
+    """A carriage return or an escape code could hide a part of the command on a
+    terminal: it is shown escaped."""
+    _lock, data, env = setup_lock
+    marker = tmp_path / "marker"
+    data["tool"]["layervenv"]["setup"] = f"touch '{marker}'\r\x1b[2Kasetup Analysis,25.2.15"
+    result = run_tool("create", str(tmp_path / "layer"), "--from",
+                      str(write_lock(tmp_path / "hostile.toml", data)), env=env, check=False)
+    assert result.returncode == 2
+    assert "\r" not in result.stderr and "\x1b" not in result.stderr
+    assert repr(data["tool"]["layervenv"]["setup"]) in result.stderr
+    assert not marker.exists()
+    nothing_made(tmp_path)
+    # a command of several lines: each shown indented under the error
+    data["tool"]["layervenv"]["setup"] = f"true\ntouch '{marker}'"
+    result = run_tool("create", str(tmp_path / "layer"), "--from",
+                      str(write_lock(tmp_path / "hostile.toml", data)), env=env, check=False)
+    assert result.stderr.splitlines()[1:] == ["  true", f"  touch '{marker}'"]
+    assert not marker.exists()
+    nothing_made(tmp_path)
+
+
+def test_a_setup_a_layer_of_yours_beside_it_uses_runs_without_asking(setup_lock, tmp_path,
+                                                                     base_env):
+    """"Already used": the same command, byte for byte, recorded by a layer of this user
+    in the target's directory (or the target itself, with --clear)."""
+    lock, data, env = setup_lock
+    setup = data["tool"]["layervenv"]["setup"]
+    home = tmp_path / "layers"
+    run_tool("create", str(home / "mine"), "--setup", setup, env=base_env)
+    made = run_tool("create", str(home / "again"), "--from", str(lock), env=env)
+    assert f"the one {home / 'mine'} uses" in made.stdout
+    # --clear of a layer made with it
+    run_tool("create", str(home / "again"), "--clear", "--from", str(lock), env=env)
+    # one character more is another command
+    data["tool"]["layervenv"]["setup"] = setup + " "
+    other = write_lock(tmp_path / "other.toml", data)
+    refused_here = run_tool("create", str(home / "third"), "--from", str(other), env=env,
+                            check=False)
+    assert refused_here.returncode == 2 and "--trust-setup" in refused_here.stderr
+    # another user's layer does not count
+    data["tool"]["layervenv"]["setup"] = setup
+    elsewhere = tmp_path / "shared"
+    run_tool("create", str(elsewhere / "theirs"), "--setup", setup, env=base_env)
+    os.chown(elsewhere / "theirs" / "layervenv.toml", 4242, 4242)
+    theirs = run_tool("create", str(elsewhere / "mine"), "--from", str(lock), env=env,
+                      check=False)
+    assert theirs.returncode == 2 and "--trust-setup" in theirs.stderr
+    assert not (elsewhere / "mine").exists()
+
+
+def test_trust_setup_needs_from(tmp_path, stack_env):
+    refused(run_tool("create", str(tmp_path / "layer"), "--trust-setup", env=stack_env,
+                     check=False), "--trust-setup needs --from FILE")
+
+
+# ---------------------------------------------------------------------------------------
+# Every field checked
+# ---------------------------------------------------------------------------------------
+
+def _set(path: list[Any], value: Any):
+    def change(data: dict[str, Any], _evil: Path) -> None:
+        where: Any = data
+        for key in path[:-1]:
+            where = package(where, key) if isinstance(where, dict) and key in (
+                "hepnum", "hepconf", "pip") else where[key]
+        where[path[-1]] = value
+    return change
+
+
+def _source(key: str, table: dict[str, Any]):
+    """hepnum locked from ``key`` (``vcs``, ``archive``) instead of its wheel."""
+    def change(data: dict[str, Any], _evil: Path) -> None:
+        entry = package(data, "hepnum")
+        del entry["wheels"]
+        entry[key] = table
+    return change
+
+
+HOSTILE = {
+    "version-newline-e": (lambda d, evil: package(d, "hepnum").update(
+        version=f"1.24.2\n-e {evil}"), "packages[1] (hepnum).version"),
+    "version-index-url": (_set(["hepnum", "version"], "1.24.2 --index-url http://127.0.0.1:9/"),
+                          "is empty or holds whitespace"),
+    "version-r-file": (_set(["hepnum", "version"], "1.24.2\n-r /etc/passwd"), ".version"),
+    "version-trailing-newline": (_set(["hepnum", "version"], "1.24.2\n"), ".version"),
+    "version-not-pep440": (_set(["hepnum", "version"], "1.24.2;rm"), "is not a version"),
+    "name-index-url": (_set(["hepnum", "name"], "hepnum --index-url=http://127.0.0.1:9/"),
+                       "is not a package name"),
+    "name-option": (_set(["hepnum", "name"], "-rhepnum"), "is not a package name"),
+    "name-newline": (_set(["hepnum", "name"], "hepnum\n-e /tmp"), "is not a package name"),
+    "url-newline": (lambda d, evil: package(d, "hepnum")["wheels"][0].update(
+        url=f"https://example.invalid/x.whl\n-e {evil}"), "holds a control character"),
+    "url-scheme": (lambda d, evil: package(d, "hepnum")["wheels"][0].update(
+        url="ftp://example.invalid/x.whl"), "is not a URL of https, http, file"),
+    "path-newline": (lambda d, evil: package(d, "hepnum")["wheels"][0].update(
+        path=f"/x.whl\n-e {evil}"), "holds a control character"),
+    "hash-short": (lambda d, evil: package(d, "hepnum")["wheels"][0]["hashes"].update(
+        sha256="abc"), "is not a lower-case hex digest"),
+    "hash-option": (lambda d, evil: package(d, "hepnum")["wheels"][0]["hashes"].update(
+        sha256="0" * 64 + " --index-url=http://127.0.0.1:9/"), "hex digest"),
+    "hash-missing": (lambda d, evil: package(d, "hepnum")["wheels"][0].update(
+        hashes={}), "has no sha256"),
+    "wheel-name": (lambda d, evil: package(d, "hepnum")["wheels"][0].update(
+        name="../../hepnum.whl"), ".name"),
+    "unknown-package-key": (_set(["hepnum", "install-command"], "rm -rf ~"),
+                            "packages[1] (hepnum).install-command is an unknown key"),
+    "unknown-tool-key": (lambda d, evil: d["tool"]["layervenv"].update(
+        **{"post-create": "curl x | sh"}), "tool.layervenv.post-create is an unknown key"),
+    "unknown-top-key": (lambda d, evil: d.update(hooks=["x"]), "hooks is an unknown key"),
+    "version-not-string": (_set(["hepnum", "version"], 1), "is not a string"),
+    "requested-not-bool": (lambda d, evil: package(d, "hepnum")["tool"]["layervenv"].update(
+        requested="yes"), "is not true or false"),
+    "rerun-not-bool": (lambda d, evil: d["tool"]["layervenv"].update(
+        **{"rerun-setup": "true"}), "is not true or false"),
+    "setup-not-string": (lambda d, evil: d["tool"]["layervenv"].update(setup=["x"]),
+                         "is not a string"),
+    "prompt-escape": (lambda d, evil: d["tool"]["layervenv"].update(prompt="\x1b]0;x\x07"),
+                      "holds a control character"),
+    "stack-version-newline": (lambda d, evil: d["tool"]["layervenv"]["stack-distributions"]
+                              .update(hepnum="1.22.3\nx"), "holds a control character"),
+    "requested-from-stack": (lambda d, evil: d["tool"]["layervenv"].update(
+        **{"requested-from-stack": ["hepio==5.4.3 --pre"]}), "requested-from-stack[0]"),
+    "two-sources": (lambda d, evil: package(d, "hepnum").update(
+        directory={"path": str(evil)}), "has more than one source"),
+    "no-source": (lambda d, evil: package(d, "hepnum").pop("wheels"), "names no source"),
+    "vcs-type": (_source("vcs", {"type": "cvs", "url": "https://example.invalid/x"}),
+                 "vcs.type is not one of git"),
+    "subdirectory-escapes": (_source("archive", {"url": "https://example.invalid/x.zip",
+                                                 "subdirectory": "../..", "hashes": {}}),
+                             "leaves its tree"),
+    "revision-option": (_source("vcs", {"type": "git", "url": "https://example.invalid/x",
+                                        "requested-revision": "-u evil"}), "is not a revision"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_a_hostile_lock_field_is_refused_before_anything_runs(case, real_lock, tmp_path, stack):
+    data, env = real_lock
+    data = not_here(data, tmp_path / "gone")
+    marker = tmp_path / "marker"
+    evil = evil_project(tmp_path / "evilproj", marker)
+    change, said = HOSTILE[case]
+    change(data, evil)
+    lock = write_lock(tmp_path / "pylock.toml", data)
+    result = run_tool("create", str(tmp_path / "layer"), "--from", str(lock), env=env,
+                      check=False)
+    refused(result, said, "the lock is refused (nothing was run or created)")
+    assert not marker.exists()
+    nothing_made(tmp_path)
+
+
+def test_the_real_lock_itself_is_accepted(real_lock, tmp_path, stack):
+    """The hostile cases above are refused for their one change: the lock they come
+    from makes a layer, hepnum fetched by pip."""
+    data, env = real_lock
+    lock = write_lock(tmp_path / "pylock.toml", not_here(data, tmp_path / "gone"))
+    run_tool("create", str(tmp_path / "layer"), "--from", str(lock), env=env)
+    assert (tmp_path / "layer" / "lib").exists()
+
+
+HOSTILE_PARTS = st.sampled_from([
+    "\n", "\r", "\t", " ", "\x00", "\x1b[2J", "\u2028", "\x85", "-e ", "-r /etc/passwd",
+    "--index-url=http://127.0.0.1:9/", " --hash=sha256:" + "0" * 64, "#egg=x", ";", "@",
+    " ; python_version<'4'", "file:///etc", "../", "==", "1.0", "hepnum", "https://x/y.whl",
+])
+HOSTILE_TEXT = st.lists(st.one_of(HOSTILE_PARTS, st.text(max_size=6)), min_size=1,
+                        max_size=5).map("".join)
+
+
+def _read(path: Path, data: dict[str, Any]) -> Lock | None:
+    """The lock, or None when it is refused; anything else (a traceback) fails the test."""
+    write_lock(path, data)
+    try:
+        return Lock.read(path)
+    except UserError as error:
+        message = str(error)
+        assert "\n" not in message and "\r" not in message and "\x1b" not in message
+        return None
+
+
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=HOSTILE_TEXT, version=HOSTILE_TEXT, url=HOSTILE_TEXT,
+       field=st.sampled_from(["name", "version", "url", "path", "sha256"]))
+def test_hostile_strings_are_refused_or_harmless(tmp_path, name, version, url, field):
+    """Whatever string a lock holds in a name, version, URL, path or hash: refused in
+    one line (a UserError), or read as a value that gives pip one plain requirement."""
+    data = {"lock-version": "1.0", "created-by": "layervenv",
+            "tool": {"layervenv": {"python-version": "3.11.7", "stack-distributions": {}}},
+            "packages": [{"name": "hepnum", "version": "1.24.2", "wheels": [{
+                "name": "hepnum-1.24.2-py3-none-any.whl",
+                "url": "https://example.invalid/hepnum-1.24.2-py3-none-any.whl",
+                "hashes": {"sha256": "0" * 64}}]}]}
+    entry = data["packages"][0]
+    wheel = entry["wheels"][0]
+    value = {"name": name, "version": version}.get(field, url)
+    if field in ("name", "version"):
+        entry[field] = value
+    elif field == "sha256":
+        wheel["hashes"]["sha256"] = value
+    else:
+        wheel[field] = value
+    lock = _read(tmp_path / "pylock.toml", data)
+    if lock is None:
+        return
+    (locked,) = lock.packages
+    where = locked.wheels[0].get("url") or Path(locked.wheels[0]["path"]).as_uri()
+    digest = locked.wheels[0]["hashes"]["sha256"]
+    for line in (f"{locked.name}=={locked.version} --hash=sha256:{digest}",
+                 f"{where} --hash=sha256:{digest}"):
+        assert PIP_LINE.fullmatch(line) and requirement_line(line) == line
+        assert "\n" not in line and not line.startswith("-")
+    assert NAME.fullmatch(locked.name)
+
+
+def test_the_last_guard_refuses_an_option_line():
+    """Before a requirements file is written, every line is checked again."""
+    for line in ("-e /x", "hepnum==1.0\n-e /x", "hepnum==1.0 --index-url=http://x/",
+                 "--hash=sha256:" + "0" * 64, "hepnum==1.0 --hash=sha256:00"):
+        with pytest.raises(UserError):
+            requirement_line(line)
+    assert requirement_line("hepnum==1.0 --hash=sha256:" + "a" * 64)
+    assert requirement_line("git+https://example.invalid/x@abc#subdirectory=sub")
+
+
+# ---------------------------------------------------------------------------------------
+# Locked files that are not what they say
+# ---------------------------------------------------------------------------------------
+
+def _local_file(data: dict[str, Any], name: str, path: Path) -> None:
+    """Point the locked wheel of ``name`` at ``path``, with its real sha256 (so it is used
+    as the locked file: the hash matches)."""
+    wheel = package(data, name)["wheels"][0]
+    wheel.pop("url", None)
+    wheel.update(path=str(path), hashes={"sha256": hashlib.sha256(path.read_bytes()).hexdigest()})
+
+
+def test_a_locked_wheel_that_is_not_a_zip_is_one_line(real_lock, tmp_path, stack):
+    data, env = copy.deepcopy(real_lock[0]), real_lock[1]
+    fake = tmp_path / "hepnum-1.24.2-py3-none-any.whl"
+    fake.write_bytes(b"this is not a zip file\n")
+    _local_file(data, "hepnum", fake)
+    result = run_tool("create", str(tmp_path / "layer"), "--from",
+                      str(write_lock(tmp_path / "pylock.toml", data)), env=env, check=False)
+    refused(result, "cannot install hepnum-1.24.2-py3-none-any.whl", "not a zip")
+    nothing_made(tmp_path)
+
+
+def traversing_wheel(outdir: Path, member: str) -> Path:
+    """A wheel of hepnum 1.24.2 with one more file, ``member`` (``../`` in it)."""
+    good = build_wheel(Dist("hepnum", "1.24.2"), outdir / "good")
+    bad = outdir / good.name
+    with zipfile.ZipFile(good) as source, zipfile.ZipFile(bad, "w") as target:
+        record = source.read("hepnum-1.24.2.dist-info/RECORD").decode()
+        for item in source.infolist():
+            if not item.filename.endswith("RECORD"):
+                target.writestr(item, source.read(item))
+        target.writestr(member, b"escaped\n")
+        target.writestr("hepnum-1.24.2.dist-info/RECORD", record + f"{member},,\n")
+    return bad
+
+
+@pytest.mark.parametrize("member", [
+    "../../../../../../../../{out}/escaped.py",
+    "hepnum-1.24.2.data/data/../../escaped.py",
+    "hepnum-1.24.2.data/scripts/../../../escaped.py",
+    "/{out}/escaped.py",
+], ids=["purelib", "data", "scripts", "absolute"])
+def test_a_wheel_with_paths_out_of_the_layer_is_refused(member, real_lock, tmp_path, stack):
+    """Checked entry by entry before installing, whatever ``installer`` version does."""
+    data, env = copy.deepcopy(real_lock[0]), real_lock[1]
+    out = tmp_path / "out"
+    out.mkdir()
+    member = member.format(out=str(out).lstrip("/"))
+    _local_file(data, "hepnum", traversing_wheel(tmp_path / "wheels", member))
+    result = run_tool("create", str(tmp_path / "layer"), "--from",
+                      str(write_lock(tmp_path / "pylock.toml", data)), env=env, check=False)
+    refused(result, "cannot install hepnum-1.24.2-py3-none-any.whl", "outside")
+    assert list(out.iterdir()) == [] and not (tmp_path / "escaped.py").exists()
+    nothing_made(tmp_path)
+
+
+# ---------------------------------------------------------------------------------------
+# lock into a read-only directory
+# ---------------------------------------------------------------------------------------
+
+def test_lock_into_a_read_only_directory_is_one_line(real_lock, tmp_path):
+    """As on CVMFS: the temporary file cannot be made, nor removed (EROFS, not ENOENT).
+    A read-only tmpfs mounted in a user namespace of its own."""
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        pytest.skip("unshare is not installed")
+    probe = subprocess.run([unshare, "-rm", "sh", "-c", "mount -t tmpfs -o ro none /mnt"],
+                           capture_output=True, text=True, check=False)
+    if probe.returncode != 0:
+        pytest.skip(f"no read-only mount in a user namespace here: {probe.stderr.strip()}")
+    _data, env = real_lock
+    readonly = tmp_path / "cvmfs"
+    readonly.mkdir()
+    made = tmp_path / "made"
+    run_tool("create", str(made), env=env)
+    command = " ".join(f"'{a}'" for a in tool_command("lock", str(made), "-o",
+                                                     str(readonly / "pylock.toml")))
+    result = subprocess.run([unshare, "-rm", "sh", "-c",
+                             f"mount -t tmpfs -o ro none '{readonly}' && exec {command}"],
+                            env=env, capture_output=True, text=True, check=False)
+    refused(result, f"cannot write {readonly / 'pylock.toml'}: Read-only file system")
