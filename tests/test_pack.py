@@ -7,16 +7,20 @@ real import) or a real shell what it sees.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import subprocess
 import sys
 import tarfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from helpers import POSIX_SHELLS, SHELLS, run_shell, run_tool
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from packlayer import (
     PROJECT_MARK,
     PROJECT_VERSION,
@@ -29,6 +33,8 @@ from packlayer import (
     unpack,
 )
 
+from layervenv.commands.pack import PLACEHOLDER, rendered_files, script_header, unsafe_characters
+from layervenv.layer import Layer, LayerConfig, StackRecord
 from layervenv.simstack import SimStack, build_stack
 
 if sys.version_info >= (3, 11):
@@ -103,7 +109,9 @@ def test_exit_status_signals_and_streams_are_the_commands(packed, tmp_path):
 def test_archive_is_reproducible_and_transferable(packed, tmp_path, stack):
     layer, archive = packed.layer, packed.archive
     again = tmp_path / "again.tar.gz"
-    pack_layer(layer, again, packed.env)
+    human = run_tool("pack", str(layer), "-o", str(again), env=packed.env).stdout
+    assert f"snapshot of editable hepconf {PROJECT_VERSION} from {layer.parent / 'project'}" \
+        in human
     assert hashlib.sha256(archive.read_bytes()).digest() == \
         hashlib.sha256(again.read_bytes()).digest()
     with tarfile.open(archive) as tar:
@@ -243,3 +251,63 @@ def test_pack_json_and_errors(tmp_path, base_env):
     assert "Traceback" not in result.stderr
     help_text = run_tool("pack", "--help", env=base_env).stdout
     assert "layervenv-run" in help_text
+
+
+def test_first_runs_killed_half_way(packed, tmp_path):
+    """A job killed during its first run leaves a directory the next run completes."""
+    archive = packed.archive
+    trials = 12
+    for trial in range(trials):
+        unpacked = unpack(archive, tmp_path / f"k{trial}")
+        process = subprocess.Popen([str(unpacked / "bin" / "layervenv-run"), "true"], env={})
+        time.sleep(0.02 * trial)  # spread over the ~0.3 s a first run takes here
+        process.kill()
+        process.wait()
+        result = run_in_job(unpacked, *VERSION)
+        assert (result.returncode, result.stdout, result.stderr) == (0, "1.24.2\n", "")
+
+
+# --- the placeholder: rendering for it and replacing it is rendering for the path -------
+
+SAFE = st.characters(blacklist_characters="\'!:\n\0\\", blacklist_categories=("Cs", "Cc"))
+
+
+@functools.lru_cache(maxsize=1)
+def _templates() -> tuple[Layer, dict[str, bytes], str]:
+    layer = Layer(root=Path("/made/here/ana"), config=LayerConfig(
+        stack=StackRecord(python="/stack/bin/python3", python_version="3.11.7",
+                          environment={"prepend": {"PYTHONPATH": ["/stack/lib/site"]},
+                                       "set": {"STACKVAR": "x"}}),
+        prompt="ana", purelib="lib/python3.11/site-packages", path="/made/here/ana"))
+    templates = rendered_files(layer, PLACEHOLDER)
+    return layer, templates, unsafe_characters(layer, templates)
+
+
+def test_unsafe_characters_are_the_quoted_ones():
+    """' (every shell's quotes), \\ (fish's, TOML's), ! (csh), " (TOML), and what a layer
+    path can never hold."""
+    assert set(_templates()[2]) == set("\0\n:!'\\\"")
+
+
+@settings(max_examples=60, deadline=None)
+@given(parts=st.lists(st.text(SAFE, min_size=1, max_size=12).filter(
+    lambda p: p not in (".", "..") and "/" not in p), min_size=1, max_size=4))
+def test_templates_render_like_the_real_path(parts):
+    layer, templates, unsafe = _templates()
+    path = "/" + "/".join(parts)
+    assume(not any(c in unsafe for c in path))
+    expected = rendered_files(layer, path)
+    assert {rel: data.replace(PLACEHOLDER.encode(), path.encode())
+            for rel, data in templates.items()} == expected
+
+
+@pytest.mark.parametrize("root", ["/short/ana", "/with space/ana", "/long" + "x" * 130])
+def test_worker_shebang_is_the_installers(root):
+    from installer.scripts import Script
+
+    from layervenv.boot.layervenv_unpack import shebang
+
+    executable = f"{root}/bin/python"
+    _, data = Script("x", "mod", "main", "console").generate(executable, "posix")
+    assert data.startswith(shebang(executable))
+    assert script_header(data, root) == (len(shebang(executable)), "bin/python")
