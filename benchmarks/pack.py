@@ -67,7 +67,10 @@ def make_layer(where: Path, stack, env: dict[str, str], wheels: Path | None,
     if wheels is not None:
         must(subprocess.run([*pip, "--find-links", str(wheels), "numpy", "scipy"], env=env,
                             capture_output=True, text=True))
-    if editable:
+    if editable:  # a build backend in the layer, as pack's snapshot needs (dev/test's wheels)
+        backends = Path(os.environ.get("LAYERVENV_TEST_WHEELS", ROOT / ".cache" / "wheels"))
+        must(subprocess.run([*pip, "--find-links", str(backends), "setuptools>=70"], env=env,
+                            capture_output=True, text=True))
         project = where / "project"
         for rel, text in PROJECT.items():
             (project / rel).parent.mkdir(parents=True, exist_ok=True)

@@ -245,10 +245,14 @@ def test_another_release(own_stack, tmp_path, base_env):
     assert result.stderr.count("\n") == 1 and "made on Python" in result.stderr
 
 
-def test_pack_json_and_errors(tmp_path, base_env):
+def test_pack_errors_are_one_line(packed, tmp_path, base_env):
     result = run_tool("pack", str(tmp_path / "nope"), env=base_env, check=False)
     assert result.returncode == 2 and result.stderr.count("\n") == 1
     assert "Traceback" not in result.stderr
+    unwritable = run_tool("pack", str(packed.layer), "-o", str(tmp_path / "no" / "x.tar.gz"),
+                          env=packed.env, check=False)
+    assert unwritable.returncode == 2 and unwritable.stderr.count("\n") == 1
+    assert unwritable.stdout == "" and "Traceback" not in unwritable.stderr
     help_text = run_tool("pack", "--help", env=base_env).stdout
     assert "layervenv-run" in help_text
 

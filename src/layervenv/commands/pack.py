@@ -300,9 +300,10 @@ def pyc_for_epoch(data: bytes, source: Path, flags_field: bool, when: int) -> by
     return data[:offset] + struct.pack("<I", when & 0xFFFFFFFF) + data[offset + 4:]
 
 
-def layer_members(root: Path, skip: set[Path], flags_field: bool, when: int
-                   ) -> Iterator[tuple[Member, Path]]:
-    """Every entry of the layer, sorted, except ``skip`` and stale bytecode."""
+def layer_members(root: Path, bin_dir: Path, skip: set[Path], flags_field: bool, when: int
+                  ) -> Iterator[tuple[Member, Path]]:
+    """Every entry of the layer, sorted, except ``skip``, stale bytecode and a launcher
+    (of a layer unpacked from a pack, packed again)."""
     for directory, dirs, files in os.walk(root):
         here = Path(directory)
         dirs.sort()
@@ -321,7 +322,7 @@ def layer_members(root: Path, skip: set[Path], flags_field: bool, when: int
         yield Member(str(here.relative_to(root)), "dir", mode=0o755), here
         for name in sorted(files):
             path = here / name
-            if path in skip or (here == root / "bin" and name == LAUNCHER):
+            if path in skip or (here == bin_dir and name == LAUNCHER):
                 continue
             rel = str(path.relative_to(root))
             if path.is_symlink():
@@ -414,7 +415,10 @@ def pack(directory: str | None, output: str | None) -> PackResult:
     entries: list[dict[str, object]] = []
     notes = []
     flags_field = tuple(int(p) for p in layer.config.stack.python_version.split(".")[:2]) >= (3, 7)
-    tmp_fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        tmp_fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    except OSError as error:
+        raise UserError(f"cannot write {target}: {error.strerror}") from None
     skip.add(Path(tmp_name))
     skip.add(target)
     snapshots = []
@@ -428,7 +432,7 @@ def pack(directory: str | None, output: str | None) -> PackResult:
             for editable in editables:
                 snapshots.append(snapshot(layer, editable, staging, env))
             members: dict[str, Member] = {}
-            for member, path in layer_members(layer.root, skip, flags_field, when):
+            for member, path in layer_members(layer.root, layer.bin_dir, skip, flags_field, when):
                 if member.kind == "link" and path.is_dir():
                     directory_links[member.rel] = member.target
                     continue
@@ -485,9 +489,13 @@ def pack(directory: str | None, output: str | None) -> PackResult:
             data = (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode("utf-8")
             add_member(tar, name, Member(f"{PACK_DIR}/manifest.json", "file", data), when)
         os.replace(tmp_name, target)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(OSError):
             os.unlink(tmp_name)
+        if isinstance(error, OSError):  # an unreadable file, a full disk
+            where = f" {error.filename}" if error.filename else ""
+            raise UserError(f"cannot pack {root} into {target}:{where} {error.strerror}"
+                            ) from None
         raise
     return PackResult(path=str(target), layer=root, size=target.stat().st_size,
                       files=len(files), seconds=round(time.perf_counter() - start, 3),
