@@ -65,7 +65,8 @@ def make_layer(where: Path, stack, env: dict[str, str], wheels: Path | None,
            "--find-links", str(stack.wheelhouse)]
     must(subprocess.run([*pip, "hepnum==1.24.2"], env=env, capture_output=True, text=True))
     if wheels is not None:
-        must(subprocess.run([*pip, "--find-links", str(wheels), "numpy", "scipy"], env=env,
+        must(subprocess.run([*pip, "--ignore-installed", "--find-links", str(wheels), "numpy",
+                             "scipy"], env=env,
                             capture_output=True, text=True))
     if editable:  # a build backend in the layer, as pack's snapshot needs (dev/test's wheels)
         backends = Path(os.environ.get("LAYERVENV_TEST_WHEELS", ROOT / ".cache" / "wheels"))
