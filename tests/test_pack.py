@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -100,6 +101,11 @@ def test_exit_status_signals_and_streams_are_the_commands(packed, tmp_path):
     assert (result.returncode, result.stdout, result.stderr) == (7, "out\n", "err\n")
     killed = run_in_job(unpacked, "sh", "-c", "kill -TERM $$")
     assert killed.returncode == -15
+    # no PATH in the job: the shell's default one, behind the layer's bin
+    tools = run_in_job(unpacked, "sh", "-c", 'command -v python; command -v tar; echo "$PATH"')
+    python, tar, path = tools.stdout.splitlines()
+    assert (python, tar) == (str(unpacked / "bin" / "python"), shutil.which("tar"))
+    assert path.split(":")[0] == str(unpacked / "bin")
     missing = run_in_job(unpacked, "no-such-command-here")
     assert missing.returncode == 127
     # after the first run, no Python starts before COMMAND: the marker names this path

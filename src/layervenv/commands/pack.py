@@ -198,7 +198,6 @@ _layervenv_run() {{
         printf 'layervenv-run: error: no command given: %s COMMAND [ARGS...]\\n' "$0" >&2
         exit 2
     fi
-    if [ -z "${{PATH+x}}" ]; then PATH=/usr/local/bin:/usr/bin:/bin; export PATH; fi
     . "$_lv_root/{RUN_ACTIVATE}" || exit 2
     unset _lv_python _lv_here _lv_root _lv_pack _lv_done
     exec "$@"
