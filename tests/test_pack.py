@@ -321,3 +321,28 @@ def test_worker_shebang_is_the_installers(root):
     _, data = Script("x", "mod", "main", "console").generate(executable, "posix")
     assert data.startswith(shebang(executable))
     assert script_header(data, root) == (len(shebang(executable)), "bin/python")
+
+
+@pytest.mark.parametrize("version", ["3.6", "3.13"])
+def test_unpacked_on_the_oldest_and_newest_python(version, tmp_path, base_env):
+    """The worker-side code and the bytecode headers on the stack's own Python."""
+    import glob
+
+    found = sorted(glob.glob(f"/root/.pyenv/versions/{version}*/bin/python{version}"))
+    if not found:
+        pytest.skip(f"no Python {version} here")
+    layer = tmp_path / "old"
+    run_tool("create", str(layer), "--python", found[-1], env=base_env)
+    run_tool("pack", str(layer), "-o", str(tmp_path / "old.tar.gz"), env=base_env)
+    unpacked = unpack(tmp_path / "old.tar.gz", tmp_path / "job dir")
+    code = ("import os, sys, _layervenv_boot as m; "
+            "at = 4 if sys.version_info < (3, 7) else 8; "  # the PEP 552 flags word
+            "data = open(m.__cached__, 'rb').read(); "
+            "valid = int.from_bytes(data[at:at + 4], 'little') == "
+            "int(os.stat(m.__file__).st_mtime); "
+            "print('%d.%d' % sys.version_info[:2], sys.prefix, valid, sep='|')")
+    result = run_in_job(unpacked, "python", "-c", code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().split("|") == [version, str(unpacked), "True"]
+    pip = run_in_job(unpacked, "pip", "--version")
+    assert pip.returncode == 0 and str(unpacked) in pip.stdout, pip.stderr
