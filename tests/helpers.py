@@ -245,3 +245,17 @@ SHELLS: dict[str, ShellSyntax] = {
     "fish": ShellSyntax("fish", "activate.fish", ("--no-config",)),
     **{name: ShellSyntax("csh", "activate.csh", ("-f",)) for name in CSH_SHELLS},
 }
+
+
+def cached_wheels() -> Path:
+    """The wheels dev/test fetches once (build backends; the suite stays offline): the
+    test fails in CI where they are missing, and is skipped elsewhere."""
+    import pytest
+
+    value = os.environ.get("LAYERVENV_TEST_WHEELS")
+    path = Path(value) if value else Path(__file__).resolve().parent.parent / ".cache" / "wheels"
+    if not (path / ".complete").exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"build backend wheels missing in {path}: dev/test downloads them")
+        pytest.skip(f"build backend wheels missing in {path}: run dev/test once")
+    return path

@@ -97,6 +97,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return run(args.dir, command)
 
 
+def _cmd_pack(args: argparse.Namespace) -> int:
+    from layervenv.commands.pack import pack
+
+    emit(pack(args.dir, args.output), args.format)
+    return 0
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     from layervenv.commands.list import list_layer
 
@@ -206,6 +213,20 @@ def build_parser() -> argparse.ArgumentParser:
                      help="the command to run")
     run.set_defaults(func=_cmd_run)
 
+    packing = sub.add_parser("pack",
+                             help="one archive of the layer for batch jobs (Slurm, HTCondor)",
+                             description="Pack the layer into a .tar.gz that a job unpacks "
+                                         "anywhere: tar -xzf FILE -C DEST, then "
+                                         "DEST/NAME/bin/layervenv-run COMMAND [ARGS...]. "
+                                         "Editable projects are packed as a snapshot of "
+                                         "their current code.")
+    packing.add_argument("dir", metavar="DIR", nargs="?",
+                         help="the layer (default: the active one, $VIRTUAL_ENV)")
+    packing.add_argument("-o", "--output", metavar="FILE",
+                         help="the archive (default: NAME.tar.gz in the current directory)")
+    _add_format(packing)
+    packing.set_defaults(func=_cmd_pack)
+
     listing = sub.add_parser("list", help="every distribution the layer sees, and where from",
                              description="List every distribution the layer's interpreter "
                                          "sees: the copy that wins, its origin (layer, "
@@ -243,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--keep", action="store_true", help="keep the demo directory")
     demo.add_argument("--python", metavar="PATH", help="interpreter of the simulated stack")
     demo.set_defaults(func=_cmd_demo)
-    for command in (create, lock, rebase, run, listing, check, demo):
+    for command in (create, lock, rebase, run, packing, listing, check, demo):
         command.set_defaults(command_parser=command)
     return parser
 

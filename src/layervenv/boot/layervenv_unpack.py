@@ -1,0 +1,220 @@
+# layervenv: runs on the stack's Python (3.6+, stdlib only; checked by vermin)
+"""First run of a packed layer on a worker: check it, check the stack, put it in place.
+
+``layervenv pack`` ships this file as ``DIR/.layervenv-pack/unpack.py``; the
+archive's ``bin/layervenv-run`` starts it with the stack's interpreter (``-I``:
+nothing of the job's environment counts) the first time the unpacked layer is used
+at a path, then sources ``bin/activate`` and runs the command.  Nothing of
+layervenv is installed on the worker, so this is stdlib only and runs on the
+stack's Python, whatever version it is (3.6 and later).
+
+What it does, in this order (each step can refuse with one line, exit status 2):
+
+1. the unpacked layer is complete: the manifest, written last into the archive, is
+   there and every file it lists has its size (a truncated archive is never used);
+2. the layer's new path can be written into its scripts (the characters the pack
+   found its renderer quotes verbatim);
+3. the stack is the recorded one: the interpreter reports the recorded Python X.Y
+   (another micro version: a warning), the stack's directories exist; another set of
+   distributions on the stack (its fingerprint) is a one-line warning;
+4. the files that name the layer's path are written from the pack's templates:
+   activation scripts and ``layervenv.toml`` were rendered by layervenv itself with a
+   placeholder path, which is replaced here by the real one; console scripts get the
+   ``#!`` line installers write for the new path; directory links (``lib64``) that
+   HTCondor's file transfer would not carry are made again;
+5. a marker naming the path is written last.
+
+Every file is written under a temporary name and renamed into place, and the same
+inputs give the same bytes: concurrent first runs of one directory (a job array on
+a shared file system) each write the same files, and whichever rename comes last
+changes nothing.  A run killed half-way leaves no marker: the next run does it all
+again.  The templates are kept, so a directory moved again is put in place again.
+"""
+
+import contextlib
+import hashlib
+import json
+import os
+import shlex
+import site
+import sys
+
+PACK_DIR = ".layervenv-pack"
+MANIFEST = "manifest.json"
+MARKER = "unpacked"
+TEMPLATES = "templates"
+#: the longest ``#!`` line Linux reads whole (as installers decide)
+SHEBANG_LIMIT = 127
+DIST_SUFFIXES = (".dist-info", ".egg-info", ".egg")
+
+
+class Refusal(Exception):
+    """One line for the user; the layer is not used."""
+
+
+def stack_fingerprint(directories):
+    """sha256 over the distributions found in ``directories`` and the interpreter's own
+    site-packages, one ``DIR/NAME`` line each, sorted.
+
+    ``layervenv pack`` runs this same function with the stack's interpreter, so the
+    worker compares like with like.  Reading directory names only keeps it fast on
+    CVMFS (no metadata file is opened).
+    """
+    lines = []
+    for directory in list(directories) + list(site.getsitepackages()):
+        try:
+            names = os.listdir(directory)
+        except OSError:
+            continue
+        lines.extend(directory + "/" + name for name in names if name.endswith(DIST_SUFFIXES))
+    return hashlib.sha256("\n".join(sorted(lines)).encode("utf-8")).hexdigest()
+
+
+def load_manifest(root):
+    path = os.path.join(root, PACK_DIR, MANIFEST)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        raise Refusal(f"{root} is incomplete (its archive was truncated or not fully unpacked: "
+                      f"{path} is missing or damaged); unpack the archive again") from None
+
+
+def check_complete(root, manifest):
+    """Every file the archive held is there with its size, every link with its target."""
+    for rel, size in manifest["files"].items():
+        try:
+            found = os.lstat(os.path.join(root, rel)).st_size
+        except OSError:
+            found = None
+        if found != size:
+            raise Refusal("{} is incomplete ({} is {}; the archive was truncated or not fully "
+                          "unpacked): unpack the archive again".format(
+                              root, rel, "missing" if found is None else "cut short"))
+    for rel, target in manifest["links"].items():
+        try:
+            found = os.readlink(os.path.join(root, rel))
+        except OSError:
+            found = None
+        if found != target:
+            raise Refusal(f"{root} is incomplete (the link {rel} is missing): unpack the archive "
+                          "again")
+
+
+def check_path(root, manifest):
+    bad = sorted(set(c for c in root if c in manifest["unsafe_characters"]))
+    if bad:
+        raise Refusal("the layer cannot be used at {!r}: its path holds {}, which its "
+                      "activation scripts cannot hold; unpack it elsewhere".format(
+                          root, " ".join(repr(c) for c in bad)))
+
+
+def check_stack(stack):
+    """Refuse a stack that is not there or is another Python; warn about drift."""
+    here = ".".join(str(n) for n in sys.version_info[:3])
+    recorded = stack["python_version"]
+    if here.split(".")[:2] != recorded.split(".")[:2]:
+        raise Refusal("the stack's interpreter {} is Python {}, but the layer was made on "
+                      "Python {}: set up the release the layer was made on".format(
+                          stack["python"], here, recorded))
+    for directory in stack["directories"]:
+        if not os.path.isdir(directory):
+            raise Refusal(f"the stack of this layer is missing: directory {directory} (is CVMFS "
+                          "mounted? was the release removed?)")
+    warnings = []
+    if here != recorded:
+        warnings.append("the stack's interpreter {} is Python {}, the layer was packed on {}"
+                        .format(stack["python"], here, recorded))
+    found = stack_fingerprint(stack["directories"])
+    if found != stack["fingerprint"]:
+        warnings.append("the stack's distributions are not those the layer was packed on "
+                        "(fingerprint {} instead of {}): another build of the release?"
+                        .format(found[:12], stack["fingerprint"][:12]))
+    return warnings
+
+
+def shebang(executable):
+    """The ``#!`` header an installer writes for ``executable`` (as ``installer`` does:
+    a ``/bin/sh`` trampoline where the path has a space or is too long)."""
+    data = executable.encode("utf-8")
+    if b" " not in data and len(data) + 3 <= SHEBANG_LIMIT:
+        return b"#!" + data + b"\n"
+    quoted = shlex.quote(executable).encode("utf-8")
+    return b"#!/bin/sh\n'''exec' " + quoted + b' "$0" "$@"\n' + b"' '''\n"
+
+
+def write_atomically(path, data, mode):
+    """Same bytes by every concurrent writer; a reader sees the old file or the new one."""
+    directory = os.path.dirname(path)
+    if not os.path.isdir(directory):
+        os.makedirs(directory, exist_ok=True)
+    temporary = f"{path}.layervenv-{os.getpid()}-{os.urandom(4).hex()}"
+    try:
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+        os.chmod(temporary, mode)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def link_atomically(path, target):
+    if os.path.islink(path) and os.readlink(path) == target:
+        return
+    temporary = f"{path}.layervenv-{os.getpid()}-{os.urandom(4).hex()}"
+    os.symlink(target, temporary)
+    os.replace(temporary, path)
+
+
+def put_in_place(root, manifest):
+    """Write every file that names the layer's path, for ``root``."""
+    placeholder = manifest["placeholder"].encode("utf-8")
+    new = root.encode("utf-8")
+    templates = os.path.join(root, PACK_DIR, TEMPLATES)
+    for entry in manifest["templates"]:
+        with open(os.path.join(templates, entry["path"]), "rb") as handle:
+            body = handle.read()
+        if entry["kind"] == "script":
+            data = shebang(os.path.join(root, entry["python"])) + body
+        else:
+            data = body.replace(placeholder, new)
+        write_atomically(os.path.join(root, entry["path"]), data, entry["mode"])
+    for rel, target in manifest["directory_links"].items():
+        link_atomically(os.path.join(root, rel), target)
+    write_atomically(os.path.join(root, PACK_DIR, MARKER), new + b"\n", 0o644)
+
+
+def unpack(root):
+    """Check and put in place the layer at ``root``; return the warnings to show."""
+    manifest = load_manifest(root)
+    check_complete(root, manifest)
+    check_path(root, manifest)
+    warnings = check_stack(manifest["stack"])
+    put_in_place(root, manifest)
+    return warnings
+
+
+def main(argv):
+    if argv[:1] == ["--fingerprint"]:
+        print(stack_fingerprint(argv[1:]))
+        return 0
+    if len(argv) != 1:
+        sys.stderr.write("usage: unpack.py LAYER_DIR | --fingerprint DIR...\n")
+        return 2
+    try:
+        for warning in unpack(argv[0]):
+            sys.stderr.write(f"layervenv-run: warning: {warning}\n")
+    except Refusal as refusal:
+        sys.stderr.write(f"layervenv-run: error: {refusal}\n")
+        return 2
+    except OSError as error:
+        sys.stderr.write(f"layervenv-run: error: cannot put the layer in place at {argv[0]}: "
+                         f"{error}\n")
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,348 @@
+"""``layervenv pack``: an archive a job unpacks anywhere and uses with only the stack.
+
+Every test unpacks with the real ``tar`` and runs ``bin/layervenv-run`` from an empty
+environment (``env -i``), and asks the job's own interpreter (importlib.metadata, a
+real import) or a real shell what it sees.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from helpers import POSIX_SHELLS, SHELLS, run_shell, run_tool
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from packlayer import (
+    PROJECT_MARK,
+    PROJECT_VERSION,
+    Packed,
+    make_batch_layer,
+    pack_layer,
+    packed_layer,
+    report,
+    run_in_job,
+    unpack,
+)
+
+from layervenv.commands.pack import PLACEHOLDER, rendered_files, script_header, unsafe_characters
+from layervenv.layer import Layer, LayerConfig, StackRecord
+from layervenv.simstack import SimStack, build_stack
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
+
+
+@pytest.fixture(scope="module")
+def packed(tmp_path_factory: pytest.TempPathFactory, _built_stack: SimStack) -> Packed:
+    return packed_layer(tmp_path_factory, _built_stack)
+
+
+def test_job_sees_layer_stack_and_snapshot(packed, tmp_path, stack):
+    layer, archive, result = packed.layer, packed.archive, packed.result
+    assert [(s["name"], s["version"]) for s in result["snapshots"]] == [
+        ("hepconf", PROJECT_VERSION)]
+    os.rename(layer.parent / "project", layer.parent / "away")  # the worker cannot see it
+    try:
+        _job_sees(archive, tmp_path, stack)
+    finally:
+        os.rename(layer.parent / "away", layer.parent / "project")
+
+
+def _job_sees(archive, tmp_path, stack):
+    unpacked = unpack(archive, tmp_path / "job dir with spaces")
+    seen = report(unpacked)
+    assert seen["prefix"] == str(unpacked)
+    assert seen["hepnum"] == seen["hepnum_module"] == "1.24.2"  # the layer's upgrade wins
+    assert seen["hepnum_file"].startswith(str(unpacked))
+    assert seen["hepfit_file"].startswith(str(stack.site_packages))  # the stack imports
+    assert seen["hepconf"] == PROJECT_VERSION and seen["hepconf_mark"] == PROJECT_MARK
+    assert seen["hepconf_file"].startswith(str(unpacked / "lib"))  # a normal install
+    # layervenv.toml names the new path (read with tomllib, not with layervenv)
+    config = tomllib.loads((unpacked / "layervenv.toml").read_text())
+    assert config["layervenv"]["path"] == str(unpacked)
+    # pip's console script runs the unpacked layer's pip (the path has a space: trampoline)
+    pip = run_in_job(unpacked, "pip", "--version")
+    assert pip.returncode == 0, pip.stderr
+    assert str(unpacked / "lib") in pip.stdout
+
+
+@pytest.mark.parametrize("shell", [*POSIX_SHELLS, "fish", "tcsh", "csh"])
+def test_activation_after_first_run(packed, tmp_path, shell):
+    archive = packed.archive
+    unpacked = unpack(archive, tmp_path / "jobs")
+    assert run_in_job(unpacked, "true").returncode == 0
+    syntax = SHELLS[shell]
+    script = "\n".join([
+        syntax.source(unpacked),
+        "python -c 'import hepnum, sys; print(hepnum.__version__, sys.prefix)'",
+        "deactivate",
+    ])
+    env = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    out = run_shell(shell, script, env).stdout.split()
+    assert out == ["1.24.2", str(unpacked)]
+
+
+def test_exit_status_signals_and_streams_are_the_commands(packed, tmp_path):
+    archive = packed.archive
+    unpacked = unpack(archive, tmp_path / "jobs")
+    result = run_in_job(unpacked, "sh", "-c", "echo out; echo err >&2; exit 7")
+    assert (result.returncode, result.stdout, result.stderr) == (7, "out\n", "err\n")
+    killed = run_in_job(unpacked, "sh", "-c", "kill -TERM $$")
+    assert killed.returncode == -15
+    # no PATH in the job: the shell's default one, behind the layer's bin
+    tools = run_in_job(unpacked, "sh", "-c", 'command -v python; command -v tar; echo "$PATH"')
+    python, tar, path = tools.stdout.splitlines()
+    assert (python, tar) == (str(unpacked / "bin" / "python"), shutil.which("tar"))
+    assert path.split(":")[0] == str(unpacked / "bin")
+    missing = run_in_job(unpacked, "no-such-command-here")
+    assert missing.returncode == 127
+    # after the first run, no Python starts before COMMAND: the marker names this path
+    assert (unpacked / ".layervenv-pack" / "unpacked").read_text() == f"{unpacked}\n"
+
+
+def test_archive_is_reproducible_and_transferable(packed, tmp_path, stack):
+    layer, archive = packed.layer, packed.archive
+    again = tmp_path / "again.tar.gz"
+    human = run_tool("pack", str(layer), "-o", str(again), env=packed.env).stdout
+    assert f"snapshot of editable hepconf {PROJECT_VERSION} from {layer.parent / 'project'}" \
+        in human
+    assert hashlib.sha256(archive.read_bytes()).digest() == \
+        hashlib.sha256(again.read_bytes()).digest()
+    with tarfile.open(archive) as tar:
+        members = tar.getmembers()
+    names = [m.name for m in members]
+    assert names[-1] == "ana/.layervenv-pack/manifest.json"
+    assert names[:-1] == sorted(names[:-1], key=lambda n: n.split("/"))
+    owners = {(m.uid, m.gid, m.uname, m.gname, m.mtime) for m in members}
+    assert owners == {(0, 0, "", "", 946684800)}
+    # no link to a directory (HTCondor's file transfer drops them): lib64 is made again
+    assert "ana/lib64" not in names
+    assert not any("__editable__" in n or (n.endswith(".pth") and "hepconf" in n) for n in names)
+    assert (layer / "lib64").is_symlink()
+    unpacked = unpack(archive, tmp_path / "jobs")
+    assert run_in_job(unpacked, "true").returncode == 0
+    assert os.readlink(unpacked / "lib64") == "lib"
+
+
+def test_bytecode_stays_valid_after_unpacking(packed, tmp_path):
+    """Normalised mtimes must not make every job recompile (PYTHONDONTWRITEBYTECODE)."""
+    archive = packed.archive
+    unpacked = unpack(archive, tmp_path / "jobs")
+    code = ("import importlib.util, os, _layervenv_boot as m; "
+            "data = open(importlib.util.cache_from_source(m.__file__), 'rb').read(); "
+            "print(int.from_bytes(data[8:12], 'little') == int(os.stat(m.__file__).st_mtime))")
+    result = run_in_job(unpacked, "python", "-c", code)
+    assert result.stdout.strip() == "True", result.stderr
+
+
+VERSION = ("python", "-c", "import hepnum; print(hepnum.__version__)")
+
+
+def test_concurrent_first_runs(packed, tmp_path):
+    """A job array on a shared directory: many first runs at once all work."""
+    archive = packed.archive
+    trials, width = 4, 8
+    for trial in range(trials):
+        unpacked = unpack(archive, tmp_path / f"shared{trial}")
+        with ThreadPoolExecutor(width) as pool:
+            results = list(pool.map(lambda where: run_in_job(where, *VERSION),
+                                    [unpacked] * width))
+        assert [(r.returncode, r.stdout, r.stderr) for r in results] == \
+            [(0, "1.24.2\n", "")] * width
+        leftovers = [p for p in unpacked.rglob("*.layervenv-*") if p.name != ".layervenv-pack"]
+        assert leftovers == []
+
+
+def test_truncated_archive_is_never_used(packed, tmp_path):
+    archive = packed.archive
+    data = archive.read_bytes()
+    for fraction in (0.3, 0.6, 0.95):
+        cut = tmp_path / f"cut{fraction}.tar.gz"
+        cut.write_bytes(data[: int(len(data) * fraction)])
+        dest = tmp_path / f"dest{fraction}"
+        dest.mkdir()
+        tar = subprocess.run(["tar", "-xzf", str(cut), "-C", str(dest)], capture_output=True)
+        assert tar.returncode != 0  # tar says so itself
+        launcher = dest / "ana" / "bin" / "layervenv-run"
+        result = run_in_job(dest / "ana", "python", "-c", "print('ran')")
+        if launcher.exists():
+            assert result.returncode == 2 and result.stdout == ""
+            assert result.stderr.count("\n") == 1 and "incomplete" in result.stderr
+        else:
+            assert result.returncode != 0
+    # a file cut short in a directory that has its manifest is refused too
+    unpacked = unpack(archive, tmp_path / "whole")
+    victim = next((unpacked / "lib").rglob("hepnum/__init__.py"))
+    victim.write_bytes(victim.read_bytes()[:5])
+    result = run_in_job(unpacked, "true")
+    assert result.returncode == 2 and "cut short" in result.stderr, result.stderr
+    assert not (unpacked / "bin" / "activate").exists()
+
+
+def test_a_path_the_scripts_cannot_hold_is_refused(packed, tmp_path):
+    archive = packed.archive
+    unpacked = unpack(archive, tmp_path / "it's here")
+    result = run_in_job(unpacked, "true")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "\"'\"" in result.stderr
+
+
+@pytest.fixture
+def own_stack(tmp_path):
+    """A stack of this test's own, which it may break (the shared one must stay intact)."""
+    stack = build_stack(tmp_path / "stack" / "LCG_own", Path(sys._base_executable))
+    return stack
+
+
+def _layer_on(stack, tmp_path, base_env):
+    env = stack.env(base_env)
+    env.update(PIP_NO_INDEX="1", PIP_FIND_LINKS=str(stack.wheelhouse))
+    layer = make_batch_layer(tmp_path / "home", stack, env, editable=False)
+    archive = tmp_path / "ana.tar.gz"
+    pack_layer(layer, archive, env)
+    return unpack(archive, tmp_path / "job")
+
+
+def test_missing_stack(own_stack, tmp_path, base_env):
+    unpacked = _layer_on(own_stack, tmp_path, base_env)
+    os.rename(own_stack.site_packages, own_stack.site_packages.with_name("gone"))
+    result = run_in_job(unpacked, "python", "-c", "print('ran')")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.count("\n") == 1 and "stack of this layer is missing" in result.stderr
+    os.rename(own_stack.site_packages.with_name("gone"), own_stack.site_packages)
+    os.rename(own_stack.root, own_stack.root.with_name("elsewhere"))  # CVMFS not mounted
+    result = run_in_job(unpacked, "python", "-c", "print('ran')")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.count("\n") == 1 and "interpreter" in result.stderr
+
+
+def test_another_release(own_stack, tmp_path, base_env):
+    from helpers import other_python
+
+    unpacked = _layer_on(own_stack, tmp_path, base_env)
+    # another build of the release: a distribution more on the stack -> one warning, runs
+    extra = own_stack.site_packages / "newpkg-1.0.dist-info"
+    extra.mkdir()
+    result = run_in_job(unpacked, "python", "-c", "import hepnum; print(hepnum.__version__)")
+    assert (result.returncode, result.stdout) == (0, "1.24.2\n")
+    assert result.stderr.count("\n") == 1 and "warning" in result.stderr
+    assert "fingerprint" in result.stderr
+    # another Python at the stack's path: refused before anything runs
+    other = other_python()
+    if other is None:
+        pytest.skip("no interpreter of another Python version")
+    os.unlink(own_stack.python)
+    os.symlink(other, own_stack.python)
+    (unpacked / ".layervenv-pack" / "unpacked").unlink()  # a fresh unpack of it
+    result = run_in_job(unpacked, "python", "-c", "print('ran')")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.count("\n") == 1 and "made on Python" in result.stderr
+
+
+def test_pack_errors_are_one_line(packed, tmp_path, base_env):
+    result = run_tool("pack", str(tmp_path / "nope"), env=base_env, check=False)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "Traceback" not in result.stderr
+    unwritable = run_tool("pack", str(packed.layer), "-o", str(tmp_path / "no" / "x.tar.gz"),
+                          env=packed.env, check=False)
+    assert unwritable.returncode == 2 and unwritable.stderr.count("\n") == 1
+    assert unwritable.stdout == "" and "Traceback" not in unwritable.stderr
+    help_text = run_tool("pack", "--help", env=base_env).stdout
+    assert "layervenv-run" in help_text
+
+
+def test_first_runs_killed_half_way(packed, tmp_path):
+    """A job killed during its first run leaves a directory the next run completes."""
+    archive = packed.archive
+    trials = 12
+    for trial in range(trials):
+        unpacked = unpack(archive, tmp_path / f"k{trial}")
+        process = subprocess.Popen([str(unpacked / "bin" / "layervenv-run"), "true"], env={})
+        time.sleep(0.02 * trial)  # spread over the ~0.3 s a first run takes here
+        process.kill()
+        process.wait()
+        result = run_in_job(unpacked, *VERSION)
+        assert (result.returncode, result.stdout, result.stderr) == (0, "1.24.2\n", "")
+
+
+# --- the placeholder: rendering for it and replacing it is rendering for the path -------
+
+SAFE = st.characters(blacklist_characters="\'!:\n\0\\", blacklist_categories=("Cs", "Cc"))
+
+
+@functools.lru_cache(maxsize=1)
+def _templates() -> tuple[Layer, dict[str, bytes], str]:
+    layer = Layer(root=Path("/made/here/ana"), config=LayerConfig(
+        stack=StackRecord(python="/stack/bin/python3", python_version="3.11.7",
+                          environment={"prepend": {"PYTHONPATH": ["/stack/lib/site"]},
+                                       "set": {"STACKVAR": "x"}}),
+        prompt="ana", purelib="lib/python3.11/site-packages", path="/made/here/ana"))
+    templates = rendered_files(layer, PLACEHOLDER)
+    return layer, templates, unsafe_characters(layer, templates)
+
+
+def test_unsafe_characters_are_the_quoted_ones():
+    """' (every shell's quotes), \\ (fish's, TOML's), ! (csh), " (TOML), and what a layer
+    path can never hold."""
+    assert set(_templates()[2]) == set("\0\n:!'\\\"")
+
+
+@settings(max_examples=60, deadline=None)
+@given(parts=st.lists(st.text(SAFE, min_size=1, max_size=12).filter(
+    lambda p: p not in (".", "..") and "/" not in p), min_size=1, max_size=4))
+def test_templates_render_like_the_real_path(parts):
+    layer, templates, unsafe = _templates()
+    path = "/" + "/".join(parts)
+    assume(not any(c in unsafe for c in path))
+    expected = rendered_files(layer, path)
+    assert {rel: data.replace(PLACEHOLDER.encode(), path.encode())
+            for rel, data in templates.items()} == expected
+
+
+@pytest.mark.parametrize("root", ["/short/ana", "/with space/ana", "/long" + "x" * 130])
+def test_worker_shebang_is_the_installers(root):
+    from installer.scripts import Script
+
+    from layervenv.boot.layervenv_unpack import shebang
+
+    executable = f"{root}/bin/python"
+    _, data = Script("x", "mod", "main", "console").generate(executable, "posix")
+    assert data.startswith(shebang(executable))
+    assert script_header(data, root) == (len(shebang(executable)), "bin/python")
+
+
+@pytest.mark.parametrize("version", ["3.6", "3.13"])
+def test_unpacked_on_the_oldest_and_newest_python(version, tmp_path, base_env):
+    """The worker-side code and the bytecode headers on the stack's own Python."""
+    import glob
+
+    found = sorted(glob.glob(f"/root/.pyenv/versions/{version}*/bin/python{version}"))
+    if not found:
+        pytest.skip(f"no Python {version} here")
+    layer = tmp_path / "old"
+    run_tool("create", str(layer), "--python", found[-1], env=base_env)
+    run_tool("pack", str(layer), "-o", str(tmp_path / "old.tar.gz"), env=base_env)
+    unpacked = unpack(tmp_path / "old.tar.gz", tmp_path / "job dir")
+    code = ("import os, sys, _layervenv_boot as m; "
+            "at = 4 if sys.version_info < (3, 7) else 8; "  # the PEP 552 flags word
+            "data = open(m.__cached__, 'rb').read(); "
+            "valid = int.from_bytes(data[at:at + 4], 'little') == "
+            "int(os.stat(m.__file__).st_mtime); "
+            "print('%d.%d' % sys.version_info[:2], sys.prefix, valid, sep='|')")
+    result = run_in_job(unpacked, "python", "-c", code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().split("|") == [version, str(unpacked), "True"]
+    pip = run_in_job(unpacked, "pip", "--version")
+    assert pip.returncode == 0 and str(unpacked) in pip.stdout, pip.stderr
