@@ -34,6 +34,7 @@ from layervenv.interpreter import Interpreter, find_default_python, probe_interp
 from layervenv.layer import CONFIG_NAME, Layer, LayerConfig, StackRecord, is_layer
 from layervenv.seed import install_wheel
 from layervenv.stack import StackEnvironment, capture_setup
+from layervenv.toolshim import write_tool_shim
 
 FORBIDDEN_IN_PATH = {":": "a colon (PATH cannot hold it)", "\n": "a newline", "\0": "a NUL"}
 
@@ -162,6 +163,7 @@ def build_layer(
     write_pyvenv_cfg(staging, interp, options.prompt)
     install_boot_hook(staging / interp.purelib, interp.hook_bytecode)
     write_activation_scripts(layer, staging / interp.scripts)
+    write_tool_shim(staging / interp.scripts)
     pip_version = None
     if not options.without_pip:
         wheel = interp.newest_pip_wheel()
