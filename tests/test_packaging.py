@@ -43,12 +43,20 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def test_build_and_twine_check_pass(dist):
+def _twine() -> list[str]:
+    """twine from its own venv (dev/test: LAYERVENV_TWINE), else the test Python's."""
+    twine = os.environ.get("LAYERVENV_TWINE") or str(REPO / ".cache" / "tools" / "bin" / "twine")
+    if os.access(twine, os.X_OK):
+        return [twine]
     _needs("twine")
+    return [sys.executable, "-m", "twine"]
+
+
+def test_build_and_twine_check_pass(dist):
     files = sorted(dist.iterdir())
     assert sorted(f.suffix for f in files) == [".gz", ".whl"]
-    result = subprocess.run([sys.executable, "-m", "twine", "check", "--strict",
-                             *map(str, files)], capture_output=True, text=True, check=False)
+    result = subprocess.run([*_twine(), "check", "--strict", *map(str, files)],
+                            capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -30,7 +30,12 @@ from layervenv import __version__
 from layervenv.activation import without_active_environment, write_activation_scripts
 from layervenv.boot import install_boot_hook
 from layervenv.errors import UserError
-from layervenv.interpreter import Interpreter, find_default_python, probe_interpreter
+from layervenv.interpreter import (
+    Interpreter,
+    find_default_python,
+    probe_interpreter,
+    python_from_option,
+)
 from layervenv.layer import CONFIG_NAME, Layer, LayerConfig, StackRecord, is_layer
 from layervenv.seed import install_wheel
 from layervenv.stack import StackEnvironment, capture_setup
@@ -278,7 +283,7 @@ def _environment_and_python(options: CreateOptions) -> tuple[dict[str, str], Pat
     if options.setup:
         captured, environ = capture_setup(options.setup, environ)
     if options.python:
-        return environ, Path(options.python), captured
+        return environ, python_from_option(options.python, environ.get("PATH", "")), captured
     if options.setup:
         found = shutil.which("python3", path=environ.get("PATH", ""))
         if not found:
