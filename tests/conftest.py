@@ -92,3 +92,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "network" in item.keywords:
             item.add_marker(skip)
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def wheel_cache() -> Path:
+    """Where downloaded wheels are kept for offline reruns (dev/test fills it)."""
+    return Path(os.environ.get("LAYERVENV_TEST_WHEELS") or REPO / ".cache" / "wheels")
+
+
+@pytest.fixture(scope="session")
+def zipapp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """layervenv.pyz built by dev/build-zipapp from this checkout (as CI builds it)."""
+    import subprocess
+
+    out = tmp_path_factory.mktemp("zipapp") / "layervenv.pyz"
+    subprocess.run([sys.executable, str(REPO / "dev" / "build-zipapp"), str(out),
+                    "--wheels", str(wheel_cache())], check=True, capture_output=True)
+    return out

@@ -507,7 +507,7 @@ def test_lock_to_standard_output(upgraded, tmp_path):
     -``), not to a file named '-'; the summary goes to standard error."""
     result = run_tool("lock", str(upgraded.root), "-o", "-", env=upgraded.env, cwd=tmp_path)
     assert result.stdout == _lock(upgraded, tmp_path).read_text()
-    assert "locked 3 package(s)" in result.stderr and "standard output" in result.stderr
+    assert "locked 3 packages" in result.stderr and "standard output" in result.stderr
     assert not (tmp_path / "-").exists()
     refused = run_tool("lock", str(upgraded.root), "-o", "-", "--format", "json",
                        env=upgraded.env, cwd=tmp_path, check=False)

@@ -1,6 +1,6 @@
-"""``python -m layervenv``."""
+"""``python -m layervenv``: as the console script, isolated from the stack's PYTHONPATH."""
 
-from layervenv.cli import main
+from layervenv.isolation import console
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    console()

@@ -27,9 +27,27 @@ def _add_format(parser: argparse.ArgumentParser) -> None:
                         help="output for people (default) or for programs")
 
 
+#: ``create`` without DIR, as ``uv venv``
+DEFAULT_DIR = ".venv"
+
+
+def _add_verbosity(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("-q", "--quiet", action="store_true",
+                       help="print nothing but errors and warnings (and --format json)")
+    group.add_argument("-v", "--verbose", action="store_true",
+                       help="say which tool runs, and show progress even when not on a "
+                            "terminal (on standard error)")
+
+
 def _cmd_create(args: argparse.Namespace) -> int:
     from layervenv.commands.create import CreateOptions, create
 
+    if args.system_site_packages and not args.quiet:
+        print("layervenv: note: --system-site-packages changes nothing: a layer always sees "
+              "the stack's packages", file=sys.stderr)
+    if args.prompt == ".":
+        args.prompt = os.path.basename(os.getcwd())
     options = CreateOptions(
         directory=args.dir, python=args.python, prompt=args.prompt, clear=args.clear,
         without_pip=args.without_pip, export_pythonpath=args.export_pythonpath,
@@ -145,18 +163,23 @@ def build_parser() -> argparse.ArgumentParser:
         description="A writable Python layer (a venv) on top of a read-only software stack: "
                     "your packages win, the stack stays importable and untouched.",
     )
-    parser.add_argument("--version", action="version", version=f"layervenv {__version__}")
+    parser.add_argument("-V", "--version", action="version", version=f"layervenv {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
     create = sub.add_parser("create", help="create a layer over the stack set up in this shell",
                             description="Create a layer DIR with the stack's python3 "
                                         "(the first on PATH) or --python.")
-    create.add_argument("dir", metavar="DIR", help="directory of the new layer")
-    create.add_argument("--python", metavar="PATH", help="interpreter to use "
-                        "(default: the python3 first on PATH, i.e. the stack's)")
+    create.add_argument("dir", metavar="DIR", nargs="?", default=DEFAULT_DIR,
+                        help=f"directory of the new layer (default: {DEFAULT_DIR}, as uv)")
+    create.add_argument("--python", metavar="PYTHON", help="interpreter to use: a path, a "
+                        "command (python3.12) or a version (3.12: python3.12 on PATH); "
+                        "default: the python3 first on PATH, i.e. the stack's")
     create.add_argument("--prompt", metavar="NAME",
-                        help="prompt prefix when activated (default: DIR's name)")
+                        help="prompt prefix when activated (default: DIR's name; "
+                             "'.': the current directory's name, as venv)")
+    create.add_argument("--system-site-packages", action="store_true",
+                        help="accepted for habit's sake: a layer always sees the stack")
     create.add_argument("--clear", action="store_true", help="replace DIR if it is a layer")
     create.add_argument("--without-pip", action="store_true", help="do not install pip")
     create.add_argument("--export-pythonpath", action="store_true",
@@ -198,7 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     rebase.add_argument("dir", metavar="DIR", nargs="?",
                         help="the layer (default: the active one, $VIRTUAL_ENV)")
     rebase.add_argument("--setup", metavar="CMD", help="command that sets the new stack up")
-    rebase.add_argument("--python", metavar="PATH", help="the new stack's interpreter")
+    rebase.add_argument("--python", metavar="PYTHON",
+                        help="the new stack's interpreter (a path, command or version)")
     _add_sources(rebase)
     _add_format(rebase)
     rebase.set_defaults(func=_cmd_rebase)
@@ -264,7 +288,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--keep", action="store_true", help="keep the demo directory")
     demo.add_argument("--python", metavar="PATH", help="interpreter of the simulated stack")
     demo.set_defaults(func=_cmd_demo)
-    for command in (create, lock, rebase, run, packing, listing, check, demo):
+    from layervenv.commands.completion import add_completion_parser
+
+    add_completion_parser(sub, build_parser)
+    for command in sub.choices.values():
+        _add_verbosity(command)
         command.set_defaults(command_parser=command)
     return parser
 
@@ -279,6 +307,19 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     if unknown:
         args.command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     return args
+
+
+def set_verbosity(args: argparse.Namespace) -> None:
+    """``-q``/``-v`` for the output module; ``-v`` names the tool on standard error."""
+    from layervenv.output import VERBOSITY
+
+    VERBOSITY.quiet = bool(getattr(args, "quiet", False))
+    VERBOSITY.verbose = bool(getattr(args, "verbose", False))
+    if VERBOSITY.verbose:
+        from layervenv.isolation import package_home
+
+        print(f"layervenv: layervenv {__version__} from {package_home()}, Python "
+              f"{sys.version.split()[0]} ({sys.executable})", file=sys.stderr)
 
 
 def demote_pythonpath() -> None:
@@ -310,6 +351,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         handle_interrupts()
         demote_pythonpath()
         args = parse_arguments(argv)
+        set_verbosity(args)
         status = int(args.func(args) or 0)
         ignore_interrupts()
         return status

@@ -26,6 +26,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from functools import cache
+from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -47,7 +48,8 @@ from layervenv.stack import (
     site_packages_not_on_pythonpath,
 )
 
-PROBE_SOURCE = Path(__file__).with_name("probe.py")
+#: read as a resource: the package may be inside layervenv.pyz, where files have no path
+PROBE_SOURCE = resources.files("layervenv").joinpath("probe.py")
 PROBE_TIMEOUT = 120
 
 ORIGINS = ("layer", "editable", "user-site", "stack")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -102,6 +103,25 @@ def find_default_python(path: str | None = None) -> Path:
     if not found:
         raise UserError("no python3 on PATH: set up the stack first, or pass --python PATH")
     return Path(found)
+
+
+def python_from_option(value: str, path: str | None = None) -> Path:
+    """``--python``: a path, a command on ``path`` (``python3.12``), or a version.
+
+    A version (``3.11``, ``3``) means ``python3.11`` (``python3``) on PATH, as ``uv`` and
+    ``virtualenv`` read it: after the stack's setup, the stack's own build of that version.
+    """
+    if re.fullmatch(r"3(\.\d+)?", value):
+        found = shutil.which(f"python{value}", path=path)
+        if not found:
+            raise UserError(f"no python{value} on PATH for --python {value}: set up a stack "
+                            "that has it, or pass the interpreter's path")
+        return Path(found)
+    if os.sep not in value:
+        found = shutil.which(value, path=path)
+        if found:
+            return Path(found)
+    return Path(value)
 
 
 def _relative(path: str) -> str:

@@ -29,6 +29,7 @@ from packaging.version import Version
 from layervenv.errors import UserError
 from layervenv.inspection import inspect_layer
 from layervenv.layer import Layer
+from layervenv.output import progress
 from layervenv.seed import install_wheel
 
 #: pip's ``--dry-run --report`` appeared in pip 22.2.
@@ -63,6 +64,7 @@ def run_pip(python: Path, args: Sequence[str], environ: dict[str, str], what: st
             sources: Sources = Sources()) -> subprocess.CompletedProcess[str]:
     """``python -m pip ARGS`` with the sources; a failure is a UserError showing pip's words."""
     command = [str(python), "-m", "pip", *args, *sources.args()]
+    progress(what)
     try:
         result = subprocess.run(command, env=pip_environment(environ), capture_output=True,
                                 text=True, check=False)

@@ -14,6 +14,7 @@ from typing import Any
 from layervenv.importcheck import IMPORT_TIMEOUT, import_problems
 from layervenv.inspection import Problem, inspect_layer, sort_problems
 from layervenv.layer import Layer, find_leftovers
+from layervenv.output import count
 
 
 @dataclass
@@ -36,8 +37,8 @@ class CheckResult:
         lines = [f"{p.severity:<7}  {p.kind:<{width}}  {p.message}" for p in self.problems]
         errors = sum(p.severity == "error" for p in self.problems)
         warnings = len(self.problems) - errors
-        lines.append(f"{errors} error{'s' * (errors != 1)}, "
-                     f"{warnings} warning{'s' * (warnings != 1)} in layer {self.layer}")
+        lines.append(f"{count(errors, 'error')}, {count(warnings, 'warning')} "
+                     f"in layer {self.layer}")
         return "\n".join(lines)
 
 

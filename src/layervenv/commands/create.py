@@ -29,7 +29,12 @@ from layervenv import __version__
 from layervenv.activation import without_active_environment, write_activation_scripts
 from layervenv.boot import install_boot_hook
 from layervenv.errors import UserError
-from layervenv.interpreter import Interpreter, find_default_python, probe_interpreter
+from layervenv.interpreter import (
+    Interpreter,
+    find_default_python,
+    probe_interpreter,
+    python_from_option,
+)
 from layervenv.interrupts import uninterrupted
 from layervenv.layer import (
     CONFIG_NAME,
@@ -44,6 +49,7 @@ from layervenv.layer import (
 from layervenv.renames import exchange, rename_new
 from layervenv.seed import install_wheel
 from layervenv.stack import StackEnvironment, capture_setup
+from layervenv.toolshim import write_tool_shim
 from layervenv.writelock import INSIDE_NAME, layer_write_lock
 
 FORBIDDEN_IN_PATH = {
@@ -221,6 +227,7 @@ def build_layer(
     write_pyvenv_cfg(staging, interp, options.prompt)
     install_boot_hook(staging / interp.purelib, interp.hook_bytecode)
     write_activation_scripts(layer, staging / interp.scripts)
+    write_tool_shim(staging / interp.scripts)
     pip_version = None
     if not options.without_pip:
         wheel = interp.newest_pip_wheel()
@@ -379,7 +386,7 @@ def _environment_and_python(options: CreateOptions) -> tuple[dict[str, str], Pat
     if options.setup:
         captured, environ = capture_setup(options.setup, environ)
     if options.python:
-        return environ, Path(options.python), captured
+        return environ, python_from_option(options.python, environ.get("PATH", "")), captured
     if options.setup:
         found = shutil.which("python3", path=environ.get("PATH", ""))
         if not found:

@@ -20,6 +20,7 @@ from layervenv.commands.create import CreateOptions, create
 from layervenv.commands.list import list_layer
 from layervenv.errors import UserError
 from layervenv.interpreter import probe_interpreter
+from layervenv.output import count
 from layervenv.seed import install_wheel
 from layervenv.simstack import build_stack, sourced_environment, tree_digest
 
@@ -173,5 +174,6 @@ def demo(workdir: str | None = None, keep: bool = False, python: str | None = No
             print(f"\ndemo files kept in {base}")
         else:
             shutil.rmtree(base, ignore_errors=True)
-    print("\nall claims hold" if not story.failures else f"\n{story.failures} claim(s) FAILED")
+    failed = count(story.failures, "claim")
+    print("\nall claims hold" if not story.failures else f"\n{failed} FAILED")
     return 1 if story.failures else 0

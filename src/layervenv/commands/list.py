@@ -18,6 +18,7 @@ from layervenv.inspection import (
     unset_stack_entries,
 )
 from layervenv.layer import Layer
+from layervenv.output import count
 
 
 @dataclass
@@ -65,8 +66,8 @@ class ListResult:
             counts[dist.winner.origin] = counts.get(dist.winner.origin, 0) + 1
         hidden = sum(len(d.shadowed) for d in self.distributions)
         parts = ", ".join(f"{n} {o}" for o, n in sorted(counts.items()))
-        out.append(f"{len(self.distributions)} distributions ({parts}), "
-                   f"{hidden} shadowed {'copy' if hidden == 1 else 'copies'}; "
+        out.append(f"{count(len(self.distributions), 'distribution')} ({parts}), "
+                   f"{count(hidden, 'shadowed copy', 'shadowed copies')}; "
                    f"Python {self.python_version}")
         return "\n".join(out)
 

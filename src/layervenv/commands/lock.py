@@ -34,6 +34,7 @@ from layervenv.lockfile import (
     layer_distributions,
     url_to_path,
 )
+from layervenv.output import count
 from layervenv.packages import (
     PipFailed,
     Sources,
@@ -59,9 +60,9 @@ class LockResult:
 
     def human(self) -> str:
         names = ", ".join(f"{n} {v}" for n, v in self.packages.items()) or "none"
-        lines = [f"locked {len(self.packages)} package(s) of {self.layer} to {self.path} "
+        lines = [f"locked {count(len(self.packages), 'package')} of {self.layer} to {self.path} "
                  f"({self.seconds:.2f} s): {names}",
-                 f"stack: {self.stack_distributions} distributions, fingerprint "
+                 f"stack: {count(self.stack_distributions, 'distribution')}, fingerprint "
                  f"{self.stack_fingerprint[:16]}"]
         return "\n".join(lines + self.notes)
 

@@ -1,0 +1,190 @@
+"""Conventions people type from habit: -V, -q/-v, --system-site-packages, --python 3.X,
+--prompt ., a default DIR, plurals, progress lines, and generated shell completion
+checked in the real shells (their own completion machinery, not our parser)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import py, run_tool, shell_path
+from hypothesis import given
+from hypothesis import strategies as st
+
+from layervenv.output import count
+
+COMMANDS = ("create", "lock", "rebase", "run", "list", "check", "demo", "completion")
+
+
+def _help_options(command: str) -> set[str]:
+    """The options ``layervenv COMMAND --help`` shows (argparse's text, read with a regex)."""
+    text = run_tool(command, "--help").stdout
+    # the invocation column: lines "  -x, --xx VALUE   help", up to the help text
+    columns = [line.strip().split("  ")[0] for line in text.split("options:", 1)[1].splitlines()
+               if line.startswith("  -")]
+    return set(re.findall(r"(?<![\w-])(--?[A-Za-z][\w-]*)", " ".join(columns)))
+
+
+def test_dash_capital_v_is_the_version():
+    assert run_tool("-V").stdout == run_tool("--version").stdout
+    assert run_tool("-V").stdout.startswith("layervenv ")
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_quiet_and_verbose(command):
+    assert {"-q", "--quiet", "-v", "--verbose"} <= _help_options(command)
+
+
+def test_quiet_and_verbose_on_create(tmp_path, stack_env):
+    quiet = run_tool("create", "-q", str(tmp_path / "q"), env=stack_env)
+    assert quiet.stdout == "" and (tmp_path / "q" / "layervenv.toml").is_file()
+    loud = run_tool("create", "-v", str(tmp_path / "v"), env=stack_env)
+    assert loud.stderr.startswith("layervenv: layervenv ") and sys.executable in loud.stderr
+    assert loud.stdout.startswith("created layer")
+    both = run_tool("create", "-q", "-v", str(tmp_path / "b"), env=stack_env, check=False)
+    assert both.returncode == 2 and "not allowed with" in both.stderr
+
+
+def test_system_site_packages_is_accepted_and_changes_nothing(tmp_path, stack_env):
+    result = run_tool("create", "--system-site-packages", str(tmp_path / "l"), env=stack_env)
+    assert "--system-site-packages changes nothing" in result.stderr
+    cfg = (tmp_path / "l" / "pyvenv.cfg").read_text()
+    assert "include-system-site-packages = true" in cfg
+    assert py(tmp_path / "l" / "bin" / "python", "import hepconf; print('ok')",
+              stack_env) == "ok"
+
+
+def test_python_version_is_found_on_path(tmp_path, stack_env):
+    """``--python 3.11`` is python3.11 on PATH; the layer's interpreter says so itself."""
+    minor = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / f"python{minor}").symlink_to(sys.executable)
+    env = {**stack_env, "PATH": f"{bin_dir}:{stack_env['PATH']}"}
+    run_tool("create", "--python", minor, str(tmp_path / "l"), env=env)
+    version = py(tmp_path / "l" / "bin" / "python", "import sys; print(sys.version)", env)
+    assert version.startswith(minor + ".")
+    run_tool("create", "--python", f"python{minor}", str(tmp_path / "m"), env=env)
+    missing = run_tool("create", "--python", "3.99", str(tmp_path / "n"), env=env, check=False)
+    assert missing.returncode == 2 and missing.stderr.startswith("layervenv: error: no "
+                                                                 "python3.99 on PATH")
+    assert not (tmp_path / "n").exists()
+
+
+def test_prompt_dot_is_the_current_directory_name(tmp_path, stack_env):
+    project = tmp_path / "my-analysis"
+    project.mkdir()
+    run_tool("create", "--prompt", ".", str(tmp_path / "l"), env=stack_env, cwd=project)
+    out = subprocess.run([shell_path("bash"), "-c", f". {tmp_path}/l/bin/activate && "
+                          'printf %s "$VIRTUAL_ENV_PROMPT"'], env=stack_env,
+                         capture_output=True, text=True, check=True).stdout
+    assert out == "my-analysis"
+
+
+def test_create_without_dir_makes_dot_venv(tmp_path, stack_env):
+    result = run_tool("create", "--format", "json", env=stack_env, cwd=tmp_path)
+    assert json.loads(result.stdout)["path"] == str(tmp_path / ".venv")
+    assert (tmp_path / ".venv" / "pyvenv.cfg").is_file()
+
+
+@given(st.integers(min_value=0, max_value=10**6))
+def test_count_is_singular_for_one_only(number):
+    text = count(number, "distribution")
+    assert text == f"{number} distribution" + ("" if number == 1 else "s")
+    assert count(number, "copy", "copies").endswith("copy" if number == 1 else "copies")
+
+
+def test_list_counts_with_the_right_plural(make_layer):
+    layer = make_layer()
+    human = run_tool("list", str(layer.root), env=layer.env).stdout.splitlines()[-1]
+    number = len(json.loads(run_tool("list", str(layer.root), "--format", "json",
+                                     env=layer.env).stdout))
+    assert human.startswith(count(number, "distribution") + " (")
+
+
+def test_progress_lines_go_to_stderr_with_verbose_only_off_a_terminal(make_layer, tmp_path):
+    layer = make_layer()
+    subprocess.run([str(layer.python), "-m", "pip", "install", "-q", "hepconf==1.0.0"],
+                   env=layer.env, check=True, capture_output=True)
+    plain = run_tool("lock", str(layer.root), "-o", str(tmp_path / "a.toml"), env=layer.env)
+    assert "..." not in plain.stderr
+    loud = run_tool("lock", "-v", str(layer.root), "-o", str(tmp_path / "b.toml"),
+                    env=layer.env)
+    assert re.search(r"^layervenv: .+\.\.\.$", loud.stderr, re.M)
+    assert "..." not in loud.stdout
+
+
+# --- completion, asked of the shells themselves --------------------------------------
+
+def _completion(shell: str, tmp_path: Path) -> Path:
+    path = tmp_path / f"layervenv.{shell}"
+    path.write_text(run_tool("completion", shell).stdout, encoding="utf-8")
+    return path
+
+
+def _bash_complete(script: Path, words: list[str], shell: str = "bash") -> list[str]:
+    """COMPREPLY for the command line ``words`` (the last one being completed)."""
+    array = " ".join("'" + w.replace("'", "'\\''") + "'" for w in words)
+    code = (f"source {script}; COMP_WORDS=({array}); COMP_CWORD={len(words) - 1}; "
+            '_layervenv; printf "%s\\n" "${COMPREPLY[@]}"')
+    if shell == "zsh":  # as zsh's bashcompinit runs the function: sh emulation
+        code = (f"source {script}; emulate sh; COMP_WORDS=({array}); "
+                f"COMP_CWORD={len(words) - 1}; _layervenv; "
+                'printf "%s\\n" "${COMPREPLY[@]}"')
+    out = subprocess.run([shell_path(shell), "-c", code], capture_output=True, text=True,
+                         check=True, cwd=script.parent).stdout
+    return [line for line in out.splitlines() if line]
+
+
+def test_bash_completion_registers_and_completes(tmp_path):
+    script = _completion("bash", tmp_path)
+    registered = subprocess.run([shell_path("bash"), "-c", f"source {script}; complete -p "
+                                 "layervenv"], capture_output=True, text=True, check=True)
+    assert "-F _layervenv" in registered.stdout and registered.stdout.rstrip().endswith(
+        " layervenv")
+    assert _bash_complete(script, ["layervenv", "cre"]) == ["create"]
+    assert set(COMMANDS) <= set(_bash_complete(script, ["layervenv", ""]))
+    assert _bash_complete(script, ["layervenv", "list", "--format", ""]) == ["human", "json"]
+    (tmp_path / "somedir").mkdir()
+    (tmp_path / "somefile").write_text("")
+    assert _bash_complete(script, ["layervenv", "check", "some"]) == ["somedir"]
+    assert "somefile" in _bash_complete(script, ["layervenv", "create", "--from", "some"])
+    assert "bash" in _bash_complete(script, ["layervenv", "run", "d", "--", "bas"])
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_option_of_every_command_completes(tmp_path, command):
+    """What --help lists is what completion offers after '-', in bash and zsh."""
+    for shell in ("bash", "zsh"):
+        script = _completion(shell, tmp_path)
+        offered = set(_bash_complete(script, ["layervenv", command, "-"], shell))
+        assert offered == _help_options(command), shell
+
+
+def test_zsh_registers_the_completion(tmp_path):
+    script = _completion("zsh", tmp_path)
+    out = subprocess.run([shell_path("zsh"), "-f", "-c", f"autoload -U compinit; compinit -u; "
+                          f"source {script}; print -r -- $_comps[layervenv]"],
+                         capture_output=True, text=True, check=True, cwd=tmp_path).stdout
+    assert "_layervenv" in out
+
+
+def test_fish_completes_commands_options_and_values(tmp_path):
+    script = _completion("fish", tmp_path)
+
+    def complete(line: str) -> list[str]:
+        out = subprocess.run([shell_path("fish"), "--no-config", "-c",
+                              f"source {script}; complete -C {json.dumps(line)}"],
+                             capture_output=True, text=True, check=True).stdout
+        return [entry.split("\t")[0] for entry in out.splitlines()]
+
+    assert complete("layervenv cre") == ["create"]
+    assert set(COMMANDS) <= set(complete("layervenv "))
+    assert complete("layervenv list --format ") == ["human", "json"]
+    for command in ("create", "lock", "list"):
+        longs = {o for o in _help_options(command) if o.startswith("--")}
+        assert longs <= set(complete(f"layervenv {command} --")), command
