@@ -53,7 +53,7 @@ PROBE_TIMEOUT = 120
 ORIGINS = ("layer", "editable", "user-site", "stack")
 #: The order problems are shown in (errors first, then this order).
 KINDS = ("moved", "stack-missing", "unreadable", "python-mismatch", "stack-not-set-up",
-         "cwd-on-path", "conflict", "abi", "user-site", "metadata")
+         "cwd-on-path", "conflict", "abi", "user-site", "metadata", "kernel-broken")
 SEVERITIES = ("error", "warning")
 
 

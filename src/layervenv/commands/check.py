@@ -7,10 +7,12 @@ status 0 when there is no error (warnings allowed), 1 when there is one.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from layervenv.inspection import Problem, inspect_layer
+from layervenv.inspection import Problem, inspect_layer, sort_problems
+from layervenv.kernel_check import kernel_problems
 from layervenv.layer import Layer
 
 
@@ -43,5 +45,7 @@ def check_layer(directory: str | None, environ: dict[str, str] | None = None) ->
     """The layer's problems as it runs in ``environ`` (default: this process's)."""
     layer = Layer.from_argument(directory)
     inspection = inspect_layer(layer, environ)
+    kernels = kernel_problems(layer, inspection.view if inspection.report else None,
+                              dict(os.environ if environ is None else environ))
     return CheckResult(layer=str(layer.root), python_version=inspection.python_version,
-                       problems=inspection.problems())
+                       problems=sort_problems(inspection.problems() + kernels))

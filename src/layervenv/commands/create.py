@@ -31,6 +31,7 @@ from layervenv.activation import without_active_environment, write_activation_sc
 from layervenv.boot import install_boot_hook
 from layervenv.errors import UserError
 from layervenv.interpreter import Interpreter, find_default_python, probe_interpreter
+from layervenv.kernel_launcher import keep_kernel_launcher
 from layervenv.layer import CONFIG_NAME, Layer, LayerConfig, StackRecord, is_layer
 from layervenv.seed import install_wheel
 from layervenv.stack import StackEnvironment, capture_setup
@@ -162,6 +163,7 @@ def build_layer(
     write_pyvenv_cfg(staging, interp, options.prompt)
     install_boot_hook(staging / interp.purelib, interp.hook_bytecode)
     write_activation_scripts(layer, staging / interp.scripts)
+    keep_kernel_launcher(layer, staging / interp.scripts)  # the replaced layer's kernels
     pip_version = None
     if not options.without_pip:
         wheel = interp.newest_pip_wheel()
