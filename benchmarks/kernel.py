@@ -7,9 +7,10 @@ against a plain ipykernel (``python -m ipykernel install`` in a plain venv).
 Needs jupyter_client in this interpreter and the ipykernel wheels dev/test caches
 (``.cache/wheels-jupyter``).  Built once, not timed: a simulated stack, a layer on it
 (``--setup``, so the launcher re-establishes the stack) and a plain venv, each with
-ipykernel and all its dependencies, the same versions, from the wheels.  Timed, interleaved, ``--repeat`` times: the install
-command, then jupyter_client's KernelManager starting the kernel from an environment
-with no stack, until ``1+1`` has answered.  Prints medians (and min, max) in ms.
+ipykernel and all its dependencies, the same versions, from the wheels.  Timed,
+interleaved, ``--repeat`` times: the install command, then jupyter_client's
+KernelManager starting the kernel from an environment with no stack, until ``1+1`` has
+answered.  Prints medians (and min, max) in ms.
 """
 
 from __future__ import annotations
