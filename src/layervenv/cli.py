@@ -151,6 +151,79 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def _cmd_kernel_install(args: argparse.Namespace) -> int:
+    from layervenv.commands.kernel import InstallOptions, install
+
+    location = "sys-prefix" if args.sys_prefix else "prefix" if args.prefix else "user"
+    emit(install(InstallOptions(
+        directory=args.dir, name=args.name, display_name=args.display_name, location=location,
+        prefix=args.prefix, install_ipykernel=args.install_ipykernel, sources=_sources(args),
+    )), args.format)
+    return 0
+
+
+def _cmd_kernel_list(args: argparse.Namespace) -> int:
+    from layervenv.commands.kernel import list_kernels
+
+    emit(list_kernels(), args.format)
+    return 0
+
+
+def _cmd_kernel_remove(args: argparse.Namespace) -> int:
+    from layervenv.commands.kernel import remove
+
+    emit(remove(args.name), args.format)
+    return 0
+
+
+def _add_kernel(sub: Any) -> None:
+    """``kernel install|list|remove``."""
+    kernel = sub.add_parser("kernel", help="the layer as a Jupyter kernel (install, list, remove)",
+                            description="Jupyter kernels that start the layer over its stack, "
+                                        "whatever environment the Jupyter server has.")
+    verbs = kernel.add_subparsers(dest="kernel_command", metavar="ACTION")
+    verbs.required = True
+    install = verbs.add_parser(
+        "install", help="write a kernelspec for the layer",
+        description="Write a kernelspec whose launcher (DIR/bin/layervenv-kernel) leaves the "
+                    "server's stacks, re-establishes the layer's own as activation does and "
+                    "starts the layer's Python with ipykernel.")
+    install.add_argument("dir", metavar="DIR", nargs="?",
+                         help="the layer (default: the active one, $VIRTUAL_ENV)")
+    install.add_argument("--name", metavar="NAME",
+                         help="kernel name (default: the layer's name, lowercase)")
+    install.add_argument("--display-name", metavar="TEXT",
+                         help="name shown by Jupyter (default: 'Python (layer NAME)')")
+    where = install.add_mutually_exclusive_group()
+    where.add_argument("--user", action="store_true",
+                       help="in the user's Jupyter data directory (the default): "
+                            "$JUPYTER_DATA_DIR/kernels or ~/.local/share/jupyter/kernels")
+    where.add_argument("--sys-prefix", action="store_true",
+                       help="in the layer's own prefix: DIR/share/jupyter/kernels")
+    where.add_argument("--prefix", metavar="PATH", help="in PATH/share/jupyter/kernels")
+    install.add_argument("--install-ipykernel", action="store_true",
+                         help="install ipykernel into the layer when neither the layer nor "
+                              "its stack has it")
+    _add_sources(install)
+    _add_format(install)
+    install.set_defaults(func=_cmd_kernel_install)
+    listing = verbs.add_parser("list", help="the layervenv kernels Jupyter finds, and whether "
+                                            "they start",
+                               description="List the layervenv kernelspecs where Jupyter looks "
+                                           "($JUPYTER_PATH, the user directory, "
+                                           "$VIRTUAL_ENV, /usr/local and /usr share/jupyter).")
+    _add_format(listing)
+    listing.set_defaults(func=_cmd_kernel_list)
+    remove = verbs.add_parser("remove", help="remove a layervenv kernelspec",
+                              description="Remove the layervenv kernelspec NAME (the first "
+                                          "one where Jupyter looks); the layer is untouched.")
+    remove.add_argument("name", metavar="NAME")
+    _add_format(remove)
+    remove.set_defaults(func=_cmd_kernel_remove)
+    for parser in (kernel, install, listing, remove):
+        parser.set_defaults(command_parser=parser)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from layervenv.commands.demo import demo
 
@@ -294,6 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     for command in sub.choices.values():
         _add_verbosity(command)
         command.set_defaults(command_parser=command)
+    _add_kernel(sub)
     return parser
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from itertools import chain
 from typing import Union
 
@@ -76,7 +77,77 @@ class SetPrompt:
     exported: bool = False
 
 
-Change = Union[SetVar, UnsetVar, PrependPath, SetPrompt]
+@dataclass(frozen=True)
+class LeaveStacks:
+    """Leave every stack of the environment that is not the layer's (a kernel's launcher).
+
+    A Jupyter server hands its own environment to every kernel (jupyterhub #2069), so a
+    kernel for one stack inherits whatever stack the server was started in.  The rule,
+    the same in :func:`apply_to` and in the launcher:
+
+    * PYTHONPATH keeps only the entries of ``own`` (the layer's stack, as recorded), in
+      their order; every other entry goes, and a PYTHONPATH left empty is unset;
+    * each entry that went and names a ``site-packages`` marks the prefix of another
+      stack: the entry without its shortest ``/lib*/python*`` suffix (so
+      ``/B/lib/python3.11/site-packages`` marks ``/B``), except ``/``, ``/usr`` and
+      ``/usr/local``, which hold the system's own files;
+    * every entry of the variables ``below`` (LD_LIBRARY_PATH, PATH) that is such a
+      prefix or lies under one goes, unless it is one of ``keep`` (the entries the layer's
+      recorded stack itself puts there); other entries stay as they were, empty ones too.
+
+    Never reverted: a process started this way is never deactivated.
+    """
+
+    own: tuple[str, ...]
+    keep: tuple[str, ...] = ()
+    below: tuple[str, ...] = ("LD_LIBRARY_PATH", "PATH")
+
+
+#: prefixes never taken for another stack's (see :class:`LeaveStacks`)
+SYSTEM_PREFIXES = ("", "/", "/usr", "/usr/local")
+#: the suffix cut from a site-packages entry to find its stack's prefix (shortest match)
+SITE_SUFFIX = "/lib*/python*"
+
+
+def foreign_prefix(entry: str) -> str | None:
+    """The prefix of the stack whose ``site-packages`` ``entry`` is, or None.
+
+    As the shell's ``${entry%/lib*/python*}``: the shortest suffix matching the pattern is
+    cut (``*`` matches ``/`` too).
+    """
+    if "site-packages" not in entry:
+        return None
+    for start in range(len(entry) - 1, -1, -1):
+        if fnmatchcase(entry[start:], SITE_SUFFIX):
+            prefix = entry[:start]
+            return None if prefix in SYSTEM_PREFIXES else prefix
+    return None
+
+
+def _leave_stacks(change: LeaveStacks, env: dict[str, str]) -> None:
+    value = env.get("PYTHONPATH")
+    entries = value.split(PATH_SEPARATOR) if value is not None else []
+    own = set(change.own)
+    prefixes = [p for p in (foreign_prefix(e) for e in entries if e not in own) if p]
+    if value is not None:
+        kept = [e for e in entries if e in own]
+        if kept:
+            env["PYTHONPATH"] = PATH_SEPARATOR.join(kept)
+        else:
+            del env["PYTHONPATH"]
+    keep = set(change.keep)
+    for name in change.below:
+        if not env.get(name):
+            continue
+        kept = [e for e in env[name].split(PATH_SEPARATOR) if e in keep or not any(
+            e == p or e.startswith(p + "/") for p in prefixes)]
+        if kept:
+            env[name] = PATH_SEPARATOR.join(kept)
+        else:
+            del env[name]
+
+
+Change = Union[SetVar, UnsetVar, PrependPath, SetPrompt, LeaveStacks]
 
 
 @dataclass(frozen=True)
@@ -166,6 +237,9 @@ class EnvChange:
     #: parent's layer, and activating another layer there first deactivates that one
     #: with this layer's deactivate (the parent's shell function is not inherited)
     revert_also: tuple[Change, ...] = ()
+    #: changes made after the requirements are met and before the stack is looked for,
+    #: never reverted: a kernel's launcher leaves the server's stacks (:class:`LeaveStacks`)
+    leave: tuple[Change, ...] = ()
 
     def reverted(self) -> Iterator[Change]:
         """Changes in the order deactivation must undo them (last applied first)."""
@@ -204,4 +278,6 @@ def apply_to(changes: tuple[Change, ...] | list[Change], environ: dict[str, str]
         elif isinstance(change, PrependPath):
             old = env.get(change.name, "")
             env[change.name] = f"{change.entry}{PATH_SEPARATOR}{old}" if old else change.entry
+        elif isinstance(change, LeaveStacks):
+            _leave_stacks(change, env)
     return env

@@ -56,7 +56,8 @@ ORIGINS = ("layer", "editable", "user-site", "stack")
 #: The order problems are shown in (errors first, then this order).
 KINDS = ("moved", "stack-missing", "unreadable", "python-mismatch", "stack-not-set-up",
          "cwd-on-path", "conflict", "dependents", "abi", "import", "shadows-stdlib",
-         "user-site", "metadata", "leftover")
+         "user-site", "metadata", "leftover",
+         "kernel-broken")
 SEVERITIES = ("error", "warning")
 
 

@@ -8,11 +8,13 @@ Exit status 0 when there is no error (warnings allowed), 1 when there is one.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
 from layervenv.importcheck import IMPORT_TIMEOUT, import_problems
 from layervenv.inspection import Problem, inspect_layer, sort_problems
+from layervenv.kernel_check import kernel_problems
 from layervenv.layer import Layer, find_leftovers
 from layervenv.output import count
 
@@ -50,7 +52,9 @@ def check_layer(directory: str | None, environ: dict[str, str] | None = None,
     inspection = inspect_layer(layer, environ)
     leftovers = [Problem("leftover", "warning", leftover.message(layer.root))
                  for leftover in find_leftovers(layer.root, skip_running=True)]
-    problems = inspection.problems() + leftovers
+    kernels = kernel_problems(layer, inspection.view if inspection.report else None,
+                              dict(os.environ if environ is None else environ))
+    problems = inspection.problems() + leftovers + kernels
     if imports:
         problems = problems + import_problems(inspection, import_timeout)
     return CheckResult(layer=str(layer.root), python_version=inspection.python_version,

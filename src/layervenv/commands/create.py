@@ -36,6 +36,7 @@ from layervenv.interpreter import (
     python_from_option,
 )
 from layervenv.interrupts import uninterrupted
+from layervenv.kernel_launcher import keep_kernel_launcher
 from layervenv.layer import (
     CONFIG_NAME,
     Layer,
@@ -228,6 +229,7 @@ def build_layer(
     install_boot_hook(staging / interp.purelib, interp.hook_bytecode)
     write_activation_scripts(layer, staging / interp.scripts)
     write_tool_shim(staging / interp.scripts)
+    keep_kernel_launcher(layer, staging / interp.scripts)  # the replaced layer's kernels
     pip_version = None
     if not options.without_pip:
         wheel = interp.newest_pip_wheel()

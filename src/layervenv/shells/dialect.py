@@ -18,6 +18,7 @@ from layervenv.envchange import (
     STACK_FLAG,
     Change,
     EnvChange,
+    LeaveStacks,
     PrependPath,
     SetPrompt,
     SetVar,
@@ -117,6 +118,18 @@ class Dialect:
     prompt_expands: str = ""
     #: the prompt steps for a text holding one of ``prompt_expands``: shown literally
     prompt_guarded: PromptSyntax | None = None
+    #: :class:`~layervenv.envchange.LeaveStacks` on PYTHONPATH: keep the entries matching
+    #: ``{own}`` (alternatives of quoted literals); "" where the dialect has no launcher
+    leave_pythonpath: str = ""
+    #: the same on ``{var}``: drop the entries under another stack's prefix (found on the
+    #: PYTHONPATH kept aside by ``leave_pythonpath``) unless they match ``{keep}``
+    leave_below: str = ""
+    #: ends the steps above (forgets what they kept aside)
+    leave_end: str = ""
+    #: joins alternatives in ``{own}`` and ``{keep}``
+    alternatives: str = "|"
+    #: a literal no entry can equal: ``{own}`` and ``{keep}`` are never empty
+    never_an_entry: str = ":"
 
 
 def prompt_syntax(dialect: Dialect, exported: bool = False, text: str = "") -> PromptSyntax:
@@ -224,9 +237,25 @@ def _var_and_key(change: Change, dialect: Dialect) -> tuple[str, str]:
     return change.name, state_key(change)
 
 
+def _leave_stacks(script: Script, change: LeaveStacks) -> None:
+    d = script.dialect
+
+    def alternatives(entries: tuple[str, ...]) -> str:
+        return d.alternatives.join(d.quote(e) for e in (d.never_an_entry, *entries))
+
+    own, keep = alternatives(change.own), alternatives(change.keep)
+    script.add(_template(d, "leave_pythonpath"), own=own)
+    for name in change.below:
+        script.add(_template(d, "leave_below"), var=name, own=own, keep=keep)
+    script.add(_template(d, "leave_end"))
+
+
 def apply_change(script: Script, change: Change) -> None:
     """Emit the lines that perform one change at activation."""
     d = script.dialect
+    if isinstance(change, LeaveStacks):
+        _leave_stacks(script, change)
+        return
     var, key = _var_and_key(change, d)
     if isinstance(change, SetVar):
         _save(script, var, key, change.exported)
@@ -303,6 +332,9 @@ def _template(dialect: Dialect, name: str) -> str:
 def render_checks(env: EnvChange, dialect: Dialect, indent: int = 0) -> str:
     """Refusals that come before any change: a missing stack, another stack set up.
 
+    ``env.leave`` (a kernel's launcher leaving the server's stacks) comes between the two:
+    after it, no other stack is set up.
+
     Whether the layer's stack is set up is found out here once, and left in
     PRESENT_FLAG for :func:`render_apply`, which comes right after it in every script.
     """
@@ -314,6 +346,8 @@ def render_checks(env: EnvChange, dialect: Dialect, indent: int = 0) -> str:
             f"{requirement.path} (is CVMFS mounted? was the release removed?)")
         script.add(_template(dialect, "fail"), message=dialect.quote(message))
         script.close()
+    for change in env.leave:
+        apply_change(script, change)
     if env.stack is not None:
         _compute_stack_presence(script, env.stack)
         script.open(dialect.if_empty, var=PRESENT_FLAG)
@@ -407,10 +441,13 @@ def render_revert(env: EnvChange, dialect: Dialect, indent: int = 0) -> str:
     return script.text()
 
 
-def render_script(template: str, env: EnvChange, dialect: Dialect, version: str) -> str:
+def render_script(template: str, env: EnvChange, dialect: Dialect, version: str,
+                  **fields: str) -> str:
     """Fill a dialect's script template: header fields (``layer`` is the quoted path), the
-    revert (inside its ``deactivate``), the checks and the apply part, all from ``env``."""
+    revert (inside its ``deactivate``), the checks and the apply part, all from ``env``;
+    ``fields`` fill the template's own."""
     return template.format(
+        **fields,
         layer=dialect.quote(env.layer),
         layer_comment=env.layer.replace("\n", " "),
         version=version,

@@ -1,0 +1,268 @@
+"""``layervenv kernel install|list|remove``: a layer as a Jupyter kernel.
+
+``install`` writes the layer's launcher (``DIR/bin/layervenv-kernel``, see
+:mod:`layervenv.kernel_launcher`) and a kernelspec whose ``argv[0]`` is an absolute
+path (see :mod:`layervenv.kernelspec`), after making sure the layer's Python finds
+ipykernel in the environment the kernel will have.  Nothing of the user's is replaced:
+a kernelspec of the same name that is not this layer's is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from layervenv.activation import check_stack
+from layervenv.errors import UserError
+from layervenv.kernel_check import kernel_status
+from layervenv.kernel_launcher import kernel_environment, write_kernel_launcher
+from layervenv.kernelspec import (
+    KERNEL_FILE,
+    STUB_NAME,
+    check_name,
+    derive_name,
+    kernel_json,
+    layer_kernels,
+    prefix_kernels_dir,
+    read_spec,
+    render_stub,
+    user_data_dir,
+)
+from layervenv.layer import Layer
+from layervenv.packages import Sources, run_pip
+
+#: how the layer's Python says where ipykernel is (a line of its own: a stack's
+#: sitecustomize may print too)
+_FIND_IPYKERNEL = (
+    "import importlib.util as u; s = u.find_spec('ipykernel_launcher'); "
+    "print('layervenv-ipykernel:' + (s.origin if s and s.origin else ''))"
+)
+
+
+@dataclass
+class InstallOptions:
+    directory: str | None
+    name: str | None = None
+    display_name: str | None = None
+    #: "user", "sys-prefix" or "prefix"
+    location: str = "user"
+    prefix: str | None = None
+    install_ipykernel: bool = False
+    sources: Sources = field(default_factory=Sources)
+
+
+@dataclass
+class InstallResult:
+    name: str
+    display_name: str
+    path: str
+    argv: list[str]
+    layer: str
+    launcher: str
+    #: where ipykernel is found: "layer" or "stack"
+    ipykernel: str
+    ipykernel_installed: bool
+    replaced: bool
+    notes: list[str] = field(default_factory=list)
+
+    def human(self) -> str:
+        verb = "replaced" if self.replaced else "installed"
+        added = " (installed now)" if self.ipykernel_installed else ""
+        return "\n".join([
+            f"{verb} kernel {self.name!r} (\"{self.display_name}\") in {self.path}",
+            f"  starts {self.launcher}: the layer {self.layer} over its stack, "
+            f"ipykernel from the {self.ipykernel}{added}",
+            *self.notes,
+        ])
+
+
+def kernels_dir(options: InstallOptions, layer: Layer, environ: dict[str, str]) -> Path:
+    if options.location == "sys-prefix":
+        return prefix_kernels_dir(layer.root)
+    if options.location == "prefix":
+        return prefix_kernels_dir(Path(os.path.abspath(options.prefix or "")))
+    return user_data_dir(environ) / "kernels"
+
+
+def find_ipykernel(layer: Layer, env: dict[str, str]) -> str | None:
+    """Where the layer's Python finds ``ipykernel_launcher`` in ``env``: "layer", "stack",
+    or None."""
+    try:
+        result = subprocess.run([str(layer.python), "-c", _FIND_IPYKERNEL], env=env,
+                                capture_output=True, text=True, check=False,
+                                cwd=str(layer.root), timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise UserError(f"cannot run {layer.python}: {error}") from None
+    found = [line.split(":", 1)[1] for line in result.stdout.splitlines()
+             if line.startswith("layervenv-ipykernel:")]
+    if result.returncode != 0 or not found:
+        last = (result.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise UserError(f"{layer.python} failed to start (exit {result.returncode}): {last}")
+    origin = found[-1]
+    if not origin:
+        return None
+    root = os.path.realpath(layer.root)
+    return "layer" if os.path.realpath(origin).startswith(root + os.sep) else "stack"
+
+
+def install(options: InstallOptions, environ: dict[str, str] | None = None) -> InstallResult:
+    environ = dict(os.environ if environ is None else environ)
+    layer = Layer.from_argument(options.directory)
+    moved_from = layer.moved_from()
+    if moved_from is not None:
+        raise UserError(f"the layer {layer.root} was made in {moved_from} and cannot be used "
+                        f"where it is now: re-create it (layervenv check {layer.root} says how)")
+    name = check_name(options.name) if options.name else derive_name(layer.config.prompt)
+    display = options.display_name or f"Python (layer {layer.config.prompt})"
+    env = kernel_environment(layer, environ)
+    check_stack(layer, env)
+    target = kernels_dir(options, layer, environ) / name
+    replaced = _check_replaceable(target, layer)
+    installed = False
+    where = find_ipykernel(layer, env)
+    if where is None:
+        if not options.install_ipykernel:
+            raise UserError(f"ipykernel is not importable by the layer's Python (neither the "
+                            f"layer nor its stack has it): add it with {layer.python} -m pip "
+                            f"install ipykernel, or pass --install-ipykernel")
+        run_pip(layer.python, ["install", "-q", "ipykernel"], env,
+                "installing ipykernel into the layer", options.sources)
+        installed = True
+        where = find_ipykernel(layer, env)
+        if where is None:
+            raise UserError("pip installed ipykernel, but the layer's Python still does not "
+                            "find it")
+    launcher = write_kernel_launcher(layer)
+    data = kernel_json(target / STUB_NAME, display, layer.root, layer.config.stack.python_version)
+    _write_spec(target, data, render_stub(name, layer.root, layer.config.scripts))
+    notes = []
+    if layer.config.stack.stack_environment().is_empty():
+        notes.append("note: this layer was made without --setup: its kernel sees the stack "
+                     "only where the Jupyter server has it set up (rebase with --setup to "
+                     "bring the stack along)")
+    if not _is_searched(target.parent, environ):
+        notes.append(f"note: Jupyter finds this kernel only where it reads {target.parent} "
+                     f"(JUPYTER_PATH={target.parent.parent})")
+    return InstallResult(name=name, display_name=display, path=str(target), argv=data["argv"],
+                         layer=str(layer.root), launcher=str(launcher), ipykernel=where,
+                         ipykernel_installed=installed, replaced=replaced, notes=notes)
+
+
+def _is_searched(kernels: Path, environ: dict[str, str]) -> bool:
+    from layervenv.kernelspec import search_dirs
+
+    return kernels in search_dirs(environ)
+
+
+def _check_replaceable(target: Path, layer: Layer) -> bool:
+    """Whether a kernelspec is there already (this layer's: replaced); another's is refused."""
+    if not target.exists() and not target.is_symlink():
+        return False
+    spec = read_spec(target) if target.is_dir() and not target.is_symlink() else None
+    if spec is None or spec.layer is None:
+        raise UserError(f"{target} exists and is not a layervenv kernel: choose another "
+                        f"--name (or remove it with jupyter kernelspec remove {target.name})")
+    if os.path.normpath(spec.layer) != os.path.normpath(str(layer.root)):
+        raise UserError(f"kernel {target.name!r} in {target.parent} starts another layer "
+                        f"({spec.layer}): choose another --name")
+    return True
+
+
+def _write_spec(target: Path, data: dict[str, Any], stub: str) -> None:
+    """The kernelspec directory, complete or not at all (assembled beside it, then swapped)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.layervenv-", dir=target.parent))
+    try:
+        (staging / KERNEL_FILE).write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+        (staging / STUB_NAME).write_text(stub, encoding="utf-8")
+        (staging / STUB_NAME).chmod(0o755)
+        staging.chmod(0o755)
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+            os.replace(target, old / "spec")
+            os.replace(staging, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(staging, target)
+    except OSError as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise UserError(f"cannot write the kernelspec {target}: {error.strerror}") from None
+
+
+@dataclass
+class KernelEntry:
+    name: str
+    display_name: str
+    path: str
+    layer: str
+    #: "ok", or why it will not start: gone, moved, no-stub, no-launcher, stale
+    status: str
+    problem: str = ""
+
+
+@dataclass
+class ListResult:
+    kernels: list[KernelEntry]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kernels": [vars(k) for k in self.kernels]}
+
+    def human(self) -> str:
+        if not self.kernels:
+            return "no layervenv kernels (layervenv kernel install DIR makes one)"
+        width = max(len(k.name) for k in self.kernels)
+        lines = []
+        for k in self.kernels:
+            state = "ok" if k.status == "ok" else f"BROKEN: {k.problem}"
+            lines.append(f"{k.name:<{width}}  {k.layer}  {state}\n{'':<{width}}  "
+                         f"{k.path}  \"{k.display_name}\"")
+        return "\n".join(lines)
+
+
+def list_kernels(environ: dict[str, str] | None = None) -> ListResult:
+    environ = dict(os.environ if environ is None else environ)
+    entries = []
+    for spec in layer_kernels(environ):
+        found = kernel_status(spec)
+        entries.append(KernelEntry(name=spec.name, display_name=spec.display_name,
+                                   path=str(spec.directory), layer=spec.layer or "",
+                                   status=found[0] if found else "ok",
+                                   problem=found[1] if found else ""))
+    return ListResult(entries)
+
+
+@dataclass
+class RemoveResult:
+    name: str
+    path: str
+    layer: str
+
+    def human(self) -> str:
+        return f"removed kernel {self.name!r} ({self.path}) of the layer {self.layer}"
+
+
+def remove(name: str, environ: dict[str, str] | None = None) -> RemoveResult:
+    """Remove the first layervenv kernelspec called ``name``, where Jupyter would find it."""
+    environ = dict(os.environ if environ is None else environ)
+    for spec in layer_kernels(environ):
+        if spec.name == name:
+            break
+    else:
+        raise UserError(f"no layervenv kernel named {name!r} where Jupyter looks "
+                        f"(layervenv kernel list shows them)")
+    ours = {KERNEL_FILE, STUB_NAME}
+    others = [p.name for p in spec.directory.iterdir() if p.name not in ours]
+    if others:
+        raise UserError(f"{spec.directory} holds files layervenv did not write "
+                        f"({', '.join(sorted(others))}): remove it yourself")
+    try:
+        shutil.rmtree(spec.directory)
+    except OSError as error:
+        raise UserError(f"cannot remove {spec.directory}: {error.strerror}") from None
+    return RemoveResult(name=name, path=str(spec.directory), layer=spec.layer or "")
