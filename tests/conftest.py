@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from helpers import clean_env, run_tool
+from helpers import cached_wheels, clean_env, run_tool
 
 from layervenv.simstack import SimStack, build_stack, tree_digest
 
@@ -32,6 +32,12 @@ def stack(_built_stack: SimStack) -> Iterator[SimStack]:
     before = tree_digest(_built_stack.root)
     yield _built_stack
     assert tree_digest(_built_stack.root) == before, "the stack was modified"
+
+
+@pytest.fixture
+def backend_wheels() -> Path:
+    """Wheels of the build backends (setuptools, hatchling), fetched once by dev/test."""
+    return cached_wheels()
 
 
 @pytest.fixture

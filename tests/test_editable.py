@@ -8,7 +8,6 @@ each way build backends implement editables: setuptools' path line in a ``.pth``
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
@@ -16,19 +15,6 @@ import pytest
 from helpers import py
 
 WHERE = "import hepconf; print(hepconf.__file__)"
-
-
-@pytest.fixture
-def backend_wheels() -> Path:
-    """Wheels of setuptools and hatchling, fetched once by dev/test (the suite stays offline)."""
-    value = os.environ.get("LAYERVENV_TEST_WHEELS")
-    default = Path(__file__).resolve().parent.parent / ".cache" / "wheels"
-    path = Path(value) if value else default
-    if not (path / ".complete").exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"build backend wheels missing in {path}: dev/test downloads them")
-        pytest.skip(f"build backend wheels missing in {path}: run dev/test once")
-    return path
 
 
 BACKENDS = {

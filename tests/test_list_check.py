@@ -408,18 +408,6 @@ def test_removed_stack_directory(tmp_path, stack_env):
 
 # --- editable installs -----------------------------------------------------------------
 
-@pytest.fixture
-def backend_wheels() -> Path:
-    """Build backend wheels, fetched once by dev/test (the suite stays offline)."""
-    value = os.environ.get("LAYERVENV_TEST_WHEELS")
-    path = Path(value) if value else Path(__file__).resolve().parent.parent / ".cache" / "wheels"
-    if not (path / ".complete").exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"build backend wheels missing in {path}: dev/test downloads them")
-        pytest.skip(f"build backend wheels missing in {path}: run dev/test once")
-    return path
-
-
 @pytest.mark.parametrize(("backend", "requires"), [
     ("setuptools.build_meta", '["setuptools>=70"]'), ("hatchling.build", '["hatchling"]')])
 def test_editable_install(make_layer, tmp_path, backend_wheels, stack, backend, requires):
