@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from helpers import other_python, py, run_tool
-from test_editable import _project, backend_wheels  # noqa: F401 (a fixture)
+from test_editable import _project
 
 from layervenv.layer import Layer
 from layervenv.lockfile import layer_distributions
@@ -223,7 +223,7 @@ def test_recreate_with_the_recorded_setup(tmp_path, stack, base_env):
 
 
 def test_editable_install_is_locked_and_recreated(make_layer, tmp_path, stack_env,
-                                                  backend_wheels):  # noqa: F811
+                                                  backend_wheels):
     layer = make_layer()
     project = _project(tmp_path / "proj", "setuptools", "src")
     with open(project / "pyproject.toml", "a") as handle:
@@ -407,7 +407,7 @@ def _git_repo(root: Path) -> str:
 
 
 @pytest.fixture
-def direct_layer(make_layer, tmp_path, stack_env, backend_wheels):  # noqa: F811
+def direct_layer(make_layer, tmp_path, stack_env, backend_wheels):
     """A layer with one package from each kind of direct URL (PEP 610): a git checkout,
     a local wheel file (an archive), and a local project directory (not editable)."""
     if shutil.which("git") is None:
@@ -471,7 +471,7 @@ def _sdist(directory: Path, name: str, version: str) -> Path:
 
 
 def test_a_package_installed_from_an_sdist_is_locked_as_sdist(make_layer, tmp_path, stack_env,
-                                                              backend_wheels):  # noqa: F811
+                                                              backend_wheels):
     """A version with no wheel anywhere (pip built it from its sdist) is locked as a PEP 751
     ``sdist``, not refused as 'no wheel found', and built again by create --from: from
     the locked file, or found by name where it moved."""

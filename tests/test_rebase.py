@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from helpers import other_python, py, run_shell, run_tool, tool_command
-from test_editable import _project, backend_wheels  # noqa: F401 (a fixture)
+from test_editable import _project
 from test_lock import direct_layer  # noqa: F401 (a fixture)
 
 from layervenv.layer import Layer
@@ -186,7 +186,7 @@ def test_rebase_needs_a_new_stack(old_layer):
 
 
 def test_rebase_keeps_an_editable_project(make_layer, next_stack, tmp_path,
-                                          backend_wheels):  # noqa: F811
+                                          backend_wheels):
     layer = make_layer()
     project = _project(tmp_path / "proj", "hatchling", "src")
     env = dict(layer.env, PIP_FIND_LINKS=f"{backend_wheels} {layer.env['PIP_FIND_LINKS']}")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from helpers import SRC, py, run_tool, strace_path, tool_command
-from test_editable import _project, backend_wheels  # noqa: F401 (a fixture)
+from test_editable import _project
 from test_rebase import _rebase_env, hidden, next_stack  # noqa: F401 (a fixture)
 
 from layervenv.layer import Layer, is_layer
