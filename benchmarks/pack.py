@@ -11,7 +11,7 @@ user would): the demo layer (hepnum upgraded), and the same plus numpy and scipy
 measures, in the same run: archive size, time to pack, time to unpack (``tar -xzf``)
 and first run (``bin/layervenv-run true``: checks, puts the layer in place), a later
 run; venv-pack on the same layer (it refuses editable installs: then on the layer
-without its editable project); and option (c) of the README, re-creating the layer
+without its editable project); and option (c) of docs/batch.md, re-creating the layer
 on the worker from its wheels (``create`` + ``pip install --no-index``).
 Standard library and this checkout's own code only; never fails on a number.
 """

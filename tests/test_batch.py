@@ -1,4 +1,4 @@
-"""Layers on a real Slurm cluster and on Dask: the README's "Batch and Dask" recipes, run.
+"""Layers on a real Slurm cluster and on Dask: the "Batch and Dask" recipes of docs/batch.md, run.
 
 One single-node Slurm cluster for the module (tests/slurm.py).  Jobs are submitted
 with ``sbatch --wait --export=NONE``: they start from root's login environment, with

@@ -144,7 +144,7 @@ def test_warns_once_about_another_pythons_site_packages(tmp_path, mini_stack):
                                     "lib64/python/site-packages"])
 def test_no_warning_for_site_packages_without_a_python_version(tmp_path, mini_stack, layout):
     """``lib/python/site-packages`` or ``lib/python3/site-packages`` names no Python
-    version: README's rule is ``lib/pythonX.Y/site-packages``; the hook warned, and check
+    version: the docs' rule (run.md) is ``lib/pythonX.Y/site-packages``; the hook warned, and check
     called ``lib/python3`` "site-packages of Python 3"."""
     from layervenv.inspection import python_of_entry
 
@@ -353,7 +353,7 @@ FLAGS = {
 
 @pytest.mark.parametrize("flag", FLAGS)
 def test_interpreter_flags(flag, tmp_path, mini_stack):
-    """What README says of -s, -P, -E, -I and -S, that a stack's PYTHONHOME changes
+    """What docs/limitations.md says of -s, -P, -E, -I and -S, that a stack's PYTHONHOME changes
     nothing, and that no flag puts the current directory on sys.path where Python itself
     does not."""
     env = clean_env(tmp_path, PYTHONPATH=str(mini_stack))

@@ -89,7 +89,7 @@ def test_the_tool_works_before_during_and_after_activation(tool_venv, zipapp, st
     expected = {"before", "during", "after"}
     if kind == "venv-activated":
         # activation leaves the tool's venv; deactivate gives back the shell as it was
-        # before that venv (README, Activation): the tool is at hand during, not after
+        # before that venv (docs/activation.md): the tool is at hand during, not after
         expected = {"before", "during"}
     assert expected <= found, (result.stdout, result.stderr)
     for name in expected:

@@ -4,8 +4,8 @@ The contract a job script relies on: ``tar -xzf FILE -C DEST`` makes ``DEST/NAME
 and ``DEST/NAME/bin/layervenv-run CMD [ARGS...]`` runs CMD with the layer and its
 recorded stack, from an empty environment, with nothing but the stack on the worker.
 
-How the layer gets to its new path (measured against the alternatives in the
-README): the files that name the layer's path are shipped as *templates* and
+How the layer gets to its new path (measured against the alternatives in
+docs/batch.md): the files that name the layer's path are shipped as *templates* and
 written on the worker by the stdlib-only :mod:`layervenv.boot.layervenv_unpack`.
 The activation scripts and ``layervenv.toml`` are rendered here, by the same
 renderer ``create`` uses, for a layer whose root is a placeholder path; the worker
