@@ -196,7 +196,9 @@ def _file_url_path(url: str) -> str | None:
 
 
 def _requires_from_txt(text: str) -> list[str]:
-    """setuptools' ``requires.txt`` (``[extra:marker]`` sections) as Requires-Dist lines."""
+    """setuptools' ``requires.txt`` (``[extra:marker]`` sections) as Requires-Dist lines,
+    the very strings ``importlib.metadata``'s ``requires`` makes of it (Python 3.10+),
+    except that ``#`` comment lines are left out (pip leaves them out too)."""
     lines: list[str] = []
     section = ""
     for raw in text.splitlines():
@@ -204,15 +206,14 @@ def _requires_from_txt(text: str) -> list[str]:
         if not line or line.startswith("#"):
             continue
         if line.startswith("[") and line.endswith("]"):
-            section = line[1:-1].strip()
+            section = line.strip("[]")
             continue
         extra, _, marker = section.partition(":")
-        conditions = []
-        if marker.strip():
-            conditions.append(f"({marker.strip()})")
-        if extra.strip():
-            conditions.append(f'extra == "{extra.strip()}"')
-        lines.append(f"{line}; {' and '.join(conditions)}" if conditions else line)
+        if extra and marker:
+            marker = f"({marker})"
+        conditions = [c for c in (marker, extra and f'extra == "{extra}"') if c]
+        space = " " * ("@" in line)  # PEP 508: a URL needs a space before its ';'
+        lines.append(line + space + ("; " + " and ".join(conditions) if conditions else ""))
     return lines
 
 
@@ -260,9 +261,9 @@ def copies_in_path_order(layer: Layer, report: dict[str, Any]) -> list[Copy]:
             location = entry["path"]
             if own == "editable" and project:
                 location = project
-            name = dist["name"] or "UNKNOWN"
-            copies.append(Copy(
-                name=name, key=canonicalize_name(name), version=dist["version"] or "",
+            name = (dist["name"] or "").strip() or "UNKNOWN"  # as importlib.metadata
+            copies.append(Copy(  # gives it: trailing blanks included
+                name=name, key=canonicalize_name(name), version=(dist["version"] or "").strip(),
                 origin=own, location=location, path_entry=entry["path"],
                 metadata=dist["metadata"], requires=requires, compiled=bool(dist["compiled"]),
                 requested=bool(dist["requested"]), editable=editable,
@@ -477,8 +478,8 @@ def _only_extra(line: str) -> str | None:
 @cache
 def _parse(line: str) -> tuple[Requirement, bool] | None:
     """A requirement and whether its marker depends on the extra; None if unreadable."""
-    try:
-        req = Requirement(line)
+    try:  # a folded header (RFC 822) is unfolded: its newlines go, the blanks stay
+        req = Requirement(line.replace("\n", "").strip())
     except InvalidRequirement:
         return None
     return req, req.marker is not None and "extra" in str(req.marker)
