@@ -36,11 +36,19 @@ def stack(_built_stack: SimStack) -> Iterator[SimStack]:
 
 
 @pytest.fixture(scope="session")
-def _built_real_stack(tmp_path_factory: pytest.TempPathFactory) -> tuple[RealStack, str]:
+def real_wheels() -> Path:
+    """The real wheels' cache: ``stack/`` (what the real stack holds) and ``upgrades/``
+    (numpy 2.0.2, ...), for the stack's interpreter; downloaded on first use."""
     base = os.environ.get("LAYERVENV_TEST_WHEELS")
     cache_base = Path(base) if base else Path(__file__).resolve().parent.parent / ".cache/wheels"
-    cache = wheel_cache(cache_base, STACK_PYTHON)
-    stack = build_real_stack(tmp_path_factory.mktemp("stacks") / "LCG_real", STACK_PYTHON, cache)
+    return wheel_cache(cache_base, STACK_PYTHON)
+
+
+@pytest.fixture(scope="session")
+def _built_real_stack(tmp_path_factory: pytest.TempPathFactory, real_wheels: Path
+                      ) -> tuple[RealStack, str]:
+    root = tmp_path_factory.mktemp("stacks") / "LCG_real"
+    stack = build_real_stack(root, STACK_PYTHON, real_wheels)
     return stack, tree_digest(stack.root)
 
 

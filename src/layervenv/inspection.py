@@ -299,17 +299,23 @@ class Problem:
     severity: str
     message: str
     distribution: str | None = None
+    #: of a ``conflict``: the requirement of ``distribution`` not met, as its metadata
+    #: writes it (the pair is what ``pip check`` reports)
+    requirement: str | None = None
 
     def to_json(self) -> dict[str, str]:
         data = {"kind": self.kind, "severity": self.severity, "message": self.message}
         if self.distribution is not None:
             data["distribution"] = self.distribution
+        if self.requirement is not None:
+            data["requirement"] = self.requirement
         return data
 
 
 def sort_problems(problems: list[Problem]) -> list[Problem]:
     """Errors first, then by kind; a problem found twice (by two paths to it) shown once."""
-    unique = {(p.kind, p.severity, p.message, p.distribution): p for p in problems}
+    unique = {(p.kind, p.severity, p.message, p.distribution, p.requirement): p
+              for p in problems}
     return sorted(unique.values(), key=lambda p: (SEVERITIES.index(p.severity),
                                                   KINDS.index(p.kind), p.distribution or "",
                                                   p.message))
@@ -551,7 +557,7 @@ def requirement_problems(view: list[Distribution], markers: dict[str, str]
                     "conflict", "warning",
                     f"{_describe(dependent)} requires {req.name}, which is not installed: "
                     f"install it into the layer if {dependent.name} needs it",
-                    dependent.name))
+                    dependent.name, str(req)))
                 continue
             edges.dependents.setdefault(dep_key, []).append(key)
             for wanted in req.extras:
@@ -569,7 +575,7 @@ def requirement_problems(view: list[Distribution], markers: dict[str, str]
                     f"{_describe(dependent)} requires {spec}, but {_describe(dependency)} "
                     f"wins: in the layer, python -m pip install '{spec}' (or install a "
                     f"{dependent.name} that accepts {dependency.version} there too)",
-                    dependent.name))
+                    dependent.name, str(req)))
     return problems, edges
 
 
