@@ -133,3 +133,27 @@ def test_debian_numpy_2_conflict_agrees_with_pip_check(debian_system_stack, real
                    check=True, capture_output=True)
     unmet, _ = assert_agrees_with_pip_check(root, env)
     assert ("scipy", "numpy", "<1.27.0,>=1.19.5") in unmet
+
+
+def test_debian_stack_is_a_stack_and_its_packages_are_sound(debian_system_stack, tmp_path):
+    """A layer on Debian's dist-packages: that directory is its own stack (no mismatch),
+    and cryptography's .dist-info beside its .egg-info, one version twice, as
+    importlib.metadata itself sees it, is not an interrupted pip run."""
+    env = debian_system_stack.env(clean_env(tmp_path))
+    code = ("import importlib.metadata as m, json; print(json.dumps(sorted({(d.metadata['Name']"
+            ".lower(), d.version) for d in m.distributions() if d.metadata['Name'].lower() in "
+            "('cryptography', 'numpy', 'scipy')} )))")
+    seen = json.loads(subprocess.run([str(debian_system_stack.python), "-c", code], env=env,
+                                     capture_output=True, text=True, check=True).stdout)
+    root = tmp_path / "layer"
+    run_tool("create", str(root), "--python", str(debian_system_stack.python), "--without-pip",
+             env=env)
+    data = json.loads(run_tool("check", str(root), "--format", "json", env=env,
+                               check=False).stdout)
+    problems = data["problems"]
+    assert not [p for p in problems if p["kind"] in ("python-mismatch", "stack-not-set-up")]
+    duplicated = [name for name, _ in seen if [n for n, _ in seen].count(name) > 1]
+    assert not [p for p in problems if p["kind"] == "metadata"
+                and p.get("distribution", "").lower() in duplicated], problems
+    assert not [p for p in problems if str(debian_system_stack.site_packages) in p["message"]
+                and "remove" in p["message"]]

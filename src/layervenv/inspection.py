@@ -43,6 +43,7 @@ from layervenv.layer import Layer
 from layervenv.stack import (
     StackEnvironment,
     foreign_site_packages,
+    is_packages_directory,
     missing_parts,
     site_packages_not_on_pythonpath,
 )
@@ -314,8 +315,9 @@ class Problem:
 
 def sort_problems(problems: list[Problem]) -> list[Problem]:
     """Errors first, then by kind; a problem found twice (by two paths to it) shown once."""
-    unique = {(p.kind, p.severity, p.message, p.distribution, p.requirement): p
-              for p in problems}
+    unique: dict[tuple[str, str, str, str | None], Problem] = {}
+    for p in problems:
+        unique.setdefault((p.kind, p.severity, p.message, p.distribution), p)
     return sorted(unique.values(), key=lambda p: (SEVERITIES.index(p.severity),
                                                   KINDS.index(p.kind), p.distribution or "",
                                                   p.message))
@@ -429,7 +431,7 @@ def other_stack_entries(record: RecordedStack, environ: dict[str, str]) -> list[
             return []
     else:
         present = set(_pythonpath_entries(environ.get("PYTHONPATH")))
-        own_sites = [e for e in record.pythonpath if "site-packages" in e]
+        own_sites = [e for e in record.pythonpath if is_packages_directory(e)]
         if not own_sites or all(e in present for e in own_sites):
             return []
     return foreign_site_packages(environ, record.pythonpath)
@@ -652,23 +654,33 @@ def _abi_problem(dist: Distribution, hidden: Copy, names: str) -> Problem:
 def side_by_side_problems(view: list[Distribution]) -> list[Problem]:
     """Two versions of one distribution in one directory (pip interrupted mid-upgrade
     leaves the old dist-info beside the new one): which one Python sees is the first
-    the directory lists, and the files imported may be of either."""
+    the directory lists, and the files imported may be of either.
+
+    One version twice (a system package shipping both ``.dist-info`` and ``.egg-info``,
+    as Debian's cryptography does) is one installation, not a problem.  In the stack,
+    which is read-only, the advice is the layer, never an edit of the stack."""
     problems = []
     for dist in view:
         by_entry: dict[str, list[Copy]] = {}
         for copy in [dist.winner, *dist.shadowed]:
             by_entry.setdefault(copy.path_entry, []).append(copy)
         for entry, copies in by_entry.items():
-            if len(copies) < 2:
+            if len(copies) < 2 or all(_same_version(c.version, copies[0].version)
+                                      for c in copies[1:]):
                 continue
             versions = " and ".join(c.version for c in copies)
+            if copies[0].origin == "stack":
+                advice = (f"the stack is read-only: tell its maintainers, and install "
+                          f"{dist.name} in the layer to know what is imported")
+            else:
+                advice = (f"reinstall {dist.name} there, or remove the metadata directory "
+                          f"of the version that is not installed")
             problems.append(Problem(
                 "metadata", "warning",
                 f"{dist.name} is installed {len(copies)} times side by side in {entry} "
                 f"({versions}), as an interrupted pip run leaves it: Python "
                 f"(importlib.metadata, pip) sees {copies[0].version}, and its files may be "
-                f"of either; reinstall {dist.name} there, or remove the metadata directory of "
-                f"the version that is not installed", dist.name))
+                f"of either; {advice}", dist.name))
     return problems
 
 
@@ -701,7 +713,8 @@ def unreadable_problems(unreadable: list[Unreadable], record: RecordedStack) -> 
         f"it off PYTHONPATH") if u.entry else Problem(
         "unreadable", "warning",
         f"{u.path} cannot be read ({u.reason}): that distribution is neither listed nor "
-        f"checked; fix its permissions") for u in unreadable]
+        f"checked; its permissions need fixing (by the stack's maintainers, if it is the "
+        f"stack's)") for u in unreadable]
 
 
 # ---------------------------------------------------------------------------------------
