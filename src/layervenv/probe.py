@@ -112,16 +112,19 @@ def _header_block(handle):
     nothing would be checked.  A file with bytes but no header gives b"\n" (not empty,
     as ``importlib.metadata`` does not then fall back to PKG-INFO)."""
     block = []
-    first = True
+    match = _HEADER_LINE.match
     for raw in handle:  # binary lines end at \n; a lone \r ends one too
-        if first:
-            first = False
-            if raw.startswith(_BOM):
-                raw = raw[len(_BOM):]
-        for line in _LINE.findall(raw):
-            if not _HEADER_LINE.match(line):
-                return b"".join(block) or b"\n"
-            block.append(line)
+        if not block and raw.startswith(_BOM):
+            raw = raw[len(_BOM):]
+        if b"\r" in raw:
+            for line in _LINE.findall(raw):
+                if not match(line):
+                    return b"".join(block) or b"\n"
+                block.append(line)
+        elif match(raw):
+            block.append(raw)
+        else:
+            return b"".join(block) or b"\n"
     return b"".join(block)
 
 
@@ -130,56 +133,51 @@ def _text(data):
     than failing) with universal newlines, a leading byte order mark dropped."""
     if data.startswith(_BOM):
         data = data[len(_BOM):]
-    return data.decode("utf-8", "replace").replace("\r\n", "\n").replace("\r", "\n")
+    text = data.decode("utf-8", "replace")
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
 
 
-def _header_fields(text):
-    """The (name, value) fields of a header block, as ``email.feedparser`` with the
-    ``compat32`` policy makes them (what ``importlib.metadata`` gets): a value is the
-    text after the colon, leading blanks dropped, followed by its continuation lines
-    unchanged (newlines included), trailing newlines dropped."""
+#: The fields read (lower case); the others are skipped, continuation lines included.
+_WANTED = ("name", "version", "requires-dist")
+
+
+def _headers(text):
+    """Name, Version (the first of each) and every Requires-Dist of a header block, as
+    ``email.feedparser`` with the ``compat32`` policy gives them to ``importlib.metadata``:
+    a value is the text after the colon, leading blanks dropped, followed by its
+    continuation lines unchanged (newlines included), trailing newlines dropped."""
+    fields = []  # (key, lines) of the wanted fields, in order
     lines = text.split("\n")
-    last = lines.pop()
-    lines = [line + "\n" for line in lines] + ([last] if last else [])
-    fields = []
-    current = []
+    if lines[-1] == "":
+        lines.pop()
+    current = None  # the lines of a wanted field being read
     for number, line in enumerate(lines):
-        if line[:1] in (" ", "\t"):
-            if current:  # a continuation before any field is ignored
+        first = line[:1]
+        if first == " " or first == "\t":
+            if current is not None:  # a continuation before any field is ignored
                 current.append(line)
             continue
-        if current:
-            fields.append(_field(current))
-            current = []
-        if line.startswith("From "):  # a Unix envelope line: not a field
+        current = None
+        if first == "F" and line.startswith("From "):  # a Unix envelope line: no field
             if number == len(lines) - 1:
                 break  # the first line of the body
             continue
         colon = line.find(":")
         if colon > 0:
-            current = [line]
-    if current:
-        fields.append(_field(current))
-    return fields
-
-
-def _field(lines):
-    name, value = lines[0].split(":", 1)
-    return name, (value.lstrip(" \t") + "".join(lines[1:])).rstrip("\r\n")
-
-
-def _headers(text):
-    """Name, Version (the first of each) and every Requires-Dist of a header block."""
+            key = line[:colon].lower()
+            if key in _WANTED:
+                current = [line[colon + 1:].lstrip(" \t")]
+                fields.append((key, current))
     name = version = None
     requires = []
-    for key, value in _header_fields(text):
-        key = key.lower()
-        if key == "name" and name is None:
-            name = value
-        elif key == "version" and version is None:
-            version = value
-        elif key == "requires-dist":
+    for key, parts in fields:
+        value = (parts[0] if len(parts) == 1 else "\n".join(parts)).rstrip("\r\n")
+        if key == "requires-dist":
             requires.append(value)
+        elif key == "name":
+            name = value if name is None else name
+        elif version is None:
+            version = value
     return name, version, requires
 
 
