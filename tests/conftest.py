@@ -13,6 +13,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from helpers import cached_wheels, clean_env, run_tool
+from realstack import DebianStack, RealStack, build_real_stack, debian_stack
+from realstack import wheel_cache as real_wheel_cache
 
 from layervenv.simstack import SimStack, build_stack, tree_digest
 
@@ -32,6 +34,46 @@ def stack(_built_stack: SimStack) -> Iterator[SimStack]:
     before = tree_digest(_built_stack.root)
     yield _built_stack
     assert tree_digest(_built_stack.root) == before, "the stack was modified"
+
+
+@pytest.fixture(scope="session")
+def real_wheels() -> Path:
+    """The real wheels' cache: ``stack/`` (what the real stack holds) and ``upgrades/``
+    (numpy 2.0.2, ...), for the stack's interpreter; downloaded on first use."""
+    base = os.environ.get("LAYERVENV_TEST_WHEELS")
+    cache_base = Path(base) if base else Path(__file__).resolve().parent.parent / ".cache/wheels"
+    return real_wheel_cache(cache_base, STACK_PYTHON)
+
+
+@pytest.fixture(scope="session")
+def _built_real_stack(tmp_path_factory: pytest.TempPathFactory, real_wheels: Path
+                      ) -> tuple[RealStack, str]:
+    root = tmp_path_factory.mktemp("stacks") / "LCG_real"
+    stack = build_real_stack(root, STACK_PYTHON, real_wheels)
+    return stack, tree_digest(stack.root)
+
+
+@pytest.fixture
+def real_stack(_built_real_stack: tuple[RealStack, str]) -> Iterator[RealStack]:
+    """A stack of ~20 real 2023 wheels (numpy 1.24, scipy, pandas, awkward, ...) laid out
+    like an LCG view, with a wheelhouse of real upgrades (numpy 2, ...); downloaded once
+    into $LAYERVENV_TEST_WHEELS/real-cpXY.  Tests using it are network-marked.  The test
+    fails if one byte under it changed."""
+    stack, before = _built_real_stack
+    yield stack
+    assert tree_digest(stack.root) == before, "the real stack was modified"
+
+
+@pytest.fixture(scope="session")
+def debian_system_stack(tmp_path_factory: pytest.TempPathFactory) -> DebianStack:
+    """Debian's /usr/lib/python3/dist-packages (python3-numpy, python3-scipy; dev/test
+    installs them) with /usr/bin/python3, set up by a script putting it on PYTHONPATH."""
+    found = debian_stack(tmp_path_factory.mktemp("debian"))
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("python3-numpy and python3-scipy are not installed (dev/test does it)")
+        pytest.skip("Debian's python3-numpy and python3-scipy are not installed")
+    return found
 
 
 @pytest.fixture

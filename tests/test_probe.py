@@ -12,6 +12,7 @@ from __future__ import annotations
 import glob
 import json
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -110,12 +111,21 @@ def test_markers_are_evaluated_for_the_layers_interpreter(tmp_path):
         assert bool(conflicts) is expected, (python, result.stdout)
 
 
-def test_requires_txt_sections():
-    text = "a>=1\n\n[test]\nb\n\n[:python_version < \"3.8\"]\nc\n\n[gui:sys_platform == 'x']\nd\n"
-    assert _requires_from_txt(text) == [
-        "a>=1", 'b; extra == "test"', 'c; (python_version < "3.8")',
-        "d; (sys_platform == 'x') and extra == \"gui\"",
-    ]
+def test_requires_txt_sections(tmp_path):
+    """requires.txt becomes the very lines importlib.metadata makes of it (the reference),
+    comment lines left out as pip does."""
+    text = ("a>=1\n\n[test]\nb\n# a comment\n\n[:python_version < \"3.8\"]\nc\n\n"
+            "[gui:sys_platform == 'x']\nd\ne @ https://x.org/e.zip\n")
+    info = tmp_path / "x-1.0.egg-info"
+    info.mkdir()
+    (info / "PKG-INFO").write_text("Name: x\nVersion: 1.0\n")
+    (info / "requires.txt").write_text(text)
+    code = ("import importlib.metadata as m, json, sys; "
+            "print(json.dumps(next(m.distributions(path=[sys.argv[1]])).requires))")
+    reference = json.loads(subprocess.run([sys.executable, "-c", code, str(tmp_path)],
+                                          capture_output=True, text=True, check=True).stdout)
+    assert _requires_from_txt(text) == [r for r in reference if not r.startswith("#")]
+    assert len(reference) == 6
 
 
 def test_interpreter_replaced_by_another_version(tmp_path):

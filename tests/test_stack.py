@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import signal
@@ -519,3 +520,48 @@ def test_a_setup_that_brings_no_python_is_noted(tmp_path, stack, base_env):
                                      f". '{stack.setup_script}'", "--format", "json",
                                      env=base_env).stdout)
     assert with_stack["notes"] == []
+
+
+#: How a second stack's packages directory may be spelt on PYTHONPATH: every one is a stack.
+OTHER_STACK_SPELLINGS = ("lib/python{v}/site-packages", "lib64/python{v}/site-packages",
+                         "lib/python3/dist-packages", "lib/python{v}/dist-packages",
+                         "local/lib/python{v}/dist-packages")
+
+
+def _second_stack(tmp_path: Path, spelling: str, version: str) -> Path:
+    directory = tmp_path / "other-stack" / spelling.format(v=version)
+    directory.mkdir(parents=True)
+    return directory
+
+
+@pytest.mark.parametrize("spelling", OTHER_STACK_SPELLINGS)
+def test_second_stack_refused_whatever_its_spelling(spelling, tmp_path, setup_layer, stack,
+                                                   base_env):
+    """activation (bash), run and check treat another stack's directory alike, however it
+    is laid out: activation and run refuse in one line, check says python-mismatch."""
+    other = _second_stack(tmp_path, spelling, stack.short_version)
+    env = dict(base_env, PYTHONPATH=str(other))
+    activated = run_shell("bash", _status_and("bash", setup_layer,
+                                              'printf "%s" "${VIRTUAL_ENV-unset}"'), env)
+    assert activated.stdout == "status=1\nunset"  # the shell's own view: nothing activated
+    assert "another stack" in activated.stderr and activated.stderr.count("\n") == 1
+    ran = run_tool("run", str(setup_layer), "--", "python", "-c", "pass", env=env, check=False)
+    assert ran.returncode == 2 and "another stack" in ran.stderr
+    assert ran.stderr.count("\n") == 1
+    checked = json.loads(run_tool("check", str(setup_layer), "--format", "json", env=env,
+                                  check=False).stdout)
+    assert [p for p in checked["problems"]
+            if p["kind"] == "python-mismatch" and str(other) in p["message"]], checked
+
+
+@pytest.mark.parametrize("shell", ALL_SHELLS)
+def test_activation_refuses_a_dist_packages_stack(shell, tmp_path, setup_layer, base_env):
+    """Debian's spelling, in every shell."""
+    other = _second_stack(tmp_path, "lib/python3/dist-packages", "3")
+    show = {"posix": 'printf "%s" "${VIRTUAL_ENV-unset}"',
+            "fish": "set -q VIRTUAL_ENV; and printf %s $VIRTUAL_ENV; or printf unset",
+            "csh": "if ( ! $?VIRTUAL_ENV ) echo -n unset"}[SHELLS[shell].family]
+    result = run_shell(shell, _status_and(shell, setup_layer, show),
+                       dict(base_env, PYTHONPATH=str(other)))
+    assert result.stdout == "status=1\nunset"
+    assert "another stack" in result.stderr and result.stderr.count("\n") == 1

@@ -44,6 +44,7 @@ from layervenv.layer import Layer
 from layervenv.stack import (
     StackEnvironment,
     foreign_site_packages,
+    is_packages_directory,
     missing_parts,
     site_packages_not_on_pythonpath,
 )
@@ -200,7 +201,9 @@ def _file_url_path(url: str) -> str | None:
 
 
 def _requires_from_txt(text: str) -> list[str]:
-    """setuptools' ``requires.txt`` (``[extra:marker]`` sections) as Requires-Dist lines."""
+    """setuptools' ``requires.txt`` (``[extra:marker]`` sections) as Requires-Dist lines,
+    the very strings ``importlib.metadata``'s ``requires`` makes of it (Python 3.10+),
+    except that ``#`` comment lines are left out (pip leaves them out too)."""
     lines: list[str] = []
     section = ""
     for raw in text.splitlines():
@@ -208,15 +211,14 @@ def _requires_from_txt(text: str) -> list[str]:
         if not line or line.startswith("#"):
             continue
         if line.startswith("[") and line.endswith("]"):
-            section = line[1:-1].strip()
+            section = line.strip("[]")
             continue
         extra, _, marker = section.partition(":")
-        conditions = []
-        if marker.strip():
-            conditions.append(f"({marker.strip()})")
-        if extra.strip():
-            conditions.append(f'extra == "{extra.strip()}"')
-        lines.append(f"{line}; {' and '.join(conditions)}" if conditions else line)
+        if extra and marker:
+            marker = f"({marker})"
+        conditions = [c for c in (marker, extra and f'extra == "{extra}"') if c]
+        space = " " * ("@" in line)  # PEP 508: a URL needs a space before its ';'
+        lines.append(line + space + ("; " + " and ".join(conditions) if conditions else ""))
     return lines
 
 
@@ -264,9 +266,9 @@ def copies_in_path_order(layer: Layer, report: dict[str, Any]) -> list[Copy]:
             location = entry["path"]
             if own == "editable" and project:
                 location = project
-            name = dist["name"] or "UNKNOWN"
-            copies.append(Copy(
-                name=name, key=canonicalize_name(name), version=dist["version"] or "",
+            name = (dist["name"] or "").strip() or "UNKNOWN"  # as importlib.metadata
+            copies.append(Copy(  # gives it: trailing blanks included
+                name=name, key=canonicalize_name(name), version=(dist["version"] or "").strip(),
                 origin=own, location=location, path_entry=entry["path"],
                 metadata=dist["metadata"], requires=requires, compiled=bool(dist["compiled"]),
                 requested=bool(dist["requested"]), editable=editable,
@@ -304,6 +306,9 @@ class Problem:
     distribution: str | None = None
     #: every distribution the problem is about, where the message may abbreviate them
     distributions: list[str] | None = None
+    #: of a ``conflict``: the requirement of ``distribution`` not met, as its metadata
+    #: writes it (the pair is what ``pip check`` reports)
+    requirement: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"kind": self.kind, "severity": self.severity,
@@ -312,12 +317,16 @@ class Problem:
             data["distribution"] = self.distribution
         if self.distributions is not None:
             data["distributions"] = list(self.distributions)
+        if self.requirement is not None:
+            data["requirement"] = self.requirement
         return data
 
 
 def sort_problems(problems: list[Problem]) -> list[Problem]:
     """Errors first, then by kind; a problem found twice (by two paths to it) shown once."""
-    unique = {(p.kind, p.severity, p.message, p.distribution): p for p in problems}
+    unique: dict[tuple[str, str, str, str | None], Problem] = {}
+    for p in problems:
+        unique.setdefault((p.kind, p.severity, p.message, p.distribution), p)
     return sorted(unique.values(), key=lambda p: (SEVERITIES.index(p.severity),
                                                   KINDS.index(p.kind), p.distribution or "",
                                                   p.message))
@@ -431,7 +440,7 @@ def other_stack_entries(record: RecordedStack, environ: dict[str, str]) -> list[
             return []
     else:
         present = set(_pythonpath_entries(environ.get("PYTHONPATH")))
-        own_sites = [e for e in record.pythonpath if "site-packages" in e]
+        own_sites = [e for e in record.pythonpath if is_packages_directory(e)]
         if not own_sites or all(e in present for e in own_sites):
             return []
     return foreign_site_packages(environ, record.pythonpath)
@@ -486,8 +495,8 @@ def _only_extra(line: str) -> str | None:
 @cache
 def _parse(line: str) -> tuple[Requirement, bool] | None:
     """A requirement and whether its marker depends on the extra; None if unreadable."""
-    try:
-        req = Requirement(line)
+    try:  # a folded header (RFC 822) is unfolded: its newlines go, the blanks stay
+        req = Requirement(line.replace("\n", "").strip())
     except InvalidRequirement:
         return None
     return req, req.marker is not None and "extra" in str(req.marker)
@@ -559,7 +568,7 @@ def requirement_problems(view: list[Distribution], markers: dict[str, str]
                     "conflict", "warning",
                     f"{_describe(dependent)} requires {req.name}, which is not installed: "
                     f"install it into the layer if {dependent.name} needs it",
-                    dependent.name))
+                    dependent.name, str(req)))
                 continue
             edges.dependents.setdefault(dep_key, []).append(key)
             for wanted in req.extras:
@@ -577,7 +586,7 @@ def requirement_problems(view: list[Distribution], markers: dict[str, str]
                     f"{_describe(dependent)} requires {spec}, but {_describe(dependency)} "
                     f"wins: in the layer, python -m pip install '{spec}' (or install a "
                     f"{dependent.name} that accepts {dependency.version} there too)",
-                    dependent.name))
+                    dependent.name, str(req)))
     return problems, edges
 
 
@@ -614,23 +623,33 @@ def abi_problems(view: list[Distribution], edges: Edges,
 def side_by_side_problems(view: list[Distribution]) -> list[Problem]:
     """Two versions of one distribution in one directory (pip interrupted mid-upgrade
     leaves the old dist-info beside the new one): which one Python sees is the first
-    the directory lists, and the files imported may be of either."""
+    the directory lists, and the files imported may be of either.
+
+    One version twice (a system package shipping both ``.dist-info`` and ``.egg-info``,
+    as Debian's cryptography does) is one installation, not a problem.  In the stack,
+    which is read-only, the advice is the layer, never an edit of the stack."""
     problems = []
     for dist in view:
         by_entry: dict[str, list[Copy]] = {}
         for copy in [dist.winner, *dist.shadowed]:
             by_entry.setdefault(copy.path_entry, []).append(copy)
         for entry, copies in by_entry.items():
-            if len(copies) < 2:
+            if len(copies) < 2 or all(_same_version(c.version, copies[0].version)
+                                      for c in copies[1:]):
                 continue
             versions = " and ".join(c.version for c in copies)
+            if copies[0].origin == "stack":
+                advice = (f"the stack is read-only: tell its maintainers, and install "
+                          f"{dist.name} in the layer to know what is imported")
+            else:
+                advice = (f"reinstall {dist.name} there, or remove the metadata directory "
+                          f"of the version that is not installed")
             problems.append(Problem(
                 "metadata", "warning",
                 f"{dist.name} is installed {len(copies)} times side by side in {entry} "
                 f"({versions}), as an interrupted pip run leaves it: Python "
                 f"(importlib.metadata, pip) sees {copies[0].version}, and its files may be "
-                f"of either; reinstall {dist.name} there, or remove the metadata directory of "
-                f"the version that is not installed", dist.name))
+                f"of either; {advice}", dist.name))
     return problems
 
 
@@ -663,7 +682,8 @@ def unreadable_problems(unreadable: list[Unreadable], record: RecordedStack) -> 
         f"it off PYTHONPATH") if u.entry else Problem(
         "unreadable", "warning",
         f"{u.path} cannot be read ({u.reason}): that distribution is neither listed nor "
-        f"checked; fix its permissions") for u in unreadable]
+        f"checked; its permissions need fixing (by the stack's maintainers, if it is the "
+        f"stack's)") for u in unreadable]
 
 
 # ---------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ few tens of milliseconds.
 import json
 import os
 import platform
+import re
 import site
 import sys
 import zipfile
@@ -70,8 +71,9 @@ class _Files:
                    lambda name: archive.open(prefix + name))
 
     def read(self, name, headers_only=False):
-        """The text of file ``name``; with ``headers_only``, up to the first blank line
-        (a METADATA's body is the long description: often a whole README)."""
+        """The text of file ``name``; with ``headers_only``, its RFC 822 header block only
+        (a METADATA's body is the long description: often a whole README).  None when
+        the file is not there or cannot be read; "" when it is empty."""
         if name not in self.names:
             return None
         try:
@@ -85,49 +87,107 @@ class _Files:
             return None
         return _text(data)
 
+    def metadata(self):
+        """The header block of the metadata file ``importlib.metadata`` reads: METADATA,
+        else PKG-INFO (an empty file counts as none)."""
+        return self.read("METADATA", headers_only=True) or \
+            self.read("PKG-INFO", headers_only=True)
+
+
+#: What starts a line of a header block (``email.feedparser.headerRE``): a field name and
+#: its colon, a folded continuation (any line starting with a space or tab, even one that
+#: is only whitespace), or a Unix "From " line.  Any other line (an empty one, or text)
+#: ends the block.
+_HEADER_LINE = re.compile(rb"(From |[\x21-\x39\x3b-\x7e]*:|[\t ])")
+#: Lines end at \r\n, \r or \n (universal newlines), not at other characters
+#: str.splitlines() breaks at (a form feed in a folded License is part of it).
+_LINE = re.compile(rb"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
+_BOM = b"\xef\xbb\xbf"
+
 
 def _header_block(handle):
-    """The bytes of an RFC 822 header block: lines up to the first blank one."""
-    lines = []
-    for line in handle:
-        if not line.strip():
-            break
-        lines.append(line)
-    return b"".join(lines)
+    """The bytes of the header block as ``email.parser`` delimits it, the line that ends
+    it left out; the body is never read.  A leading byte order mark is skipped: with it,
+    ``importlib.metadata`` would see no header at all (it decodes as plain UTF-8), and
+    nothing would be checked.  A file with bytes but no header gives b"\n" (not empty,
+    as ``importlib.metadata`` does not then fall back to PKG-INFO)."""
+    block = []
+    match = _HEADER_LINE.match
+    for raw in handle:  # binary lines end at \n; a lone \r ends one too
+        if not block and raw.startswith(_BOM):
+            raw = raw[len(_BOM):]
+        if b"\r" in raw:
+            for line in _LINE.findall(raw):
+                if not match(line):
+                    return b"".join(block) or b"\n"
+                block.append(line)
+        elif match(raw):
+            block.append(raw)
+        else:
+            return b"".join(block) or b"\n"
+    return b"".join(block)
 
 
 def _text(data):
-    """UTF-8 text, a leading byte order mark dropped (else the first header is lost)."""
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    return data.decode("utf-8", "replace")
+    """UTF-8 text (as importlib.metadata decodes it; undecodable bytes replaced rather
+    than failing) with universal newlines, a leading byte order mark dropped."""
+    if data.startswith(_BOM):
+        data = data[len(_BOM):]
+    text = data.decode("utf-8", "replace")
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+
+
+#: The fields read (lower case); the others are skipped, continuation lines included.
+_WANTED = ("name", "version", "requires-dist")
 
 
 def _headers(text):
-    """Name, Version and Requires-Dist of an RFC 822 metadata file (header part only)."""
+    """Name, Version (the first of each) and every Requires-Dist of a header block, as
+    ``email.feedparser`` with the ``compat32`` policy gives them to ``importlib.metadata``:
+    a value is the text after the colon, leading blanks dropped, followed by its
+    continuation lines unchanged (newlines included), trailing newlines dropped."""
+    fields = []  # (key, lines) of the wanted fields, in order
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    current = None  # the lines of a wanted field being read
+    for number, line in enumerate(lines):
+        first = line[:1]
+        if first == " " or first == "\t":
+            if current is not None:  # a continuation before any field is ignored
+                current.append(line)
+            continue
+        current = None
+        if first == "F" and line.startswith("From "):  # a Unix envelope line: no field
+            if number == len(lines) - 1:
+                break  # the first line of the body
+            continue
+        colon = line.find(":")
+        if colon > 0:
+            key = line[:colon].lower()
+            if key in _WANTED:
+                current = [line[colon + 1:].lstrip(" \t")]
+                fields.append((key, current))
     name = version = None
     requires = []
-    key = None
-    for line in text.splitlines():
-        if not line.strip():
-            break  # the body (long description) starts here
-        if line[:1] in (" ", "\t"):  # a folded header continues
-            if key == "requires-dist":
-                requires[-1] = requires[-1] + " " + line.strip()
-            continue
-        key, sep, value = line.partition(":")
-        if not sep:
-            key = None
-            continue
-        key = key.strip().lower()
-        value = value.strip()
-        if key == "name" and name is None:
-            name = value
-        elif key == "version" and version is None:
-            version = value
-        elif key == "requires-dist":
+    for key, parts in fields:
+        value = (parts[0] if len(parts) == 1 else "\n".join(parts)).rstrip("\r\n")
+        if key == "requires-dist":
             requires.append(value)
+        elif key == "name":
+            name = value if name is None else name
+        elif version is None:
+            version = value
     return name, version, requires
+
+
+def _metadata(files):
+    """Name, Version, Requires-Dist and, for a distribution without Requires-Dist,
+    setuptools' requires.txt (``importlib.metadata``'s ``requires`` reads the one, else
+    the other; the tool converts requires.txt the way it does)."""
+    text = files.metadata()
+    name, version, requires = _headers(text) if text else (None, None, [])
+    return name, version, requires, None if requires else files.read("requires.txt")
 
 
 def _name_from_directory(entry):
@@ -154,8 +214,7 @@ def _has_extension(record_text):
 
 def _dist_info(files, entry):
     """One ``*.dist-info`` directory."""
-    text = files.read("METADATA", headers_only=True)
-    name, version, requires = _headers(text) if text else (None, None, [])
+    name, version, requires, requires_txt = _metadata(files)
     compiled = False
     for line in (files.read("WHEEL") or "").splitlines():
         key, _, value = line.partition(":")
@@ -171,7 +230,7 @@ def _dist_info(files, entry):
             direct = {}
         if isinstance(direct, dict) and (direct.get("dir_info") or {}).get("editable"):
             editable = direct.get("url") or ""
-    return _dist(files.path, entry, "dist-info", name, version, requires, None, compiled,
+    return _dist(files.path, entry, "dist-info", name, version, requires, requires_txt, compiled,
                  "REQUESTED" in files.names, editable, files.read("INSTALLER"))
 
 
@@ -182,9 +241,7 @@ def _egg_info(files, entry, kind, compiled=False, installed=None):
     modules there, to find compiled modules no file lists (``setup.py install`` writes
     installed-files.txt only when asked to record).
     """
-    text = files.read("PKG-INFO", headers_only=True)
-    name, version, requires = _headers(text) if text else (None, None, [])
-    requires_txt = None if requires else files.read("requires.txt")
+    name, version, requires, requires_txt = _metadata(files)
     compiled = compiled or bool((files.read("native_libs.txt") or "").strip())
     if not compiled:
         listed = files.read("installed-files.txt")

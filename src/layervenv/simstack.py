@@ -134,7 +134,7 @@ _stack={root}
 export PATH="$_stack/bin${{PATH:+:$PATH}}"
 export ROOTSYS="$_stack"
 export LD_LIBRARY_PATH="$_stack/lib${{LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}}"
-export PYTHONPATH="$_stack/{site}:$_stack/{egg}${{PYTHONPATH:+:$PYTHONPATH}}"
+export PYTHONPATH="{pythonpath}${{PYTHONPATH:+:$PYTHONPATH}}"
 export SIMSTACK_NAME={name}
 unset _stack
 """
@@ -172,41 +172,82 @@ def _python_facts(python: Path) -> tuple[str, str]:
 LAYOUTS = {"lcg": "", "atlas": "InstallArea/x86_64-el9-gcc13-opt"}
 
 
-def build_stack(root: Path, python: Path, name: str = "LCG_sim", wheels: Path | None = None,
-                dists: tuple[Dist, ...] = STACK_DISTS, layout: str = "lcg") -> SimStack:
-    """Build a simulated stack at ``root`` with ``python`` as its interpreter."""
+@dataclass
+class Prefix:
+    """An empty stack prefix: ``bin/python3`` (a symlink to the interpreter, as in an
+    LCG view), a ``bin/`` tool, ``lib/`` and an empty ``lib/pythonX.Y/site-packages``."""
+
+    root: Path
+    prefix: Path  # where bin/ and lib/ are (below root for an ATLAS layout)
+    site_packages: Path
+    short_version: str  # "3.11"
+
+    @property
+    def bin(self) -> Path:
+        return self.prefix / "bin"
+
+    @property
+    def python(self) -> Path:
+        return self.bin / "python3"
+
+    @property
+    def tag(self) -> str:
+        return "cp" + self.short_version.replace(".", "")
+
+    def install(self, wheel: Path) -> None:
+        install_into(wheel, self.site_packages, self.bin, self.python)
+
+    def byte_compile(self) -> None:
+        """Byte-compile with the stack's own interpreter, as a release build does, so that
+        importing from the stack never writes a __pycache__ into it."""
+        subprocess.run([str(self.python), "-I", "-m", "compileall", "-q",
+                        str(self.prefix / "lib")], check=True, stdout=subprocess.DEVNULL)
+
+    def write_setup(self, name: str, pythonpath: list[Path]) -> Path:
+        """``ROOT/setup.sh``, prepending PATH, LD_LIBRARY_PATH and ``pythonpath``."""
+        setup = self.root / "setup.sh"
+        entries = ":".join(f"$_stack/{p.relative_to(self.prefix).as_posix()}"
+                           for p in pythonpath)
+        setup.write_text(SETUP_TEMPLATE.format(
+            name=name, root=_sh_quote(str(self.prefix)), pythonpath=entries,
+        ), encoding="utf-8")
+        return setup
+
+
+def make_prefix(root: Path, python: Path, layout: str = "lcg") -> Prefix:
+    """An empty stack prefix at ``root`` with ``python`` as its interpreter."""
     short, real_python = _python_facts(python)
-    tag = "cp" + short.replace(".", "")
     prefix = root / LAYOUTS[layout] if LAYOUTS[layout] else root
-    bin_dir = prefix / "bin"
-    site = prefix / "lib" / f"python{short}" / "site-packages"
-    bin_dir.mkdir(parents=True)
-    site.mkdir(parents=True)
-    os.symlink(real_python, bin_dir / "python3")
-    os.symlink("python3", bin_dir / "python")
-    tool = bin_dir / "stack-tool"
+    made = Prefix(root=root, prefix=prefix,
+                  site_packages=prefix / "lib" / f"python{short}" / "site-packages",
+                  short_version=short)
+    made.bin.mkdir(parents=True)
+    made.site_packages.mkdir(parents=True)
+    os.symlink(real_python, made.python)
+    os.symlink("python3", made.bin / "python")
+    tool = made.bin / "stack-tool"
     tool.write_text("#!/bin/sh\necho stack-tool from " + str(root) + "\n", encoding="utf-8")
     tool.chmod(0o755)
     (prefix / "lib" / "libstack.so").write_bytes(b"")
+    return made
+
+
+def build_stack(root: Path, python: Path, name: str = "LCG_sim", wheels: Path | None = None,
+                dists: tuple[Dist, ...] = STACK_DISTS, layout: str = "lcg") -> SimStack:
+    """Build a simulated stack at ``root`` with ``python`` as its interpreter."""
+    made = make_prefix(root, python, layout)
     wheelhouse = wheels or root.parent / f"{root.name}-wheelhouse"
     for dist in dists:
-        install_into(build_wheel(dist, root / ".build", tag), site, bin_dir, bin_dir / "python3")
-    egg = _write_egg(STACK_EGG, site, short)
+        made.install(build_wheel(dist, root / ".build", made.tag))
+    egg = _write_egg(STACK_EGG, made.site_packages, made.short_version)
     for dist in WHEELHOUSE_DISTS:
-        build_wheel(dist, wheelhouse, tag)
+        build_wheel(dist, wheelhouse, made.tag)
     _remove_tree(root / ".build")
-    # Byte-compile with the stack's own interpreter, as a release build does, so that
-    # importing from the stack never writes a __pycache__ into it.
-    subprocess.run([str(bin_dir / "python3"), "-I", "-m", "compileall", "-q",
-                    str(prefix / "lib")], check=True, stdout=subprocess.DEVNULL)
-    setup = root / "setup.sh"
-    setup.write_text(SETUP_TEMPLATE.format(
-        name=name, root=_sh_quote(str(prefix)),
-        site=site.relative_to(prefix).as_posix(), egg=egg.relative_to(prefix).as_posix(),
-    ), encoding="utf-8")
-    return SimStack(root=root, python=bin_dir / "python3", site_packages=site, egg=egg,
-                    setup_script=setup, wheelhouse=wheelhouse, short_version=short,
-                    dists=(*dists, STACK_EGG))
+    made.byte_compile()
+    setup = made.write_setup(name, [made.site_packages, egg])
+    return SimStack(root=root, python=made.python, site_packages=made.site_packages, egg=egg,
+                    setup_script=setup, wheelhouse=wheelhouse,
+                    short_version=made.short_version, dists=(*dists, STACK_EGG))
 
 
 def _remove_tree(path: Path) -> None:

@@ -17,6 +17,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from layervenv.boot._layervenv_boot import PACKAGE_DIRECTORIES
 from layervenv.errors import UserError
 
 #: What a clean bash starts with: enough for setup scripts, nothing of the user's shell.
@@ -218,6 +219,13 @@ def missing_parts(python: str, pythonpath: list[str]) -> list[str]:
     return missing
 
 
+def is_packages_directory(entry: str) -> bool:
+    """Whether a PYTHONPATH entry is (or is in) a Python's ``site-packages`` or
+    ``dist-packages``, in whatever layout (``lib/pythonX.Y/``, ``lib/python3/``,
+    ``lib64/``, an interpreter's own): what a stack puts on PYTHONPATH."""
+    return any(name in entry for name in PACKAGE_DIRECTORIES)
+
+
 def site_packages_not_on_pythonpath(pythonpath: list[str], environ: dict[str, str]) -> list[str]:
     """The recorded stack's ``site-packages`` entries that this environment's PYTHONPATH
     lacks: for a layer made without --setup, the sign that its stack is not set up here
@@ -225,7 +233,7 @@ def site_packages_not_on_pythonpath(pythonpath: list[str], environ: dict[str, st
     value = environ.get("PYTHONPATH")
     present = set(value.split(os.pathsep)) if value else set()
     return [e for e in pythonpath
-            if os.path.isabs(e) and "site-packages" in e and e not in present]
+            if os.path.isabs(e) and is_packages_directory(e) and e not in present]
 
 
 def _denied(path: str) -> str:
@@ -240,12 +248,13 @@ def _denied(path: str) -> str:
 
 
 def foreign_site_packages(environ: dict[str, str], own: list[str]) -> list[str]:
-    """PYTHONPATH entries of ``environ`` that are another stack's site-packages.
+    """PYTHONPATH entries of ``environ`` that are another stack's site-packages (or
+    dist-packages).
 
     Activation scripts apply the same rule with shell pattern matching.
     """
     entries = [e for e in environ.get("PYTHONPATH", "").split(os.pathsep) if e]
-    return [e for e in entries if "site-packages" in e and e not in own]
+    return [e for e in entries if is_packages_directory(e) and e not in own]
 
 
 def check_stack(python: str, pythonpath: list[str], environment: StackEnvironment,

@@ -214,13 +214,21 @@ def _path_finder():
 WARNED = "LAYERVENV_WARNED_PYTHON_MISMATCH"
 
 
+#: What the directories holding a Python's installed distributions are called:
+#: ``site-packages``, and ``dist-packages`` for Debian's and Ubuntu's own Python
+#: (``/usr/lib/python3/dist-packages``).  A stack on PYTHONPATH is recognised by them,
+#: here, by ``check``, ``run`` and the activation scripts alike.
+PACKAGE_DIRECTORIES = ("site-packages", "dist-packages")
+
+
 def site_packages_version(entry):
-    """``"3.9"`` for a ``.../lib/python3.9/site-packages`` entry (``lib64``, ``3.13t``
-    too), else None.  Only a real X.Y names a Python: ``lib/python/site-packages`` or
-    ``lib/python3/site-packages`` do not.  ``check`` applies this same rule."""
+    """``"3.9"`` for a ``.../lib/python3.9/site-packages`` (or ``dist-packages``) entry
+    (``lib64``, ``3.13t`` too), else None.  Only a real X.Y names a Python:
+    ``lib/python/site-packages`` or ``lib/python3/dist-packages`` do not.  ``check``
+    applies this same rule."""
     parts = entry.split("/")
     for lib, version, leaf in zip(parts, parts[1:], parts[2:]):
-        if lib in ("lib", "lib64") and leaf == "site-packages" and \
+        if lib in ("lib", "lib64") and leaf in PACKAGE_DIRECTORIES and \
                 version.startswith("python"):
             number = version[len("python"):].rstrip("t")
             major, _, minor = number.partition(".")
@@ -238,7 +246,7 @@ def foreign_python_entries():
     if sys.flags.ignore_environment:
         return []
     value = os.environ.get("PYTHONPATH", "")
-    if "site-packages" not in value:
+    if not any(name in value for name in PACKAGE_DIRECTORIES):
         return []
     mine = "{}.{}".format(*sys.version_info[:2])
     found = []

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from layervenv.boot._layervenv_boot import PACKAGE_DIRECTORIES
 from layervenv.envchange import (
     MARKER,
     STACK_FLAG,
@@ -352,8 +353,9 @@ def render_checks(env: EnvChange, dialect: Dialect, indent: int = 0) -> str:
         _compute_stack_presence(script, env.stack)
         script.open(dialect.if_empty, var=PRESENT_FLAG)
         _set(script, FOREIGN_FLAG, dialect.quote(""), False)
-        script.add(_template(dialect, "flag_if_contains"), var="PYTHONPATH", flag=FOREIGN_FLAG,
-                   text=dialect.quote("site-packages"))
+        for name in PACKAGE_DIRECTORIES:  # site-packages, dist-packages
+            script.add(_template(dialect, "flag_if_contains"), var="PYTHONPATH",
+                       flag=FOREIGN_FLAG, text=dialect.quote(name))
         script.open(dialect.if_set_nonempty, var=FOREIGN_FLAG)
         message = (f"layervenv: another stack is set up in this shell; this layer was made on "
                    f"{env.stack.describe}: activate it in a shell without that stack")
