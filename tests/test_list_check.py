@@ -14,7 +14,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -466,28 +465,23 @@ def big_stack(tmp_path_factory):
     return stack
 
 
-def test_thousand_distributions_quickly(big_stack, tmp_path, home):
+def test_thousand_distributions(big_stack, tmp_path, home):
+    """All 1,000 distributions of a big stack are listed and none is a problem.  How fast
+    is measured by benchmarks (inspect.* rows, benchmarks/list_check.py), not here: a
+    timed assertion fails on a loaded machine and proves nothing on a quiet one."""
     env = big_stack.env(clean_env(home))
     root = tmp_path / "layer"
     run_tool("create", str(root), env=env)
-    timings = {}
-    for command in ("list", "check"):
-        start = time.perf_counter()
-        result = run_tool(command, str(root), "--format", "json", env=env, check=False)
-        timings[command] = time.perf_counter() - start
-        assert result.returncode in (0, 1), result.stderr
     rows = json.loads(run_tool("list", str(root), "--format", "json", env=env).stdout)
     assert sum(row["name"].startswith("lcgpkg-") for row in rows) == 1000
-    assert not [p for p in json.loads(run_tool("check", str(root), "--format", "json",
-                                                env=env, check=False).stdout)["problems"]
-                if "lcgpkg" in p["message"]]
-    start = time.perf_counter()
-    subprocess.run([str(root / "bin" / "python"), "-m", "pip", "list"], env=env,
-                   capture_output=True, check=True)
-    pip_list = time.perf_counter() - start
-    # the target is well under a second (benchmarks/list_check.py); generous here for CI
-    assert timings["list"] < 2 and timings["check"] < 2, timings
-    assert timings["list"] < pip_list and timings["check"] < pip_list, (timings, pip_list)
+    pip_list = subprocess.run([str(root / "bin" / "python"), "-m", "pip", "list",
+                               "--format", "json"], env=env, capture_output=True, text=True,
+                              check=True).stdout
+    assert {row["name"] for row in json.loads(pip_list) if row["name"].startswith("lcgpkg-")
+            } == {row["name"] for row in rows if row["name"].startswith("lcgpkg-")}
+    result = run_tool("check", str(root), "--format", "json", env=env, check=False)
+    assert result.returncode in (0, 1), result.stderr
+    assert not [p for p in json.loads(result.stdout)["problems"] if "lcgpkg" in p["message"]]
 
 
 # --- a real compiled package from PyPI ---------------------------------------------------
