@@ -37,10 +37,15 @@ from layervenv.shells.dialect import (
     PREFIX,
     Dialect,
     PromptSyntax,
+    general_revert_path,
     render_apply,
     render_checks,
-    render_revert,
+    render_deactivate,
+    render_general,
 )
+
+#: the file ``deactivate.csh`` reads for every case but the common one
+GENERAL = "revert.csh"
 
 
 def quote(value: str) -> str:
@@ -259,6 +264,17 @@ if ( $?{var} ) then
 endif""",
     # a stack's setup command is POSIX shell code: csh replays the recorded environment
     eval="",
+    # (source is not put in a one-line if: see _DEACTIVATE_ALIAS).  The path is not
+    # written in the if: csh skipping a block (an outer if that is false, in a file
+    # sourced from a sourced file) misreads such a line where the path holds ' or !
+    source_or_say="""\
+set _layervenv_r = {path}
+if ( -r "$_layervenv_r" ) then
+    source "$_layervenv_r"
+else
+    echo {message} >>& /dev/stderr
+endif
+unset _layervenv_r""",
     prompt=_PROMPT,
 )
 
@@ -323,7 +339,8 @@ endif
 
 
 def render(env: EnvChange, version: str) -> dict[str, str]:
-    """``bin/activate.csh`` and ``bin/deactivate.csh`` for the layer described by ``env``."""
+    """``bin/activate.csh``, ``bin/deactivate.csh`` and ``bin/revert.csh`` for the layer
+    described by ``env``."""
     fields = {"layer_comment": env.layer.replace("\n", " "), "version": version}
     deactivate = quote(f"{env.layer}/bin/deactivate.csh")
     return {
@@ -334,5 +351,7 @@ def render(env: EnvChange, version: str) -> dict[str, str]:
             apply=render_apply(env, DIALECT),
             **fields,
         ),
-        "deactivate.csh": _DEACTIVATE.format(revert=render_revert(env, DIALECT), **fields),
+        "deactivate.csh": _DEACTIVATE.format(
+            revert=render_deactivate(env, DIALECT, general_revert_path(env, GENERAL)), **fields),
+        GENERAL: render_general(env, DIALECT, version, "csh, tcsh"),
     }

@@ -111,12 +111,28 @@ class Dialect:
     flag_if_contains: str = ""
     #: run ``{command}`` in the current shell (re-running a stack's setup); "" if impossible
     eval: str = ""
+    #: read and run the file ``{path}`` in the current shell, or print ``{message}`` on
+    #: stderr where it is not there (the layer was moved or deleted while active)
+    source_or_say: str = ""
     #: a prompt that is not the plain variable ``prompt_var`` (default: derived from it)
     prompt: PromptSyntax | None = None
     #: characters the shell expands when it shows the prompt (``$``, a backquote, ...)
     prompt_expands: str = ""
     #: the prompt steps for a text holding one of ``prompt_expands``: shown literally
     prompt_guarded: PromptSyntax | None = None
+    #: one level of indentation in the rendered script
+    indent: str = "    "
+    #: ``unset_exported`` and ``unset_local`` are one command that takes several names
+    unset_joins: bool = False
+    #: how a block opened by ``case`` goes on and ends (POSIX shells test with ``case``:
+    #: no builtin to run, and fewer words to parse, than ``if [ ... ]``)
+    case_ends: tuple[str, str] = ("", "")
+
+    def block_ends(self, opener: str) -> tuple[str, str]:
+        """The else and the end of the block that ``opener`` starts."""
+        if opener.lstrip().startswith("case ") and self.case_ends[1]:
+            return self.case_ends
+        return self.else_, self.end_if
 
 
 def prompt_syntax(dialect: Dialect, exported: bool = False, text: str = "") -> PromptSyntax:
@@ -157,33 +173,42 @@ class Script:
         self.dialect = dialect
         self.lines: list[str] = []
         self.depth = indent
+        #: how each open block goes on (else) and ends, innermost last
+        self.ends: list[tuple[str, str]] = []
+        #: the last line, when it unsets variables (see :func:`_unset`), and its depth
+        self.unset_at = -1
+        self.unset_depth = 0
 
     def add(self, template: str, **fields: str) -> None:
         for line in template.splitlines():
-            self.lines.append("    " * self.depth + line.format(**fields))
+            self.lines.append(self.dialect.indent * self.depth + line.format(**fields))
 
     def add_text(self, text: str, prefix: str = "") -> None:
         """Lines already spelled out (no placeholders but :data:`PREFIX`, which becomes
         ``prefix``)."""
         for line in text.splitlines():
-            self.lines.append("    " * self.depth + line.replace(PREFIX, prefix))
+            self.lines.append(self.dialect.indent * self.depth + line.replace(PREFIX, prefix))
 
     def open(self, template: str, **fields: str) -> None:
         self.add(template, **fields)
-        self.depth += 1
+        self._opened(template)
 
     def open_text(self, text: str) -> None:
         self.add_text(text)
+        self._opened(text)
+
+    def _opened(self, opener: str) -> None:
+        self.ends.append(self.dialect.block_ends(opener))
         self.depth += 1
 
     def otherwise(self) -> None:
         self.depth -= 1
-        self.add(self.dialect.else_)
+        self.add(self.ends[-1][0])
         self.depth += 1
 
     def close(self) -> None:
         self.depth -= 1
-        self.add(self.dialect.end_if)
+        self.add(self.ends.pop()[1])
 
     def text(self) -> str:
         return "\n".join(self.lines) + "\n"
@@ -195,8 +220,16 @@ def _set(script: Script, var: str, value: str, exported: bool) -> None:
 
 
 def _unset(script: Script, var: str, exported: bool) -> None:
+    """Unset ``var``; in a dialect that unsets several in one statement, right after
+    another unset at the same place, by adding it to that statement (fewer to parse)."""
     d = script.dialect
-    script.add(d.unset_exported if exported else d.unset_local, var=var)
+    template = d.unset_exported if exported else d.unset_local
+    last = len(script.lines) - 1
+    if d.unset_joins and script.unset_at == last and script.unset_depth == script.depth:
+        script.lines[last] += " " + var
+    else:
+        script.add(template, var=var)
+    script.unset_at, script.unset_depth = len(script.lines) - 1, script.depth
 
 
 def _save(script: Script, var: str, key: str, exported: bool) -> None:
@@ -252,8 +285,12 @@ def apply_change(script: Script, change: Change) -> None:
         raise TypeError(change)
 
 
-def revert_change(script: Script, change: Change) -> None:
-    """Emit the lines that undo one change at deactivation."""
+def revert_change(script: Script, change: Change, unchanged: bool = False) -> None:
+    """Emit the lines that undo one change at deactivation.
+
+    ``unchanged``: the caller has checked that nothing changed the path-like variable
+    since activation, so its old value is given back without the other cases.
+    """
     d = script.dialect
     var, key = _var_and_key(change, d)
     if isinstance(change, UnsetVar):
@@ -266,6 +303,11 @@ def revert_change(script: Script, change: Change) -> None:
         _restore(script, var, key, change.exported)
         return
     applied = applied_name(key)
+    if unchanged and isinstance(change, PrependPath):
+        _restore(script, var, key, change.exported)
+        _unset(script, added_name(key), change.exported)
+        _unset(script, applied, change.exported)
+        return
     script.open(d.if_set, var=applied)
     if isinstance(change, SetPrompt):
         prompt = prompt_syntax(d, change.exported, change.text)
@@ -407,14 +449,82 @@ def render_revert(env: EnvChange, dialect: Dialect, indent: int = 0) -> str:
     return script.text()
 
 
-def render_script(template: str, env: EnvChange, dialect: Dialect, version: str) -> str:
+#: set while ``deactivate`` has to run the general revert (something changed since activation)
+GENERAL_FLAG = "_layervenv_general"
+
+
+def render_deactivate(env: EnvChange, dialect: Dialect, general: str, indent: int = 0) -> str:
+    """What ``deactivate`` runs: the common case inline, every other case from ``general``.
+
+    Every shell parses the whole ``deactivate`` at each activation (bash copies a function's
+    body again at each call), so the lines that handle what rarely happens -- another tool
+    changed PATH meanwhile, an inherited ``--export-pythonpath`` layer, a re-established
+    stack -- live in the file ``general`` (the :func:`render_revert` of the same model),
+    read only when one of them happened.  The common case is the one where every
+    path-like variable is exactly what activation left: each gets its old value back.
+    """
+    d = dialect
+    script = Script(dialect, indent)
+    script.open(d.if_set, var=MARKER)
+    _set(script, GENERAL_FLAG, d.quote("1"), False)
+    opened = 0
+    for change in env.changes:
+        if isinstance(change, PrependPath):
+            applied = applied_name(state_key(change))
+            script.open(d.if_set, var=applied)
+            script.open(d.if_equal, a=change.name, b=applied)
+            opened += 2
+    for change in env.revert_also:
+        if not isinstance(change, PrependPath):  # pragma: no cover - the model has none
+            raise TypeError(change)
+        script.open(d.if_unset, var=applied_name(state_key(change)))
+        opened += 1
+    if env.stack is not None:
+        script.open(d.if_unset, var=STACK_FLAG)
+        opened += 1
+    _unset(script, GENERAL_FLAG, False)
+    for change in reversed(env.changes):
+        revert_change(script, change, unchanged=True)
+    _unset(script, MARKER, True)
+    if env.touches_path():
+        script.add(d.rehash)
+    for _ in range(opened):
+        script.close()
+    script.open(d.if_set, var=GENERAL_FLAG)
+    _unset(script, GENERAL_FLAG, False)
+    message = (f"layervenv: cannot deactivate: {general} is gone (was the layer moved or "
+               f"deleted?); start a new shell")
+    script.add(_template(d, "source_or_say"), path=d.quote(general), message=d.quote(message))
+    script.close()
+    script.close()
+    return script.text()
+
+
+def general_revert_path(env: EnvChange, name: str) -> str:
+    """Where the general revert of ``env``'s layer is: ``bin/name``.
+
+    See :func:`render_deactivate`."""
+    return f"{env.layer}/bin/{name}"
+
+
+def render_script(template: str, env: EnvChange, dialect: Dialect, version: str,
+                  general: str) -> str:
     """Fill a dialect's script template: header fields (``layer`` is the quoted path), the
-    revert (inside its ``deactivate``), the checks and the apply part, all from ``env``."""
+    fast revert (inside its ``deactivate``; the rest is in the file ``general``), the
+    checks and the apply part, all from ``env``."""
     return template.format(
         layer=dialect.quote(env.layer),
         layer_comment=env.layer.replace("\n", " "),
         version=version,
-        revert=render_revert(env, dialect, indent=1),
+        revert=render_deactivate(env, dialect, general_revert_path(env, general), indent=1),
         checks=render_checks(env, dialect),
         apply=render_apply(env, dialect),
     )
+
+
+def render_general(env: EnvChange, dialect: Dialect, version: str, shells: str) -> str:
+    """The file ``deactivate`` reads when something changed since activation."""
+    return (f"# Deactivate the layervenv layer {env.layer.replace(chr(10), ' ')}: every case\n"
+            f"# Generated by layervenv {version}; read by deactivate ({shells}) when something\n"
+            f"# changed since activation; never edit it.\n\n"
+            + render_revert(env, dialect))

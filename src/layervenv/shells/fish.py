@@ -18,7 +18,16 @@ Only builtins are used (``set``, ``test``, ``string``, ``contains``, ``functions
 from __future__ import annotations
 
 from layervenv.envchange import EnvChange
-from layervenv.shells.dialect import PREFIX, Dialect, PromptSyntax, render_script
+from layervenv.shells.dialect import (
+    PREFIX,
+    Dialect,
+    PromptSyntax,
+    render_general,
+    render_script,
+)
+
+#: the file ``deactivate`` reads for every case but the common one
+GENERAL = "revert.fish"
 
 
 def quote(value: str) -> str:
@@ -91,6 +100,8 @@ DIALECT = Dialect(
     ),
     # a stack's setup command is POSIX shell code: fish replays the recorded environment
     eval="",
+    source_or_say=("if test -r {path}\n    source {path}\nelse\n"
+                   "    printf '%s\\n' {message} >&2\nend"),
     prompt=_PROMPT,
 )
 
@@ -126,6 +137,6 @@ deactivate nondestructive
 
 
 def render(env: EnvChange, version: str) -> dict[str, str]:
-    """``bin/activate.fish`` for the layer described by ``env``."""
-    text = render_script(_HEADER, env, DIALECT, version)
-    return {"activate.fish": text}
+    """``bin/activate.fish`` and ``bin/revert.fish`` for the layer described by ``env``."""
+    return {"activate.fish": render_script(_HEADER, env, DIALECT, version, GENERAL),
+            GENERAL: render_general(env, DIALECT, version, "fish")}
