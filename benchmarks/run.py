@@ -57,14 +57,15 @@ class Sizes:
     big_layer_files: int = 20_000
     startup_runs: int = 20  # processes per repetition
     hook_runs: int = 5  # processes per repetition timing the hook from inside
+    hook_prompts: int = 100_000  # prompt hook runs per bash process
     inspect_dists: int = 1000
     import_dirs: int = 10
     import_modules: int = 1000
     warm_up: bool = True
 
 
-QUICK = Sizes(activation_loops=20, find_loops=5, big_layer_files=1000, startup_runs=5,
-              hook_runs=1, inspect_dists=50, import_dirs=3, import_modules=100,
+QUICK = Sizes(activation_loops=20, find_loops=5, hook_prompts=1000, big_layer_files=1000,
+              startup_runs=5, hook_runs=1, inspect_dists=50, import_dirs=3, import_modules=100,
               warm_up=False)
 
 
@@ -324,6 +325,26 @@ def bench_activate(work: Path, stack: SimStack, stack_env: dict[str, str], sizes
                        for key, (script, deactivate, loops) in variants.items()},
                 repeat, warm_up=True)
     bench_activate_shells(base, venv, small, big, stack_env, sizes, repeat, rows)
+    hook_loop = [bash, "-c", PROMPT_HOOK_LOOP, "bash", str(small / "bin" / "activate")]
+    interleaved(rows, {"hook.bash": lambda: prompt_hook_ms(hook_loop, sizes.hook_prompts,
+                                                            stack_env, base)},
+                repeat, warm_up=True)
+
+
+#: An interactive bash runs ``$PROMPT_COMMAND`` before each prompt: the layer's hook, with
+#: nothing to do (the layer's bin in front), ``$2`` times, or bash's no-op ``:`` instead.
+PROMPT_HOOK_LOOP = """\
+. "$1"; . "${1%/*}/prompt-hook.bash"
+[ "${PROMPT_COMMAND-}" = _layervenv_hook ] || exit 3
+for ((i = 0; i < $2; i++)); do eval "$3"; done
+"""
+
+
+def prompt_hook_ms(argv: list[str], prompts: int, env: dict[str, str], cwd: Path) -> float:
+    """CPU ms the prompt hook adds to each prompt of an interactive bash when nothing changed."""
+    hook = cpu_ms([*argv, str(prompts), "_layervenv_hook"], env, cwd)
+    idle = cpu_ms([*argv, str(prompts), ":"], env, cwd)
+    return (hook - idle) / prompts
 
 
 #: ``. SCRIPT; DEACTIVATE`` LOOPS times in one shell (arguments 1-3), in each shell family
@@ -331,8 +352,9 @@ SHELL_LOOPS = {
     "posix": ('i=0; while [ "$i" -lt "$3" ]; do . "$1"; $2; i=$((i + 1)); done', ()),
     "fish": ("set i 0; while test $i -lt $argv[3]; source $argv[1]; $argv[2]; "
              "set i (math $i + 1); end", ("--no-config",)),
+    # (an alias is not looked up for a command name that comes from a variable)
     "csh": ("set prompt = '> '\n@ i = 0\nwhile ( $i < $argv[3] )\nsource $argv[1]:q\n"
-            "$argv[2]\n@ i++\nend\n", ("-f",)),
+            "deactivate\n@ i++\nend\n", ("-f",)),
 }
 #: shell: (family, its options, activation script name, sizes measured)
 OTHER_SHELLS = {
@@ -365,10 +387,12 @@ def bench_activate_shells(base: Path, venv: Path, small: Path, big: Path,
             argv = [program, *options, str(loop_file)]
         else:  # fish's -c takes no $0: what follows the script is $argv
             argv = [program, *options, "-c", loop, *([] if family == "fish" else [shell])]
+        # tcsh reads every PATH directory again at each change of PATH: 10 ms a round
+        loops = sizes.activation_loops // (20 if family == "csh" else 1) or 1
         targets = [venv] + [layers[kind] for kind in kinds]
         for key, target in zip(keys, targets):
             measures[key] = loop_measure(argv, target / "bin" / script, "deactivate",
-                                         sizes.activation_loops, stack_env, base)
+                                         loops, stack_env, base)
     interleaved(rows, measures, repeat, warm_up=True)
 
 
@@ -614,6 +638,7 @@ def all_rows() -> dict[str, Row]:
         Row("activate.find.small", "activate · find-based, SMALL files", vs="activate.venv"),
         Row("activate.find.big", "activate · find-based, BIG files", vs="activate.venv"),
         *shell_rows(),
+        Row("hook.bash", "prompt hook · bash: one prompt, nothing to move"),
         Row("startup.venv", "start-up · plain venv: python -c pass", short="plain venv"),
         Row("startup.layer", "start-up · layer: python -c pass", vs="startup.venv"),
         Row("startup.disabled", "start-up · layer, LAYERVENV_BOOT_DISABLE=1",
@@ -719,6 +744,10 @@ def targets(rows: dict[str, Row], counts: Counts) -> list[Target]:
                                 max(small, big) / plain <= 1.5 and big / small <= 1.25,
                                 f"{small / plain:.2f}x and {big / plain:.2f}x of plain venv; "
                                 f"big/small {big / small:.2f}"))
+    hook = med("hook.bash")
+    if hook is not None:
+        found.append(Target("prompt hook, bash: under 20 µs per prompt when nothing changed",
+                            hook < 0.020, f"{hook * 1000:.1f} µs"))
     base_start, layer_start = med("startup.venv"), med("startup.layer")
     if base_start and layer_start:
         diff = layer_start - base_start

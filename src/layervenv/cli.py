@@ -32,7 +32,7 @@ def _cmd_create(args: argparse.Namespace) -> int:
     options = CreateOptions(
         directory=args.dir, python=args.python, prompt=args.prompt, clear=args.clear,
         without_pip=args.without_pip, export_pythonpath=args.export_pythonpath,
-        setup=args.setup, rerun_setup=args.rerun_setup,
+        setup=args.setup, rerun_setup=args.rerun_setup, prompt_hook=not args.no_prompt_hook,
     )
     if args.from_file:
         from layervenv.commands.create_from import create_from
@@ -141,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--export-pythonpath", action="store_true",
                         help="also put the layer's site-packages first on PYTHONPATH when "
                              "activated (for Pythons embedded in C++ programs)")
+    create.add_argument("--no-prompt-hook", action="store_true",
+                        help="no prompt hook: interactive shells do not move the layer's bin "
+                             "back in front of PATH when something put other entries there")
     create.add_argument("--setup", metavar="CMD",
                         help="command that sets the stack up (e.g. 'asetup AnalysisBase,25.2.15'); "
                              "run once in a clean bash, its environment is recorded so that "

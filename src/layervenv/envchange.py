@@ -166,6 +166,8 @@ class EnvChange:
     #: parent's layer, and activating another layer there first deactivates that one
     #: with this layer's deactivate (the parent's shell function is not inherited)
     revert_also: tuple[Change, ...] = ()
+    #: interactive shells get a prompt hook that keeps the layer's entries in front
+    prompt_hook: bool = False
 
     def reverted(self) -> Iterator[Change]:
         """Changes in the order deactivation must undo them (last applied first)."""

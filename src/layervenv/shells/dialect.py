@@ -120,6 +120,12 @@ class Dialect:
     prompt_expands: str = ""
     #: the prompt steps for a text holding one of ``prompt_expands``: shown literally
     prompt_guarded: PromptSyntax | None = None
+    #: move the entries the state variable ``{added}`` names to the front of ``{var}`` when
+    #: they are in it but not in front (the prompt hook); "" where there is no hook
+    to_front: str = ""
+    #: opens a block run when ``{added}`` is set and its entries are not in front of
+    #: ``{var}`` (the prompt hook's test at each prompt: it must cost next to nothing)
+    if_not_in_front: str = ""
     #: one level of indentation in the rendered script
     indent: str = "    "
     #: ``unset_exported`` and ``unset_local`` are one command that takes several names
@@ -507,8 +513,37 @@ def general_revert_path(env: EnvChange, name: str) -> str:
     return f"{env.layer}/bin/{name}"
 
 
+def render_to_front(env: EnvChange, dialect: Dialect, indent: int = 0) -> str:
+    """What the prompt hook runs at each prompt: the layer's own entries (its ``bin`` on
+    PATH, its site-packages on PYTHONPATH where it exports them) back in front, where
+    another tool (a stack's setup sourced after activation) put its entries before them.
+
+    The entries are read from the state variables, as ``deactivate`` reads them; the
+    stack's entries that activation re-established are the stack's, left where they are.
+    """
+    script = Script(dialect, indent)
+    for change in env.changes:
+        if isinstance(change, PrependPath):
+            script.add(_template(dialect, "to_front"), var=change.name,
+                       added=added_name(state_key(change)))
+    return script.text()
+
+
+def render_front_test(env: EnvChange, dialect: Dialect, call: str, indent: int = 0) -> str:
+    """The prompt hook's test at each prompt: ``call`` (which runs :func:`render_to_front`)
+    when one of the layer's entries is not in front."""
+    script = Script(dialect, indent)
+    for change in env.changes:
+        if isinstance(change, PrependPath):
+            script.open(_template(dialect, "if_not_in_front"), var=change.name,
+                        added=added_name(state_key(change)))
+            script.add(call)
+            script.close()
+    return script.text()
+
+
 def render_script(template: str, env: EnvChange, dialect: Dialect, version: str,
-                  general: str) -> str:
+                  general: str, **extra: str) -> str:
     """Fill a dialect's script template: header fields (``layer`` is the quoted path), the
     fast revert (inside its ``deactivate``; the rest is in the file ``general``), the
     checks and the apply part, all from ``env``."""
@@ -519,6 +554,7 @@ def render_script(template: str, env: EnvChange, dialect: Dialect, version: str,
         revert=render_deactivate(env, dialect, general_revert_path(env, general), indent=1),
         checks=render_checks(env, dialect),
         apply=render_apply(env, dialect),
+        **extra,
     )
 
 
