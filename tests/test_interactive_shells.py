@@ -37,6 +37,7 @@ PROMPT = {
     "zsh": f"unsetopt zle; PS1='{SPLIT}'; PROMPT_EOL_MARK=''",
     "fish": f"function fish_prompt; printf '{SPLIT}'; end",
     "tcsh": f"set prompt = '{SPLIT}'",
+    "ksh": f"PS1='{SPLIT}'",
 }
 
 
@@ -216,3 +217,70 @@ def test_no_prompt_hook_in_scripts(shell, hooked, base_env):
     out = subprocess.run([shell_path(shell), "-c", script], env=base_env, capture_output=True,
                          text=True, check=True).stdout
     assert out == "none:unset:\n"
+
+
+#: each shell's own start-up file (under HOME) and what it does: a variable, and PATH
+RC_FILES = {
+    "bash": (".bashrc", "RC_RAN=yes; PATH=/rc/bin:$PATH"),
+    "zsh": (".zshrc", "RC_RAN=yes; PATH=/rc/bin:$PATH"),
+    "fish": (".config/fish/config.fish", "set -g RC_RAN yes; set -gx PATH /rc/bin $PATH"),
+    "tcsh": (".tcshrc", 'set RC_RAN = yes\nsetenv PATH "/rc/bin:$PATH"'),
+    "ksh": (".kshrc", "RC_RAN=yes; PATH=/rc/bin:$PATH"),
+}
+
+
+@pytest.mark.parametrize("shell", sorted(RC_FILES))
+def test_layervenv_shell(shell, hooked, base_env, home, tmp_path):
+    """``layervenv shell DIR`` starts $SHELL after its own start-up file, with the layer
+    on top of what that file did; ``exit`` ends it with its status, and the temporary
+    start-up files are gone."""
+    from helpers import tool_command
+
+    layer = hooked["plain"]
+    name, text = RC_FILES[shell]
+    (home / name).parent.mkdir(parents=True, exist_ok=True)
+    (home / name).write_text(text + "\n", encoding="utf-8")
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = dict(base_env, SHELL=shell_path(shell), TMPDIR=str(scratch))
+    session = Session(shell, env, argv=tool_command("shell", str(layer)))
+    session.run(PROMPT[shell])
+    assert session.value("$RC_RAN") == "yes"
+    found = "`which python`" if shell == "tcsh" else "$(command -v python)"
+    # (ksh's command -v quotes a path with a space)
+    assert session.value(found).strip("'") == str(layer / "bin" / "python")
+    path = session.value("$PATH").split(":")
+    assert path[:2] == [str(layer / "bin"), "/rc/bin"]
+    assert session.value("$HOME") == str(home)
+    session.child.sendline("exit 3")
+    session.child.expect(pexpect.EOF)
+    session.child.close()
+    assert session.child.exitstatus == 3
+    assert list(scratch.glob("layervenv-*")) == []
+
+
+def test_layervenv_shell_from_an_empty_environment(tmp_path, _built_stack, home):
+    """From ``env -i`` (only SHELL and HOME kept, no PATH): a --setup layer's shell has the
+    stack re-established and the layer's python first."""
+    from helpers import tool_command
+
+    layer = tmp_path / "setup layer"
+    run_tool("create", "--without-pip", str(layer), "--setup",
+             f". {shlex.quote(str(_built_stack.setup_script))}", env=clean_env(home))
+    env = {"SHELL": shell_path("bash"), "HOME": str(home)}
+    session = Session("bash", env, argv=tool_command("shell", str(layer)))
+    try:
+        session.run(PROMPT["bash"])
+        assert session.value("$(command -v python)") == str(layer / "bin" / "python")
+        assert session.value("$SIMSTACK_NAME") == "LCG_sim"
+        assert session.value("$(python -c 'import hepnum, sys; print(sys.prefix)')") == str(layer)
+    finally:
+        session.close()
+
+
+def test_layervenv_shell_refuses_a_shell_it_does_not_know(hooked, base_env):
+    """A $SHELL it cannot start with the layer activated: one line, nothing started."""
+    result = run_tool("shell", str(hooked["plain"]), env=dict(base_env, SHELL="/usr/bin/rc"),
+                      check=False)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and "/usr/bin/rc" in result.stderr

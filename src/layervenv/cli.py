@@ -21,6 +21,11 @@ def emit(result: Any, fmt: str) -> None:
     render(result, fmt)
 
 
+def _add_active_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dir", metavar="DIR", nargs="?",
+                        help="the layer (default: the active one, $VIRTUAL_ENV)")
+
+
 def _add_format(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=("human", "json"), default="human",
                         help="output for people (default) or for programs")
@@ -92,6 +97,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     return run(args.dir, command)
+
+
+def _cmd_shell(args: argparse.Namespace) -> int:
+    from layervenv.commands.shell import shell
+
+    return shell(args.dir)
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -192,13 +203,20 @@ def build_parser() -> argparse.ArgumentParser:
                      help="the command to run")
     run.set_defaults(func=_cmd_run)
 
+    shell_ = sub.add_parser("shell", help="start your shell with the layer activated",
+                            description="Start your shell ($SHELL: bash, zsh, fish, tcsh, "
+                                        "csh, ksh or sh) interactively, after its own start-up "
+                                        "files, with the layer activated; exit returns here. "
+                                        "Exit status: the shell's.")
+    _add_active_dir(shell_)
+    shell_.set_defaults(func=_cmd_shell)
+
     listing = sub.add_parser("list", help="every distribution the layer sees, and where from",
                              description="List every distribution the layer's interpreter "
                                          "sees: the copy that wins, its origin (layer, "
                                          "editable, user-site, stack), its location and the "
                                          "copies it shadows.")
-    listing.add_argument("dir", metavar="DIR", nargs="?",
-                         help="the layer (default: the active one, $VIRTUAL_ENV)")
+    _add_active_dir(listing)
     listing.add_argument("--shadowed", action="store_true",
                          help="only names with more than one copy")
     _add_format(listing)
@@ -210,8 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
                                        "dependency the layer shadows, ~/.local leaks, the "
                                        "current directory on PYTHONPATH, another Python's or "
                                        "a missing stack. Exit 1 when there is an error.")
-    check.add_argument("dir", metavar="DIR", nargs="?",
-                       help="the layer (default: the active one, $VIRTUAL_ENV)")
+    _add_active_dir(check)
     _add_format(check)
     check.set_defaults(func=_cmd_check)
 
