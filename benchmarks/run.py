@@ -51,20 +51,21 @@ TOOL_BOOT = (
 class Sizes:
     """How big each benchmark is: the full run, or ``--quick`` for the smoke test."""
 
-    activation_loops: int = 200  # activations per bash process
+    activation_loops: int = 1000  # activations per shell process
     find_loops: int = 20  # the find-based activation is ~100x slower
     small_layer_files: int = 100
     big_layer_files: int = 20_000
     startup_runs: int = 20  # processes per repetition
     hook_runs: int = 5  # processes per repetition timing the hook from inside
+    hook_prompts: int = 100_000  # prompt hook runs per bash process
     inspect_dists: int = 1000
     import_dirs: int = 10
     import_modules: int = 1000
     warm_up: bool = True
 
 
-QUICK = Sizes(activation_loops=20, find_loops=5, big_layer_files=1000, startup_runs=5,
-              hook_runs=1, inspect_dists=50, import_dirs=3, import_modules=100,
+QUICK = Sizes(activation_loops=20, find_loops=5, hook_prompts=1000, big_layer_files=1000,
+              startup_runs=5, hook_runs=1, inspect_dists=50, import_dirs=3, import_modules=100,
               warm_up=False)
 
 
@@ -256,17 +257,6 @@ def bench_create(work: Path, python: str, sizes: Sizes, repeat: int, rows: dict[
 
 # --- 2. activation --------------------------------------------------------------------------
 
-ACTIVATION_LOOP = """\
-. "$1"; [ -n "${VIRTUAL_ENV-}" ] || exit 3; $2; [ -z "${VIRTUAL_ENV-}" ] || exit 4
-_start=$EPOCHREALTIME
-for ((_i = 0; _i < $3; _i++)); do
-    . "$1"
-    $2
-done
-_end=$EPOCHREALTIME
-printf '%s %s\\n' "$_start" "$_end"
-"""
-
 #: How find-based tools activate: the venv's own script, then a walk of the whole
 #: environment for its site-packages at every activation (one process, plus a subshell).
 FIND_ACTIVATE = """\
@@ -330,15 +320,107 @@ def bench_activate(work: Path, stack: SimStack, stack_env: dict[str, str], sizes
                               sizes.find_loops),
     }
 
-    def measure(script: Path, deactivate: str, loops: int) -> Callable[[], float]:
-        def once() -> float:
-            out = run([bash, "-c", ACTIVATION_LOOP, "bash", str(script), deactivate, str(loops)],
-                      stack_env, cwd=base).stdout.split()
-            return (float(out[1]) - float(out[0])) * 1000 / loops
-        return once
+    argv = [bash, "-c", SHELL_LOOPS["posix"][0], "bash"]
+    interleaved(rows, {key: loop_measure(argv, script, deactivate, loops, stack_env, base)
+                       for key, (script, deactivate, loops) in variants.items()},
+                repeat, warm_up=True)
+    bench_activate_shells(base, venv, small, big, stack_env, sizes, repeat, rows)
+    hook_loop = [bash, "-c", PROMPT_HOOK_LOOP, "bash", str(small / "bin" / "activate")]
+    interleaved(rows, {"hook.bash": lambda: prompt_hook_ms(hook_loop, sizes.hook_prompts,
+                                                            stack_env, base)},
+                repeat, warm_up=True)
 
-    interleaved(rows, {key: measure(*args) for key, args in variants.items()}, repeat,
-                warm_up=True)
+
+#: An interactive bash runs ``$PROMPT_COMMAND`` before each prompt: the layer's hook, with
+#: nothing to do (the layer's bin in front), ``$2`` times, or bash's no-op ``:`` instead.
+PROMPT_HOOK_LOOP = """\
+. "$1"; . "${1%/*}/prompt-hook.bash"
+[ "${PROMPT_COMMAND-}" = _layervenv_hook ] || exit 3
+for ((i = 0; i < $2; i++)); do eval "$3"; done
+"""
+
+
+def prompt_hook_ms(argv: list[str], prompts: int, env: dict[str, str], cwd: Path) -> float:
+    """CPU ms the prompt hook adds to each prompt of an interactive bash when nothing changed."""
+    hook = cpu_ms([*argv, str(prompts), "_layervenv_hook"], env, cwd)
+    idle = cpu_ms([*argv, str(prompts), ":"], env, cwd)
+    return (hook - idle) / prompts
+
+
+#: ``. SCRIPT; DEACTIVATE`` LOOPS times in one shell (arguments 1-3), in each shell family
+SHELL_LOOPS = {
+    "posix": ('i=0; while [ "$i" -lt "$3" ]; do . "$1"; $2; i=$((i + 1)); done', ()),
+    "fish": ("set i 0; while test $i -lt $argv[3]; source $argv[1]; $argv[2]; "
+             "set i (math $i + 1); end", ("--no-config",)),
+    # (an alias is not looked up for a command name that comes from a variable)
+    "csh": ("set prompt = '> '\n@ i = 0\nwhile ( $i < $argv[3] )\nsource $argv[1]:q\n"
+            "deactivate\n@ i++\nend\n", ("-f",)),
+}
+#: shell: (family, its options, activation script name, sizes measured)
+OTHER_SHELLS = {
+    "zsh": ("posix", ("-f",), "activate", ("small", "big")),
+    "dash": ("posix", (), "activate", ("small", "big")),
+    "ksh": ("posix", (), "activate", ("small", "big")),
+    "fish": ("fish", ("--no-config",), "activate.fish", ("small",)),
+    "tcsh": ("csh", ("-f",), "activate.csh", ("small",)),
+}
+
+
+def bench_activate_shells(base: Path, venv: Path, small: Path, big: Path,
+                          stack_env: dict[str, str], sizes: Sizes, repeat: int,
+                          rows: dict[str, Row]) -> None:
+    """``activate · SHELL: ...`` rows: a plain venv and the layers, in zsh, dash, ksh, fish
+    and tcsh (the activation scripts differ by shell, and so does what parsing costs)."""
+    layers = {"small": small, "big": big}
+    measures: dict[str, Callable[[], float]] = {}
+    for shell, (family, options, script, kinds) in OTHER_SHELLS.items():
+        program = shutil.which(shell, path=stack_env["PATH"])
+        keys = [f"activate.{shell}.venv"] + [f"activate.{shell}.{kind}" for kind in kinds]
+        if program is None:
+            for key in keys:
+                rows[key].note = f"{shell} is not installed"
+            continue
+        loop = SHELL_LOOPS[family][0]
+        if family == "csh":
+            loop_file = base / "loop.csh"
+            loop_file.write_text(loop, encoding="utf-8")
+            argv = [program, *options, str(loop_file)]
+        else:  # fish's -c takes no $0: what follows the script is $argv
+            argv = [program, *options, "-c", loop, *([] if family == "fish" else [shell])]
+        # tcsh reads every PATH directory again at each change of PATH: 10 ms a round
+        loops = sizes.activation_loops // (20 if family == "csh" else 1) or 1
+        targets = [venv] + [layers[kind] for kind in kinds]
+        for key, target in zip(keys, targets):
+            measures[key] = loop_measure(argv, target / "bin" / script, "deactivate",
+                                         loops, stack_env, base)
+    interleaved(rows, measures, repeat, warm_up=True)
+
+
+def cpu_ms(argv: list[str], env: dict[str, str], cwd: Path) -> float:
+    """CPU time (user + system) of one process and of those it waited for, in ms.
+
+    Activation starts no process: what it costs is the shell's own work, which CPU time
+    measures without the waits for a CPU that a shared, loaded machine adds to wall time.
+    """
+    with open(os.devnull, "wb") as devnull:
+        child = subprocess.Popen(argv, env=env, cwd=cwd, stdout=devnull,
+                                 stderr=subprocess.PIPE)
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+        errors = child.stderr.read() if child.stderr else b""
+    if child.returncode != 0 or errors:
+        raise RuntimeError(f"{' '.join(argv)} exited {child.returncode}: {errors[-2000:]!r}")
+    return (usage.ru_utime + usage.ru_stime) * 1000
+
+
+def loop_measure(argv: list[str], script: Path, deactivate: str, loops: int,
+                 env: dict[str, str], cwd: Path) -> Callable[[], float]:
+    """ms of CPU per ``. script; deactivate``: the loop run LOOPS times, less zero times."""
+    def once() -> float:
+        full = cpu_ms([*argv, str(script), deactivate, str(loops)], env, cwd)
+        empty = cpu_ms([*argv, str(script), deactivate, "0"], env, cwd)
+        return (full - empty) / loops
+    return once
 
 
 # --- 3. start-up ----------------------------------------------------------------------------
@@ -555,6 +637,8 @@ def all_rows() -> dict[str, Row]:
         Row("activate.layer.big", "activate · layer, BIG files", vs="activate.venv"),
         Row("activate.find.small", "activate · find-based, SMALL files", vs="activate.venv"),
         Row("activate.find.big", "activate · find-based, BIG files", vs="activate.venv"),
+        *shell_rows(),
+        Row("hook.bash", "prompt hook · bash: one prompt, nothing to move"),
         Row("startup.venv", "start-up · plain venv: python -c pass", short="plain venv"),
         Row("startup.layer", "start-up · layer: python -c pass", vs="startup.venv"),
         Row("startup.disabled", "start-up · layer, LAYERVENV_BOOT_DISABLE=1",
@@ -577,6 +661,17 @@ def all_rows() -> dict[str, Row]:
             vs="import.venv.inproc"),
     ]
     return {row.key: row for row in rows}
+
+
+def shell_rows() -> list[Row]:
+    """The activation rows of the shells other than bash."""
+    made = []
+    for shell, (_, _, _, kinds) in OTHER_SHELLS.items():
+        made.append(Row(f"activate.{shell}.venv", f"activate · {shell}: plain venv",
+                        short=f"{shell}: plain venv"))
+        made += [Row(f"activate.{shell}.{kind}", f"activate · {shell}: layer, "
+                     f"{kind.upper()} files", vs=f"activate.{shell}.venv") for kind in kinds]
+    return made
 
 
 def size_labels(rows: dict[str, Row], sizes: Sizes) -> None:
@@ -623,6 +718,14 @@ def table(rows: dict[str, Row]) -> str:
     return "\n".join(lines)
 
 
+#: the shells held to the activation target: (plain venv, small layer, big layer) rows
+ACTIVATION_TARGETS = {
+    "bash": ("activate.venv", "activate.layer.small", "activate.layer.big"),
+    **{shell: (f"activate.{shell}.venv", f"activate.{shell}.small", f"activate.{shell}.big")
+       for shell in ("zsh", "dash", "ksh")},
+}
+
+
 def targets(rows: dict[str, Row], counts: Counts) -> list[Target]:
     def med(key: str) -> float | None:
         return rows[key].median
@@ -633,14 +736,18 @@ def targets(rows: dict[str, Row], counts: Counts) -> list[Target]:
         found.append(Target("create: layervenv under 0.5 s and >= 4x faster than python -m venv",
                             lv < 500 and venv / lv >= 4,
                             f"{ms(lv)} ms, {venv / lv:.1f}x faster than python -m venv"))
-    plain, small, big = med("activate.venv"), med("activate.layer.small"), med(
-        "activate.layer.big")
-    if plain and small and big:
-        found.append(Target("activate: within 2x of a plain venv, flat in layer size "
-                            "(big/small <= 1.25)",
-                            max(small, big) / plain <= 2 and big / small <= 1.25,
-                            f"{small / plain:.2f}x and {big / plain:.2f}x of plain venv; "
-                            f"big/small {big / small:.2f}"))
+    for shell, keys in ACTIVATION_TARGETS.items():
+        plain, small, big = (med(key) for key in keys)
+        if plain and small and big:
+            found.append(Target(f"activate, {shell}: within 1.5x of a plain venv, flat in "
+                                f"layer size (big/small <= 1.25)",
+                                max(small, big) / plain <= 1.5 and big / small <= 1.25,
+                                f"{small / plain:.2f}x and {big / plain:.2f}x of plain venv; "
+                                f"big/small {big / small:.2f}"))
+    hook = med("hook.bash")
+    if hook is not None:
+        found.append(Target("prompt hook, bash: under 20 µs per prompt when nothing changed",
+                            hook < 0.020, f"{hook * 1000:.1f} µs"))
     base_start, layer_start = med("startup.venv"), med("startup.layer")
     if base_start and layer_start:
         diff = layer_start - base_start
@@ -701,9 +808,10 @@ def machine_facts(work: Path, python: str) -> dict[str, str]:
 
 
 LEGEND = (
-    "Times are wall-clock ms per command (activation: per `. activate; deactivate`, looped in "
-    "one bash process); ratio and diff compare the median with the median of the row in "
-    "`vs`, measured in the same run with the variants interleaved."
+    "Times are wall-clock ms per command (activation: CPU ms per `. activate; deactivate`, "
+    "looped in one shell process, less the same shell looping zero times); ratio "
+    "and diff compare the median with the median of the row in `vs`, measured in the same run "
+    "with the variants interleaved."
 )
 
 

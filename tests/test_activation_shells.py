@@ -317,6 +317,46 @@ def test_csh_deactivate_of_a_moved_layer_says_so(shell, tmp_path, stack_env):
     assert str(layer / "bin" / "deactivate.csh") in result.stderr
 
 
+@pytest.mark.parametrize("shell", ALL_SHELLS)
+def test_deactivate_reads_the_general_revert_only_when_needed(shell, layers, base_env,
+                                                            tmp_path):
+    """deactivate undoes the common case itself and reads bin/revert.* for the rest (here:
+    another tool prepended to PATH), also from a script that is itself sourced, inside a
+    block (csh misread a skipped block there); with revert.* gone, the common case still
+    works and the other says so in one line."""
+    sh = SHELLS[shell]
+    layer = layers["setup"]
+    inner = tmp_path / "inner"
+    inner.write_text("\n".join([
+        sh.dump("BEFORE"), sh.source(layer), sh.tool_edit("PATH", "prepend"), "deactivate",
+        sh.dump("DURING"), sh.source(layers["plain"]), "deactivate", sh.dump("AFTER")]) + "\n")
+    block = {"posix": "if true; then\n{}\nfi", "fish": "if true\n{}\nend",
+             "csh": "if ( 1 ) then\n{}\nendif"}[sh.family]
+    sourced = f". {sh.quote(str(inner))}" if sh.family == "posix" else \
+        f"source {sh.quote(str(inner))}"
+    result = run_shell(shell, block.format(sourced), base_env)
+    out = split_dumps(result.stdout)
+    assert result.stderr == ""
+    assert out["DURING"]["PATH"] == "/tool/path:" + out["BEFORE"]["PATH"]
+    assert significant(out["DURING"]) == significant(dict(out["BEFORE"],
+                                                          PATH=out["DURING"]["PATH"]))
+    assert significant(out["AFTER"]) == significant(out["DURING"])
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    revert = layers["plain"] / "bin" / {"posix": "revert.sh", "fish": "revert.fish",
+                                        "csh": "revert.csh"}[sh.family]
+    revert.rename(gone / revert.name)
+    try:
+        script = "\n".join([sh.source(layers["plain"]), "deactivate", sh.dump("AFTER"),
+                            sh.source(layers["plain"]), sh.tool_edit("PATH", "prepend"),
+                            "deactivate"])
+        result = run_shell(shell, script, base_env, check=False)
+    finally:
+        (gone / revert.name).rename(revert)
+    assert "VIRTUAL_ENV" not in split_dumps(result.stdout)["AFTER"]
+    assert result.stderr.count("\n") == 1 and "moved or deleted" in result.stderr
+
+
 #: builtins bin/activate uses, each aliased to something harmful; zsh, dash and ksh expand
 #: aliases in sourced files, bash where expand_aliases is on (every interactive bash)
 ALIASED = ("unset", "export", "printf", "command", "eval", "return", "[")
@@ -395,21 +435,23 @@ def test_activation_starts_no_process(shell, layers, base_env, tmp_path):
 #: what may start a statement in each script: builtins, keywords, our own functions
 BUILTINS = {
     "posix": {"if", "then", "elif", "else", "fi", "case", "esac", "unset", "export", "return",
-              "printf", "hash", "deactivate", "eval", "exit", "}", "deactivate ()"},
+              "printf", "hash", "deactivate", "eval", "exit", "}", "deactivate ()", "."},
     "fish": {"if", "else", "end", "set", "functions", "function", "printf", "return", "not",
-             "contains", "string", "test", "echo", "deactivate", "_layervenv_old_fish_prompt"},
+             "contains", "string", "test", "echo", "deactivate", "_layervenv_old_fish_prompt",
+             "source"},
     "csh": {"if", "else", "endif", "set", "setenv", "unset", "unsetenv", "while", "end",
             "foreach", "@", "alias", "unalias", "source", "echo", "rehash", "goto", "eval",
             "_layervenv_end:", "deactivate"},
 }
 
 
-@pytest.mark.parametrize("script", ["activate", "activate.fish", "activate.csh",
-                                    "deactivate.csh"])
+@pytest.mark.parametrize("script", ["activate", "revert.sh", "activate.fish", "revert.fish",
+                                    "activate.csh", "deactivate.csh", "revert.csh"])
 def test_script_spawns_nothing(layers, script):
     """Every statement is a builtin, a keyword, an assignment or a case pattern."""
-    family = {"activate": "posix", "activate.fish": "fish"}.get(script, "csh")
-    text = (layers["exported"] / "bin" / script).read_text()
+    family = {"activate": "posix", "revert.sh": "posix", "activate.fish": "fish",
+              "revert.fish": "fish"}.get(script, "csh")
+    text = "\n".join((layers[kind] / "bin" / script).read_text() for kind in ("setup", "exported"))
     assert "$(" not in text and "`" not in text
     if family == "fish":  # command substitutions (outside quotes) only run `string`
         code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
@@ -418,6 +460,9 @@ def test_script_spawns_nothing(layers, script):
     for line in text.splitlines():
         line = line.strip()
         if not line or line.startswith("#"):
+            continue
+        if family == "posix" and line.startswith(";;"):  # the end of a case branch
+            assert line in (";; esac", ";; *)"), line
             continue
         word = line.split(" ", 1)[0].rstrip(";")
         if family == "posix":  # builtins are written \\unset: never a user's alias

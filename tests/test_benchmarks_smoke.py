@@ -19,6 +19,11 @@ ROWS = (
     "create.layervenv", "create.venv", "create.virtualenv", "create.uv",
     "activate.venv", "activate.layer.small", "activate.layer.big",
     "activate.find.small", "activate.find.big",
+    "activate.zsh.venv", "activate.zsh.small", "activate.zsh.big",
+    "activate.dash.venv", "activate.dash.small", "activate.dash.big",
+    "activate.ksh.venv", "activate.ksh.small", "activate.ksh.big",
+    "activate.fish.venv", "activate.fish.small", "activate.tcsh.venv", "activate.tcsh.small",
+    "hook.bash",
     "startup.venv", "startup.layer", "startup.disabled", "startup.venv.nobc",
     "startup.layer.nobc", "startup.hook",
     "inspect.pip", "inspect.list", "inspect.check",
@@ -27,7 +32,8 @@ ROWS = (
 #: Rows that need nothing beyond this checkout, Python's venv and bash.
 ALWAYS_MEASURED = (
     "create.layervenv", "create.venv", "activate.venv", "activate.layer.small",
-    "activate.layer.big", "activate.find.small", "activate.find.big", "startup.venv",
+    "activate.layer.big", "activate.find.small", "activate.find.big", "hook.bash",
+    "startup.venv",
     "startup.layer", "startup.disabled", "startup.hook", "inspect.pip", "import.venv",
     "import.layer", "import.venv.inproc", "import.layer.inproc",
 )

@@ -52,7 +52,8 @@ def env_change(layer: Layer) -> EnvChange:
     revert_also = () if layer.config.export_pythonpath else (
         PrependPath("PYTHONPATH", str(layer.site_packages)),)
     return EnvChange(layer=str(layer.root), changes=layer_changes(layer),
-                     requires=tuple(requires), stack=stack, revert_also=revert_also)
+                     requires=tuple(requires), stack=stack, revert_also=revert_also,
+                     prompt_hook=layer.config.prompt_hook)
 
 
 def layer_requirement(layer: Layer) -> RequirePath:

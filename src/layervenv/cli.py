@@ -22,6 +22,11 @@ def emit(result: Any, fmt: str) -> None:
     render(result, fmt)
 
 
+def _add_active_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dir", metavar="DIR", nargs="?",
+                        help="the layer (default: the active one, $VIRTUAL_ENV)")
+
+
 def _add_format(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=("human", "json"), default="human",
                         help="output for people (default) or for programs")
@@ -51,7 +56,7 @@ def _cmd_create(args: argparse.Namespace) -> int:
     options = CreateOptions(
         directory=args.dir, python=args.python, prompt=args.prompt, clear=args.clear,
         without_pip=args.without_pip, export_pythonpath=args.export_pythonpath,
-        setup=args.setup, rerun_setup=args.rerun_setup,
+        setup=args.setup, rerun_setup=args.rerun_setup, prompt_hook=not args.no_prompt_hook,
     )
     if args.from_file:
         from layervenv.commands.create_from import create_from
@@ -120,6 +125,12 @@ def _cmd_pack(args: argparse.Namespace) -> int:
 
     emit(pack(args.dir, args.output), args.format)
     return 0
+
+
+def _cmd_shell(args: argparse.Namespace) -> int:
+    from layervenv.commands.shell import shell
+
+    return shell(args.dir)
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -258,6 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--export-pythonpath", action="store_true",
                         help="also put the layer's site-packages first on PYTHONPATH when "
                              "activated (for Pythons embedded in C++ programs)")
+    create.add_argument("--no-prompt-hook", action="store_true",
+                        help="no prompt hook: interactive shells do not move the layer's bin "
+                             "back in front of PATH when something put other entries there")
     create.add_argument("--setup", metavar="CMD",
                         help="command that sets the stack up (e.g. 'asetup AnalysisBase,25.2.15'); "
                              "run once in a clean bash, its environment is recorded so that "
@@ -324,13 +338,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_format(packing)
     packing.set_defaults(func=_cmd_pack)
 
+    shell_ = sub.add_parser("shell", help="start your shell with the layer activated",
+                            description="Start your shell ($SHELL: bash, zsh, fish, tcsh, "
+                                        "csh, ksh or sh) interactively, after its own start-up "
+                                        "files, with the layer activated; exit returns here. "
+                                        "Exit status: the shell's.")
+    _add_active_dir(shell_)
+    shell_.set_defaults(func=_cmd_shell)
+
     listing = sub.add_parser("list", help="every distribution the layer sees, and where from",
                              description="List every distribution the layer's interpreter "
                                          "sees: the copy that wins, its origin (layer, "
                                          "editable, user-site, stack), its location and the "
                                          "copies it shadows.")
-    listing.add_argument("dir", metavar="DIR", nargs="?",
-                         help="the layer (default: the active one, $VIRTUAL_ENV)")
+    _add_active_dir(listing)
     listing.add_argument("--shadowed", action="store_true",
                          help="only names with more than one copy")
     _add_format(listing)
@@ -342,8 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
                                        "dependency the layer shadows, ~/.local leaks, the "
                                        "current directory on PYTHONPATH, another Python's or "
                                        "a missing stack. Exit 1 when there is an error.")
-    check.add_argument("dir", metavar="DIR", nargs="?",
-                       help="the layer (default: the active one, $VIRTUAL_ENV)")
+    _add_active_dir(check)
     check.add_argument("--imports", action="store_true",
                        help="also import the modules of every distribution the layer's "
                             "changes reach, in the layer's interpreter (this runs their code)")

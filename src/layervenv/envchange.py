@@ -240,6 +240,8 @@ class EnvChange:
     #: changes made after the requirements are met and before the stack is looked for,
     #: never reverted: a kernel's launcher leaves the server's stacks (:class:`LeaveStacks`)
     leave: tuple[Change, ...] = ()
+    #: interactive shells get a prompt hook that keeps the layer's entries in front
+    prompt_hook: bool = False
 
     def reverted(self) -> Iterator[Change]:
         """Changes in the order deactivation must undo them (last applied first)."""

@@ -76,6 +76,9 @@ class LayerConfig:
     purelib: str
     scripts: str = "bin"
     export_pythonpath: bool = False
+    #: interactive shells keep the layer's entries in front with a prompt hook
+    #: (``create --no-prompt-hook``: no hook)
+    prompt_hook: bool = True
     created_by: str = ""
     schema: int = SCHEMA
     #: ``name==version`` the user asked for that the stack provides (``rebase`` dropped

@@ -75,6 +75,8 @@ class CreateOptions:
     setup: str | None = None
     #: activation re-runs ``setup`` (for stacks that define shell functions)
     rerun_setup: bool = False
+    #: interactive shells keep the layer in front of PATH with a prompt hook
+    prompt_hook: bool = True
     #: adds packages to the layer while it is staged (``create --from``, ``rebase``)
     extension: CreateExtension | None = None
 
@@ -461,6 +463,7 @@ def create(options: CreateOptions) -> CreateResult:
         purelib=interp.purelib,
         scripts=interp.scripts,
         export_pythonpath=options.export_pythonpath,
+        prompt_hook=options.prompt_hook,
         created_by=f"layervenv {__version__}",
         path=str(target),
     )

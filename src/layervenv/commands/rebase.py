@@ -260,7 +260,7 @@ def _rebase(old: Layer, setup: str | None, python: str | None, sources: Sources,
     extension.old_problems = run_check(old, environ)
     options = CreateOptions(
         directory=str(old.root), python=python, prompt=old.given_prompt(), clear=True,
-        export_pythonpath=old.config.export_pythonpath,
+        export_pythonpath=old.config.export_pythonpath, prompt_hook=old.config.prompt_hook,
         environ=without_active_environment(
             dict(os.environ if environ is None else environ), also=old.root),
         setup=setup, rerun_setup=bool(setup) and old.config.stack.rerun_setup,

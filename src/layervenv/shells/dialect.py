@@ -113,6 +113,9 @@ class Dialect:
     flag_if_contains: str = ""
     #: run ``{command}`` in the current shell (re-running a stack's setup); "" if impossible
     eval: str = ""
+    #: read and run the file ``{path}`` in the current shell, or print ``{message}`` on
+    #: stderr where it is not there (the layer was moved or deleted while active)
+    source_or_say: str = ""
     #: a prompt that is not the plain variable ``prompt_var`` (default: derived from it)
     prompt: PromptSyntax | None = None
     #: characters the shell expands when it shows the prompt (``$``, a backquote, ...)
@@ -131,6 +134,25 @@ class Dialect:
     alternatives: str = "|"
     #: a literal no entry can equal: ``{own}`` and ``{keep}`` are never empty
     never_an_entry: str = ":"
+    #: move the entries the state variable ``{added}`` names to the front of ``{var}`` when
+    #: they are in it but not in front (the prompt hook); "" where there is no hook
+    to_front: str = ""
+    #: opens a block run when ``{added}`` is set and its entries are not in front of
+    #: ``{var}`` (the prompt hook's test at each prompt: it must cost next to nothing)
+    if_not_in_front: str = ""
+    #: one level of indentation in the rendered script
+    indent: str = "    "
+    #: ``unset_exported`` and ``unset_local`` are one command that takes several names
+    unset_joins: bool = False
+    #: how a block opened by ``case`` goes on and ends (POSIX shells test with ``case``:
+    #: no builtin to run, and fewer words to parse, than ``if [ ... ]``)
+    case_ends: tuple[str, str] = ("", "")
+
+    def block_ends(self, opener: str) -> tuple[str, str]:
+        """The else and the end of the block that ``opener`` starts."""
+        if opener.lstrip().startswith("case ") and self.case_ends[1]:
+            return self.case_ends
+        return self.else_, self.end_if
 
 
 def prompt_syntax(dialect: Dialect, exported: bool = False, text: str = "") -> PromptSyntax:
@@ -171,33 +193,42 @@ class Script:
         self.dialect = dialect
         self.lines: list[str] = []
         self.depth = indent
+        #: how each open block goes on (else) and ends, innermost last
+        self.ends: list[tuple[str, str]] = []
+        #: the last line, when it unsets variables (see :func:`_unset`), and its depth
+        self.unset_at = -1
+        self.unset_depth = 0
 
     def add(self, template: str, **fields: str) -> None:
         for line in template.splitlines():
-            self.lines.append("    " * self.depth + line.format(**fields))
+            self.lines.append(self.dialect.indent * self.depth + line.format(**fields))
 
     def add_text(self, text: str, prefix: str = "") -> None:
         """Lines already spelled out (no placeholders but :data:`PREFIX`, which becomes
         ``prefix``)."""
         for line in text.splitlines():
-            self.lines.append("    " * self.depth + line.replace(PREFIX, prefix))
+            self.lines.append(self.dialect.indent * self.depth + line.replace(PREFIX, prefix))
 
     def open(self, template: str, **fields: str) -> None:
         self.add(template, **fields)
-        self.depth += 1
+        self._opened(template)
 
     def open_text(self, text: str) -> None:
         self.add_text(text)
+        self._opened(text)
+
+    def _opened(self, opener: str) -> None:
+        self.ends.append(self.dialect.block_ends(opener))
         self.depth += 1
 
     def otherwise(self) -> None:
         self.depth -= 1
-        self.add(self.dialect.else_)
+        self.add(self.ends[-1][0])
         self.depth += 1
 
     def close(self) -> None:
         self.depth -= 1
-        self.add(self.dialect.end_if)
+        self.add(self.ends.pop()[1])
 
     def text(self) -> str:
         return "\n".join(self.lines) + "\n"
@@ -209,8 +240,16 @@ def _set(script: Script, var: str, value: str, exported: bool) -> None:
 
 
 def _unset(script: Script, var: str, exported: bool) -> None:
+    """Unset ``var``; in a dialect that unsets several in one statement, right after
+    another unset at the same place, by adding it to that statement (fewer to parse)."""
     d = script.dialect
-    script.add(d.unset_exported if exported else d.unset_local, var=var)
+    template = d.unset_exported if exported else d.unset_local
+    last = len(script.lines) - 1
+    if d.unset_joins and script.unset_at == last and script.unset_depth == script.depth:
+        script.lines[last] += " " + var
+    else:
+        script.add(template, var=var)
+    script.unset_at, script.unset_depth = len(script.lines) - 1, script.depth
 
 
 def _save(script: Script, var: str, key: str, exported: bool) -> None:
@@ -282,8 +321,12 @@ def apply_change(script: Script, change: Change) -> None:
         raise TypeError(change)
 
 
-def revert_change(script: Script, change: Change) -> None:
-    """Emit the lines that undo one change at deactivation."""
+def revert_change(script: Script, change: Change, unchanged: bool = False) -> None:
+    """Emit the lines that undo one change at deactivation.
+
+    ``unchanged``: the caller has checked that nothing changed the path-like variable
+    since activation, so its old value is given back without the other cases.
+    """
     d = script.dialect
     var, key = _var_and_key(change, d)
     if isinstance(change, UnsetVar):
@@ -296,6 +339,11 @@ def revert_change(script: Script, change: Change) -> None:
         _restore(script, var, key, change.exported)
         return
     applied = applied_name(key)
+    if unchanged and isinstance(change, PrependPath):
+        _restore(script, var, key, change.exported)
+        _unset(script, added_name(key), change.exported)
+        _unset(script, applied, change.exported)
+        return
     script.open(d.if_set, var=applied)
     if isinstance(change, SetPrompt):
         prompt = prompt_syntax(d, change.exported, change.text)
@@ -443,17 +491,115 @@ def render_revert(env: EnvChange, dialect: Dialect, indent: int = 0) -> str:
     return script.text()
 
 
+#: set while ``deactivate`` has to run the general revert (something changed since activation)
+GENERAL_FLAG = "_layervenv_general"
+
+
+def render_deactivate(env: EnvChange, dialect: Dialect, general: str, indent: int = 0) -> str:
+    """What ``deactivate`` runs: the common case inline, every other case from ``general``.
+
+    Every shell parses the whole ``deactivate`` at each activation (bash copies a function's
+    body again at each call), so the lines that handle what rarely happens -- another tool
+    changed PATH meanwhile, an inherited ``--export-pythonpath`` layer, a re-established
+    stack -- live in the file ``general`` (the :func:`render_revert` of the same model),
+    read only when one of them happened.  The common case is the one where every
+    path-like variable is exactly what activation left: each gets its old value back.
+    """
+    d = dialect
+    script = Script(dialect, indent)
+    script.open(d.if_set, var=MARKER)
+    _set(script, GENERAL_FLAG, d.quote("1"), False)
+    opened = 0
+    for change in env.changes:
+        if isinstance(change, PrependPath):
+            applied = applied_name(state_key(change))
+            script.open(d.if_set, var=applied)
+            script.open(d.if_equal, a=change.name, b=applied)
+            opened += 2
+    for change in env.revert_also:
+        if not isinstance(change, PrependPath):  # pragma: no cover - the model has none
+            raise TypeError(change)
+        script.open(d.if_unset, var=applied_name(state_key(change)))
+        opened += 1
+    if env.stack is not None:
+        script.open(d.if_unset, var=STACK_FLAG)
+        opened += 1
+    _unset(script, GENERAL_FLAG, False)
+    for change in reversed(env.changes):
+        revert_change(script, change, unchanged=True)
+    _unset(script, MARKER, True)
+    if env.touches_path():
+        script.add(d.rehash)
+    for _ in range(opened):
+        script.close()
+    script.open(d.if_set, var=GENERAL_FLAG)
+    _unset(script, GENERAL_FLAG, False)
+    message = (f"layervenv: cannot deactivate: {general} is gone (was the layer moved or "
+               f"deleted?); start a new shell")
+    script.add(_template(d, "source_or_say"), path=d.quote(general), message=d.quote(message))
+    script.close()
+    script.close()
+    return script.text()
+
+
+def general_revert_path(env: EnvChange, name: str) -> str:
+    """Where the general revert of ``env``'s layer is: ``bin/name``.
+
+    See :func:`render_deactivate`."""
+    return f"{env.layer}/bin/{name}"
+
+
+def render_to_front(env: EnvChange, dialect: Dialect, indent: int = 0) -> str:
+    """What the prompt hook runs at each prompt: the layer's own entries (its ``bin`` on
+    PATH, its site-packages on PYTHONPATH where it exports them) back in front, where
+    another tool (a stack's setup sourced after activation) put its entries before them.
+
+    The entries are read from the state variables, as ``deactivate`` reads them; the
+    stack's entries that activation re-established are the stack's, left where they are.
+    """
+    script = Script(dialect, indent)
+    for change in env.changes:
+        if isinstance(change, PrependPath):
+            script.add(_template(dialect, "to_front"), var=change.name,
+                       added=added_name(state_key(change)))
+    return script.text()
+
+
+def render_front_test(env: EnvChange, dialect: Dialect, call: str, indent: int = 0) -> str:
+    """The prompt hook's test at each prompt: ``call`` (which runs :func:`render_to_front`)
+    when one of the layer's entries is not in front."""
+    script = Script(dialect, indent)
+    for change in env.changes:
+        if isinstance(change, PrependPath):
+            script.open(_template(dialect, "if_not_in_front"), var=change.name,
+                        added=added_name(state_key(change)))
+            script.add(call)
+            script.close()
+    return script.text()
+
+
 def render_script(template: str, env: EnvChange, dialect: Dialect, version: str,
-                  **fields: str) -> str:
+                  general: str | None = None, **fields: str) -> str:
     """Fill a dialect's script template: header fields (``layer`` is the quoted path), the
     revert (inside its ``deactivate``), the checks and the apply part, all from ``env``;
-    ``fields`` fill the template's own."""
+    ``fields`` fill the template's own.  With ``general``, the revert is the fast one and
+    the rest is in the file ``general`` (``bin/activate``: see :func:`render_deactivate`);
+    without, the whole revert is inline (a script that stands alone: the kernel launcher)."""
     return template.format(
         **fields,
         layer=dialect.quote(env.layer),
         layer_comment=env.layer.replace("\n", " "),
         version=version,
-        revert=render_revert(env, dialect, indent=1),
+        revert=(render_revert(env, dialect, indent=1) if general is None else
+                render_deactivate(env, dialect, general_revert_path(env, general), indent=1)),
         checks=render_checks(env, dialect),
         apply=render_apply(env, dialect),
     )
+
+
+def render_general(env: EnvChange, dialect: Dialect, version: str, shells: str) -> str:
+    """The file ``deactivate`` reads when something changed since activation."""
+    return (f"# Deactivate the layervenv layer {env.layer.replace(chr(10), ' ')}: every case\n"
+            f"# Generated by layervenv {version}; read by deactivate ({shells}) when something\n"
+            f"# changed since activation; never edit it.\n\n"
+            + render_revert(env, dialect))
