@@ -568,7 +568,7 @@ def requirement_problems(view: list[Distribution], markers: dict[str, str]
                     "conflict", "warning",
                     f"{_describe(dependent)} requires {req.name}, which is not installed: "
                     f"install it into the layer if {dependent.name} needs it",
-                    dependent.name, str(req)))
+                    dependent.name, requirement=str(req)))
                 continue
             edges.dependents.setdefault(dep_key, []).append(key)
             for wanted in req.extras:
@@ -586,7 +586,7 @@ def requirement_problems(view: list[Distribution], markers: dict[str, str]
                     f"{_describe(dependent)} requires {spec}, but {_describe(dependency)} "
                     f"wins: in the layer, python -m pip install '{spec}' (or install a "
                     f"{dependent.name} that accepts {dependency.version} there too)",
-                    dependent.name, str(req)))
+                    dependent.name, requirement=str(req)))
     return problems, edges
 
 
