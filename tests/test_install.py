@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 from helpers import run_tool
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from layervenv.simstack import Dist, build_wheel
 
@@ -164,3 +166,48 @@ def test_uv_missing_is_one_line_exit_2(make_layer, stack_env, tmp_path) -> None:
                       env=env, check=False)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "uv" in result.stderr
+
+
+def test_the_active_layer_is_the_default(make_layer, stack_env, tmp_path) -> None:
+    """No DIR: the layer in $VIRTUAL_ENV, as list and check; a package named like a
+    directory here that is not a layer is still a package."""
+    layer = make_layer()
+    env = dict(stack_env, VIRTUAL_ENV=str(layer.root))
+    (tmp_path / "hepconf").mkdir()
+    run_tool("install", "hepconf>=1.0", "hepio>=5.6", "--installer", "pip", env=env, cwd=tmp_path)
+    assert {"hepconf", "hepio"} <= site_contents(layer.root)
+    nothing = run_tool("install", str(layer.root), env=env, check=False)
+    assert nothing.returncode == 2 and "at least one package" in nothing.stderr
+
+
+@settings(max_examples=60, deadline=None)
+@given(name=st.from_regex(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,20}[A-Za-z0-9])?", fullmatch=True),
+       version=st.from_regex(r"[0-9]{1,4}(\.[0-9]{1,4}){0,3}((a|b|rc)[0-9]{1,2})?"
+                             r"(\.post[0-9])?(\.dev[0-9])?", fullmatch=True),
+       requires=st.lists(st.sampled_from(["hepnum", "hepconf>=0.9", "numpy<2; python_version>'3'",
+                                          "extra-dep; extra == 'plot'"]), unique=True))
+def test_a_stub_wheel_says_what_it_stands_for(tmp_path_factory, name, version, requires):
+    """A stub is a wheel whose file name and METADATA (read as importlib.metadata reads
+    it) give the stack copy's name, version and requirements, and nothing to install."""
+    import importlib.metadata as md
+
+    from packaging.utils import canonicalize_name, parse_wheel_filename
+    from packaging.version import Version
+
+    from layervenv.commands.install import write_stub_wheel
+    from layervenv.inspection import Copy, Distribution
+
+    out = tmp_path_factory.mktemp("stubs")
+    copy = Copy(name=name, key=canonicalize_name(name), version=version, origin="stack",
+                location="/s", path_entry="/s", metadata="", requires=list(requires),
+                compiled=False, requested=False, editable=None)
+    assert write_stub_wheel(Distribution(winner=copy), out)
+    (wheel,) = out.glob("*.whl")
+    parsed = parse_wheel_filename(wheel.name)
+    assert parsed[0] == canonicalize_name(name) and parsed[1] == Version(version)
+    with zipfile.ZipFile(wheel) as archive:
+        archive.extractall(out / "x")
+        assert all(".dist-info/" in n for n in archive.namelist())
+    (dist,) = md.distributions(path=[str(out / "x")])
+    assert dist.metadata["Name"] == name and Version(dist.version) == Version(version)
+    assert (dist.requires or []) == list(requires)

@@ -152,10 +152,14 @@ def _cmd_install(args: argparse.Namespace) -> int:
 
 
 def split_install_args(words: list[str]) -> tuple[str | None, list[str]]:
-    """``[DIR] PKG...``: the first word is DIR when it is a directory or a path (a
-    requirement has no ``/``); otherwise the layer is the active one."""
+    """``[DIR] PKG...``: the first word is DIR when it is a path (a requirement has no
+    ``/``) or a layer's directory; otherwise the layer is the active one."""
+    from pathlib import Path
+
+    from layervenv.layer import is_layer
+
     first = words[0]
-    if len(words) > 1 and (os.sep in first or first in (".", "..") or os.path.isdir(first)):
+    if os.sep in first or first in (".", "..") or is_layer(Path(first)):
         return first, words[1:]
     return None, list(words)
 
