@@ -94,8 +94,11 @@ def install(layer: Path, env: dict[str, str], *args: str) -> dict:
 def test_installs_only_what_the_stack_lacks(make_layer, env, stack, myana, installer) -> None:
     layer = make_layer(env=env)
     before = site_contents(layer.root)
-    install(layer.root, env, "--installer", installer, "--find-links", str(myana), "myana")
+    report = install(layer.root, env, "--installer", installer, "--find-links", str(myana),
+                     "myana")
     assert site_contents(layer.root) - before == {"myana"}
+    assert report["installed"] == [{"name": "myana", "version": "1.0"}]
+    assert report["kept"] == 2  # myana's two requirements, both met by the stack
     seen = winners(layer.python, env, "myana", "hepconf", "hepnum")
     assert seen["myana"][0] == "1.0" and str(layer.root) in seen["myana"][1]
     assert seen["hepconf"] == ("0.9.0", str(stack.site_packages))

@@ -25,8 +25,9 @@ import subprocess
 import tempfile
 import time
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from importlib.metadata import PathDistribution
 from pathlib import Path
 from typing import Any
 
@@ -90,11 +91,13 @@ def install(directory: str | None, packages: Sequence[str], installer: str = "pi
         run_pip(layer.python, ["install", "-q", *packages], inspection.environ,
                 f"installing {' '.join(packages)} with pip", sources)
     after = own_distributions(layer.site_packages)
-    installed = sorted(set(after.items()) - set(before.items()))
+    changed = set(after.items()) - set(before.items())
+    requires = {d.key: d.winner.requires for d in inspection.view}
+    requires.update(requirements_of(layer.site_packages, {key for key, _ in changed}))
+    kept = len(dependency_closure(requires, requested) - {key for key, _ in changed})
+    installed = sorted((_names(layer.site_packages).get(key, key), version)
+                       for key, version in changed)
     seconds = time.monotonic() - start
-    view = inspect_layer(layer, environ).view
-    needed = dependency_closure(view, requested)
-    kept = len(needed - {canonicalize_name(n) for n, _ in installed})
     return InstallResult(layer=str(layer.root), installer=installer,
                          requested=sorted(requested.values()), installed=installed,
                          kept=kept, seconds=seconds)
@@ -129,18 +132,35 @@ def own_distributions(site_packages: Path) -> dict[str, str]:
     return found
 
 
-def dependency_closure(view: list[Distribution], names: dict[str, str]) -> set[str]:
-    """The canonical names ``names`` need, themselves included, as the view resolves them
-    (requirements behind an extra are not followed)."""
-    by_key = {d.key: d for d in view}
+def _names(site_packages: Path) -> dict[str, str]:
+    """Canonical name -> the name as the distribution spells it (its METADATA)."""
+    return {canonicalize_name(d.metadata["Name"] or ""): d.metadata["Name"]
+            for d in map(PathDistribution, site_packages.glob("*.dist-info"))
+            if d.metadata["Name"]}
+
+
+def requirements_of(site_packages: Path, keys: set[str]) -> dict[str, list[str]]:
+    """The requirements of the layer's own distributions ``keys`` (just installed), as
+    importlib.metadata reads them: no second probe of the interpreter is needed."""
+    found = {}
+    for entry in site_packages.glob("*.dist-info"):
+        key = canonicalize_name(entry.name.partition("-")[0])
+        if key in keys:
+            found[key] = PathDistribution(entry).requires or []
+    return found
+
+
+def dependency_closure(requires: dict[str, list[str]], names: Iterable[str]) -> set[str]:
+    """The canonical names ``names`` need, themselves included, following ``requires``
+    (canonical name -> requirement lines); requirements behind an extra are not followed."""
     todo = list(names)
     seen: set[str] = set()
     while todo:
         key = todo.pop()
-        if key in seen or key not in by_key:
+        if key in seen or key not in requires:
             continue
         seen.add(key)
-        for line in by_key[key].winner.requires:
+        for line in requires[key]:
             try:
                 req = Requirement(line)
             except InvalidRequirement:
