@@ -214,3 +214,30 @@ def test_a_stub_wheel_says_what_it_stands_for(tmp_path_factory, name, version, r
     (dist,) = md.distributions(path=[str(out / "x")])
     assert dist.metadata["Name"] == name and Version(dist.version) == Version(version)
     assert (dist.requires or []) == list(requires)
+
+
+@pytest.mark.network
+def test_uv_over_a_real_wheel_stack(real_stack, uv_bin, tmp_path) -> None:
+    """A real stack (numpy 1.24, scipy, pandas, awkward, iminuit, ... from PyPI): a package
+    needing five of them brings only itself; uv alone would fetch them again."""
+    from helpers import clean_env
+
+    env = real_stack.env(clean_env(tmp_path))
+    env.update(PIP_NO_INDEX="1", PIP_FIND_LINKS=str(real_stack.wheelhouse),
+               PATH=f"{uv_bin}{os.pathsep}{env['PATH']}", UV_CACHE_DIR=str(tmp_path / "uvc"))
+    links = tmp_path / "links"
+    build_wheel(Dist("myfit", "0.1", requires=("numpy>=1.20", "iminuit", "awkward>=2",
+                                               "pandas", "python-dateutil")), links)
+    layer = tmp_path / "layer"
+    run_tool("create", str(layer), env=env)
+    before = site_contents(layer)
+    report = install(layer, env, "--installer", "uv", "--find-links", str(links), "myfit")
+    assert site_contents(layer) - before == {"myfit"}
+    assert report["kept"] >= 5
+    seen = winners(layer / "bin" / "python", env, "numpy", "iminuit", "pandas")
+    assert all(str(real_stack.site_packages) == where for _, where in seen.values())
+    assert seen["numpy"][0] == real_stack.versions["numpy"]
+    lock = tmp_path / "pylock.toml"
+    run_tool("lock", str(layer), "-o", str(lock), "--find-links", str(links), env=env)
+    packages = tomllib.loads(lock.read_text())["packages"]
+    assert [p["name"] for p in packages if p["tool"]["layervenv"]["requested"]] == ["myfit"]
