@@ -575,7 +575,59 @@ def bench_inspect(work: Path, python: str, sizes: Sizes, repeat: int,
     interleaved(rows, measures, repeat, sizes.warm_up)
 
 
-# --- 5. import ------------------------------------------------------------------------------
+# --- 5. install ------------------------------------------------------------------------------
+
+#: What the install rows ask for: a new package needing two the stack has, and an upgrade.
+INSTALL_REQUEST = ("myana", "hepio>=5.6")
+
+
+def bench_install(work: Path, python: str, sizes: Sizes, repeat: int, rows: dict[str, Row],
+                  facts: dict[str, str]) -> None:
+    """The same request into a fresh layer over the simulated stack, offline: layervenv
+    install with pip, with uv, and uv alone (which does not see the stack)."""
+    base = work / "install"
+    base.mkdir()
+    stack = build_stack(base / "LCG_sim", Path(python))
+    links = base / "links"
+    build_wheel(Dist("myana", "1.0", requires=("hepconf>=0.9", "hepnum")), links)
+    uv = find_program("uv")
+    path = os.pathsep.join([str(Path(uv).parent)] if uv else [])
+    env = stack.env(clean_env(PIP_NO_INDEX="1", PIP_FIND_LINKS=f"{stack.wheelhouse} {links}",
+                              UV_CACHE_DIR=str(base / "uv-cache")))
+    env["PATH"] = os.pathsep.join(p for p in (path, env["PATH"]) if p)
+    counter = iter(range(10**9))
+    installed: dict[str, set[str]] = {}
+    if uv:
+        facts["uv"] = version_of([uv, "--version"])
+
+    def measure(key: str) -> Callable[[], float]:
+        def once() -> float:
+            if key != "install.pip" and not uv:
+                raise Skip("uv is not installed")
+            layer = make_layer(base / f"layer-{next(counter)}", env, "--python", python)
+            site = site_packages(layer)
+            before = {p.name for p in site.glob("*.dist-info")}
+            if key == "install.uv.alone":
+                argv = [uv, "pip", "install", "-q", "--python", str(layer / "bin" / "python"),
+                        "--no-index", "--find-links", str(stack.wheelhouse), "--find-links",
+                        str(links), *INSTALL_REQUEST]
+            else:
+                argv = tool("install", str(layer), "--installer", key.split(".")[1],
+                            *INSTALL_REQUEST)
+            elapsed = timed(argv, env, cwd=base)
+            installed[key] = {p.name.split("-")[0] for p in site.glob("*.dist-info")} - {
+                n.split("-")[0] for n in before}
+            shutil.rmtree(layer)
+            return elapsed
+        return once
+
+    keys = ("install.pip", "install.uv", "install.uv.alone")
+    interleaved(rows, {key: measure(key) for key in keys}, repeat, sizes.warm_up)
+    facts["installed"] = "; ".join(f"{key}: {', '.join(sorted(names)) or 'nothing'}"
+                                   for key, names in installed.items())
+
+
+# --- 6. import ------------------------------------------------------------------------------
 
 IMPORT_IN_PROCESS = """\
 import time
@@ -651,6 +703,12 @@ def all_rows() -> dict[str, Row]:
         Row("inspect.pip", "inspect · pip list, DISTS-dist stack", short="pip list"),
         Row("inspect.list", "inspect · layervenv list, DISTS-dist stack", vs="inspect.pip"),
         Row("inspect.check", "inspect · layervenv check, DISTS-dist stack", vs="inspect.pip"),
+        Row("install.pip", "install · layervenv install (pip): myana + upgrade, 3-dist stack",
+            short="layervenv install (pip)"),
+        Row("install.uv", "install · layervenv install --installer uv, same",
+            vs="install.pip"),
+        Row("install.uv.alone", "install · uv pip install alone (blind to the stack), same",
+            vs="install.pip"),
         Row("import.venv", "import · plain venv: python -c 'import somepkg', STACK",
             short="plain venv"),
         Row("import.layer", "import · layer: python -c 'import somepkg', STACK",
@@ -841,7 +899,7 @@ def markdown(rows: dict[str, Row], counts: Counts, found: list[Target],
     return "\n".join(lines) + "\n"
 
 
-GROUPS = ("create", "activate", "startup", "inspect", "import")
+GROUPS = ("create", "activate", "startup", "inspect", "install", "import")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -889,6 +947,8 @@ def main(argv: list[str] | None = None) -> int:
                 bench_startup(work, stack, stack_env, sizes, args.repeat, rows, counts)
             elif group == "inspect":
                 bench_inspect(work, python, sizes, args.repeat, rows)
+            elif group == "install":
+                bench_install(work, python, sizes, args.repeat, rows, facts)
             elif group == "import":
                 bench_import(work, python, sizes, args.repeat, rows)
         failed = False

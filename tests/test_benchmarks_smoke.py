@@ -27,6 +27,7 @@ ROWS = (
     "startup.venv", "startup.layer", "startup.disabled", "startup.venv.nobc",
     "startup.layer.nobc", "startup.hook",
     "inspect.pip", "inspect.list", "inspect.check",
+    "install.pip", "install.uv", "install.uv.alone",
     "import.venv", "import.layer", "import.venv.inproc", "import.layer.inproc",
 )
 #: Rows that need nothing beyond this checkout, Python's venv and bash.

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from layervenv.output import count
 
-COMMANDS = ("create", "lock", "rebase", "run", "list", "check", "demo", "completion")
+COMMANDS = ("create", "lock", "rebase", "run", "list", "check", "install", "demo", "completion")
 
 
 def _help_options(command: str) -> set[str]:

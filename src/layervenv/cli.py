@@ -143,6 +143,27 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_install(args: argparse.Namespace) -> int:
+    from layervenv.commands.install import install
+
+    directory, packages = split_install_args(args.args)
+    emit(install(directory, packages, args.installer, _sources(args)), args.format)
+    return 0
+
+
+def split_install_args(words: list[str]) -> tuple[str | None, list[str]]:
+    """``[DIR] PKG...``: the first word is DIR when it is a path (a requirement has no
+    ``/``) or a layer's directory; otherwise the layer is the active one."""
+    from pathlib import Path
+
+    from layervenv.layer import is_layer
+
+    first = words[0]
+    if os.sep in first or first in (".", "..") or is_layer(Path(first)):
+        return first, words[1:]
+    return None, list(words)
+
+
 def _positive_seconds(text: str) -> float:
     """A time limit: a number of seconds above 0 (argparse reports anything else)."""
     try:
@@ -357,6 +378,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_format(listing)
     listing.set_defaults(func=_cmd_list)
 
+    installing = sub.add_parser(
+        "install", help="install packages into the layer, only what the stack lacks",
+        usage="layervenv install [-h] [DIR] PKG... [--installer pip|uv] [options]",
+        description="Install PKG... into the layer: only what the layer and its stack do not "
+                    "already provide at an acceptable version; dependencies are not marked "
+                    "as requested. The first word is DIR when it is a directory or a path "
+                    "(default: the active layer).")
+    installing.add_argument("args", metavar="[DIR] PKG", nargs="+",
+                            help="the layer (optional), then requirements (NAME, "
+                                 "'NAME>=VERSION', ...)")
+    installing.add_argument("--installer", choices=("pip", "uv"), default="pip",
+                            help="pip (default: the layer's own) or uv (on PATH), which is "
+                                 "made to see the stack")
+    _add_sources(installing)
+    _add_format(installing)
+    installing.set_defaults(func=_cmd_install)
+
     check = sub.add_parser("check", help="what will break: conflicts, ABI, leaks, stack",
                            description="Check the layer before anything is imported: "
                                        "requirement conflicts, compiled stack packages whose "
@@ -398,6 +436,9 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     the command has.)
     """
     args, unknown = build_parser().parse_known_args(argv)
+    if args.command == "install":  # PKG... after an option: argparse leaves them over
+        args.args += [word for word in unknown if not word.startswith("-")]
+        unknown = [word for word in unknown if word.startswith("-")]
     if unknown:
         args.command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     return args
