@@ -23,6 +23,8 @@ ROWS = (
     "startup.layer.nobc", "startup.hook",
     "inspect.pip", "inspect.list", "inspect.check",
     "import.venv", "import.layer", "import.venv.inproc", "import.layer.inproc",
+    *(f"pythonpath.{what}{kind}.{entries}" for entries in (2, 300)
+      for what in ("", "import.") for kind in ("venv", "layer")),
 )
 #: Rows that need nothing beyond this checkout, Python's venv and bash.
 ALWAYS_MEASURED = (
@@ -30,6 +32,7 @@ ALWAYS_MEASURED = (
     "activate.layer.big", "activate.find.small", "activate.find.big", "startup.venv",
     "startup.layer", "startup.disabled", "startup.hook", "inspect.pip", "import.venv",
     "import.layer", "import.venv.inproc", "import.layer.inproc",
+    *(key for key in ROWS if key.startswith("pythonpath.")),
 )
 
 
@@ -57,7 +60,10 @@ def test_quick_run_has_every_row(tmp_path: Path) -> None:
     assert [t["name"] for t in data["targets"]]
     counted = data["instructions"]
     if shutil.which("valgrind"):  # start-up instructions, counted, and in the table
-        assert set(counted["values"]) == {"startup.venv", "startup.layer", "startup.disabled"}
+        spack = {f"pythonpath.{kind}.{entries}" for kind in ("venv", "layer", "disabled")
+                 for entries in (2, 300)} | {"pythonpath.venv.300.c", "pythonpath.layer.300.c"}
+        assert set(counted["values"]) == {"startup.venv", "startup.layer",
+                                          "startup.disabled"} | spack
         assert all(value > 1_000_000 for value in counted["values"].values())
         assert "start-up, instructions (valgrind callgrind)" in result.stdout
     else:

@@ -32,7 +32,7 @@ from layervenv.boot import install_boot_hook
 from layervenv.errors import UserError
 from layervenv.interpreter import Interpreter, find_default_python, probe_interpreter
 from layervenv.layer import CONFIG_NAME, Layer, LayerConfig, StackRecord, is_layer
-from layervenv.seed import install_wheel
+from layervenv.seed import seed_wheel
 from layervenv.stack import StackEnvironment, capture_setup
 
 FORBIDDEN_IN_PATH = {":": "a colon (PATH cannot hold it)", "\n": "a newline", "\0": "a NUL"}
@@ -170,7 +170,7 @@ def build_layer(
                 f"{interp.executable} has no bundled pip wheel (ensurepip); "
                 "pass --without-pip and install pip yourself"
             )
-        install_wheel(wheel, staging, layer.root, interp.purelib, interp.platlib,
+        seed_wheel(wheel, staging, layer.root, interp.purelib, interp.platlib,
                       interp.scripts, interp.include)
         pip_version = wheel.name.split("-")[1]
     if options.extension is not None:
