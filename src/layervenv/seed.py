@@ -84,12 +84,13 @@ def seed_wheel(wheel: Path, staging: Path, final_root: Path, purelib: str, platl
 def unpacked_wheel(wheel: Path) -> Path | None:
     """The cache entry of ``wheel`` (filled now if needed), or None."""
     from layervenv import cache
+    from layervenv.packages import file_sha256
 
     wheels = cache.section("wheels")
     if wheels is None:
         return None
     try:
-        name = cache.file_digest(wheel)
+        name = file_sha256(wheel)
     except OSError:
         return None
     entry = cache.filled(wheels / name, lambda tmp: _unpack(wheel, tmp))
