@@ -219,8 +219,12 @@ def bench_create(work: Path, python: str, sizes: Sizes, repeat: int, rows: dict[
     base = work / "create"
     base.mkdir()
     virtualenv, uv = find_program("virtualenv"), find_program("uv")
+    # layervenv's per-user cache: warm (filled by the warm-up round, or the first run),
+    # or cold (a new, empty cache directory for every run)
+    envs = {"create.layervenv": dict(env, LAYERVENV_CACHE_DIR=str(base / "cache-warm"))}
     commands: dict[str, Callable[[Path], list[str]] | None] = {
         "create.layervenv": lambda d: tool("create", str(d), "--python", python),
+        "create.layervenv.cold": lambda d: tool("create", str(d), "--python", python),
         "create.venv": lambda d: [python, "-m", "venv", str(d)],
         "create.virtualenv": (lambda d: [virtualenv, "-q", "-p", python, str(d)])
         if virtualenv else None,
@@ -238,20 +242,25 @@ def bench_create(work: Path, python: str, sizes: Sizes, repeat: int, rows: dict[
             command = commands[key]
             if command is None:
                 raise Skip("not installed")
-            target = base / f"{key.split('.')[1]}-{next(counter)}"
+            number = next(counter)
+            target = base / f"{key.split('.')[1]}-{number}"
+            run_env = envs.get(key, env)
+            if key == "create.layervenv.cold":
+                run_env = dict(env, LAYERVENV_CACHE_DIR=str(base / f"cache-cold-{number}"))
             try:
-                elapsed = timed(command(target), env, cwd=base)
+                elapsed = timed(command(target), run_env, cwd=base)
             except RuntimeError as error:
                 last = str(error).strip().splitlines()[-1][:120]
                 if key == "create.uv":  # offline, and its cache has no pip yet
                     raise Skip(f"uv failed offline (run `uv venv --seed` once online to "
                                f"warm its cache): {last}") from None
-                if key != "create.layervenv":  # a competitor's failure is a note
+                if not key.startswith("create.layervenv"):  # a competitor's failure is a note
                     raise Skip(f"failed: {last}") from None
                 raise
             if not list(target.glob("lib/python*/site-packages/pip/__init__.py")):
                 raise RuntimeError(f"{key} made no pip in {target}")
             shutil.rmtree(target)
+            shutil.rmtree(base / f"cache-cold-{number}", ignore_errors=True)
             return elapsed
         return once
 
@@ -644,7 +653,10 @@ def bench_import(work: Path, python: str, sizes: Sizes, repeat: int,
 def all_rows() -> dict[str, Row]:
     """Every row of the table, in order; sizes in labels are filled in by the groups."""
     rows = [
-        Row("create.layervenv", "create · layervenv create (with pip)", short="layervenv"),
+        Row("create.layervenv", "create · layervenv create (with pip), warm cache",
+            short="layervenv"),
+        Row("create.layervenv.cold", "create · layervenv create (with pip), cold cache",
+            vs="create.layervenv"),
         Row("create.venv", "create · python -m venv (with pip)", vs="create.layervenv"),
         Row("create.virtualenv", "create · virtualenv", vs="create.layervenv"),
         Row("create.uv", "create · uv venv --seed", vs="create.layervenv"),
@@ -741,6 +753,10 @@ def targets(rows: dict[str, Row], counts: Counts) -> list[Target]:
         found.append(Target("create: layervenv under 0.5 s and >= 4x faster than python -m venv",
                             lv < 500 and venv / lv >= 4,
                             f"{ms(lv)} ms, {venv / lv:.1f}x faster than python -m venv"))
+    uv = med("create.uv")
+    if lv is not None and uv is not None:
+        found.append(Target("create: layervenv (warm cache) at most 1.0x uv venv --seed",
+                            lv <= uv, f"{ms(lv)} ms vs {ms(uv)} ms: {lv / uv:.2f}x"))
     plain, small, big = med("activate.venv"), med("activate.layer.small"), med(
         "activate.layer.big")
     if plain and small and big:

@@ -16,8 +16,8 @@ RUN = Path(__file__).resolve().parent.parent / "benchmarks" / "run.py"
 
 #: Every row of the table; a new benchmark adds its key here.
 ROWS = (
-    "create.layervenv", "create.venv", "create.virtualenv", "create.uv",
-    "activate.venv", "activate.layer.small", "activate.layer.big",
+    "create.layervenv", "create.layervenv.cold", "create.venv", "create.virtualenv",
+    "create.uv", "activate.venv", "activate.layer.small", "activate.layer.big",
     "activate.find.small", "activate.find.big",
     "startup.venv", "startup.layer", "startup.disabled", "startup.venv.nobc",
     "startup.layer.nobc", "startup.hook",
@@ -28,7 +28,8 @@ ROWS = (
 )
 #: Rows that need nothing beyond this checkout, Python's venv and bash.
 ALWAYS_MEASURED = (
-    "create.layervenv", "create.venv", "activate.venv", "activate.layer.small",
+    "create.layervenv", "create.layervenv.cold", "create.venv", "activate.venv",
+    "activate.layer.small",
     "activate.layer.big", "activate.find.small", "activate.find.big", "startup.venv",
     "startup.layer", "startup.disabled", "startup.hook", "inspect.pip", "import.venv",
     "import.layer", "import.venv.inproc", "import.layer.inproc",

@@ -62,12 +62,15 @@ def entry_matches_wheel(cache: Path) -> None:
     assert [p.name for p in entries if p.name.startswith(".")] == []  # no temp leftovers
     assert len(entries) == 1
     (wheel,) = BUNDLED[-1:]
-    with zipfile.ZipFile(wheel) as archive:
-        members = [m for m in archive.namelist() if not m.endswith("/")]
+    facts = json.loads((entries[0] / "contents.json").read_text())
+    with zipfile.ZipFile(wheel) as archive:  # pip's wheel: everything goes to purelib
+        members = [m for m in archive.namelist()
+                   if not m.endswith("/") and not m.endswith(".dist-info/RECORD")]
+        assert sorted(path for _, path, *_ in facts["files"]) == sorted(members)
         for member in members:
-            assert (entries[0] / "files" / member).read_bytes() == archive.read(member), member
-    listed = json.loads((entries[0] / "contents.json").read_text())
-    assert sorted(path for path, *_ in listed) == sorted(members)
+            cached = entries[0] / "files" / "purelib" / member
+            assert cached.read_bytes() == archive.read(member), member
+    assert {script for script, *_ in facts["scripts"]} >= {"pip", "pip3"}
 
 
 @pytest.mark.skipif(not BUNDLED, reason="the test interpreter has no bundled pip wheel")
@@ -149,6 +152,28 @@ def test_unusable_cache_location_falls_back(tmp_path):
     assert result.stderr == ""
     pip_works(tmp_path / "layer", env)
     assert (site(tmp_path / "layer") / "pip" / "__init__.py").stat().st_nlink == 1
+
+
+@pytest.mark.skipif(not BUNDLED, reason="the test interpreter has no bundled pip wheel")
+def test_linked_layer_is_the_installed_layer(tmp_path):
+    """The same layer made from the cache and without one (installer from the wheel):
+    the same files with the same bytes, the same RECORD, INSTALLER and scripts."""
+    layer = tmp_path / "layer"
+    trees = []
+    for cache in (tmp_path / "file" / "no-cache", tmp_path / "cache", tmp_path / "cache"):
+        (tmp_path / "file").write_text("in the way\n")
+        run_tool("create", "--python", PYTHON, str(layer), env=cache_env(tmp_path, cache))
+        files = {}
+        for path in sorted(p for p in layer.rglob("*") if p.is_file() and
+                           "__pycache__" not in p.parts and p.name != "layervenv.toml"):
+            files[str(path.relative_to(layer))] = path.read_bytes()
+        trees.append(files)
+        shutil.rmtree(layer)
+    record = next(name for name in trees[0] if name.endswith(".dist-info/RECORD"))
+    assert sorted(trees[0][record].splitlines()) == sorted(trees[2][record].splitlines())
+    assert trees[0] == trees[1] == trees[2] or (
+        {k: v for k, v in trees[0].items() if k != record} ==
+        {k: v for k, v in trees[2].items() if k != record})
 
 
 @pytest.mark.skipif(not (BUNDLED and NEWER_PIP), reason="needs a bundled pip and a newer "

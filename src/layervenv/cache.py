@@ -57,6 +57,15 @@ def digest(data: bytes | str) -> str:
     return hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()
 
 
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's content, hex."""
+    sha = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            sha.update(block)
+    return sha.hexdigest()
+
+
 def read_json(path: Path) -> Any:
     """The JSON document at ``path``, or None (missing, unreadable, not JSON)."""
     try:

@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import json
 import os
+import posixpath
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from installer import install
 from installer.destinations import SchemeDictionaryDestination
 from installer.records import Hash, RecordEntry
-from installer.sources import WheelFile, WheelSource
+from installer.sources import WheelFile
 
 INSTALLER_NAME = b"layervenv\n"
 
@@ -52,8 +53,9 @@ def install_wheel(wheel: Path, staging: Path, final_root: Path, purelib: str,
 
 # --- the pip wheel, unpacked once per user and linked into every new layer ----------------
 
-#: what an unpacked wheel's entry holds: the wheel's files under ``files/``, and their
-#: RECORD facts (path, hash, size, executable) in ``contents.json``, written last
+#: what an unpacked wheel's entry holds: the files ``installer`` would write, under
+#: ``files/SCHEME/PATH`` (read-only), and in ``contents.json`` (written last) their
+#: RECORD facts, the console scripts to generate and the .dist-info directory
 CONTENTS = "contents.json"
 
 
@@ -61,105 +63,99 @@ def seed_wheel(wheel: Path, staging: Path, final_root: Path, purelib: str, platl
                scripts: str, include: str) -> None:
     """Install ``wheel`` into the layer being built, from the per-user cache when it can.
 
-    The wheel is unpacked once into the cache (keyed by its sha256); every layer then
-    gets hard links to those files (a copy where the filesystem refuses links: another
-    filesystem, AFS), and its own ``RECORD``, ``INSTALLER`` and console scripts written
-    by ``installer`` for its own interpreter.  The cached files are read-only, and pip
-    replaces (never rewrites) the files of a distribution it upgrades or uninstalls, so
-    no layer can change the cache or another layer.  Without a usable cache this is
-    :func:`install_wheel`.
+    The wheel is unpacked once into the cache (keyed by its sha256) by ``installer``
+    itself; every layer then gets hard links to those files (a copy where the filesystem
+    refuses links: another filesystem, AFS), and its own ``RECORD``, ``INSTALLER`` and
+    console scripts, written by ``installer`` for its own interpreter.  The cached files
+    are read-only, and pip replaces (never rewrites) the files of a distribution it
+    upgrades or uninstalls, so no layer can change the cache or another layer.  Without
+    a usable cache this is :func:`install_wheel`.
     """
-    entry = unpacked_wheel(wheel)
-    if entry is not None:
-        destination = _LinkingDestination(staging, final_root, purelib, platlib, scripts,
-                                          include, wheel.name.split("-")[0])
+    contents = unpacked_wheel(wheel)
+    if contents is not None:
+        entry, facts = contents
+        destination = _destination(staging, final_root, purelib, platlib, scripts, include,
+                                   wheel.name.split("-")[0])
+        linked: list[str] = []
         try:
-            install(_UnpackedWheel(wheel, entry), destination, {"INSTALLER": INSTALLER_NAME})
+            _install_linked(entry, facts, destination, linked)
             return
-        except (OSError, ValueError):  # a damaged entry: the wheel itself is still there
-            destination.undo()
+        except (OSError, ValueError, KeyError, TypeError):  # a damaged entry: start over
+            for path in reversed(linked):
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
     install_wheel(wheel, staging, final_root, purelib, platlib, scripts, include)
 
 
-def unpacked_wheel(wheel: Path) -> Path | None:
-    """The cache entry of ``wheel`` (filled now if needed), or None."""
+def _destination(staging: Path, final_root: Path, purelib: str, platlib: str, scripts: str,
+                 include: str, distribution: str) -> SchemeDictionaryDestination:
+    return SchemeDictionaryDestination(
+        {"purelib": str(staging / purelib), "platlib": str(staging / platlib),
+         "headers": str(staging / include / "site" / distribution),
+         "scripts": str(staging / scripts), "data": str(staging)},
+        interpreter=str(final_root / scripts / "python"), script_kind="posix",
+        bytecode_optimization_levels=(),
+    )
+
+
+def unpacked_wheel(wheel: Path) -> tuple[Path, dict[str, Any]] | None:
+    """The cache entry of ``wheel`` (filled now if needed) and its contents, or None."""
     from layervenv import cache
-    from layervenv.packages import file_sha256
 
     wheels = cache.section("wheels")
     if wheels is None:
         return None
     try:
-        name = file_sha256(wheel)
+        name = cache.file_sha256(wheel)
     except OSError:
         return None
     entry = cache.filled(wheels / name, lambda tmp: _unpack(wheel, tmp))
-    if entry is None or cache.read_json(entry / CONTENTS) is None:
-        return None
-    return entry
+    facts = cache.read_json(entry / CONTENTS) if entry is not None else None
+    return (entry, facts) if isinstance(facts, dict) else None
+
+
+class _Recorder(SchemeDictionaryDestination):
+    """A destination that writes a wheel's files into a cache entry, noting what
+    ``installer`` did with each: the RECORD facts, the scripts it would generate."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__({scheme: str(root / "files" / scheme) for scheme in
+                          ("purelib", "platlib", "headers", "scripts", "data")},
+                         interpreter="/python", script_kind="posix",
+                         bytecode_optimization_levels=())
+        self.files: list[list[Any]] = []
+        self.scripts: list[list[str]] = []
+
+    def write_file(self, scheme: Any, path: Any, stream: Any,
+                   is_executable: bool) -> RecordEntry:
+        # stored as in the wheel: a .data/scripts #! line is rewritten per layer
+        record = super().write_to_fs(scheme, os.fspath(path), stream, is_executable)
+        os.chmod(self._path_with_destdir(scheme, record.path), 0o555 if is_executable
+                 else 0o444)
+        if record.hash_ is None:
+            raise ValueError(f"no hash for {record.path}")
+        self.files.append([str(scheme), record.path, record.hash_.value, record.size,
+                           is_executable])
+        return record
+
+    def write_script(self, name: str, module: str, attr: str, section: Any) -> RecordEntry:
+        self.scripts.append([name, module, attr, str(section)])
+        return RecordEntry(name, None, None)
+
+    def finalize_installation(self, scheme: Any, record_file_path: str,
+                              records: Any) -> None:
+        self.record = [str(scheme), record_file_path]
 
 
 def _unpack(wheel: Path, target: Path) -> None:
-    """Extract ``wheel`` into ``target/files`` (read-only), its RECORD facts alongside."""
-    from installer.utils import copyfileobj_with_hashing
-
-    files = target / "files"
-    contents = []
+    """Unpack ``wheel`` into the entry being built in ``target``, with installer."""
+    recorder = _Recorder(target)
     with WheelFile.open(wheel) as source:
         source.validate_record()
-        for (path, _, _), stream, executable in source.get_contents():
-            destination = files / path
-            if files not in destination.resolve().parents:
-                raise ValueError(f"{wheel.name}: {path} is outside the wheel")
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            with open(destination, "xb") as handle:
-                hash_, size = copyfileobj_with_hashing(stream, handle, "sha256")
-            os.chmod(destination, 0o555 if executable else 0o444)
-            contents.append([path, hash_, size, executable])
-    (target / CONTENTS).write_text(json.dumps(contents), encoding="utf-8")
-
-
-class _CachedFile:
-    """A file of an unpacked wheel with its RECORD facts, handed to the destination
-    instead of a stream: linked, not read."""
-
-    def __init__(self, path: Path, hash_: str, size: int) -> None:
-        self.path, self.hash, self.size = path, hash_, size
-
-
-class _UnpackedWheel(WheelSource):
-    """A cache entry read as the wheel it was unpacked from (installer's WheelSource)."""
-
-    def __init__(self, wheel: Path, entry: Path) -> None:
-        distribution, version = wheel.name.split("-")[:2]
-        super().__init__(distribution, version)
-        self._files = entry / "files"
-        self._contents = json.loads((entry / CONTENTS).read_text(encoding="utf-8"))
-        found = {path.split("/")[0] for path, *_ in self._contents
-                 if path.split("/")[0].endswith(".dist-info")}
-        if len(found) != 1:
-            raise ValueError(f"{wheel.name}: not one .dist-info directory")
-        self._dist_info = found.pop()
-
-    @property
-    def dist_info_dir(self) -> str:
-        return self._dist_info
-
-    @property
-    def dist_info_filenames(self) -> list[str]:
-        return [path.split("/", 1)[1] for path, *_ in self._contents
-                if path.startswith(self._dist_info + "/")]
-
-    def read_dist_info(self, filename: str) -> str:
-        return (self._files / self._dist_info / filename).read_text(encoding="utf-8")
-
-    def validate_record(self) -> None:
-        """Validated when unpacked (and the cached files are read-only)."""
-
-    def get_contents(self) -> Iterator[tuple[tuple[str, str, str], Any, bool]]:
-        for path, hash_, size, executable in self._contents:
-            yield ((path, f"sha256={hash_}", str(size)),
-                   _CachedFile(self._files / path, hash_, size), executable)
+        install(source, recorder, {})
+    facts = {"files": recorder.files, "scripts": recorder.scripts,
+             "record": recorder.record}
+    (target / CONTENTS).write_text(json.dumps(facts), encoding="utf-8")
 
 
 #: link() failing with these means "this filesystem will not link these": copy instead
@@ -167,55 +163,49 @@ _NO_LINK = {errno.EXDEV, errno.EPERM, errno.EACCES, errno.EMLINK, errno.ENOTSUP,
             errno.EOPNOTSUPP, errno.ENOSYS}
 
 
-class _LinkingDestination(SchemeDictionaryDestination):
-    """installer's destination for a layer being built, linking cached files into it."""
-
-    def __init__(self, staging: Path, final_root: Path, purelib: str, platlib: str,
-                 scripts: str, include: str, distribution: str) -> None:
-        super().__init__(
-            {"purelib": str(staging / purelib), "platlib": str(staging / platlib),
-             "headers": str(staging / include / "site" / distribution),
-             "scripts": str(staging / scripts), "data": str(staging)},
-            interpreter=str(final_root / scripts / "python"), script_kind="posix",
-            bytecode_optimization_levels=(),
-        )
-        self.written: list[Path] = []
-        self.can_link = True
-
-    def write_to_fs(self, scheme: Any, path: str, stream: Any,
-                    is_executable: bool) -> RecordEntry:
-        """This layer's own files (RECORD, INSTALLER, scripts), written as installer does."""
-        self.written.append(self._path_with_destdir(scheme, path))
-        return super().write_to_fs(scheme, path, stream, is_executable)
-
-    def write_file(self, scheme: Any, path: Any, stream: Any,
-                   is_executable: bool) -> RecordEntry:
-        if not isinstance(stream, _CachedFile):
-            return super().write_file(scheme, path, stream, is_executable)
-        if scheme not in ("purelib", "platlib"):  # .data/scripts: the #! line is rewritten
-            with open(stream.path, "rb") as handle:
-                return super().write_file(scheme, path, handle, is_executable)
-        target = self._path_with_destdir(scheme, os.fspath(path))
-        target.parent.mkdir(parents=True, exist_ok=True)
-        self.written.append(target)
-        self._link_or_copy(stream.path, target, is_executable)
-        return RecordEntry(os.fspath(path), Hash("sha256", stream.hash), stream.size)
-
-    def _link_or_copy(self, source: Path, target: Path, executable: bool) -> None:
-        if self.can_link:
+def _install_linked(entry: Path, facts: dict[str, Any],
+                    destination: SchemeDictionaryDestination, linked: list[str]) -> None:
+    """What ``installer.install`` does, with the wheel's files linked from ``entry``:
+    scripts, INSTALLER and RECORD written by installer for this layer."""
+    schemes = destination.scheme_dict
+    files = str(entry / "files")
+    records = []
+    made: set[str] = set()
+    can_link = True
+    for scheme, path, hash_, size, executable in facts["files"]:
+        source = os.path.join(files, scheme, path)
+        if scheme not in ("purelib", "platlib"):  # .data/scripts: #! rewritten for us
+            with open(source, "rb") as stream:
+                records.append((scheme, destination.write_file(scheme, path, stream,
+                                                               executable)))
+            linked.append(os.path.join(schemes[scheme], path))
+            continue
+        target = os.path.join(schemes[scheme], path)
+        folder = os.path.dirname(target)
+        if folder not in made:
+            os.makedirs(folder, exist_ok=True)
+            made.add(folder)
+        if can_link:
             try:
                 os.link(source, target)
-                return
             except OSError as error:
                 if error.errno not in _NO_LINK:
                     raise
-                self.can_link = False  # the rest is copied too
-        shutil.copyfile(source, target)
-        if executable:
-            target.chmod(target.stat().st_mode | 0o111)
-
-    def undo(self) -> None:
-        """Remove what this destination wrote, for a clean second attempt."""
-        for path in reversed(self.written):
-            with contextlib.suppress(OSError):
-                path.unlink()
+                can_link = False  # this one and the rest are copied
+        if not can_link:
+            shutil.copyfile(source, target)
+            if executable:
+                os.chmod(target, os.stat(target).st_mode | 0o111)
+        linked.append(target)
+        records.append((scheme, RecordEntry(path, Hash("sha256", hash_), size)))
+    for name, module, attr, section in facts["scripts"]:
+        records.append(("scripts", destination.write_script(name, module, attr, section)))
+        linked.append(os.path.join(schemes["scripts"], name))
+    root, record_path = facts["record"]
+    installer_path = posixpath.join(posixpath.dirname(record_path), "INSTALLER")
+    with io.BytesIO(INSTALLER_NAME) as stream:
+        records.append((root, destination.write_file(root, installer_path, stream, False)))
+    linked.append(os.path.join(schemes[root], installer_path))
+    linked.append(os.path.join(schemes[root], record_path))
+    records.append((root, RecordEntry(record_path, None, None)))
+    destination.finalize_installation(root, record_path, records)
