@@ -61,12 +61,16 @@ class Sizes:
     inspect_dists: int = 1000
     import_dirs: int = 10
     import_modules: int = 1000
+    #: PYTHONPATH lengths of the Spack-like stacks (one package per entry)
+    pythonpath_entries: tuple[int, ...] = (2, 300)
+    #: also count the instructions of ``import pkgN`` (not only ``pass``)
+    count_imports: bool = True
     warm_up: bool = True
 
 
 QUICK = Sizes(activation_loops=20, find_loops=5, hook_prompts=1000, big_layer_files=1000,
               startup_runs=5, hook_runs=1, inspect_dists=50, import_dirs=3, import_modules=100,
-              warm_up=False)
+              count_imports=False, warm_up=False)
 
 
 @dataclass
@@ -216,8 +220,12 @@ def bench_create(work: Path, python: str, sizes: Sizes, repeat: int, rows: dict[
     base = work / "create"
     base.mkdir()
     virtualenv, uv = find_program("virtualenv"), find_program("uv")
+    # layervenv's per-user cache: warm (filled by the warm-up round, or the first run),
+    # or cold (a new, empty cache directory for every run)
+    envs = {"create.layervenv": dict(env, LAYERVENV_CACHE_DIR=str(base / "cache-warm"))}
     commands: dict[str, Callable[[Path], list[str]] | None] = {
         "create.layervenv": lambda d: tool("create", str(d), "--python", python),
+        "create.layervenv.cold": lambda d: tool("create", str(d), "--python", python),
         "create.venv": lambda d: [python, "-m", "venv", str(d)],
         "create.virtualenv": (lambda d: [virtualenv, "-q", "-p", python, str(d)])
         if virtualenv else None,
@@ -235,20 +243,25 @@ def bench_create(work: Path, python: str, sizes: Sizes, repeat: int, rows: dict[
             command = commands[key]
             if command is None:
                 raise Skip("not installed")
-            target = base / f"{key.split('.')[1]}-{next(counter)}"
+            number = next(counter)
+            target = base / f"{key.split('.')[1]}-{number}"
+            run_env = envs.get(key, env)
+            if key == "create.layervenv.cold":
+                run_env = dict(env, LAYERVENV_CACHE_DIR=str(base / f"cache-cold-{number}"))
             try:
-                elapsed = timed(command(target), env, cwd=base)
+                elapsed = timed(command(target), run_env, cwd=base)
             except RuntimeError as error:
                 last = str(error).strip().splitlines()[-1][:120]
                 if key == "create.uv":  # offline, and its cache has no pip yet
                     raise Skip(f"uv failed offline (run `uv venv --seed` once online to "
                                f"warm its cache): {last}") from None
-                if key != "create.layervenv":  # a competitor's failure is a note
+                if not key.startswith("create.layervenv"):  # a competitor's failure is a note
                     raise Skip(f"failed: {last}") from None
                 raise
             if not list(target.glob("lib/python*/site-packages/pip/__init__.py")):
                 raise RuntimeError(f"{key} made no pip in {target}")
             shutil.rmtree(target)
+            shutil.rmtree(base / f"cache-cold-{number}", ignore_errors=True)
             return elapsed
         return once
 
@@ -481,16 +494,107 @@ def bench_startup(work: Path, stack: SimStack, stack_env: dict[str, str], sizes:
 
     interleaved(rows, {"startup.hook": hook_in_process}, repeat * sizes.hook_runs,
                 warm_up=True)
-    count_startup_instructions(counts, {key: variants[key] for key in INSTRUCTION_VARIANTS},
-                               base)
+    count_startup_instructions(counts, {key: (*variants[key], "pass")
+                                        for key in ("startup.venv", "startup.layer",
+                                                    "startup.disabled")}, base)
 
 
-#: Start-ups whose instructions are counted, and how the section names them.
-INSTRUCTION_VARIANTS = {
-    "startup.venv": "plain venv: python -c pass",
-    "startup.layer": "layer: python -c pass",
-    "startup.disabled": "layer, LAYERVENV_BOOT_DISABLE=1",
+def spack_like_stack(root: Path, python: str, entries: int) -> list[str]:
+    """A stack the way Spack (Key4hep) lays one out: one prefix per package, each with
+    its own ``lib/pythonX.Y/site-packages`` on PYTHONPATH, holding one tiny package
+    ``pkgN``; byte-compiled, as an installed stack is."""
+    version = run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                  clean_env()).stdout.strip()
+    dirs = []
+    for index in range(entries):
+        folder = root / f"pkg{index}-1.0-{index:07x}" / "lib" / f"python{version}" / \
+            "site-packages"
+        (folder / f"pkg{index}").mkdir(parents=True)
+        (folder / f"pkg{index}" / "__init__.py").write_text("x = 1\n", encoding="utf-8")
+        dirs.append(str(folder))
+    run([python, "-m", "compileall", "-q", str(root)], clean_env())
+    return dirs
+
+
+def utf8_env(**extra: str) -> dict[str, str]:
+    """:func:`clean_env` without any locale variable: Python coerces the C locale to
+    C.UTF-8 (PEP 538), so files are read as UTF-8, as in users' UTF-8 terminals.
+
+    With ``LC_ALL=C`` (the other groups), Python >= 3.11 reads every ``.pth`` file in
+    the ASCII codec (``encoding="locale"``), which it imports for the first one: that
+    costs any venv with a ``.pth`` file ~1M instructions, the layer included; the
+    instruction counts show that case in rows of their own.
+    """
+    env = clean_env(**extra)
+    for name in [n for n in env if n == "LANG" or n.startswith("LC_")]:
+        del env[name]
+    return env
+
+
+def bench_pythonpath(work: Path, python: str, sizes: Sizes, repeat: int,
+                     rows: dict[str, Row], counts: Counts) -> None:
+    """Start-up of a plain venv and of a layer on Spack-like stacks of N PYTHONPATH
+    entries: ``python -c pass`` and importing the last entry's package."""
+    base = work / "pythonpath"
+    base.mkdir()
+    counted: dict[str, tuple[str, dict[str, str], str]] = {}
+    for entries in sizes.pythonpath_entries:
+        dirs = spack_like_stack(base / f"stack{entries}", python, entries)
+        env = utf8_env(PYTHONPATH=os.pathsep.join(dirs))
+        venv = plain_venv(Path(python), base / f"venv{entries}", env)
+        layer = make_layer(base / f"layer{entries}", env, "--without-pip", "--python", python)
+        pythons = {"venv": str(venv / "bin" / "python"), "layer": str(layer / "bin" / "python")}
+        last = f"import pkg{entries - 1}"
+        for interpreter in pythons.values():
+            where = run([interpreter, "-c", f"{last}; print(pkg{entries - 1}.__file__)"],
+                        env, cwd=base).stdout.strip()
+            if not where.startswith(dirs[-1]):
+                raise RuntimeError(f"pkg{entries - 1} imported from {where}, not the stack")
+        measures: dict[str, Callable[[], float]] = {}
+        for kind, interpreter in pythons.items():
+            for what, code in (("", "pass"), ("import.", last)):
+                measures[f"pythonpath.{what}{kind}.{entries}"] = (
+                    lambda p=interpreter, c=code, e=env: spawn_timed([p, "-c", c], e))
+        interleaved(rows, measures, repeat * sizes.startup_runs, warm_up=True)
+        disabled = dict(env, LAYERVENV_BOOT_DISABLE="1")
+        for what, code in (("", "pass"), ("import.", last)):
+            if what and not sizes.count_imports:
+                continue
+            counted[f"pythonpath.{what}venv.{entries}"] = (pythons["venv"], env, code)
+            counted[f"pythonpath.{what}layer.{entries}"] = (pythons["layer"], env, code)
+            counted[f"pythonpath.{what}disabled.{entries}"] = (pythons["layer"], disabled, code)
+        if entries == sizes.pythonpath_entries[-1]:
+            c_locale = dict(env, LC_ALL="C")
+            counted[f"pythonpath.venv.{entries}.c"] = (pythons["venv"], c_locale, "pass")
+            counted[f"pythonpath.layer.{entries}.c"] = (pythons["layer"], c_locale, "pass")
+    count_startup_instructions(counts, counted, base)
+
+
+#: Start-ups whose instructions are counted: how the section names them, and the key of
+#: the count each is compared with.
+INSTRUCTION_VARIANTS: dict[str, tuple[str, str | None]] = {
+    "startup.venv": ("plain venv: python -c pass", None),
+    "startup.layer": ("layer: python -c pass", "startup.venv"),
+    "startup.disabled": ("layer, LAYERVENV_BOOT_DISABLE=1", "startup.venv"),
 }
+for _entries in Sizes().pythonpath_entries:
+    for _what, _code in (("", "python -c pass"), ("import.", f"import pkg{_entries - 1}")):
+        _base = f"pythonpath.{_what}venv.{_entries}"
+        INSTRUCTION_VARIANTS.update({
+            _base: (f"{_entries}-entry PYTHONPATH, plain venv: {_code}", None),
+            f"pythonpath.{_what}layer.{_entries}": (
+                f"{_entries}-entry PYTHONPATH, layer: {_code}", _base),
+            f"pythonpath.{_what}disabled.{_entries}": (
+                f"{_entries}-entry PYTHONPATH, layer, LAYERVENV_BOOT_DISABLE=1: {_code}", _base),
+        })
+_entries = Sizes().pythonpath_entries[-1]
+INSTRUCTION_VARIANTS.update({
+    f"pythonpath.venv.{_entries}.c": (
+        f"{_entries}-entry PYTHONPATH, LC_ALL=C, plain venv: python -c pass", None),
+    f"pythonpath.layer.{_entries}.c": (
+        f"{_entries}-entry PYTHONPATH, LC_ALL=C, layer: python -c pass",
+        f"pythonpath.venv.{_entries}.c"),
+})
 
 
 @dataclass
@@ -512,13 +616,16 @@ def instructions(argv: list[str], env: dict[str, str], cwd: Path) -> int:
     return int(found.group(1))
 
 
-def count_startup_instructions(counts: Counts, variants: dict[str, tuple[str, dict[str, str]]],
+def count_startup_instructions(counts: Counts,
+                               variants: dict[str, tuple[str, dict[str, str], str]],
                                cwd: Path) -> None:
+    """Count ``python -c CODE`` for each ``(python, env, CODE)``, once its bytecode is warm."""
     if shutil.which("valgrind") is None:
         counts.note = "valgrind is not installed"
         return
-    for key, (python, env) in variants.items():
-        counts.values[key] = instructions([python, "-c", "pass"], env, cwd)
+    for key, (python, env, code) in variants.items():
+        run([python, "-c", code], env, cwd=cwd)  # .pyc files written, not counted
+        counts.values[key] = instructions([python, "-c", code], env, cwd)
 
 
 # --- 4. inspection --------------------------------------------------------------------------
@@ -680,7 +787,10 @@ def bench_import(work: Path, python: str, sizes: Sizes, repeat: int,
 def all_rows() -> dict[str, Row]:
     """Every row of the table, in order; sizes in labels are filled in by the groups."""
     rows = [
-        Row("create.layervenv", "create · layervenv create (with pip)", short="layervenv"),
+        Row("create.layervenv", "create · layervenv create (with pip), warm cache",
+            short="layervenv"),
+        Row("create.layervenv.cold", "create · layervenv create (with pip), cold cache",
+            vs="create.layervenv"),
         Row("create.venv", "create · python -m venv (with pip)", vs="create.layervenv"),
         Row("create.virtualenv", "create · virtualenv", vs="create.layervenv"),
         Row("create.uv", "create · uv venv --seed", vs="create.layervenv"),
@@ -718,6 +828,16 @@ def all_rows() -> dict[str, Row]:
         Row("import.layer.inproc", "import · layer: import somepkg, timed in-process",
             vs="import.venv.inproc"),
     ]
+    for entries in Sizes().pythonpath_entries:
+        for what, code in (("", "python -c pass"), ("import.", f"import pkg{entries - 1}")):
+            rows += [
+                Row(f"pythonpath.{what}venv.{entries}",
+                    f"start-up · plain venv, {entries}-entry PYTHONPATH: {code}",
+                    short="plain venv"),
+                Row(f"pythonpath.{what}layer.{entries}",
+                    f"start-up · layer, {entries}-entry PYTHONPATH: {code}",
+                    vs=f"pythonpath.{what}venv.{entries}"),
+            ]
     return {row.key: row for row in rows}
 
 
@@ -794,6 +914,10 @@ def targets(rows: dict[str, Row], counts: Counts) -> list[Target]:
         found.append(Target("create: layervenv under 0.5 s and >= 4x faster than python -m venv",
                             lv < 500 and venv / lv >= 4,
                             f"{ms(lv)} ms, {venv / lv:.1f}x faster than python -m venv"))
+    uv = med("create.uv")
+    if lv is not None and uv is not None:
+        found.append(Target("create: layervenv (warm cache) at most 1.0x uv venv --seed",
+                            lv <= uv, f"{ms(lv)} ms vs {ms(uv)} ms: {lv / uv:.2f}x"))
     for shell, keys in ACTIVATION_TARGETS.items():
         plain, small, big = (med(key) for key in keys)
         if plain and small and big:
@@ -819,6 +943,17 @@ def targets(rows: dict[str, Row], counts: Counts) -> list[Target]:
         extra = layer_count / base_count - 1
         found.append(Target("start-up, instructions (valgrind): under 3% over a plain venv",
                             extra < 0.03, f"{extra * 100:+.1f}% ({layer_count - base_count:+,})"))
+    for entries in Sizes().pythonpath_entries[-1:]:
+        for what in ("", "import."):
+            base_count, layer_count = (counts.values.get(f"pythonpath.{what}{kind}.{entries}")
+                                       for kind in ("venv", "layer"))
+            if base_count and layer_count:
+                extra = layer_count / base_count - 1
+                code = f"import pkg{entries - 1}" if what else "pass"
+                found.append(Target(
+                    f"start-up on a {entries}-entry PYTHONPATH, instructions (valgrind), "
+                    f"python -c {code!r}: at most 2% over a plain venv", extra <= 0.02,
+                    f"{extra * 100:+.2f}% ({layer_count - base_count:+,})"))
     pip = med("inspect.pip")
     for command in ("list", "check"):
         own = med(f"inspect.{command}")
@@ -877,13 +1012,13 @@ def count_table(counts: Counts) -> str:
     """The start-up instruction counts, each against the plain venv's."""
     lines = ["| start-up, instructions (valgrind callgrind) | instructions | vs plain venv |",
              "|---|--:|--:|"]
-    base = counts.values.get("startup.venv")
-    for key, label in INSTRUCTION_VARIANTS.items():
+    for key, (label, vs) in INSTRUCTION_VARIANTS.items():
         value = counts.values.get(key)
         if value is None:
             lines.append(f"| {label} | {counts.note or 'not measured'} | |")
             continue
-        ratio = f"{(value / base - 1) * 100:+.2f}%" if base and key != "startup.venv" else ""
+        base = counts.values.get(vs or "")
+        ratio = f"{(value / base - 1) * 100:+.2f}%" if base else ""
         lines.append(f"| {label} | {value:,} | {ratio} |")
     return "\n".join(lines)
 
@@ -899,7 +1034,7 @@ def markdown(rows: dict[str, Row], counts: Counts, found: list[Target],
     return "\n".join(lines) + "\n"
 
 
-GROUPS = ("create", "activate", "startup", "inspect", "install", "import")
+GROUPS = ("create", "activate", "startup", "inspect", "install", "import", "pythonpath")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -928,7 +1063,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="layervenv-bench-", dir=args.workdir))
     facts = machine_facts(work, python)
     rows = all_rows()
-    counts = Counts(note="" if "startup" in args.only else "not run (--only)")
+    counts = Counts(note="" if {"startup", "pythonpath"} & set(args.only) else "not run (--only)")
     size_labels(rows, sizes)
     started = time.perf_counter()
     failed = True  # a failed run keeps its work directory, to look into
@@ -951,6 +1086,8 @@ def main(argv: list[str] | None = None) -> int:
                 bench_install(work, python, sizes, args.repeat, rows, facts)
             elif group == "import":
                 bench_import(work, python, sizes, args.repeat, rows)
+            elif group == "pythonpath":
+                bench_pythonpath(work, python, sizes, args.repeat, rows, counts)
         failed = False
     finally:
         if args.keep or failed:

@@ -16,8 +16,8 @@ RUN = Path(__file__).resolve().parent.parent / "benchmarks" / "run.py"
 
 #: Every row of the table; a new benchmark adds its key here.
 ROWS = (
-    "create.layervenv", "create.venv", "create.virtualenv", "create.uv",
-    "activate.venv", "activate.layer.small", "activate.layer.big",
+    "create.layervenv", "create.layervenv.cold", "create.venv", "create.virtualenv",
+    "create.uv", "activate.venv", "activate.layer.small", "activate.layer.big",
     "activate.find.small", "activate.find.big",
     "activate.zsh.venv", "activate.zsh.small", "activate.zsh.big",
     "activate.dash.venv", "activate.dash.small", "activate.dash.big",
@@ -29,14 +29,17 @@ ROWS = (
     "inspect.pip", "inspect.list", "inspect.check",
     "install.pip", "install.uv", "install.uv.alone",
     "import.venv", "import.layer", "import.venv.inproc", "import.layer.inproc",
+    *(f"pythonpath.{what}{kind}.{entries}" for entries in (2, 300)
+      for what in ("", "import.") for kind in ("venv", "layer")),
 )
 #: Rows that need nothing beyond this checkout, Python's venv and bash.
 ALWAYS_MEASURED = (
-    "create.layervenv", "create.venv", "activate.venv", "activate.layer.small",
-    "activate.layer.big", "activate.find.small", "activate.find.big", "hook.bash",
-    "startup.venv",
+    "create.layervenv", "create.layervenv.cold", "create.venv", "activate.venv",
+    "activate.layer.small", "activate.layer.big", "activate.find.small", "activate.find.big",
+    "hook.bash", "startup.venv",
     "startup.layer", "startup.disabled", "startup.hook", "inspect.pip", "import.venv",
     "import.layer", "import.venv.inproc", "import.layer.inproc",
+    *(key for key in ROWS if key.startswith("pythonpath.")),
 )
 
 
@@ -64,7 +67,10 @@ def test_quick_run_has_every_row(tmp_path: Path) -> None:
     assert [t["name"] for t in data["targets"]]
     counted = data["instructions"]
     if shutil.which("valgrind"):  # start-up instructions, counted, and in the table
-        assert set(counted["values"]) == {"startup.venv", "startup.layer", "startup.disabled"}
+        spack = {f"pythonpath.{kind}.{entries}" for kind in ("venv", "layer", "disabled")
+                 for entries in (2, 300)} | {"pythonpath.venv.300.c", "pythonpath.layer.300.c"}
+        assert set(counted["values"]) == {"startup.venv", "startup.layer",
+                                          "startup.disabled"} | spack
         assert all(value > 1_000_000 for value in counted["values"].values())
         assert "start-up, instructions (valgrind callgrind)" in result.stdout
     else:

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from packaging.version import Version
 
@@ -62,6 +63,8 @@ print(json.dumps({
                          for w in glob.glob(os.path.join(d, "pip-*.whl"))),
     "maxsize": sys.maxsize,
     "hook_bytecode": hook_bytecode(),
+    "os_py": os.__file__,
+    "wheel_dirs": [d for d in wheel_dirs if d],
 }))
 """
 _BASE = "@LAYERVENV_BASE@"
@@ -149,9 +152,94 @@ def _old_python_version(python: Path) -> str | None:
 
 
 def probe_interpreter(python: Path) -> Interpreter:
-    """Run ``python`` once and describe it; a one-line error if it is not a usable Python."""
+    """Describe ``python``: from the per-user cache when this very interpreter was probed
+    before, else by running it once; a one-line error if it is not a usable Python."""
     if not os.access(python, os.X_OK) or python.is_dir():
         raise UserError(f"not an executable Python interpreter: {python}")
+    key = _cache_key(python)
+    facts = _cached_facts(key) if key else None
+    if facts is None:
+        facts = _run_probe(python)
+        if key:
+            _store_facts(key, facts)
+    return Interpreter(
+        executable=Path(facts["executable"]),
+        version=facts["version"],
+        implementation=facts["implementation"],
+        purelib=_relative(facts["purelib"]),
+        platlib=_relative(facts["platlib"]),
+        scripts=_relative(facts["scripts"]),
+        include=_relative(facts["include"]),
+        pip_wheels=tuple(Path(p) for p in facts["pip_wheels"]),
+        is_64bit=facts["maxsize"] > 2**32,
+        hook_bytecode=HookBytecode.from_probe(facts.get("hook_bytecode")),
+    )
+
+
+# The probe's answer depends on the interpreter's binary (a new build of a stack is a new
+# file, or at least a new size or time), on the path it is started by (sys.executable, a
+# pyvenv.cfg beside it), on its standard library and bundled wheels (a stack updated in
+# place) and on this tool's probe and hook: all of these are in the key or checked.
+
+def _cache_key(python: Path) -> str | None:
+    """The cache name of ``python``'s answer, from the path and the resolved binary."""
+    from layervenv import cache
+
+    try:
+        real = os.path.realpath(python)
+        info = os.stat(real)
+    except OSError:
+        return None
+    return cache.digest(json.dumps([
+        os.path.abspath(python), real, info.st_dev, info.st_ino, info.st_size,
+        info.st_mtime_ns, cache.digest(_PROBE + hook_source()),
+    ]))
+
+
+def _signature(path: str) -> list[int] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return [info.st_mtime_ns, info.st_size]
+
+
+def _checked_paths(python: Path, facts: dict[str, Any]) -> list[str]:
+    """Files whose change makes a cached answer stale: the stdlib (its os.py), the
+    directories and files of the bundled wheels, a pyvenv.cfg beside the interpreter."""
+    here = os.path.dirname(os.path.abspath(python))
+    return [facts.get("os_py") or "", *facts.get("wheel_dirs", []), *facts["pip_wheels"],
+            os.path.join(here, "pyvenv.cfg"), os.path.join(os.path.dirname(here), "pyvenv.cfg")]
+
+
+def _cached_facts(key: str) -> dict[str, Any] | None:
+    from layervenv import cache
+
+    folder = cache.section("interpreters")
+    stored = cache.read_json(folder / f"{key}.json") if folder else None
+    if not isinstance(stored, dict) or not isinstance(stored.get("facts"), dict):
+        return None
+    checks = stored.get("checks")
+    if not isinstance(checks, list) or not all(
+            isinstance(c, list) and len(c) == 2 and _signature(c[0]) == c[1] for c in checks):
+        return None
+    return stored["facts"]
+
+
+def _store_facts(key: str, facts: dict[str, Any]) -> None:
+    from layervenv import cache
+
+    folder = cache.section("interpreters")
+    if folder is None or not facts.get("os_py"):
+        return
+    python = facts["_probed"]
+    checks = [[path, _signature(path)] for path in _checked_paths(Path(python), facts)]
+    cache.write_json(folder / f"{key}.json", {"python": python, "checks": checks,
+                                              "facts": facts})
+
+
+def _run_probe(python: Path) -> dict[str, Any]:
+    """Run the probe in ``python``; its answer, or a one-line error."""
     try:
         result = subprocess.run(
             [str(python), "-I", "-S", "-c", _PROBE], input=hook_source(),
@@ -171,15 +259,5 @@ def probe_interpreter(python: Path) -> Interpreter:
         facts = json.loads(result.stdout)
     except ValueError:
         raise UserError(f"{python} is not a usable Python 3.6+ interpreter") from None
-    return Interpreter(
-        executable=Path(facts["executable"]),
-        version=facts["version"],
-        implementation=facts["implementation"],
-        purelib=_relative(facts["purelib"]),
-        platlib=_relative(facts["platlib"]),
-        scripts=_relative(facts["scripts"]),
-        include=_relative(facts["include"]),
-        pip_wheels=tuple(Path(p) for p in facts["pip_wheels"]),
-        is_64bit=facts["maxsize"] > 2**32,
-        hook_bytecode=HookBytecode.from_probe(facts.get("hook_bytecode")),
-    )
+    facts["_probed"] = os.path.abspath(python)
+    return facts

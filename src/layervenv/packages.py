@@ -26,6 +26,7 @@ from typing import Any
 from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
+from layervenv.cache import file_sha256 as file_sha256  # one definition, used from here
 from layervenv.errors import UserError
 from layervenv.inspection import inspect_layer
 from layervenv.layer import Layer
@@ -110,14 +111,6 @@ def report_sha256(item: dict[str, Any]) -> str | None:
     if not value and archive.get("hash", "").startswith("sha256="):
         value = archive["hash"].split("=", 1)[1]
     return value
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def wheels_in(directory: Path) -> dict[str, Path]:

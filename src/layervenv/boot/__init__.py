@@ -25,7 +25,12 @@ MODULE_NAME = "_layervenv_boot"
 BASENAME = "~layervenv"
 PTH_NAME = BASENAME + ".pth"
 START_NAME = BASENAME + ".start"
-PTH_LINE = f"import {MODULE_NAME}; {MODULE_NAME}.run()\n"
+#: ``site`` runs the line inside ``addpackage(sitedir, name, known_paths)``: with
+#: ``sitedir`` first on sys.path the hook is found at once, not after a look into every
+#: PYTHONPATH entry (hundreds on Spack-built stacks, ~50,000 instructions each);
+#: ``run`` takes it off again and uses ``known_paths``.
+PTH_LINE = (f'import sys; sys.path.insert(0, locals().get("sitedir", sys.prefix)); '
+            f'import {MODULE_NAME} as m; m.run(locals())\n')
 START_LINE = f"{MODULE_NAME}:run\n"
 
 

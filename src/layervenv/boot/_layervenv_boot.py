@@ -25,6 +25,8 @@ import os
 import sys
 
 PTH_SUFFIX = ".pth"
+#: this hook's own ``.pth`` file: an import line only, never read for paths
+OWN_PTH = "~layervenv.pth"
 
 
 def _key(path):
@@ -32,14 +34,55 @@ def _key(path):
     return os.path.normcase(os.path.abspath(path))
 
 
-def _layer_site_dirs():
-    """The layer's own site-packages directories that are on sys.path."""
+def _already_keys(joined, sep):
+    """True when every entry of ``joined`` (entries separated by ``sep``) is its own key.
+
+    On POSIX, ``_key`` of an absolute path with no empty, ``.`` or ``..`` part and no
+    trailing slash is the path itself.  ``site`` leaves every ``sys.path`` entry so (it
+    makes them absolute and normalised before any ``.pth`` file runs), and stacks
+    usually spell PYTHONPATH so: a few substring searches over the joined entries (in
+    C) then replace one ``abspath`` per entry -- what made start-up grow with every
+    PYTHONPATH entry of a Spack-built stack (one per package, hundreds of them).
+    """
+    if os.name != "posix" or not joined.startswith("/") or joined.endswith("/") \
+            or "//" in joined or "/" + sep in joined \
+            or joined.count(sep + "/") != joined.count(sep):
+        return False
+    if "/." not in joined:  # the usual case: one search instead of five
+        return True
+    return ("/./" not in joined and "/../" not in joined and "/." + sep not in joined
+            and "/.." + sep not in joined and not joined.endswith(("/.", "/..")))
+
+
+def _keys(paths, known=None):
+    """``[_key(p) for p in paths]``, without normalising entries that need none.
+
+    ``known``: ``site``'s set of the keys of the entries it put on ``sys.path``; an
+    entry found in it is its own key (looked up in C, no Python code per entry).
+    """
+    if isinstance(known, set) and os.name == "posix":
+        try:
+            if known.issuperset(paths):
+                return list(paths)
+        except TypeError:  # an unhashable entry
+            pass
+    try:
+        joined = "\0".join(paths)
+    except TypeError:  # an entry that is not a str: let _key say what it makes of it
+        joined = None
+    if joined is not None and joined.count("\0") == len(paths) - 1 and \
+            _already_keys(joined, "\0"):
+        return list(paths)
+    return [_key(p) for p in paths]
+
+
+def _layer_site_dirs(path_keys):
+    """The layer's own site-packages directories that are on sys.path (``path_keys``)."""
     if getattr(sys, "base_prefix", sys.prefix) == sys.prefix:
         return []  # not running in a virtual environment: nothing to do
     import site
 
-    on_path = set(_key(p) for p in sys.path)
-    return [d for d in site.getsitepackages([sys.prefix]) if _key(d) in on_path]
+    return [d for d in site.getsitepackages([sys.prefix]) if _key(d) in path_keys]
 
 
 def _pth_paths(sitedir):
@@ -55,7 +98,7 @@ def _pth_paths(sitedir):
         return []
     found = []
     for name in names:
-        if not name.endswith(PTH_SUFFIX) or name.startswith("."):
+        if not name.endswith(PTH_SUFFIX) or name.startswith(".") or name == OWN_PTH:
             continue
         try:
             with open(os.path.join(sitedir, name), "rb") as handle:
@@ -81,41 +124,60 @@ def _decoded(data):
     return data.decode("utf-8")
 
 
-def _pythonpath_keys():
-    """Normalised entries of PYTHONPATH, as the interpreter put them on sys.path."""
+def _pythonpath():
+    """PYTHONPATH as the interpreter used it ("" with -E or -I)."""
     if sys.flags.ignore_environment:
-        return set()
-    value = os.environ.get("PYTHONPATH", "")
+        return ""
+    return os.environ.get("PYTHONPATH", "")
+
+
+def _pythonpath_keys(value=None):
+    """Normalised entries of PYTHONPATH, as the interpreter put them on sys.path."""
+    value = _pythonpath() if value is None else value
     if not value:
         return set()
+    if _already_keys(value, os.pathsep):
+        return set(value.split(os.pathsep))
     return set(_key(entry) for entry in value.split(os.pathsep))
 
 
-def layer_keys():
-    """Keys of the layer's site-packages and of the paths its ``.pth`` files add."""
+def layer_keys(path_keys=None):
+    """Keys of the layer's site-packages and of the paths its ``.pth`` files add.
+
+    ``path_keys``: the keys of ``sys.path`` as it is now, if already computed.
+    """
     keys = set()
-    for sitedir in _layer_site_dirs():
+    for sitedir in _layer_site_dirs(_keys(sys.path) if path_keys is None else path_keys):
         keys.add(_key(sitedir))
         keys.update(_key(p) for p in _pth_paths(sitedir))
     return keys
 
 
-def reorder_sys_path(layer=None):
-    """Move the layer block in front of the first PYTHONPATH entry; return True if moved."""
-    layer = layer_keys() if layer is None else layer
+def reorder_sys_path(layer=None, keys=None):
+    """Move the layer block in front of the first PYTHONPATH entry; return True if moved.
+
+    ``keys``: the keys of ``sys.path`` as it is now, if already computed.
+    """
+    keys = _keys(sys.path) if keys is None else keys
+    layer = layer_keys(keys) if layer is None else layer
     if not layer:
         return False
-    env_keys = _pythonpath_keys() - layer
-    keys = [_key(p) for p in sys.path]
-    anchor = None
-    for index, key in enumerate(keys):
-        if key in env_keys or key in layer:
-            anchor = index
-            break
+    anchor = _anchor(keys, layer)
     if anchor is None:
         return False
-    block = [p for p, k in zip(sys.path, keys) if k in layer]
-    rest = [p for p, k in zip(sys.path[anchor:], keys[anchor:]) if k not in layer]
+    # Where the layer's entries are: found by list.index over flags computed in C (a
+    # handful of them among hundreds of entries), not by Python code run per entry.
+    flags = list(map(layer.__contains__, keys))
+    where = []
+    try:
+        while True:
+            where.append(flags.index(True, where[-1] + 1 if where else 0))
+    except ValueError:
+        pass
+    block = [sys.path[i] for i in where]  # every one at or after the anchor
+    rest = sys.path[anchor:]
+    for index in reversed(where):
+        del rest[index - anchor]
     new_path = sys.path[:anchor] + block + rest
     if new_path == sys.path:
         return False
@@ -123,7 +185,29 @@ def reorder_sys_path(layer=None):
     return True
 
 
-def move_late_prepends(layer, known):
+def _anchor(keys, layer):
+    """Index of the first entry (by ``keys``) from PYTHONPATH or of the layer, or None.
+
+    Python puts PYTHONPATH first on ``sys.path``: when the first entry is the first
+    PYTHONPATH entry (or the layer's), that is the answer without the keys of every
+    PYTHONPATH entry.
+    """
+    if not keys:
+        return None
+    if keys[0] in layer:
+        return 0
+    value = _pythonpath()
+    end = value.find(os.pathsep)
+    if value and keys[0] == _key(value if end < 0 else value[:end]):
+        return 0
+    env_keys = _pythonpath_keys(value) - layer
+    for index, key in enumerate(keys):
+        if key in env_keys or key in layer:
+            return index
+    return None
+
+
+def move_late_prepends(layer, known, before=None):
     """Put entries added in front of (or into) the layer block after the hook ran right
     behind it.
 
@@ -136,8 +220,14 @@ def move_late_prepends(layer, known):
     the layer; behind the layer block they keep their order, in front of everything
     else.  ``known`` holds the keys on ``sys.path`` when the hook ran: those entries
     stay where they are (without PYTHONPATH, the standard library is in front).
+    ``before``: ``sys.path`` when the hook ran; when entries were only appended since
+    (the usual case), none of this work is needed.
     """
-    keys = [_key(p) for p in sys.path]
+    if before is not None and sys.path[:len(before)] == before and \
+            not layer.intersection(_keys(sys.path[len(before):])):
+        return False
+    known = set(known)
+    keys = _keys(sys.path)
     last = None
     for index, key in enumerate(keys):
         if key in layer:
@@ -153,7 +243,7 @@ def move_late_prepends(layer, known):
     return True
 
 
-def recheck_after_site(layer):
+def recheck_after_site(layer, known=None):
     """Run :func:`move_late_prepends` once ``site`` has done everything else.
 
     ``site.main`` calls ``execsitecustomize()`` after every site directory is
@@ -165,14 +255,15 @@ def recheck_after_site(layer):
     original = getattr(site, "execsitecustomize", None)
     if original is None or getattr(original, "_layervenv", False):
         return False
-    known = set(_key(p) for p in sys.path)
+    before = list(sys.path)
+    known = _keys(before) if known is None else known
 
     def execsitecustomize():
         site.execsitecustomize = original
         try:
             original()
         finally:
-            _guarded(move_late_prepends, layer, known)
+            _guarded(move_late_prepends, layer, known, before)
 
     execsitecustomize._layervenv = True
     site.execsitecustomize = execsitecustomize
@@ -243,12 +334,17 @@ def foreign_python_entries():
     Mixing stacks (an LCG view for Python 3.11 set up over an ATLAS release with 3.9)
     fails later with an ImportError or a crashing C extension; say it up front.
     """
-    if sys.flags.ignore_environment:
-        return []
-    value = os.environ.get("PYTHONPATH", "")
+    value = _pythonpath()
     if not any(name in value for name in PACKAGE_DIRECTORIES):
         return []
     mine = "{}.{}".format(*sys.version_info[:2])
+    others = 0
+    for name in PACKAGE_DIRECTORIES:
+        others += (value.count(name) - value.count(f"/python{mine}/{name}")
+                   - value.count(f"/python{mine}t/{name}"))
+    if not others:
+        # Every one is this Python's: no entry parsed (Spack stacks have hundreds).
+        return []
     found = []
     for entry in value.split(os.pathsep):
         version = site_packages_version(entry)
@@ -297,11 +393,12 @@ def _guarded(function, *args):
         return None
 
 
-def _boot():
-    layer = layer_keys()
+def _boot(known=None):
+    keys = _keys(sys.path, known)
+    layer = layer_keys(keys)
     if layer:
-        reorder_sys_path(layer)
-        recheck_after_site(layer)
+        reorder_sys_path(layer, keys)
+        recheck_after_site(layer, keys)  # reordering keeps the same entries
     promote_layer_finders()
     warn_foreign_python()
 
@@ -310,15 +407,25 @@ def _boot():
 _RAN = []
 
 
-def run():
+def run(site_locals=None):
     """Entry point for the ``.pth`` import line and the PEP 829 ``.start`` file.
 
     It works once per process.  ``site`` processes the layer's site-packages a second
     time (``venv()`` adds it, then ``addsitepackages`` walks it again, ``.pth`` files
     included) after the user site's ``.pth`` files ran: a second run would cost time
     again and would take import-hook finders of the *user site* for the layer's.
+
+    ``site_locals``: the locals of ``site.addpackage`` running the ``.pth`` line, which
+    put ``sitedir`` first on ``sys.path`` to import this module from there (taken off
+    again here) and hold ``site``'s ``known_paths``.
     """
+    known = None
+    if site_locals is not None:
+        inserted = site_locals.get("sitedir", sys.prefix)
+        if sys.path and sys.path[0] == inserted:
+            del sys.path[0]
+        known = site_locals.get("known_paths")
     if _RAN or os.environ.get("LAYERVENV_BOOT_DISABLE"):
         return
     _RAN.append(True)
-    _guarded(_boot)
+    _guarded(_boot, known)

@@ -48,7 +48,7 @@ from layervenv.layer import (
     not_made_by_the_layer,
 )
 from layervenv.renames import exchange, rename_new
-from layervenv.seed import install_wheel
+from layervenv.seed import seed_wheel
 from layervenv.stack import StackEnvironment, capture_setup
 from layervenv.toolshim import write_tool_shim
 from layervenv.writelock import INSIDE_NAME, layer_write_lock
@@ -240,7 +240,7 @@ def build_layer(
                 f"{interp.executable} has no bundled pip wheel (ensurepip); "
                 "pass --without-pip and install pip yourself"
             )
-        install_wheel(wheel, staging, layer.root, interp.purelib, interp.platlib,
+        seed_wheel(wheel, staging, layer.root, interp.purelib, interp.platlib,
                       interp.scripts, interp.include)
         pip_version = wheel.name.split("-")[1]
     if options.extension is not None:

@@ -1,0 +1,229 @@
+"""The per-user cache of ``create``: the unpacked pip wheel and the interpreter probe.
+
+Real layers, real pip: a cache filled by concurrent creates is whole (its files are the
+wheel's bytes), every layer's pip runs; a cache on another filesystem is copied from; a
+read-only or unusable cache changes nothing; pip upgraded or uninstalled in one layer
+leaves the cache and the other layers as they were; the interpreter's cached answer
+follows the interpreter when it is replaced.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+import pytest
+from helpers import clean_env, py, run_tool
+
+from layervenv.simstack import tree_digest
+
+PYTHON = os.path.realpath(sys.executable)
+BUNDLED = sorted(Path(PYTHON).parent.parent.glob("lib/python3*/ensurepip/_bundled/pip-*.whl"))
+NEWER_PIP = sorted(Path("/root/.pyenv/versions").glob("3.13*/lib/python3.13/ensurepip/"
+                                                         "_bundled/pip-*-py3-none-any.whl"))
+
+
+def create(layer: Path, env: dict[str, str], python: str = PYTHON) -> None:
+    run_tool("create", "--python", python, str(layer), env=env)
+
+
+def cache_env(tmp_path: Path, cache: Path) -> dict[str, str]:
+    return clean_env(tmp_path, LAYERVENV_CACHE_DIR=str(cache))
+
+
+def site(layer: Path) -> Path:
+    return next(layer.glob("lib/python3*/site-packages"))
+
+
+def pip_works(layer: Path, env: dict[str, str]) -> None:
+    """pip runs from the layer, as itself, and lists what the layer sees."""
+    version = subprocess.run([str(layer / "bin" / "python"), "-m", "pip", "--version"],
+                             env=env, capture_output=True, text=True, check=True).stdout
+    assert f"from {site(layer)}/pip " in version, version
+    listed = subprocess.run([str(layer / "bin" / "python"), "-m", "pip", "list"], env=env,
+                            capture_output=True, text=True, check=True).stdout
+    assert any(line.split()[:1] == ["pip"] for line in listed.splitlines()), listed
+    assert subprocess.run([str(layer / "bin" / "pip"), "--version"], env=env,
+                          capture_output=True, check=False).returncode == 0
+
+
+def entry_matches_wheel(cache: Path) -> None:
+    """The cache holds one entry per wheel, nothing half-made, and every cached file is
+    byte for byte the wheel's (read from the wheel itself with zipfile)."""
+    wheels = cache / "v1" / "wheels"
+    entries = [p for p in wheels.iterdir()]
+    assert [p.name for p in entries if p.name.startswith(".")] == []  # no temp leftovers
+    assert len(entries) == 1
+    (wheel,) = BUNDLED[-1:]
+    facts = json.loads((entries[0] / "contents.json").read_text())
+    with zipfile.ZipFile(wheel) as archive:  # pip's wheel: everything goes to purelib
+        members = [m for m in archive.namelist()
+                   if not m.endswith("/") and not m.endswith(".dist-info/RECORD")]
+        assert sorted(path for _, path, *_ in facts["files"]) == sorted(members)
+        for member in members:
+            cached = entries[0] / "files" / "purelib" / member
+            assert cached.read_bytes() == archive.read(member), member
+    assert {script for script, *_ in facts["scripts"]} >= {"pip", "pip3"}
+
+
+@pytest.mark.skipif(not BUNDLED, reason="the test interpreter has no bundled pip wheel")
+def test_concurrent_creates_fill_one_whole_cache(tmp_path):
+    """TRIALS x PARALLEL creates, each trial on an empty cache filled by all at once."""
+    trials, parallel = 4, 4
+    for trial in range(trials):
+        cache = tmp_path / f"cache{trial}"
+        env = cache_env(tmp_path, cache)
+        layers = [tmp_path / f"t{trial}-layer{i}" for i in range(parallel)]
+        with concurrent.futures.ThreadPoolExecutor(parallel) as pool:
+            list(pool.map(create, layers, [env] * parallel))
+        entry_matches_wheel(cache)
+        for layer in layers:
+            pip_works(layer, env)
+            linked = site(layer) / "pip" / "__init__.py"
+            assert linked.stat().st_nlink >= 2  # a hard link into the cache
+    assert len(list(tmp_path.glob("t*-layer*"))) == trials * parallel
+
+
+@pytest.mark.skipif(not BUNDLED, reason="the test interpreter has no bundled pip wheel")
+def test_cache_on_another_filesystem_is_copied(tmp_path):
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or not os.access(shm, os.W_OK):
+        pytest.skip("no writable /dev/shm (a tmpfs) for a cache on another filesystem")
+    cache = Path(tempfile.mkdtemp(prefix="layervenv-cache-", dir=shm))
+    try:
+        if os.stat(cache).st_dev == os.stat(tmp_path).st_dev:
+            pytest.skip("/dev/shm is on the same filesystem as the test directory")
+        env = cache_env(tmp_path, cache)
+        for name in ("one", "two"):  # cold, then warm
+            create(tmp_path / name, env)
+            pip_works(tmp_path / name, env)
+            copied = site(tmp_path / name) / "pip" / "__init__.py"
+            assert copied.stat().st_nlink == 1 and copied.stat().st_mode & 0o200
+        entry_matches_wheel(cache)
+    finally:
+        shutil.rmtree(cache)
+
+
+def mounted_tmpfs(where: Path) -> bool:
+    where.mkdir()
+    return subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(where)],
+                          capture_output=True, check=False).returncode == 0
+
+
+@pytest.mark.skipif(not BUNDLED, reason="the test interpreter has no bundled pip wheel")
+def test_read_only_cache(tmp_path):
+    """A read-only cache: empty, it stays empty; filled, it is used and stays unchanged."""
+    empty, filled = tmp_path / "empty", tmp_path / "filled"
+    if not (mounted_tmpfs(empty) and mounted_tmpfs(filled)):
+        pytest.skip("cannot mount a tmpfs here (needs root in a mount namespace) to make "
+                    "a cache read-only for root too")
+    try:
+        create(tmp_path / "filler", cache_env(tmp_path, filled))
+        for mount in (empty, filled):
+            subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
+        before = tree_digest(filled)
+        for cache in (empty, filled):
+            env = cache_env(tmp_path, cache)
+            layer = tmp_path / f"layer-{cache.name}"
+            result = run_tool("create", "--python", PYTHON, str(layer), env=env)
+            assert result.stderr == ""
+            pip_works(layer, env)
+        assert list(empty.iterdir()) == []
+        assert tree_digest(filled) == before
+    finally:
+        for mount in (empty, filled):
+            subprocess.run(["umount", str(mount)], capture_output=True, check=False)
+
+
+@pytest.mark.skipif(not BUNDLED, reason="the test interpreter has no bundled pip wheel")
+def test_unusable_cache_location_falls_back(tmp_path):
+    """A cache path that cannot be a directory (a file is in the way): no cache, no error."""
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory\n")
+    env = cache_env(tmp_path, blocker / "cache")
+    result = run_tool("create", "--python", PYTHON, str(tmp_path / "layer"), env=env)
+    assert result.stderr == ""
+    pip_works(tmp_path / "layer", env)
+    assert (site(tmp_path / "layer") / "pip" / "__init__.py").stat().st_nlink == 1
+
+
+@pytest.mark.skipif(not BUNDLED, reason="the test interpreter has no bundled pip wheel")
+def test_linked_layer_is_the_installed_layer(tmp_path):
+    """The same layer made from the cache and without one (installer from the wheel):
+    the same files with the same bytes, the same RECORD, INSTALLER and scripts."""
+    layer = tmp_path / "layer"
+    trees = []
+    for cache in (tmp_path / "file" / "no-cache", tmp_path / "cache", tmp_path / "cache"):
+        (tmp_path / "file").write_text("in the way\n")
+        run_tool("create", "--python", PYTHON, str(layer), env=cache_env(tmp_path, cache))
+        files = {}
+        for path in sorted(p for p in layer.rglob("*") if p.is_file() and
+                           "__pycache__" not in p.parts and p.name != "layervenv.toml"):
+            files[str(path.relative_to(layer))] = path.read_bytes()
+        trees.append(files)
+        shutil.rmtree(layer)
+    record = next(name for name in trees[0] if name.endswith(".dist-info/RECORD"))
+    assert sorted(trees[0][record].splitlines()) == sorted(trees[2][record].splitlines())
+    assert trees[0] == trees[1] == trees[2] or (
+        {k: v for k, v in trees[0].items() if k != record} ==
+        {k: v for k, v in trees[2].items() if k != record})
+
+
+@pytest.mark.skipif(not (BUNDLED and NEWER_PIP), reason="needs a bundled pip and a newer "
+                    "pip wheel (Python 3.13's ensurepip)")
+def test_pip_upgrade_and_uninstall_touch_neither_cache_nor_other_layers(tmp_path):
+    cache = tmp_path / "cache"
+    env = cache_env(tmp_path, cache)
+    one, two = tmp_path / "one", tmp_path / "two"
+    create(one, env)
+    create(two, env)
+    cache_before, two_before = tree_digest(cache), tree_digest(two)
+    newer = NEWER_PIP[-1]
+    subprocess.run([str(one / "bin" / "python"), "-m", "pip", "install", "--no-index",
+                    "--upgrade", str(newer)], env=env, capture_output=True, check=True)
+    version = newer.name.split("-")[1]
+    assert py(one / "bin" / "python", "import pip; print(pip.__version__)", env) == version
+    assert tree_digest(cache) == cache_before and tree_digest(two) == two_before
+    subprocess.run([str(one / "bin" / "python"), "-m", "pip", "uninstall", "-y", "pip"],
+                   env=env, capture_output=True, check=True)
+    assert not (site(one) / "pip").exists()
+    assert tree_digest(cache) == cache_before and tree_digest(two) == two_before
+    pip_works(two, env)
+    assert py(two / "bin" / "python", "import pip; print(pip.__version__)",
+              env) == BUNDLED[-1].name.split("-")[1]
+    entry_matches_wheel(cache)
+
+
+def test_interpreter_answer_follows_a_replaced_interpreter(tmp_path):
+    """A stack's python3 replaced in place by another Python: the next layer is made on
+    the new one, not on the cached answer for the old one."""
+    others = sorted(Path("/root/.pyenv/versions").glob("3.1[23]*/bin/python3.1[23]"))
+    if not others:
+        pytest.skip("needs a Python 3.12 or 3.13 under ~/.pyenv")
+    stack_python = tmp_path / "stack" / "bin" / "python3"
+    stack_python.parent.mkdir(parents=True)
+    shutil.copy2(PYTHON, stack_python)
+    env = cache_env(tmp_path, tmp_path / "cache")
+    version = "{}.{}".format(*sys.version_info[:2])
+    for name in ("first", "again"):  # the second from the cached answer
+        run_tool("create", "--without-pip", "--python", str(stack_python),
+                 str(tmp_path / name), env=env)
+        assert py(tmp_path / name / "bin" / "python",
+                  "import sys; print('%d.%d' % sys.version_info[:2])", env) == version
+    assert len(list((tmp_path / "cache" / "v1" / "interpreters").iterdir())) == 1
+    replacement = tmp_path / "stack" / "bin" / "python3.new"
+    shutil.copy2(others[-1], replacement)
+    os.replace(replacement, stack_python)
+    run_tool("create", "--without-pip", "--python", str(stack_python), str(tmp_path / "new"),
+             env=env)
+    new_version = others[-1].name.removeprefix("python")
+    assert py(tmp_path / "new" / "bin" / "python",
+              "import sys; print('%d.%d' % sys.version_info[:2])", env) == new_version
+    assert (tmp_path / "new" / "lib" / f"python{new_version}" / "site-packages").is_dir()
