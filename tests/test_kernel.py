@@ -278,6 +278,16 @@ def test_user_location_is_jupyters(tmp_path: Path, variables: dict[str, str]) ->
         assert str(user_data_dir(env)) == jupyter_data_dir()
 
 
+def _wait_for_ready(client, timeout: float = 60) -> None:
+    """``client.wait_for_ready``, whether the client is blocking or asynchronous."""
+    from jupyter_core.utils import ensure_async, run_sync
+
+    async def ready() -> None:
+        await ensure_async(client.wait_for_ready(timeout=timeout))
+
+    run_sync(ready)()
+
+
 def test_notebook_runs_headless_with_nbclient(world: World) -> None:
     """A whole notebook through the kernel, then again after a restart of the kernel."""
     cells = [
@@ -297,6 +307,10 @@ def test_notebook_runs_headless_with_nbclient(world: World) -> None:
             assert_layer_over_its_stack(json.loads(notebook.cells[2].outputs[0]["text"]), world)
             if round_ == 0:
                 manager.restart_kernel(now=True)
+                # IOPub of the new kernel process joins late (ZMQ's slow joiner); nbclient
+                # waits for each cell's 'idle' there with no time limit, so a missed one
+                # hangs: wait_for_ready returns once IOPub carries messages again.
+                _wait_for_ready(runner.kc)
                 for cell in notebook.cells:
                     cell.outputs = []
 
