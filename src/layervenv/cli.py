@@ -220,8 +220,7 @@ def _add_kernel(sub: Any) -> None:
         description="Write a kernelspec whose launcher (DIR/bin/layervenv-kernel) leaves the "
                     "server's stacks, re-establishes the layer's own as activation does and "
                     "starts the layer's Python with ipykernel.")
-    install.add_argument("dir", metavar="DIR", nargs="?",
-                         help="the layer (default: the active one, $VIRTUAL_ENV)")
+    _add_active_dir(install)
     install.add_argument("--name", metavar="NAME",
                          help="kernel name (default: the layer's name, lowercase)")
     install.add_argument("--display-name", metavar="TEXT",
@@ -315,8 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     lock = sub.add_parser("lock", help="write a PEP 751 pylock.toml of what the layer adds",
                           description="Lock the packages in the layer's own site-packages "
                                       "(not the stack's), with the stack's identity.")
-    lock.add_argument("dir", metavar="DIR", nargs="?",
-                      help="the layer (default: the active one, $VIRTUAL_ENV)")
+    _add_active_dir(lock)
     lock.add_argument("-o", "--output", metavar="FILE",
                       help="the lock file (default: pylock.toml here; - for standard output)")
     _add_sources(lock)
@@ -326,8 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     rebase = sub.add_parser("rebase", help="move a layer onto another stack (new release)",
                             description="Re-create the layer's requested packages on another "
                                         "stack beside it, and swap it in only when complete.")
-    rebase.add_argument("dir", metavar="DIR", nargs="?",
-                        help="the layer (default: the active one, $VIRTUAL_ENV)")
+    _add_active_dir(rebase)
     rebase.add_argument("--setup", metavar="CMD", help="command that sets the new stack up")
     rebase.add_argument("--python", metavar="PYTHON",
                         help="the new stack's interpreter (a path, command or version)")
@@ -352,8 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
                                          "DEST/NAME/bin/layervenv-run COMMAND [ARGS...]. "
                                          "Editable projects are packed as a snapshot of "
                                          "their current code.")
-    packing.add_argument("dir", metavar="DIR", nargs="?",
-                         help="the layer (default: the active one, $VIRTUAL_ENV)")
+    _add_active_dir(packing)
     packing.add_argument("-o", "--output", metavar="FILE",
                          help="the archive (default: NAME.tar.gz in the current directory)")
     _add_format(packing)
