@@ -490,12 +490,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"layervenv: error: {error}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt as interrupt:
-        ignore_interrupts()  # a second Ctrl-C: no traceback
-        stop = interrupt if isinstance(interrupt, Interrupted) else Interrupted()
-        print(f"layervenv: {stop.message()}", file=sys.stderr)
-        return stop.status
+        return interrupted(interrupt)
+    except RuntimeError as error:
+        # Python <= 3.11 wraps what __set_name__ raises while a class is made (dataclass
+        # fields, when a command's module is imported): an interrupt landing then
+        cause = error.__cause__
+        if isinstance(cause, KeyboardInterrupt):
+            return interrupted(cause)
+        raise
     except BrokenPipeError:
         return reader_went_away()
+
+
+def interrupted(interrupt: KeyboardInterrupt) -> int:
+    """Ctrl-C, SIGTERM or SIGHUP: one line, and the status a shell shows for it."""
+    ignore_interrupts()  # a second Ctrl-C: no traceback
+    stop = interrupt if isinstance(interrupt, Interrupted) else Interrupted()
+    print(f"layervenv: {stop.message()}", file=sys.stderr)
+    return stop.status
 
 
 #: The status of a command killed by SIGPIPE, as a shell shows it (128 + 13).
