@@ -535,4 +535,4 @@ def test_a_moved_layer_refuses_to_activate(shell, moved_layer, base_env):
     dumps = split_dumps(result.stdout)
     assert significant(dumps["AFTER"]) == significant(dumps["BEFORE"])
     assert result.stderr.count("\n") == 1, result.stderr
-    assert "which is not there any more" in result.stderr
+    assert "is not there any more (a layer cannot be moved" in result.stderr

@@ -66,9 +66,8 @@ def layer_requirement(layer: Layer) -> RequirePath:
     root = str(layer.root)
     return RequirePath(
         os.path.join(root, CONFIG_NAME), "layer",
-        message=f"layervenv: this script activates the layer {root}, which is not there any "
-                f"more (a layer cannot be moved): re-create it where it is now (layervenv "
-                f"check DIR says how)")
+        message=f"layervenv: the layer {root} is not there any more (a layer cannot be "
+                f"moved; layervenv check DIR says how to re-create it)")
 
 
 def recorded_stack_changes(record: StackEnvironment) -> tuple[Change, ...]:

@@ -17,6 +17,7 @@ from layervenv.boot._layervenv_boot import PACKAGE_DIRECTORIES
 from layervenv.envchange import (
     MARKER,
     STACK_FLAG,
+    STATE_PREFIX,
     Change,
     EnvChange,
     LeaveStacks,
@@ -144,6 +145,14 @@ class Dialect:
     indent: str = "    "
     #: ``unset_exported`` and ``unset_local`` are one command that takes several names
     unset_joins: bool = False
+    #: ``set_exported`` is one command that takes several ``var=value`` words (POSIX
+    #: ``export``; see :func:`_set` for the order they are assigned in): activation then
+    #: sets its exported variables in one command, each command costing more than its
+    #: words (zsh blocks and unblocks signals around each)
+    set_joins: bool = False
+    #: the value ``prepend`` gives ``{var}``, as one expression of its old value ("" where
+    #: ``prepend`` is not a single assignment)
+    prepend_value: str = ""
     #: how a block opened by ``case`` goes on and ends (POSIX shells test with ``case``:
     #: no builtin to run, and fewer words to parse, than ``if [ ... ]``)
     case_ends: tuple[str, str] = ("", "")
@@ -198,6 +207,13 @@ class Script:
         #: the last line, when it unsets variables (see :func:`_unset`), and its depth
         self.unset_at = -1
         self.unset_depth = 0
+        #: the last line, when it exports variables (see :func:`_set`), its depth and the
+        #: names it sets
+        self.export_at = -1
+        self.export_depth = 0
+        self.exported_names: list[str] = []
+        #: state variables whose unset waits for the end of the fast ``deactivate``
+        self.deferred: list[str] | None = None
 
     def add(self, template: str, **fields: str) -> None:
         for line in template.splitlines():
@@ -234,18 +250,46 @@ class Script:
         return "\n".join(self.lines) + "\n"
 
 
-def _set(script: Script, var: str, value: str, exported: bool) -> None:
+def _set(script: Script, var: str, value: str, exported: bool,
+         same_command: bool = False) -> None:
+    """Set ``var`` to the expression ``value``.
+
+    In a dialect whose export takes several assignments, an export right after another
+    at the same place is added to that command -- unless ``value`` reads a variable
+    that command assigns before it (bash, zsh and dash expand all the words first;
+    ksh93 assigns each word before it expands the next).  ``same_command``: it must be
+    added, and ``value`` reads no variable assigned earlier in that command but ``var``
+    itself, whose old value it means.
+    """
     d = script.dialect
+    last = len(script.lines) - 1
+    joinable = (exported and d.set_joins and last >= 0 and script.export_at == last
+                and script.export_depth == script.depth)
+    if joinable and (same_command or not any("${" + name in value
+                                             for name in script.exported_names)):
+        script.lines[last] += " " + d.set_exported.format(var=var, value=value).split(" ", 1)[1]
+        script.exported_names.append(var)
+        return
+    if same_command:  # pragma: no cover - a caller's mistake
+        raise ValueError(f"cannot set {var} in the command before it")
     script.add(d.set_exported if exported else d.set_local, var=var, value=value)
+    if exported:
+        script.export_at, script.export_depth = len(script.lines) - 1, script.depth
+        script.exported_names = [var]
 
 
 def _unset(script: Script, var: str, exported: bool) -> None:
     """Unset ``var``; in a dialect that unsets several in one statement, right after
     another unset at the same place, by adding it to that statement (fewer to parse)."""
     d = script.dialect
+    if script.deferred is not None and var.startswith(STATE_PREFIX):
+        if var not in script.deferred:
+            script.deferred.append(var)
+        return
     template = d.unset_exported if exported else d.unset_local
     last = len(script.lines) - 1
-    if d.unset_joins and script.unset_at == last and script.unset_depth == script.depth:
+    if (d.unset_joins and last >= 0 and script.unset_at == last
+            and script.unset_depth == script.depth):
         script.lines[last] += " " + var
     else:
         script.add(template, var=var)
@@ -305,9 +349,7 @@ def apply_change(script: Script, change: Change) -> None:
         _unset(script, var, change.exported)
     elif isinstance(change, PrependPath):
         _save(script, var, key, change.exported)
-        script.add(d.prepend, var=var, entry=d.quote(change.entry))
-        _set(script, applied_name(key), d.ref.format(var=var), change.exported)
-        _set(script, added_name(key), d.quote(change.entry), change.exported)
+        _prepend(script, change, var, key)
     elif isinstance(change, SetPrompt):
         prompt = prompt_syntax(d, change.exported, change.text)
         script.open(d.if_empty, var="VIRTUAL_ENV_DISABLE_PROMPT")
@@ -319,6 +361,49 @@ def apply_change(script: Script, change: Change) -> None:
         script.close()
     else:  # pragma: no cover - the model is closed
         raise TypeError(change)
+
+
+def _prepend(script: Script, change: PrependPath, var: str, key: str) -> None:
+    """Prepend the entry, and keep what the variable became and what was added."""
+    d = script.dialect
+    entry = d.quote(change.entry)
+    if d.prepend_value and d.set_joins and change.exported:
+        # one command, the applied value first: ksh93 assigns the words of one export
+        # from left to right, the other shells expand them all first
+        value = d.prepend_value.format(var=var, entry=entry)
+        _set(script, applied_name(key), value, True)
+        _set(script, var, value, True, same_command=True)
+    else:
+        script.add(d.prepend, var=var, entry=entry)
+        _set(script, applied_name(key), d.ref.format(var=var), change.exported)
+    _set(script, added_name(key), entry, change.exported)
+
+
+def _apply_joined(script: Script, changes: tuple[Change, ...], marker: str | None) -> bool:
+    """Apply ``changes`` with every save first and every export in one command, where
+    the dialect joins exports and that means the same: the changes are SetVar, UnsetVar
+    and PrependPath of distinct variables, so no save reads a value set before it.
+    ``marker`` (a quoted value) sets MARKER in that command.  False if not possible."""
+    d = script.dialect
+    kinds = (SetVar, UnsetVar, PrependPath)
+    names = [getattr(c, "name", "") for c in changes]
+    if (not d.set_joins or not all(isinstance(c, kinds) for c in changes)
+            or len(set(names)) != len(names)):
+        return False
+    for change in changes:
+        _save(script, *_var_and_key(change, d), change.exported)  # type: ignore[union-attr]
+    for change in changes:
+        if isinstance(change, UnsetVar):
+            _unset(script, change.name, change.exported)
+    if marker is not None:
+        _set(script, MARKER, marker, True)
+    for change in changes:
+        var, key = _var_and_key(change, d)
+        if isinstance(change, SetVar):
+            _set(script, var, d.quote(change.value), change.exported)
+        elif isinstance(change, PrependPath):
+            _prepend(script, change, var, key)
+    return True
 
 
 def revert_change(script: Script, change: Change, unchanged: bool = False) -> None:
@@ -466,11 +551,20 @@ def _revert_stack(script: Script, stack: StackGroup) -> None:
 def render_apply(env: EnvChange, dialect: Dialect, indent: int = 0) -> str:
     """The lines that activate the layer (after the checks)."""
     script = Script(dialect, indent)
-    _set(script, MARKER, dialect.quote(env.layer), True)
-    if env.stack is not None:
+    marker: str | None = dialect.quote(env.layer)
+    if env.stack is not None:  # set first: a stack's setup may fail half-way
+        _set(script, MARKER, dialect.quote(env.layer), True)
         _apply_stack(script, env.stack)
-    for change in env.changes:
-        apply_change(script, change)
+        marker = None
+    plain = tuple(c for c in env.changes if not isinstance(c, SetPrompt))
+    if plain == env.changes[:len(plain)] and _apply_joined(script, plain, marker):
+        for change in env.changes[len(plain):]:
+            apply_change(script, change)
+    else:
+        if marker is not None:
+            _set(script, MARKER, marker, True)
+        for change in env.changes:
+            apply_change(script, change)
     if env.touches_path():
         script.add(dialect.rehash)
     return script.text()
@@ -525,9 +619,13 @@ def render_deactivate(env: EnvChange, dialect: Dialect, general: str, indent: in
         script.open(d.if_unset, var=STACK_FLAG)
         opened += 1
     _unset(script, GENERAL_FLAG, False)
+    # every state variable goes at the end, in one command where the dialect allows
+    script.deferred = [] if d.unset_joins else None
     for change in reversed(env.changes):
         revert_change(script, change, unchanged=True)
-    _unset(script, MARKER, True)
+    deferred, script.deferred = script.deferred or [], None
+    for name in [*deferred, MARKER]:
+        _unset(script, name, True)
     if env.touches_path():
         script.add(d.rehash)
     for _ in range(opened):
