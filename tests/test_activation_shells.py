@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -124,6 +125,27 @@ def test_round_trip_restores_exactly(shell, kind, layers, base_env, path, python
     strip = {"PATH", "PYTHONPATH"}
     assert {k: v for k, v in significant(after).items() if k not in strip} == {
         k: v for k, v in significant(before).items() if k not in strip}
+
+
+@pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not installed")
+@pytest.mark.parametrize("kind", ["plain", "exported", "setup"])
+def test_zsh_unique_paths_keep_the_users_own_entries(kind, layers, base_env, _built_stack):
+    """zsh's ``typeset -U PATH path`` (a common .zshrc line) drops duplicates when a path
+    is assigned, so the value activation gives PATH is not what zsh stores when an entry
+    it adds is already there (the layer's bin, or the stack's bin for a --setup layer):
+    deactivate must still give back exactly what the user had, own entries included."""
+    layer = layers[kind]
+    stack_bin = str(_built_stack.python.parent)
+    user_path = f"/usr/bin:{layer / 'bin'}:{stack_bin}:/bin"
+    sh = SHELLS["zsh"]
+    script = "\n".join([
+        "typeset -U PATH path", f"export PATH={sh.quote(user_path)}",
+        sh.dump("BEFORE"), sh.source(layer), sh.dump("DURING"), "deactivate",
+        sh.dump("AFTER")])
+    out = split_dumps(run_shell("zsh", script, base_env).stdout)
+    assert out["BEFORE"]["PATH"] == user_path  # zsh's own view: nothing dropped yet
+    assert out["DURING"]["PATH"].split(":")[0] == str(layer / "bin")
+    assert significant(out["AFTER"]) == significant(out["BEFORE"])
 
 
 @pytest.mark.parametrize("shell", ALL_SHELLS)

@@ -250,28 +250,22 @@ class Script:
         return "\n".join(self.lines) + "\n"
 
 
-def _set(script: Script, var: str, value: str, exported: bool,
-         same_command: bool = False) -> None:
+def _set(script: Script, var: str, value: str, exported: bool) -> None:
     """Set ``var`` to the expression ``value``.
 
     In a dialect whose export takes several assignments, an export right after another
     at the same place is added to that command -- unless ``value`` reads a variable
-    that command assigns before it (bash, zsh and dash expand all the words first;
-    ksh93 assigns each word before it expands the next).  ``same_command``: it must be
-    added, and ``value`` reads no variable assigned earlier in that command but ``var``
-    itself, whose old value it means.
+    that command assigns (bash, zsh and dash expand all the words first; ksh93 assigns
+    each word before it expands the next).
     """
     d = script.dialect
     last = len(script.lines) - 1
     joinable = (exported and d.set_joins and last >= 0 and script.export_at == last
                 and script.export_depth == script.depth)
-    if joinable and (same_command or not any("${" + name in value
-                                             for name in script.exported_names)):
+    if joinable and not any("${" + name in value for name in script.exported_names):
         script.lines[last] += " " + d.set_exported.format(var=var, value=value).split(" ", 1)[1]
         script.exported_names.append(var)
         return
-    if same_command:  # pragma: no cover - a caller's mistake
-        raise ValueError(f"cannot set {var} in the command before it")
     script.add(d.set_exported if exported else d.set_local, var=var, value=value)
     if exported:
         script.export_at, script.export_depth = len(script.lines) - 1, script.depth
@@ -363,18 +357,19 @@ def apply_change(script: Script, change: Change) -> None:
         raise TypeError(change)
 
 
-def _prepend(script: Script, change: PrependPath, var: str, key: str) -> None:
-    """Prepend the entry, and keep what the variable became and what was added."""
+def _prepend(script: Script, change: PrependPath, var: str, key: str,
+             applied: bool = True) -> None:
+    """Prepend the entry, and keep what was added and (with ``applied``) what the
+    variable became: read back from the shell in a command of its own, since the shell
+    may store something else than the value it was given (zsh's ``typeset -U PATH``
+    drops duplicate entries)."""
     d = script.dialect
     entry = d.quote(change.entry)
     if d.prepend_value and d.set_joins and change.exported:
-        # one command, the applied value first: ksh93 assigns the words of one export
-        # from left to right, the other shells expand them all first
-        value = d.prepend_value.format(var=var, entry=entry)
-        _set(script, applied_name(key), value, True)
-        _set(script, var, value, True, same_command=True)
+        _set(script, var, d.prepend_value.format(var=var, entry=entry), True)
     else:
         script.add(d.prepend, var=var, entry=entry)
+    if applied:
         _set(script, applied_name(key), d.ref.format(var=var), change.exported)
     _set(script, added_name(key), entry, change.exported)
 
@@ -402,7 +397,11 @@ def _apply_joined(script: Script, changes: tuple[Change, ...], marker: str | Non
         if isinstance(change, SetVar):
             _set(script, var, d.quote(change.value), change.exported)
         elif isinstance(change, PrependPath):
-            _prepend(script, change, var, key)
+            _prepend(script, change, var, key, applied=False)
+    for change in changes:  # a command of their own: they read what the one above set
+        if isinstance(change, PrependPath):
+            var, key = _var_and_key(change, d)
+            _set(script, applied_name(key), d.ref.format(var=var), change.exported)
     return True
 
 
