@@ -23,10 +23,16 @@ from layervenv.errors import LayerNotFound
 from layervenv.stack import StackEnvironment
 from layervenv.writelock import pid_alive
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.9/3.10 only
-    import tomli as tomllib
+
+def _toml_reader() -> Any:
+    """tomllib (tomli before 3.11), imported when a layer is read: ``create`` never
+    reads one, and its start-up is part of what creating a layer costs."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.9/3.10 only
+        import tomli as tomllib
+    return tomllib
+
 
 CONFIG_NAME = "layervenv.toml"
 SCHEMA = 1
@@ -96,7 +102,7 @@ class LayerConfig:
 
     @classmethod
     def from_toml(cls, text: str) -> LayerConfig:
-        data: dict[str, Any] = tomllib.loads(text)
+        data: dict[str, Any] = _toml_reader().loads(text)
         known = {f for f in cls.__dataclass_fields__ if f != "stack"}
         body = {k: v for k, v in data.get("layervenv", {}).items() if k in known}
         stack_known = set(StackRecord.__dataclass_fields__)
@@ -138,7 +144,7 @@ class Layer:
             raise LayerNotFound(f"cannot read {path}: {error.strerror}") from None
         try:
             config = LayerConfig.from_toml(text)
-        except (tomllib.TOMLDecodeError, TypeError) as error:
+        except (ValueError, TypeError) as error:  # TOMLDecodeError is a ValueError
             raise LayerNotFound(f"{path} is damaged: {error}") from None
         return cls(root=root, config=config)
 

@@ -38,7 +38,6 @@ import errno
 import fcntl
 import json
 import os
-import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -72,7 +71,7 @@ class Holder:
 
     @classmethod
     def me(cls, command: str) -> Holder:
-        return cls(os.getpid(), socket.gethostname(), command, time.time())
+        return cls(os.getpid(), os.uname().nodename, command, time.time())
 
     @classmethod
     def parse(cls, text: str) -> Holder | None:
@@ -190,7 +189,7 @@ def _judge_existing(path: Path, target: Path) -> None:
     try:
         free = _flock(fd, blocking=False)
         holder = Holder.parse(os.pread(fd, 4096, 0).decode("utf-8", "replace"))
-        here = holder is not None and holder.host == socket.gethostname()
+        here = holder is not None and holder.host == os.uname().nodename
         if holder is None:  # its creator is writing it, or died before it could
             if time.time() - os.fstat(fd).st_mtime < CREATION_GRACE:
                 return

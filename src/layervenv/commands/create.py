@@ -15,7 +15,6 @@ process started, which keeps creation well under a second.
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import stat
 import tempfile
@@ -420,7 +419,7 @@ def _staging_path(target: Path, fill: bool) -> Path:
 
     The name is chosen before the directory is made, so cleanup always knows it.
     """
-    token = f"{os.getpid()}-{secrets.token_hex(4)}"
+    token = f"{os.getpid()}-{os.urandom(4).hex()}"
     if fill:
         return target / f".layervenv-{token}"
     return target.parent / f".{target.name}.layervenv-{token}"
