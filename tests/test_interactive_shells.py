@@ -176,6 +176,30 @@ def test_prompt_hook_keeps_the_layer_in_front(case, hooked, _built_stack, base_e
         session.close()
 
 
+@pytest.mark.parametrize("prompt_command", ["unset", "set"])
+def test_prompt_hook_under_set_u(prompt_command, hooked, base_env):
+    """A user's ``set -u`` (nounset) in an interactive bash: activation installs the hook
+    without a word on the terminal (an unset PROMPT_COMMAND was read as ``@a``), and
+    deactivate gives PROMPT_COMMAND back exactly."""
+    session = Session("bash", base_env)
+    try:
+        session.run("unset PROMPT_COMMAND" if prompt_command == "unset"
+                    else "PROMPT_COMMAND='_n=1'")
+        session.run("set -u")
+        before = session.value("${PROMPT_COMMAND-unset}")
+        session.child.sendline(f"{_source('bash', hooked['plain'])}; echo \"S=[$?]\"")
+        session.child.expect(r"S=\[(\d+)\]")
+        said = session.child.before
+        assert session.child.match.group(1) == "0"
+        session.child.expect_exact(MARK)
+        assert "unbound" not in said and "layervenv" not in said, said
+        assert session.value("${_layervenv_hooked-no}") == "1"
+        session.run("deactivate")
+        assert session.value("${PROMPT_COMMAND-unset}") == before
+    finally:
+        session.close()
+
+
 def test_prompt_hook_moves_the_exported_site_packages_back(hooked, _built_stack, base_env):
     """An --export-pythonpath layer's site-packages goes back in front of PYTHONPATH too."""
     layer = hooked["exported"]

@@ -252,8 +252,8 @@ _UNHOOK = "\tcase ${_layervenv_hooked+x} in x) _layervenv_unhook ;; esac\n"
 # prompt.  The hook goes in front of its first element (which is the string itself), so
 # that an array keeps its other elements and indices as they are; it gives $? back for
 # what follows it.  An exported PROMPT_COMMAND would hand child shells a hook they do not
-# have, a readonly one cannot be changed (bash 4.4+ tells, with ${PROMPT_COMMAND@a}): no
-# hook then.  deactivate gives the first element back exactly (unset if it was unset),
+# have, a readonly one cannot be changed (bash 4.4+ tells, with ${PROMPT_COMMAND@a}, asked
+# only when it is set: under set -u an unset one is an error): no hook then.  deactivate gives the first element back exactly (unset if it was unset),
 # or, if something changed it meanwhile, takes only the hook out of it.
 _BASH_HOOK = """\
 # The prompt hook of the layervenv layer {layer_comment} (interactive bash)
@@ -284,7 +284,7 @@ _layervenv_unhook () {{
 }}
 
 _layervenv_s=
-case ${{BASH_VERSINFO[0]}}.${{BASH_VERSINFO[1]}} in [0-3].* | 4.[0-3]) ;;
+case ${{PROMPT_COMMAND+x}}${{BASH_VERSINFO[0]}}.${{BASH_VERSINFO[1]}} in [0-9]* | x[0-3].* | x4.[0-3]) ;;
 *) \\eval '_layervenv_s=${{PROMPT_COMMAND@a}}' ;; esac
 case $_layervenv_s in *[xr]*) \\unset -f _layervenv_hook _layervenv_front _layervenv_unhook ;; *)
 \tcase ${{PROMPT_COMMAND+x}} in x) _layervenv_pc_old=$PROMPT_COMMAND ;; esac
