@@ -155,11 +155,14 @@ def test_unusable_cache_location_falls_back(tmp_path):
 
 
 @pytest.mark.skipif(not BUNDLED, reason="the test interpreter has no bundled pip wheel")
-def test_linked_layer_is_the_installed_layer(tmp_path):
+@pytest.mark.parametrize("name", ["layer", "a layer", "long-" + "x" * 120])
+def test_linked_layer_is_the_installed_layer(tmp_path, name):
     """The same layer made from the cache and without one (installer from the wheel):
-    the same files with the same bytes, the same RECORD, INSTALLER and scripts."""
-    layer = tmp_path / "layer"
-    trees = []
+    the same files with the same bytes, the same RECORD, INSTALLER and scripts -- where
+    the scripts' ``#!`` line is the interpreter's path, written without installer, and
+    where installer writes a ``/bin/sh`` one (a space, a path too long for ``#!``)."""
+    layer = tmp_path / name
+    trees, modes = [], []
     for cache in (tmp_path / "file" / "no-cache", tmp_path / "cache", tmp_path / "cache"):
         (tmp_path / "file").write_text("in the way\n")
         run_tool("create", "--python", PYTHON, str(layer), env=cache_env(tmp_path, cache))
@@ -168,7 +171,12 @@ def test_linked_layer_is_the_installed_layer(tmp_path):
                            "__pycache__" not in p.parts and p.name != "layervenv.toml"):
             files[str(path.relative_to(layer))] = path.read_bytes()
         trees.append(files)
+        modes.append({script.name: script.stat().st_mode for script in (layer / "bin").iterdir()
+                      if script.name.startswith("pip")})
+        pip = (layer / "bin" / "pip").read_bytes()
+        assert pip.startswith(b"#!/bin/sh\n" if name != "layer" else b"#!" + bytes(layer))
         shutil.rmtree(layer)
+    assert modes[0] == modes[1] == modes[2] and len(modes[0]) == 3
     record = next(name for name in trees[0] if name.endswith(".dist-info/RECORD"))
     assert sorted(trees[0][record].splitlines()) == sorted(trees[2][record].splitlines())
     assert trees[0] == trees[1] == trees[2] or (

@@ -4,12 +4,20 @@
 pip through pip (about 6 s here).  Installing the very same wheel that ensurepip
 would use -- the one bundled with the stack interpreter, so always compatible
 with it -- with the ``installer`` library takes well under 0.1 s and no network.
+
+``installer`` (and the ``email`` and ``configparser`` modules it imports: a quarter of
+what starting ``layervenv create`` costs) is imported only when a wheel is unpacked:
+a layer made from the per-user cache gets the files, scripts and RECORD that
+``installer`` made and recorded there (see :func:`seed_wheel`).
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import csv
 import errno
+import hashlib
 import io
 import json
 import os
@@ -17,14 +25,12 @@ import posixpath
 import shutil
 import zipfile
 from pathlib import Path, PurePosixPath
-from typing import Any
-
-from installer import install
-from installer.destinations import SchemeDictionaryDestination
-from installer.records import Hash, RecordEntry
-from installer.sources import WheelFile
+from typing import TYPE_CHECKING, Any
 
 from layervenv.errors import UserError
+
+if TYPE_CHECKING:
+    from installer.destinations import SchemeDictionaryDestination
 
 INSTALLER_NAME = b"layervenv\n"
 
@@ -56,18 +62,11 @@ def install_wheel(wheel: Path, staging: Path, final_root: Path, purelib: str,
     ``final_root``, where the layer will live once it is complete.  ``metadata``
     adds files to the ``.dist-info`` (``REQUESTED``) besides ``INSTALLER``.
     """
-    destination = SchemeDictionaryDestination(
-        {
-            "purelib": str(staging / purelib),
-            "platlib": str(staging / platlib),
-            "headers": str(staging / include / "site" / wheel.name.split("-")[0]),
-            "scripts": str(staging / scripts),
-            "data": str(staging),
-        },
-        interpreter=str(final_root / scripts / "python"),
-        script_kind="posix",
-        bytecode_optimization_levels=(),
-    )
+    from installer import install
+    from installer.sources import WheelFile
+
+    destination = _destination(staging, final_root, purelib, platlib, scripts, include,
+                               wheel.name.split("-")[0])
     try:
         with zipfile.ZipFile(wheel) as archive:
             bad = escaping_member(archive.namelist())
@@ -87,8 +86,11 @@ def install_wheel(wheel: Path, staging: Path, final_root: Path, purelib: str,
 
 #: what an unpacked wheel's entry holds: the files ``installer`` would write, under
 #: ``files/SCHEME/PATH`` (read-only), and in ``contents.json`` (written last) their
-#: RECORD facts, the console scripts to generate and the .dist-info directory
+#: RECORD facts, the console scripts to generate (with what installer writes below
+#: their ``#!`` line) and the .dist-info directory
 CONTENTS = "contents.json"
+#: the interpreter the cached scripts are generated for: its ``#!`` line is replaced
+SCRIPT_INTERPRETER = "/python"
 
 
 def seed_wheel(wheel: Path, staging: Path, final_root: Path, purelib: str, platlib: str,
@@ -106,11 +108,11 @@ def seed_wheel(wheel: Path, staging: Path, final_root: Path, purelib: str, platl
     contents = unpacked_wheel(wheel)
     if contents is not None:
         entry, facts = contents
-        destination = _destination(staging, final_root, purelib, platlib, scripts, include,
-                                   wheel.name.split("-")[0])
+        schemes = _schemes(staging, purelib, platlib, scripts, include, wheel.name.split("-")[0])
+        interpreter = str(final_root / scripts / "python")
         linked: list[str] = []
         try:
-            _install_linked(entry, facts, destination, linked)
+            _install_linked(entry, facts, schemes, interpreter, linked)
             return
         except (OSError, ValueError, KeyError, TypeError):  # a damaged entry: start over
             for path in reversed(linked):
@@ -119,12 +121,20 @@ def seed_wheel(wheel: Path, staging: Path, final_root: Path, purelib: str, platl
     install_wheel(wheel, staging, final_root, purelib, platlib, scripts, include)
 
 
+def _schemes(staging: Path, purelib: str, platlib: str, scripts: str, include: str,
+             distribution: str) -> dict[str, str]:
+    """Where each of a wheel's schemes goes in the layer being built."""
+    return {"purelib": str(staging / purelib), "platlib": str(staging / platlib),
+            "headers": str(staging / include / "site" / distribution),
+            "scripts": str(staging / scripts), "data": str(staging)}
+
+
 def _destination(staging: Path, final_root: Path, purelib: str, platlib: str, scripts: str,
                  include: str, distribution: str) -> SchemeDictionaryDestination:
+    from installer.destinations import SchemeDictionaryDestination
+
     return SchemeDictionaryDestination(
-        {"purelib": str(staging / purelib), "platlib": str(staging / platlib),
-         "headers": str(staging / include / "site" / distribution),
-         "scripts": str(staging / scripts), "data": str(staging)},
+        _schemes(staging, purelib, platlib, scripts, include, distribution),
         interpreter=str(final_root / scripts / "python"), script_kind="posix",
         bytecode_optimization_levels=(),
     )
@@ -146,42 +156,58 @@ def unpacked_wheel(wheel: Path) -> tuple[Path, dict[str, Any]] | None:
     return (entry, facts) if isinstance(facts, dict) else None
 
 
-class _Recorder(SchemeDictionaryDestination):
+def _recorder(root: Path) -> Any:
     """A destination that writes a wheel's files into a cache entry, noting what
-    ``installer`` did with each: the RECORD facts, the scripts it would generate."""
+    ``installer`` did with each: the RECORD facts, the scripts it generates."""
+    from installer.destinations import SchemeDictionaryDestination
+    from installer.records import RecordEntry
+    from installer.scripts import Script
 
-    def __init__(self, root: Path) -> None:
-        super().__init__({scheme: str(root / "files" / scheme) for scheme in
-                          ("purelib", "platlib", "headers", "scripts", "data")},
-                         interpreter="/python", script_kind="posix",
-                         bytecode_optimization_levels=())
-        self.files: list[list[Any]] = []
-        self.scripts: list[list[str]] = []
+    class Recorder(SchemeDictionaryDestination):
+        def __init__(self) -> None:
+            super().__init__({scheme: str(root / "files" / scheme) for scheme in
+                              ("purelib", "platlib", "headers", "scripts", "data")},
+                             interpreter=SCRIPT_INTERPRETER, script_kind="posix",
+                             bytecode_optimization_levels=())
+            self.files: list[list[Any]] = []
+            self.scripts: list[list[Any]] = []
 
-    def write_file(self, scheme: Any, path: Any, stream: Any,
-                   is_executable: bool) -> RecordEntry:
-        # stored as in the wheel: a .data/scripts #! line is rewritten per layer
-        record = super().write_to_fs(scheme, os.fspath(path), stream, is_executable)
-        os.chmod(self._path_with_destdir(scheme, record.path), 0o555 if is_executable
-                 else 0o444)
-        if record.hash_ is None:
-            raise ValueError(f"no hash for {record.path}")
-        self.files.append([str(scheme), record.path, record.hash_.value, record.size,
-                           is_executable])
-        return record
+        def write_file(self, scheme: Any, path: Any, stream: Any,
+                       is_executable: bool) -> RecordEntry:
+            # stored as in the wheel: a .data/scripts #! line is rewritten per layer
+            record = super().write_to_fs(scheme, os.fspath(path), stream, is_executable)
+            os.chmod(self._path_with_destdir(scheme, record.path), 0o555 if is_executable
+                     else 0o444)
+            if record.hash_ is None:
+                raise ValueError(f"no hash for {record.path}")
+            self.files.append([str(scheme), record.path, record.hash_.value, record.size,
+                               is_executable])
+            return record
 
-    def write_script(self, name: str, module: str, attr: str, section: Any) -> RecordEntry:
-        self.scripts.append([name, module, attr, str(section)])
-        return RecordEntry(name, None, None)
+        def write_script(self, name: str, module: str, attr: str,
+                         section: Any) -> RecordEntry:
+            # what installer writes below the #! line, for layers on a simple interpreter
+            _, data = Script(name, module, attr, section).generate(SCRIPT_INTERPRETER,
+                                                                   "posix")
+            shebang = b"#!" + SCRIPT_INTERPRETER.encode() + b"\n"
+            body = data[len(shebang):] if data.startswith(shebang) else None
+            self.scripts.append([name, module, attr, str(section),
+                                 None if body is None else base64.b64encode(body).decode()])
+            return RecordEntry(name, None, None)
 
-    def finalize_installation(self, scheme: Any, record_file_path: str,
-                              records: Any) -> None:
-        self.record = [str(scheme), record_file_path]
+        def finalize_installation(self, scheme: Any, record_file_path: str,
+                                  records: Any) -> None:
+            self.record = [str(scheme), record_file_path]
+
+    return Recorder()
 
 
 def _unpack(wheel: Path, target: Path) -> None:
     """Unpack ``wheel`` into the entry being built in ``target``, with installer."""
-    recorder = _Recorder(target)
+    from installer import install
+    from installer.sources import WheelFile
+
+    recorder = _recorder(target)
     with WheelFile.open(wheel) as source:
         source.validate_record()
         install(source, recorder, {})
@@ -195,23 +221,78 @@ _NO_LINK = {errno.EXDEV, errno.EPERM, errno.EACCES, errno.EMLINK, errno.ENOTSUP,
             errno.EOPNOTSUPP, errno.ENOSYS}
 
 
-def _install_linked(entry: Path, facts: dict[str, Any],
-                    destination: SchemeDictionaryDestination, linked: list[str]) -> None:
-    """What ``installer.install`` does, with the wheel's files linked from ``entry``:
-    scripts, INSTALLER and RECORD written by installer for this layer."""
-    schemes = destination.scheme_dict
+def _simple_interpreter(interpreter: str) -> bool:
+    """A path installer writes as ``#!PATH`` (no ``/bin/sh`` trick): no space and a
+    short line (installer's own rule), and -- to stay well inside it -- printable ASCII."""
+    return (len(interpreter) + 3 <= 127 and interpreter.isascii() and interpreter.isprintable()
+            and " " not in interpreter)
+
+
+def _record_hash(data: bytes) -> str:
+    """A RECORD hash as installer writes it: ``sha256=`` and the unpadded urlsafe base64."""
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
+    return "sha256=" + digest.decode("ascii")
+
+
+def _install_linked(entry: Path, facts: dict[str, Any], schemes: dict[str, str],
+                    interpreter: str, linked: list[str]) -> None:
+    """What ``installer.install`` does, with the wheel's files linked from ``entry``.
+
+    The console scripts are what installer wrote for the cache, below a ``#!`` line for
+    this layer's interpreter; INSTALLER and RECORD are written as installer writes them
+    (``test_cache.py`` compares the two, byte for byte).  A wheel with files outside
+    site-packages, or an interpreter whose ``#!`` line installer writes otherwise, goes
+    through installer itself (:func:`_install_linked_by_installer`).
+    """
+    bodies = [script[4] if len(script) > 4 else None for script in facts["scripts"]]
+    if (not _simple_interpreter(interpreter) or None in bodies
+            or any(scheme not in ("purelib", "platlib") for scheme, *_ in facts["files"])):
+        _install_linked_by_installer(entry, facts, schemes, interpreter, linked)
+        return
+    root, record_path = facts["record"]
+    rows: list[tuple[str, str, str, str]] = []  # scheme, path, hash, size
+    _link_files(entry, facts, schemes, linked, rows)
+    shebang = b"#!" + interpreter.encode("ascii") + b"\n"
+    for (name, *_), body in zip(facts["scripts"], bodies):
+        rows.append(_write_new(schemes, "scripts", name, shebang + base64.b64decode(body),
+                               True, linked))
+    installer_path = posixpath.join(posixpath.dirname(record_path), "INSTALLER")
+    rows.append(_write_new(schemes, root, installer_path, INSTALLER_NAME, False, linked))
+    rows.append((root, record_path, "", ""))
+    stream = io.StringIO(newline="")
+    writer = csv.writer(stream, delimiter=",", quotechar='"', lineterminator="\n")
+    for scheme, path, hash_, size in sorted(rows, key=lambda row: row[1]):
+        if scheme != root:
+            path = os.path.relpath(schemes[scheme], start=schemes[root]) + "/" + path
+        writer.writerow((path, hash_, size))
+    linked.append(os.path.join(schemes[root], record_path))
+    _write_new(schemes, root, record_path, stream.getvalue().encode("utf-8"), False, [])
+
+
+def _write_new(schemes: dict[str, str], scheme: str, path: str, data: bytes,
+               executable: bool, linked: list[str]) -> tuple[str, str, str, str]:
+    """Write a file that must not exist yet, as installer does; its RECORD row."""
+    target = os.path.join(schemes[scheme], path)
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    with open(target, "xb") as stream:
+        linked.append(target)
+        stream.write(data)
+    if executable:  # installer's modes: executable by all, then by whoever may read it
+        umask = os.umask(0o22)
+        os.umask(umask)
+        mode = 0o777 & ~umask | 0o111
+        os.chmod(target, mode | ((mode & 0o444) >> 2))
+    return scheme, path, _record_hash(data), str(len(data))
+
+
+def _link_files(entry: Path, facts: dict[str, Any], schemes: dict[str, str],
+                linked: list[str], rows: list[tuple[str, str, str, str]]) -> None:
+    """Link (or copy, where the filesystem refuses links) the site-packages files."""
     files = str(entry / "files")
-    records = []
     made: set[str] = set()
     can_link = True
     for scheme, path, hash_, size, executable in facts["files"]:
         source = os.path.join(files, scheme, path)
-        if scheme not in ("purelib", "platlib"):  # .data/scripts: #! rewritten for us
-            with open(source, "rb") as stream:
-                records.append((scheme, destination.write_file(scheme, path, stream,
-                                                               executable)))
-            linked.append(os.path.join(schemes[scheme], path))
-            continue
         target = os.path.join(schemes[scheme], path)
         folder = os.path.dirname(target)
         if folder not in made:
@@ -229,8 +310,35 @@ def _install_linked(entry: Path, facts: dict[str, Any],
             if executable:
                 os.chmod(target, os.stat(target).st_mode | 0o111)
         linked.append(target)
-        records.append((scheme, RecordEntry(path, Hash("sha256", hash_), size)))
-    for name, module, attr, section in facts["scripts"]:
+        rows.append((scheme, path, f"sha256={hash_}", str(size)))
+
+
+def _install_linked_by_installer(entry: Path, facts: dict[str, Any], schemes: dict[str, str],
+                                 interpreter: str, linked: list[str]) -> None:
+    """:func:`_install_linked` with installer writing scripts, other schemes and RECORD."""
+    from installer.destinations import SchemeDictionaryDestination
+    from installer.records import Hash, RecordEntry
+
+    destination = SchemeDictionaryDestination(schemes, interpreter=interpreter,
+                                              script_kind="posix",
+                                              bytecode_optimization_levels=())
+    files = str(entry / "files")
+    records = []
+    site_files = {"files": [], "scripts": [], "record": facts["record"]}
+    for fact in facts["files"]:
+        scheme, path, _, _, executable = fact
+        if scheme in ("purelib", "platlib"):
+            site_files["files"].append(fact)
+            continue
+        with open(os.path.join(files, scheme, path), "rb") as stream:  # #! rewritten for us
+            records.append((scheme, destination.write_file(scheme, path, stream, executable)))
+        linked.append(os.path.join(schemes[scheme], path))
+    rows: list[tuple[str, str, str, str]] = []
+    _link_files(entry, site_files, schemes, linked, rows)
+    for scheme, path, hash_, size in rows:
+        records.append((scheme, RecordEntry(path, Hash("sha256", hash_[len("sha256="):]),
+                                            int(size))))
+    for name, module, attr, section, *_ in facts["scripts"]:
         records.append(("scripts", destination.write_script(name, module, attr, section)))
         linked.append(os.path.join(schemes["scripts"], name))
     root, record_path = facts["record"]
