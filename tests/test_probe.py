@@ -20,10 +20,14 @@ from typing import Any
 
 import pytest
 from helpers import clean_env, run_tool
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from packaging.markers import Marker, default_environment
 from packaging.requirements import Requirement
+from packaging.specifiers import InvalidSpecifier, Specifier
 from packaging.utils import canonicalize_name
 
-from layervenv.inspection import _requires_from_txt, inspect_layer
+from layervenv.inspection import _applies, _requires_from_txt, inspect_layer
 from layervenv.layer import Layer
 from layervenv.simstack import Dist, write_dist_info
 
@@ -282,3 +286,152 @@ def test_interpreter_replaced_by_another_version(tmp_path):
     assert mismatch[0]["message"] == (
         f"this layer was made with Python {made} but its interpreter is now Python {now}: "
         f"recreate it (layervenv create --clear)")
+
+
+#: Run by a layer's interpreter: evaluates each marker read from stdin with its own pip's
+#: packaging, in its own default environment, and answers with one JSON line: the marker
+#: and its value (or the error it raised).
+EVALUATOR = r"""
+import json, sys
+from pip._vendor.packaging.markers import Marker
+for line in sys.stdin:
+    try:
+        answer = Marker(line.strip()).evaluate()
+    except Exception as error:
+        answer = "%s: %s" % (type(error).__name__, error)
+    sys.stdout.write(json.dumps([line.rstrip("\n"), answer]) + "\n")
+    sys.stdout.flush()
+"""
+
+
+class _Interpreter:
+    """A layer's interpreter: the marker environment its probe reported, and a process
+    of it that evaluates markers the way its own pip does."""
+
+    def __init__(self, python: str, home: Path) -> None:
+        self.name = _version_id(python)
+        env = clean_env(home)
+        root = home / "layer"
+        run_tool("create", str(root), "--python", python, "--without-pip", env=env)
+        report = inspect_layer(Layer.open(root), env).report
+        assert report is not None
+        self.markers: dict[str, str] = report["markers"]
+        self.process = subprocess.Popen([str(root / "bin" / "python"), "-c", EVALUATOR], env=env,
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.DEVNULL, text=True)
+
+    def __repr__(self) -> str:
+        return f"<{self.name}>"
+
+    def ask(self, marker: str) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(marker + "\n")
+        self.process.stdin.flush()
+
+    def answer(self, marker: str) -> bool | str:
+        """The answer to ``marker``, the question it came with checked."""
+        assert self.process.stdout is not None
+        question, answer = json.loads(self.process.stdout.readline())
+        assert question == marker, (self.name, question, marker)
+        return answer
+
+    def close(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.wait(timeout=30)
+
+
+def _has_pip(python: str) -> bool:
+    return subprocess.run([python, "-I", "-c", "import pip._vendor.packaging.markers"],
+                          capture_output=True, check=False).returncode == 0
+
+
+@pytest.fixture(scope="module")
+def interpreters(tmp_path_factory):
+    found = [p for p in PYTHONS if p and _has_pip(p)]
+    if not found:
+        pytest.skip("no interpreter with pip here")
+    started = [_Interpreter(p, tmp_path_factory.mktemp(_version_id(p))) for p in found]
+    yield started
+    for interpreter in started:
+        interpreter.close()
+
+
+_VERSION_VARIABLES = ("python_version", "python_full_version", "implementation_version")
+_STRING_VARIABLES = ("os_name", "sys_platform", "platform_machine", "platform_system",
+                     "platform_release", "platform_version", "implementation_name",
+                     "platform_python_implementation")
+#: Versions about the interpreters here: 3.5 to 3.14, with or without a micro number
+_VERSIONS = st.builds(lambda minor, micro: f"3.{minor}" + ("" if micro is None else f".{micro}"),
+                      st.integers(5, 14), st.none() | st.integers(0, 20))
+_VERSION_OPERATORS = ("<", "<=", "==", "!=", ">=", ">", "~=")
+
+
+def _quoted(value: str) -> str:
+    return f'"{value}"'
+
+
+def _version_comparisons(variable: str) -> st.SearchStrategy[str]:
+    """``python_version >= "3.9"``, ``"3.8" < python_version``, ``python_version == "3.8.*"``."""
+    plain = st.builds(lambda op, value: f"{variable} {op} {_quoted(value)}",
+                      st.sampled_from(_VERSION_OPERATORS), _VERSIONS)
+    reversed_ = st.builds(lambda op, value: f"{_quoted(value)} {op} {variable}",
+                          st.sampled_from(_VERSION_OPERATORS), _VERSIONS)
+    wildcard = st.builds(lambda op, minor: f'{variable} {op} "3.{minor}.*"',
+                         st.sampled_from(("==", "!=")), st.integers(5, 14))
+    return plain | reversed_ | wildcard
+
+
+#: The values this machine gives the string variables (the same for every interpreter
+#: here but implementation_name and friends on another implementation)
+_HERE = default_environment()
+
+
+def _string_values(variable: str) -> st.SearchStrategy[str]:
+    """What this machine reports for ``variable``, parts of it, and other words."""
+    value = _HERE[variable].replace('"', "")  # a marker's value cannot hold its quote
+    part = st.tuples(st.integers(0, len(value)), st.integers(0, len(value))).map(
+        lambda span: value[min(span):max(span)])
+    words = st.text("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_", max_size=8)
+    return st.just(value) | part | words
+
+
+def _string_comparisons(variable: str) -> st.SearchStrategy[str]:
+    """``==``/``!=`` with values that are no version (a version would be compared as one,
+    which packaging releases define differently for a non-version value), and ``in``."""
+    values = _string_values(variable).filter(lambda v: not _is_specifier("==" + v))
+    equal = st.builds(lambda op, value: f"{variable} {op} {_quoted(value)}",
+                      st.sampled_from(("==", "!=")), values)
+    contained = st.builds(lambda op, value: f"{_quoted(value)} {op} {variable}",
+                          st.sampled_from(("in", "not in")), _string_values(variable))
+    return equal | contained
+
+
+def _is_specifier(text: str) -> bool:
+    try:
+        Specifier(text)
+    except InvalidSpecifier:
+        return False
+    return True
+
+
+#: Markers over every PEP 508 variable, up to five comparisons joined by and/or
+_MARKERS = st.recursive(
+    st.one_of(*(_version_comparisons(v) for v in _VERSION_VARIABLES),
+              *(_string_comparisons(v) for v in _STRING_VARIABLES)),
+    lambda inner: st.builds(lambda left, op, right: f"({left}) {op} ({right})",
+                            inner, st.sampled_from(("and", "or")), inner),
+    max_leaves=5)
+
+
+@settings(max_examples=300, deadline=None)
+@given(marker=_MARKERS)
+def test_markers_decide_as_each_interpreters_pip(interpreters, marker):
+    """For any marker over the PEP 508 variables, check's decision with the probe's
+    environment (the tool's packaging) is the one the layer's interpreter makes with its
+    own pip's packaging in its own environment (pip 18 to 24 here)."""
+    for interpreter in interpreters:
+        interpreter.ask(marker)
+    answers = [(i.name, i.answer(marker)) for i in interpreters]  # all read before failing
+    ours = [(i.name, _applies(Marker(marker), False, i.markers, "")) for i in interpreters]
+    assert ours == answers, marker
