@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from helpers import clean_env, run_tool
 
-from layervenv.inspection import _requires_from_txt
+from layervenv.effective_view import _requires_from_txt
 from layervenv.simstack import Dist, write_dist_info
 
 CANDIDATES = sorted(set(glob.glob("/root/.pyenv/versions/3.*/bin/python3")

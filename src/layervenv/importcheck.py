@@ -29,12 +29,10 @@ from pathlib import Path
 
 from layervenv.breakage import changed, stack_dependents, undeclared_dependents
 from layervenv.distfiles import top_level_modules
-from layervenv.inspection import (
-    Distribution,
-    Inspection,
-    Problem,
-    requirement_problems,
-)
+from layervenv.effective_view import Distribution
+from layervenv.inspection import Inspection
+from layervenv.package_problems import requirement_problems
+from layervenv.problems import Problem
 
 IMPORTER_SOURCE = Path(__file__).with_name("importer.py")
 #: seconds one distribution's imports may take

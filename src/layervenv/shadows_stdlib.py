@@ -24,7 +24,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from layervenv.inspection import Distribution, Problem
+from layervenv.effective_view import Distribution
+from layervenv.problems import Problem
 
 #: ``sys.stdlib_module_names`` of CPython 3.10 (every platform's)
 NAMES_310 = frozenset("""
