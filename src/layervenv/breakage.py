@@ -230,14 +230,14 @@ def _major_change(dist: Distribution, hidden: Copy, old: int, new: int,
             f"{shadows}: {len(broken)} stack package{'s' * (len(broken) != 1)} will break: "
             f"{named}; install '{dist.name}{wanted}' in the layer, or install versions of "
             f"those packages made for {dist.name} {new} in the layer too",
-            dist.name, distributions=[d.name for d, _ in broken]))
+            distribution=dist.name, distributions=[d.name for d, _ in broken]))
     if others:
         how = "depend" if len(others) != 1 else "depends"
         problems.append(Problem(
             "dependents", "warning",
             f"{shadows}: {len(others)} stack package{'s' * (len(others) != 1)} {how} on it, "
             f"directly or through others, and may break: {_names(others)}; "
-            f"'layervenv check --imports' tries them", dist.name,
+            f"'layervenv check --imports' tries them", distribution=dist.name,
             distributions=[d.name for d in others]))
     return problems
 
@@ -284,5 +284,5 @@ def dependents_problems(view: list[Distribution], edges: Edges,
             "abi", "warning",
             f"{_shadows(dist, hidden)}, which compiled stack packages were built against "
             f"({_names(compiled)}): {within}; if they fail to import, install them in the "
-            f"layer too", dist.name, distributions=[d.name for d in compiled]))
+            f"layer too", distribution=dist.name, distributions=[d.name for d in compiled]))
     return problems

@@ -116,7 +116,7 @@ def _check_one(inspection: Inspection, target: Target, timeout: float) -> list[P
     if outcome.broken:
         return [Problem("import", "error",
                         f"{described}: import {', '.join(target.modules)}: {outcome.broken}",
-                        dist.name)]
+                        distribution=dist.name)]
     failed = outcome.failed
     if not failed:
         return []
@@ -137,13 +137,13 @@ def _check_one(inspection: Inspection, target: Target, timeout: float) -> list[P
         problems.append(Problem(
             "import", "error",
             f"{described}: import {first} fails in the layer: {caused[first]}{also}",
-            dist.name))
+            distribution=dist.name))
     top = [m for m in sorted(also_alone) if m in target.modules]
     if top:
         problems.append(Problem(
             "import", "warning",
             f"{described}: import {top[0]} fails without the layer's packages in front too "
-            f"(not caused by the layer): {also_alone[top[0]]}", dist.name))
+            f"(not caused by the layer): {also_alone[top[0]]}", distribution=dist.name))
     return problems
 
 

@@ -32,7 +32,7 @@ def user_site_problems(view: list[Distribution]) -> list[Problem]:
         f"{d.name} {d.winner.version} comes from the user site {d.winner.location}: it is "
         f"not part of the stack or the layer; uninstall it there (python -m pip uninstall "
         f"--user {d.name} with the stack's Python) or install {d.name} into the layer",
-        d.name) for d in view if d.winner.origin == "user-site"]
+        distribution=d.name) for d in view if d.winner.origin == "user-site"]
 
 
 def _describe(copy: Copy) -> str:
@@ -60,7 +60,7 @@ def requirement_problems(view: list[Distribution], markers: dict[str, str]
                 problems.append(Problem(
                     "metadata", "warning",
                     f"{_describe(dependent)} has a requirement that cannot be read: '{line}'; "
-                    f"it is not checked (its other requirements are)", dependent.name))
+                    f"it is not checked (its other requirements are)", distribution=dependent.name))
                 continue
             req, on_extra = parsed
             if not requirement_applies(req.marker, on_extra, markers, extra):
@@ -72,7 +72,7 @@ def requirement_problems(view: list[Distribution], markers: dict[str, str]
                     "conflict", "warning",
                     f"{_describe(dependent)} requires {req.name}, which is not installed: "
                     f"install it into the layer if {dependent.name} needs it",
-                    dependent.name, requirement=str(req)))
+                    distribution=dependent.name, requirement=str(req)))
                 continue
             edges.dependents.setdefault(dep_key, []).append(key)
             for wanted in req.extras:
@@ -90,7 +90,7 @@ def requirement_problems(view: list[Distribution], markers: dict[str, str]
                     f"{_describe(dependent)} requires {spec}, but {_describe(dependency)} "
                     f"wins: in the layer, python -m pip install '{spec}' (or install a "
                     f"{dependent.name} that accepts {dependency.version} there too)",
-                    dependent.name, requirement=str(req)))
+                    distribution=dependent.name, requirement=str(req)))
     return problems, edges
 
 
@@ -123,5 +123,5 @@ def side_by_side_problems(view: list[Distribution]) -> list[Problem]:
                 f"{dist.name} is installed {len(copies)} times side by side in {entry} "
                 f"({versions}), as an interrupted pip run leaves it: Python "
                 f"(importlib.metadata, pip) sees {copies[0].version}, and its files may be "
-                f"of either; {advice}", dist.name))
+                f"of either; {advice}", distribution=dist.name))
     return problems

@@ -18,8 +18,17 @@ KINDS = ("moved", "stack-missing", "unreadable", "python-mismatch", "stack-not-s
 SEVERITIES = ("error", "warning")
 
 
-@dataclass
+@dataclass(init=False)
 class Problem:
+    """One problem; its optional fields are keyword-only.
+
+    A fourth positional argument would land in ``distribution`` whatever its caller
+    meant, and the JSON would carry it there without a sound.  ``kw_only=True`` needs
+    Python 3.10 and the tool runs on 3.9, so the constructor is written out
+    (``tests/test_conventions.py`` keeps it in step with the fields and finds any
+    positional use in the source, run or not).
+    """
+
     kind: str
     severity: str
     message: str
@@ -29,6 +38,14 @@ class Problem:
     #: of a ``conflict``: the requirement of ``distribution`` not met, as its metadata
     #: writes it (the pair is what ``pip check`` reports)
     requirement: str | None = None
+
+    def __init__(self, kind: str, severity: str, message: str, *,
+                 distribution: str | None = None, distributions: list[str] | None = None,
+                 requirement: str | None = None) -> None:
+        self.kind, self.severity, self.message = kind, severity, message
+        self.distribution = distribution
+        self.distributions = distributions
+        self.requirement = requirement
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"kind": self.kind, "severity": self.severity,

@@ -144,5 +144,5 @@ def shadows_stdlib_problems(view: list[Distribution], report: dict[str, Any]) ->
                 f"{copy.name} {copy.version} in the layer installs a top-level module "
                 f"'{module}', the name of a standard-library module of Python "
                 f"{report['version']}: {effect}; uninstall it (python -m pip uninstall "
-                f"{copy.name}) unless you need that copy", copy.name))
+                f"{copy.name}) unless you need that copy", distribution=copy.name))
     return problems
