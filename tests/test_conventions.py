@@ -4,6 +4,9 @@ checked in the real shells (their own completion machinery, not our parser)."""
 
 from __future__ import annotations
 
+import ast
+import dataclasses
+import inspect
 import json
 import re
 import subprocess
@@ -11,11 +14,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import py, run_tool, shell_path
+from helpers import SRC, py, run_tool, shell_path
 from hypothesis import given
 from hypothesis import strategies as st
 
 from layervenv.output import count
+from layervenv.problems import Problem
 
 COMMANDS = ("create", "lock", "rebase", "run", "list", "check", "install", "demo", "completion")
 
@@ -188,3 +192,45 @@ def test_fish_completes_commands_options_and_values(tmp_path):
     for command in ("create", "lock", "list"):
         longs = {o for o in _help_options(command) if o.startswith("--")}
         assert longs <= set(complete(f"layervenv {command} --")), command
+
+
+def _positional_problems(source: str) -> list[int]:
+    """Lines of ``source`` that make a Problem with more than kind, severity and message
+    positionally (or with ``*args``, which could be anything)."""
+    return [node.lineno for node in ast.walk(ast.parse(source))
+            if isinstance(node, ast.Call)
+            and (node.func.id if isinstance(node.func, ast.Name) else
+                 node.func.attr if isinstance(node.func, ast.Attribute) else None) == "Problem"
+            and (len(node.args) > 3 or any(isinstance(a, ast.Starred) for a in node.args))]
+
+
+def test_problem_optional_fields_are_keyword_only():
+    """A name passed after the message is refused at run time, and the constructor
+    written out for Python 3.9 (no ``kw_only``) takes every field, under its name."""
+    with pytest.raises(TypeError):
+        Problem("conflict", "error", "a requires b", "a")  # type: ignore[misc]
+    made = Problem("conflict", "error", "a requires b<1", distribution="a",
+                   distributions=["a"], requirement="b<1")
+    assert (made.distribution, made.distributions, made.requirement) == ("a", ["a"], "b<1")
+    assert dataclasses.replace(made, message="m") == Problem(
+        "conflict", "error", "m", distribution="a", distributions=["a"], requirement="b<1")
+    parameters = list(inspect.signature(Problem).parameters.values())
+    fields = dataclasses.fields(Problem)
+    assert [p.name for p in parameters] == [f.name for f in fields]
+    for parameter, field in zip(parameters, fields):
+        optional = field.default is not dataclasses.MISSING
+        assert (parameter.kind == parameter.KEYWORD_ONLY) == optional, field.name
+        assert parameter.default == (field.default if optional else parameter.empty)
+
+
+def test_no_problem_is_made_with_positional_optional_fields():
+    """Also in code no test runs: the source is read, not executed."""
+    assert _positional_problems('Problem("k", "error", "m", name)\n'
+                                'x = inspection.Problem(*args)\n'
+                                'Problem("k", "error", "m", distribution=name)\n') == [1, 2]
+    sources = {str(path.relative_to(SRC)): path.read_text(encoding="utf-8")
+               for path in sorted(SRC.rglob("*.py"))}
+    assert sum("Problem(" in text for text in sources.values()) >= 5  # the checks are read
+    found = {name: lines for name, text in sources.items()
+             if (lines := _positional_problems(text))}
+    assert found == {}

@@ -198,7 +198,7 @@ def test_a_stub_wheel_says_what_it_stands_for(tmp_path_factory, name, version, r
     from packaging.version import Version
 
     from layervenv.commands.install import write_stub_wheel
-    from layervenv.inspection import Copy, Distribution
+    from layervenv.effective_view import Copy, Distribution
 
     out = tmp_path_factory.mktemp("stubs")
     copy = Copy(name=name, key=canonicalize_name(name), version=version, origin="stack",

@@ -27,8 +27,10 @@ from packaging.requirements import Requirement
 from packaging.specifiers import InvalidSpecifier, Specifier
 from packaging.utils import canonicalize_name
 
-from layervenv.inspection import _applies, _requires_from_txt, inspect_layer
+from layervenv.effective_view import _requires_from_txt
+from layervenv.inspection import inspect_layer
 from layervenv.layer import Layer
+from layervenv.requirements import requirement_applies
 from layervenv.simstack import Dist, write_dist_info
 
 CANDIDATES = sorted(set(glob.glob("/root/.pyenv/versions/3.*/bin/python3")
@@ -433,5 +435,6 @@ def test_markers_decide_as_each_interpreters_pip(interpreters, marker):
     for interpreter in interpreters:
         interpreter.ask(marker)
     answers = [(i.name, i.answer(marker)) for i in interpreters]  # all read before failing
-    ours = [(i.name, _applies(Marker(marker), False, i.markers, "")) for i in interpreters]
+    ours = [(i.name, requirement_applies(Marker(marker), False, i.markers, ""))
+            for i in interpreters]
     assert ours == answers, marker

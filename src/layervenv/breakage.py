@@ -42,17 +42,16 @@ from pathlib import Path
 from packaging.utils import canonicalize_name
 
 from layervenv.distfiles import extension_modules, python_files, top_level_modules
-from layervenv.inspection import (
-    Copy,
-    Distribution,
+from layervenv.effective_view import Copy, Distribution
+from layervenv.problems import Problem
+from layervenv.requirements import (
     Edges,
-    Problem,
-    _applies,
-    _major,
-    _only_extra,
-    _parse,
-    _same_version,
-    _version,
+    major,
+    only_extra,
+    parse_requirement,
+    parse_version,
+    requirement_applies,
+    same_version,
 )
 
 #: how many distributions a human line names before "and N more" (the JSON names all)
@@ -166,18 +165,18 @@ def _excluding_requirement(dependent: Copy, key: str, version: str,
                            markers: dict[str, str]) -> str | None:
     """A requirement of ``dependent`` on ``key`` that applies here and excludes
     ``version``: ``numpy<1.27.0,>=1.19.5``."""
-    parsed_version = _version(version)
+    parsed_version = parse_version(version)
     if parsed_version is None:
         return None
     for line in dependent.requires:
-        parsed = _parse(line)
+        parsed = parse_requirement(line)
         if parsed is None:
             continue
         req, on_extra = parsed
         if canonicalize_name(req.name) != key or not req.specifier:
             continue
-        extra = _only_extra(line) or ""
-        if not _applies(req.marker, on_extra, markers, extra):
+        extra = only_extra(line) or ""
+        if not requirement_applies(req.marker, on_extra, markers, extra):
             continue
         if not req.specifier.contains(parsed_version, prereleases=True):
             return f"{req.name}{req.specifier}"
@@ -231,14 +230,14 @@ def _major_change(dist: Distribution, hidden: Copy, old: int, new: int,
             f"{shadows}: {len(broken)} stack package{'s' * (len(broken) != 1)} will break: "
             f"{named}; install '{dist.name}{wanted}' in the layer, or install versions of "
             f"those packages made for {dist.name} {new} in the layer too",
-            dist.name, distributions=[d.name for d, _ in broken]))
+            distribution=dist.name, distributions=[d.name for d, _ in broken]))
     if others:
         how = "depend" if len(others) != 1 else "depends"
         problems.append(Problem(
             "dependents", "warning",
             f"{shadows}: {len(others)} stack package{'s' * (len(others) != 1)} {how} on it, "
             f"directly or through others, and may break: {_names(others)}; "
-            f"'layervenv check --imports' tries them", dist.name,
+            f"'layervenv check --imports' tries them", distribution=dist.name,
             distributions=[d.name for d in others]))
     return problems
 
@@ -259,7 +258,7 @@ def changed(view: list[Distribution]) -> list[tuple[Distribution, Copy]]:
         if dist.winner.origin == "stack":
             continue
         hidden = next((c for c in dist.shadowed if c.origin == "stack"), None)
-        if hidden is not None and not _same_version(hidden.version, dist.winner.version):
+        if hidden is not None and not same_version(hidden.version, dist.winner.version):
             found.append((dist, hidden))
     return found
 
@@ -272,7 +271,7 @@ def dependents_problems(view: list[Distribution], edges: Edges,
     by_key = {d.key: d for d in view}
     problems: list[Problem] = []
     for dist, hidden in changed(view):
-        old, new = _major(hidden.version), _major(dist.winner.version)
+        old, new = major(hidden.version), major(dist.winner.version)
         if old is not None and new is not None and old != new:
             problems += _major_change(dist, hidden, old, new, by_key, edges, view, markers)
             continue
@@ -285,5 +284,5 @@ def dependents_problems(view: list[Distribution], edges: Edges,
             "abi", "warning",
             f"{_shadows(dist, hidden)}, which compiled stack packages were built against "
             f"({_names(compiled)}): {within}; if they fail to import, install them in the "
-            f"layer too", dist.name, distributions=[d.name for d in compiled]))
+            f"layer too", distribution=dist.name, distributions=[d.name for d in compiled]))
     return problems

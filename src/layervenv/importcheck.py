@@ -29,12 +29,10 @@ from pathlib import Path
 
 from layervenv.breakage import changed, stack_dependents, undeclared_dependents
 from layervenv.distfiles import top_level_modules
-from layervenv.inspection import (
-    Distribution,
-    Inspection,
-    Problem,
-    requirement_problems,
-)
+from layervenv.effective_view import Distribution
+from layervenv.inspection import Inspection
+from layervenv.package_problems import requirement_problems
+from layervenv.problems import Problem
 
 IMPORTER_SOURCE = Path(__file__).with_name("importer.py")
 #: seconds one distribution's imports may take
@@ -118,7 +116,7 @@ def _check_one(inspection: Inspection, target: Target, timeout: float) -> list[P
     if outcome.broken:
         return [Problem("import", "error",
                         f"{described}: import {', '.join(target.modules)}: {outcome.broken}",
-                        dist.name)]
+                        distribution=dist.name)]
     failed = outcome.failed
     if not failed:
         return []
@@ -139,13 +137,13 @@ def _check_one(inspection: Inspection, target: Target, timeout: float) -> list[P
         problems.append(Problem(
             "import", "error",
             f"{described}: import {first} fails in the layer: {caused[first]}{also}",
-            dist.name))
+            distribution=dist.name))
     top = [m for m in sorted(also_alone) if m in target.modules]
     if top:
         problems.append(Problem(
             "import", "warning",
             f"{described}: import {top[0]} fails without the layer's packages in front too "
-            f"(not caused by the layer): {also_alone[top[0]]}", dist.name))
+            f"(not caused by the layer): {also_alone[top[0]]}", distribution=dist.name))
     return problems
 
 

@@ -16,11 +16,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from layervenv.effective_view import Distribution
 from layervenv.errors import UserError
-from layervenv.inspection import Distribution, Problem
 from layervenv.kernel_launcher import launcher_path, launcher_stack, stack_fingerprint
 from layervenv.kernelspec import KernelSpec, layer_kernels
 from layervenv.layer import Layer
+from layervenv.problems import Problem
 
 KIND = "kernel-broken"
 

@@ -24,7 +24,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from layervenv.inspection import Distribution, Problem
+from layervenv.effective_view import Distribution
+from layervenv.problems import Problem
 
 #: ``sys.stdlib_module_names`` of CPython 3.10 (every platform's)
 NAMES_310 = frozenset("""
@@ -143,5 +144,5 @@ def shadows_stdlib_problems(view: list[Distribution], report: dict[str, Any]) ->
                 f"{copy.name} {copy.version} in the layer installs a top-level module "
                 f"'{module}', the name of a standard-library module of Python "
                 f"{report['version']}: {effect}; uninstall it (python -m pip uninstall "
-                f"{copy.name}) unless you need that copy", copy.name))
+                f"{copy.name}) unless you need that copy", distribution=copy.name))
     return problems

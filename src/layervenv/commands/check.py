@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from layervenv.importcheck import IMPORT_TIMEOUT, import_problems
-from layervenv.inspection import Problem, inspect_layer, sort_problems
+from layervenv.inspection import inspect_layer
 from layervenv.kernel_check import kernel_problems
-from layervenv.layer import Layer, find_leftovers
+from layervenv.layer import Layer
+from layervenv.layer_problems import leftover_problems
 from layervenv.output import count
+from layervenv.problems import Problem, sort_problems
 
 
 @dataclass
@@ -50,8 +52,7 @@ def check_layer(directory: str | None, environ: dict[str, str] | None = None,
     ``imports``, also what fails to import (which runs the packages' code)."""
     layer = Layer.from_argument(directory)
     inspection = inspect_layer(layer, environ)
-    leftovers = [Problem("leftover", "warning", leftover.message(layer.root))
-                 for leftover in find_leftovers(layer.root, skip_running=True)]
+    leftovers = leftover_problems(layer)
     kernels = kernel_problems(layer, inspection.view if inspection.report else None,
                               dict(os.environ if environ is None else environ))
     problems = inspection.problems() + leftovers + kernels

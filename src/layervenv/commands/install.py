@@ -35,8 +35,9 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from layervenv.effective_view import Distribution
 from layervenv.errors import UserError
-from layervenv.inspection import Distribution, inspect_layer
+from layervenv.inspection import inspect_layer
 from layervenv.layer import Layer
 from layervenv.output import count, progress
 from layervenv.packages import Sources, pip_environment, run_pip
