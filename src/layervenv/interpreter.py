@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from packaging.version import Version
-
 from layervenv.boot import HookBytecode, hook_source
 from layervenv.errors import UserError
 
@@ -93,6 +91,8 @@ class Interpreter:
 
     def newest_pip_wheel(self) -> Path | None:
         """The newest pip wheel bundled with this interpreter (ensurepip), if any."""
+        from packaging.version import Version  # here: create's start-up does without it
+
         def version_of(wheel: Path) -> Version:
             return Version(wheel.name.split("-")[1])
 

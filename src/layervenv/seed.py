@@ -23,7 +23,6 @@ import json
 import os
 import posixpath
 import shutil
-import zipfile
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +61,8 @@ def install_wheel(wheel: Path, staging: Path, final_root: Path, purelib: str,
     ``final_root``, where the layer will live once it is complete.  ``metadata``
     adds files to the ``.dist-info`` (``REQUESTED``) besides ``INSTALLER``.
     """
+    import zipfile
+
     from installer import install
     from installer.sources import WheelFile
 
