@@ -404,9 +404,16 @@ def test_a_lock_held_on_another_machine_is_named(tmp_path, stack_env):
     assert not target.exists()
 
 
-def test_a_live_holder_is_named(tmp_path, stack_env):
-    """A second writer while the first runs: one line naming pid, host and command."""
+@pytest.mark.parametrize("command", ["create", "install", "pack"])
+def test_a_live_holder_is_named(tmp_path, stack_env, command):
+    """A second writer while the first runs: one line naming pid, host and command, and
+    nothing done -- also for ``install`` (two pips at once in one layer lose files) and
+    ``pack`` (a pip changing the files being packed)."""
     target = tmp_path / "ana"
+    archive = tmp_path / "ana.tar.gz"
+    argv = {"create": ("create", "--clear", "--without-pip", str(target)),
+            "install": ("install", str(target), "hepnum"),
+            "pack": ("pack", str(target), "-o", str(archive))}[command]
     run_tool("create", "--without-pip", str(target), env=stack_env)
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; sys.path.insert(0, sys.argv[1]); "
@@ -415,15 +422,17 @@ def test_a_live_holder_is_named(tmp_path, stack_env):
          str(SRC), str(target)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline() == "held\n"
-        result = run_tool("create", "--clear", "--without-pip", str(target), env=stack_env,
-                          check=False)
+        before = sorted(p.name for p in (target / "lib").rglob("*"))
+        result = run_tool(*argv, env=stack_env, check=False)
     finally:
         holder.kill()
         holder.wait()
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
     assert f"{target} is being changed by layervenv lock (pid {holder.pid} on " \
            f"{socket.gethostname()}, since " in result.stderr
-    run_tool("create", "--clear", "--without-pip", str(target), env=stack_env)
+    assert sorted(p.name for p in (target / "lib").rglob("*")) == before
+    assert not archive.exists()
+    run_tool(*argv, env=stack_env)
 
 
 def _contend(target: str, rounds: int, results) -> None:

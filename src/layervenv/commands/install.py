@@ -41,6 +41,7 @@ from layervenv.inspection import inspect_layer
 from layervenv.layer import Layer
 from layervenv.output import count, progress
 from layervenv.packages import Sources, pip_environment, run_pip
+from layervenv.writelock import layer_write_lock
 
 INSTALLERS = ("pip", "uv")
 #: Where a stub wheel says it came from (never installed; shows up in uv's errors only).
@@ -82,6 +83,13 @@ def install(directory: str | None, packages: Sequence[str], installer: str = "pi
     if installer == "uv" and uv is None:
         raise UserError("--installer uv needs uv on PATH (https://docs.astral.sh/uv/)")
     layer = Layer.from_argument(directory)
+    with layer_write_lock(layer.root, "install"):  # one writer: two pips at once lose files
+        return _install(layer, packages, installer, uv, sources, environ, requested)
+
+
+def _install(layer: Layer, packages: Sequence[str], installer: str, uv: str | None,
+             sources: Sources, environ: dict[str, str] | None,
+             requested: dict[str, str]) -> InstallResult:
     start = time.monotonic()
     inspection = inspect_layer(layer, environ, need_interpreter=True)
     before = own_distributions(layer.site_packages)

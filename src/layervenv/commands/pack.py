@@ -53,6 +53,7 @@ from layervenv.layer import CONFIG_NAME, Layer
 from layervenv.seed import install_wheel
 from layervenv.shells import posix, render_all
 from layervenv.shells.posix import quote
+from layervenv.writelock import layer_write_lock
 
 PACK_DIR = ".layervenv-pack"
 UNPACK_MODULE = "layervenv_unpack.py"
@@ -388,10 +389,16 @@ def stack_facts(layer: Layer) -> dict[str, object]:
 
 
 def pack(directory: str | None, output: str | None) -> PackResult:
-    from layervenv.commands.run import run_environment
-
+    """Pack the layer ``directory`` into ``output``, holding its write lock."""
     start = time.perf_counter()
     layer = Layer.from_argument(directory)
+    with layer_write_lock(layer.root, "pack"):  # no pip changing the files being packed
+        return _pack(layer, output, start)
+
+
+def _pack(layer: Layer, output: str | None, start: float) -> PackResult:
+    from layervenv.commands.run import run_environment
+
     moved_from = layer.moved_from()
     if moved_from is not None:
         raise UserError(f"the layer {layer.root} was made in {moved_from} and cannot be "
