@@ -38,6 +38,8 @@ PROMPT = {
     "fish": f"function fish_prompt; printf '{SPLIT}'; end",
     "tcsh": f"set prompt = '{SPLIT}'",
     "ksh": f"PS1='{SPLIT}'",
+    "dash": f"PS1='{SPLIT}'",
+    "csh": f"set prompt = '{SPLIT}'",
 }
 
 
@@ -250,6 +252,9 @@ RC_FILES = {
     "fish": (".config/fish/config.fish", "set -g RC_RAN yes; set -gx PATH /rc/bin $PATH"),
     "tcsh": (".tcshrc", 'set RC_RAN = yes\nsetenv PATH "/rc/bin:$PATH"'),
     "ksh": (".kshrc", "RC_RAN=yes; PATH=/rc/bin:$PATH"),
+    # dash reads the file ENV names (set below); BSD csh reads ~/.cshrc
+    "dash": (".shrc", "RC_RAN=yes; PATH=/rc/bin:$PATH"),
+    "csh": (".cshrc", 'set RC_RAN = yes\nsetenv PATH "/rc/bin:$PATH"'),
 }
 
 
@@ -267,10 +272,12 @@ def test_layervenv_shell(shell, hooked, base_env, home, tmp_path):
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     env = dict(base_env, SHELL=shell_path(shell), TMPDIR=str(scratch))
+    if shell == "dash":
+        env["ENV"] = str(home / name)
     session = Session(shell, env, argv=tool_command("shell", str(layer)))
     session.run(PROMPT[shell])
     assert session.value("$RC_RAN") == "yes"
-    found = "`which python`" if shell == "tcsh" else "$(command -v python)"
+    found = "`which python`" if shell in ("tcsh", "csh") else "$(command -v python)"
     # (ksh's command -v quotes a path with a space)
     assert session.value(found).strip("'") == str(layer / "bin" / "python")
     path = session.value("$PATH").split(":")
@@ -281,6 +288,36 @@ def test_layervenv_shell(shell, hooked, base_env, home, tmp_path):
     session.child.close()
     assert session.child.exitstatus == 3
     assert list(scratch.glob("layervenv-*")) == []
+
+
+def test_layervenv_shell_nested(hooked, base_env, home, tmp_path):
+    """``layervenv shell`` inside ``layervenv shell`` (the same layer, then another): the
+    inner shell has each layer once, the other layer's only in the second case, and
+    ``exit`` gives back the outer shell as it was."""
+    from helpers import tool_command
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = dict(base_env, SHELL=shell_path("bash"), TMPDIR=str(scratch))
+    outer = hooked["plain"]
+    session = Session("bash", env, argv=tool_command("shell", str(outer)))
+    try:
+        session.run(PROMPT["bash"])
+        before = session.value("$PATH")
+        for inner in (outer, hooked["exported"]):
+            session.child.sendline(shlex.join(tool_command("shell", str(inner))))
+            session.run(PROMPT["bash"])
+            path = session.value("$PATH").split(":")
+            assert path[0] == str(inner / "bin")
+            assert path.count(str(inner / "bin")) == 1
+            assert (str(outer / "bin") in path) == (inner == outer)
+            assert session.value("$VIRTUAL_ENV") == str(inner)
+            session.child.sendline("exit")
+            session.child.expect_exact(MARK)
+            assert session.value("$PATH") == before
+            assert session.value("$VIRTUAL_ENV") == str(outer)
+    finally:
+        session.close()
 
 
 def test_layervenv_shell_from_an_empty_environment(tmp_path, _built_stack, home):
