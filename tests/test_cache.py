@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from helpers import clean_env, py, run_tool
 
+from layervenv.cache import LAYOUT
 from layervenv.simstack import tree_digest
 
 PYTHON = os.path.realpath(sys.executable)
@@ -57,7 +58,7 @@ def pip_works(layer: Path, env: dict[str, str]) -> None:
 def entry_matches_wheel(cache: Path) -> None:
     """The cache holds one entry per wheel, nothing half-made, and every cached file is
     byte for byte the wheel's (read from the wheel itself with zipfile)."""
-    wheels = cache / "v1" / "wheels"
+    wheels = cache / LAYOUT / "wheels"
     entries = [p for p in wheels.iterdir()]
     assert [p.name for p in entries if p.name.startswith(".")] == []  # no temp leftovers
     assert len(entries) == 1
@@ -155,8 +156,9 @@ def test_unusable_cache_location_falls_back(tmp_path):
 
 
 @pytest.mark.skipif(not BUNDLED, reason="the test interpreter has no bundled pip wheel")
-@pytest.mark.parametrize("name", ["layer", "a layer", "long-" + "x" * 120])
-def test_linked_layer_is_the_installed_layer(tmp_path, name):
+@pytest.mark.parametrize(("name", "umask"), [("layer", 0o022), ("layer", 0o077),
+                                             ("a layer", 0o022), ("long-" + "x" * 120, 0o022)])
+def test_linked_layer_is_the_installed_layer(tmp_path, name, umask):
     """The same layer made from the cache and without one (installer from the wheel):
     the same files with the same bytes, the same RECORD, INSTALLER and scripts -- where
     the scripts' ``#!`` line is the interpreter's path, written without installer, and
@@ -165,7 +167,11 @@ def test_linked_layer_is_the_installed_layer(tmp_path, name):
     trees, modes = [], []
     for cache in (tmp_path / "file" / "no-cache", tmp_path / "cache", tmp_path / "cache"):
         (tmp_path / "file").write_text("in the way\n")
-        run_tool("create", "--python", PYTHON, str(layer), env=cache_env(tmp_path, cache))
+        previous = os.umask(umask)  # the tool inherits it
+        try:
+            run_tool("create", "--python", PYTHON, str(layer), env=cache_env(tmp_path, cache))
+        finally:
+            os.umask(previous)
         files = {}
         for path in sorted(p for p in layer.rglob("*") if p.is_file() and
                            "__pycache__" not in p.parts and p.name != "layervenv.toml"):
@@ -177,11 +183,27 @@ def test_linked_layer_is_the_installed_layer(tmp_path, name):
         assert pip.startswith(b"#!/bin/sh\n" if name != "layer" else b"#!" + bytes(layer))
         shutil.rmtree(layer)
     assert modes[0] == modes[1] == modes[2] and len(modes[0]) == 3
-    record = next(name for name in trees[0] if name.endswith(".dist-info/RECORD"))
-    assert sorted(trees[0][record].splitlines()) == sorted(trees[2][record].splitlines())
-    assert trees[0] == trees[1] == trees[2] or (
-        {k: v for k, v in trees[0].items() if k != record} ==
-        {k: v for k, v in trees[2].items() if k != record})
+    assert trees[0] == trees[1] == trees[2]  # RECORD too, byte for byte
+
+
+@pytest.mark.skipif(not BUNDLED, reason="the test interpreter has no bundled pip wheel")
+@pytest.mark.parametrize(("name", "imported"), [("layer", False), ("a layer", True)])
+def test_a_layer_from_the_cache_does_without_installer(tmp_path, name, imported):
+    """From a filled cache, ``create`` does not import installer (nor email and
+    configparser, a quarter of its start-up) where the scripts' ``#!`` line is the plain
+    path; where installer writes another, installer writes it."""
+    from helpers import SRC
+
+    env = cache_env(tmp_path, tmp_path / "cache")
+    create(tmp_path / "first", env)
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from layervenv.cli import main; "
+            "status = main(['create', '-q', '--python', sys.argv[2], sys.argv[3]]); "
+            "print(status, 'installer' in sys.modules, 'email.parser' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code, str(SRC), PYTHON,
+                             str(tmp_path / name)], env=env, capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.split() == ["0", str(imported), str(imported)]
+    pip_works(tmp_path / name, env)
 
 
 @pytest.mark.skipif(not (BUNDLED and NEWER_PIP), reason="needs a bundled pip and a newer "
@@ -225,7 +247,7 @@ def test_interpreter_answer_follows_a_replaced_interpreter(tmp_path):
                  str(tmp_path / name), env=env)
         assert py(tmp_path / name / "bin" / "python",
                   "import sys; print('%d.%d' % sys.version_info[:2])", env) == version
-    assert len(list((tmp_path / "cache" / "v1" / "interpreters").iterdir())) == 1
+    assert len(list((tmp_path / "cache" / LAYOUT / "interpreters").iterdir())) == 1
     replacement = tmp_path / "stack" / "bin" / "python3.new"
     shutil.copy2(others[-1], replacement)
     os.replace(replacement, stack_python)
@@ -235,3 +257,81 @@ def test_interpreter_answer_follows_a_replaced_interpreter(tmp_path):
     assert py(tmp_path / "new" / "bin" / "python",
               "import sys; print('%d.%d' % sys.version_info[:2])", env) == new_version
     assert (tmp_path / "new" / "lib" / f"python{new_version}" / "site-packages").is_dir()
+
+
+def _wheel_scripts_differ(python: str) -> bool:
+    """Whether ``python``'s bundled pip wheel names a pipX.Y for another Python."""
+    found = sorted(Path(python).resolve().parent.parent.glob(
+        "lib/python3*/ensurepip/_bundled/pip-*.whl"))
+    if not found:
+        return False
+    version = Path(python).resolve().parent.parent.name.rsplit(".", 1)[0]  # 3.10.13 -> 3.10
+    with zipfile.ZipFile(found[-1]) as wheel:
+        points = next(n for n in wheel.namelist() if n.endswith("entry_points.txt"))
+        return f"pip{version} =" not in wheel.read(points).decode()
+
+
+#: an interpreter whose bundled pip was built with another Python (3.10's says pip3.9)
+OTHER_PIP = next((p for p in sorted(map(str, Path("/root/.pyenv/versions").glob(
+    "3.*/bin/python3"))) if _wheel_scripts_differ(p)), None)
+
+
+@pytest.mark.skipif(OTHER_PIP is None, reason="no interpreter whose bundled pip wheel "
+                    "names another Python's pipX.Y")
+@pytest.mark.parametrize("cached", [False, True])
+def test_pip_scripts_name_the_layers_python(tmp_path, cached):
+    """pip's versioned scripts are named after the layer's Python, as pip names them when
+    it installs itself (the reference: ``python -m venv``, whose ensurepip runs pip), from
+    the cache and without one; pip's own uninstall then removes every one of them."""
+    cache = tmp_path / "cache" if cached else tmp_path / "file" / "no-cache"
+    (tmp_path / "file").write_text("in the way\n")
+    env = cache_env(tmp_path, cache)
+    layer = tmp_path / "layer"
+    create(layer, env, OTHER_PIP)
+    venv = tmp_path / "venv"
+    subprocess.run([OTHER_PIP, "-m", "venv", str(venv)], check=True, env=env)
+    scripts = sorted(p.name for p in (layer / "bin").iterdir() if p.name.startswith("pip"))
+    assert scripts == sorted(p.name for p in (venv / "bin").iterdir()
+                             if p.name.startswith("pip"))
+    subprocess.run([str(layer / "bin" / "python"), "-m", "pip", "uninstall", "-q", "-y",
+                    "pip"], check=True, env=env)
+    assert [p.name for p in (layer / "bin").iterdir() if p.name.startswith("pip")] == []
+
+
+@pytest.mark.skipif(not BUNDLED, reason="the test interpreter has no bundled pip wheel")
+def test_an_interrupted_fill_leaves_no_partial_entry(tmp_path):
+    """Ctrl-C while the cache is being filled: the command stops (status 130) or
+    finishes, and the cache holds a whole entry or none -- never a half-unpacked
+    ``.tmp-*`` that nothing would remove.  KILL_TRIALS runs, the signal spread over the
+    time a cold create takes."""
+    import signal
+    import time
+
+    from helpers import tool_command
+
+    start = time.perf_counter()
+    create(tmp_path / "timed", cache_env(tmp_path, tmp_path / "timing"))
+    cold = time.perf_counter() - start
+    stopped = 0
+    for trial in range(KILL_TRIALS):
+        cache = tmp_path / f"cache{trial}"
+        env = cache_env(tmp_path, cache)
+        child = subprocess.Popen(tool_command("create", "-q", "--python", PYTHON,
+                                              str(tmp_path / f"layer{trial}")),
+                                 env=env, stderr=subprocess.PIPE, text=True)
+        time.sleep(cold * (trial + 1) / (KILL_TRIALS + 1))
+        child.send_signal(signal.SIGINT)
+        _, errors = child.communicate(timeout=60)
+        assert child.returncode in (0, 130), errors
+        assert "Traceback" not in errors
+        stopped += child.returncode == 130
+        wheels = cache / LAYOUT / "wheels"
+        leftovers = [p.name for p in wheels.iterdir()] if wheels.is_dir() else []
+        assert [n for n in leftovers if n.startswith(".tmp-")] == [], (trial, leftovers)
+        for name in leftovers:
+            assert (wheels / name / "contents.json").is_file()
+    print(f"{KILL_TRIALS} trials: {stopped} stopped by the signal, the others finished")
+
+
+#: Ctrl-C trials of the test above
+KILL_TRIALS = 12

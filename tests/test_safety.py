@@ -151,6 +151,21 @@ def test_two_creates_of_one_directory_exactly_one_wins(tmp_path, stack_env, exis
           f"{len(outcomes) - sum(outcomes)} as already a layer; 0 corrupted")
 
 
+def test_a_path_that_is_not_utf8_is_refused(tmp_path, stack_env):
+    """A directory name in another encoding (bytes that are not UTF-8): one line, exit 2,
+    nothing made (it was a UnicodeEncodeError traceback, half-way through create)."""
+    from helpers import tool_command
+
+    base = tmp_path / "layers"
+    base.mkdir()
+    target = os.fsencode(base) + b"/caf\xe9"
+    result = subprocess.run([os.fsencode(a) for a in tool_command("create", "--without-pip")]
+                            + [target], env=stack_env, capture_output=True, text=True)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "a layer path must be valid UTF-8" in result.stderr
+    assert os.listdir(base) == []
+
+
 def test_a_tab_in_the_path_is_refused(tmp_path, stack_env):
     result = run_tool("create", str(tmp_path / "a\tb"), env=stack_env, check=False)
     assert result.returncode == 2 and result.stderr.count("\n") == 1

@@ -27,7 +27,7 @@ from typing import Any
 
 ENV_VAR = "LAYERVENV_CACHE_DIR"
 #: bumped when the layout of an entry changes: old entries are then simply not found
-LAYOUT = "v1"
+LAYOUT = "v2"
 
 
 def cache_root(environ: dict[str, str] | None = None) -> Path:
@@ -111,6 +111,12 @@ def filled(entry: Path, build: Callable[[Path], None]) -> Path | None:
     except (OSError, ValueError):
         _remove(temporary)
         return entry if entry.is_dir() else None  # another process won the rename
+    except BaseException:  # Ctrl-C, SIGTERM: the half-filled entry goes, then the tool stops
+        from layervenv.interrupts import uninterrupted
+
+        with uninterrupted():
+            _remove(temporary)
+        raise
 
 
 def _remove(path: Path) -> None:

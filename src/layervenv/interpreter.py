@@ -91,12 +91,17 @@ class Interpreter:
 
     def newest_pip_wheel(self) -> Path | None:
         """The newest pip wheel bundled with this interpreter (ensurepip), if any."""
-        from packaging.version import Version  # here: create's start-up does without it
+        versions = [wheel.name.split("-")[1] for wheel in self.pip_wheels]
+        if all(part.isdigit() for version in versions for part in version.split(".")):
+            # ensurepip's are plain releases: no need to import packaging at each create
+            def release(wheel: Path) -> tuple[int, ...]:
+                return tuple(int(part) for part in wheel.name.split("-")[1].split("."))
 
-        def version_of(wheel: Path) -> Version:
-            return Version(wheel.name.split("-")[1])
+            return max(self.pip_wheels, key=release, default=None)
+        from packaging.version import Version
 
-        return max(self.pip_wheels, key=version_of, default=None)
+        return max(self.pip_wheels, key=lambda wheel: Version(wheel.name.split("-")[1]),
+                   default=None)
 
 
 def find_default_python(path: str | None = None) -> Path:

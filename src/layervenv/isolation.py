@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import os
 import sys
-import zipfile
 from collections.abc import Mapping, Sequence
 
 #: Variables that change what the tool's own interpreter imports.
@@ -40,7 +39,11 @@ def package_home() -> str:
 
 def is_zipapp(home: str) -> bool:
     """The tool runs from a ``layervenv.pyz`` (its package lives in an archive)."""
-    return os.path.isfile(home) and zipfile.is_zipfile(home)
+    if not os.path.isfile(home):  # an installed tool: no need to import zipfile
+        return False
+    import zipfile
+
+    return zipfile.is_zipfile(home)
 
 
 def tool_argv() -> list[str]:

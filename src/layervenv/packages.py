@@ -132,6 +132,8 @@ class StagingTarget:
     platlib: str
     scripts: str
     include: str
+    #: ``3.11``: pip's versioned scripts name it (:func:`layervenv.seed.script_name`)
+    python_version: str = ""
 
     @property
     def python(self) -> Path:
@@ -154,7 +156,7 @@ class StagingTarget:
             extra["direct_url.json"] = json.dumps(direct_url, sort_keys=True).encode()
         try:
             install_wheel(wheel, self.staging, self.final_root, self.purelib, self.platlib,
-                          self.scripts, self.include, extra)
+                          self.scripts, self.include, extra, self.python_version)
         except FileExistsError as error:
             raise UserError(f"cannot install {wheel.name}: {error}") from None
 

@@ -22,7 +22,9 @@ import io
 import json
 import os
 import posixpath
+import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -52,9 +54,21 @@ def escaping_member(names: list[str]) -> str | None:
     return None
 
 
+def script_name(name: str, distribution: str, python_version: str) -> str:
+    """The name of a console script in the layer: pip's own rule when it installs pip,
+    whose versioned scripts name the Python it is installed for (the wheel's name the
+    Python it was built with: 3.10's bundled pip says ``pip3.9``)."""
+    if python_version and distribution.lower() == "pip":
+        if re.fullmatch(r"pip\d+\.\d+", name):
+            return "pip" + python_version
+        if re.fullmatch(r"pip\d+", name):
+            return "pip" + python_version.split(".")[0]
+    return name
+
+
 def install_wheel(wheel: Path, staging: Path, final_root: Path, purelib: str,
                   platlib: str, scripts: str, include: str,
-                  metadata: dict[str, bytes] | None = None) -> None:
+                  metadata: dict[str, bytes] | None = None, python_version: str = "") -> None:
     """Install ``wheel`` into the layer being built in ``staging``.
 
     Files go under ``staging``; console scripts point at the interpreter of
@@ -67,7 +81,7 @@ def install_wheel(wheel: Path, staging: Path, final_root: Path, purelib: str,
     from installer.sources import WheelFile
 
     destination = _destination(staging, final_root, purelib, platlib, scripts, include,
-                               wheel.name.split("-")[0])
+                               wheel.name.split("-")[0], python_version)
     try:
         with zipfile.ZipFile(wheel) as archive:
             bad = escaping_member(archive.namelist())
@@ -95,7 +109,7 @@ SCRIPT_INTERPRETER = "/python"
 
 
 def seed_wheel(wheel: Path, staging: Path, final_root: Path, purelib: str, platlib: str,
-               scripts: str, include: str) -> None:
+               scripts: str, include: str, python_version: str = "") -> None:
     """Install ``wheel`` into the layer being built, from the per-user cache when it can.
 
     The wheel is unpacked once into the cache (keyed by its sha256) by ``installer``
@@ -109,17 +123,34 @@ def seed_wheel(wheel: Path, staging: Path, final_root: Path, purelib: str, platl
     contents = unpacked_wheel(wheel)
     if contents is not None:
         entry, facts = contents
-        schemes = _schemes(staging, purelib, platlib, scripts, include, wheel.name.split("-")[0])
-        interpreter = str(final_root / scripts / "python")
+        distribution = wheel.name.split("-")[0]
+        schemes = _schemes(staging, purelib, platlib, scripts, include, distribution)
+        target = _Target(schemes, str(final_root / scripts / "python"), distribution,
+                         python_version)
         linked: list[str] = []
         try:
-            _install_linked(entry, facts, schemes, interpreter, linked)
+            _install_linked(entry, facts, target, linked)
             return
         except (OSError, ValueError, KeyError, TypeError):  # a damaged entry: start over
             for path in reversed(linked):
                 with contextlib.suppress(OSError):
                     os.unlink(path)
-    install_wheel(wheel, staging, final_root, purelib, platlib, scripts, include)
+    install_wheel(wheel, staging, final_root, purelib, platlib, scripts, include,
+                  python_version=python_version)
+
+
+@dataclass(frozen=True)
+class _Target:
+    """Where a wheel from the cache goes: the schemes' directories, the interpreter its
+    scripts run, and what names its scripts (:func:`script_name`)."""
+
+    schemes: dict[str, str]
+    interpreter: str
+    distribution: str
+    python_version: str
+
+    def script(self, name: str) -> str:
+        return script_name(name, self.distribution, self.python_version)
 
 
 def _schemes(staging: Path, purelib: str, platlib: str, scripts: str, include: str,
@@ -131,14 +162,23 @@ def _schemes(staging: Path, purelib: str, platlib: str, scripts: str, include: s
 
 
 def _destination(staging: Path, final_root: Path, purelib: str, platlib: str, scripts: str,
-                 include: str, distribution: str) -> SchemeDictionaryDestination:
+                 include: str, distribution: str,
+                 python_version: str = "") -> SchemeDictionaryDestination:
+    return _installer_destination(_Target(
+        _schemes(staging, purelib, platlib, scripts, include, distribution),
+        str(final_root / scripts / "python"), distribution, python_version))
+
+
+def _installer_destination(target: _Target) -> SchemeDictionaryDestination:
+    """installer's destination for ``target``, naming scripts as :func:`script_name`."""
     from installer.destinations import SchemeDictionaryDestination
 
-    return SchemeDictionaryDestination(
-        _schemes(staging, purelib, platlib, scripts, include, distribution),
-        interpreter=str(final_root / scripts / "python"), script_kind="posix",
-        bytecode_optimization_levels=(),
-    )
+    class Destination(SchemeDictionaryDestination):
+        def write_script(self, name: str, module: str, attr: str, section: Any) -> Any:
+            return super().write_script(target.script(name), module, attr, section)
+
+    return Destination(target.schemes, interpreter=target.interpreter, script_kind="posix",
+                       bytecode_optimization_levels=())
 
 
 def unpacked_wheel(wheel: Path) -> tuple[Path, dict[str, Any]] | None:
@@ -235,8 +275,8 @@ def _record_hash(data: bytes) -> str:
     return "sha256=" + digest.decode("ascii")
 
 
-def _install_linked(entry: Path, facts: dict[str, Any], schemes: dict[str, str],
-                    interpreter: str, linked: list[str]) -> None:
+def _install_linked(entry: Path, facts: dict[str, Any], target: _Target,
+                    linked: list[str]) -> None:
     """What ``installer.install`` does, with the wheel's files linked from ``entry``.
 
     The console scripts are what installer wrote for the cache, below a ``#!`` line for
@@ -245,18 +285,19 @@ def _install_linked(entry: Path, facts: dict[str, Any], schemes: dict[str, str],
     site-packages, or an interpreter whose ``#!`` line installer writes otherwise, goes
     through installer itself (:func:`_install_linked_by_installer`).
     """
+    schemes, interpreter = target.schemes, target.interpreter
     bodies = [script[4] if len(script) > 4 else None for script in facts["scripts"]]
     if (not _simple_interpreter(interpreter) or None in bodies
             or any(scheme not in ("purelib", "platlib") for scheme, *_ in facts["files"])):
-        _install_linked_by_installer(entry, facts, schemes, interpreter, linked)
+        _install_linked_by_installer(entry, facts, target, linked)
         return
     root, record_path = facts["record"]
     rows: list[tuple[str, str, str, str]] = []  # scheme, path, hash, size
     _link_files(entry, facts, schemes, linked, rows)
     shebang = b"#!" + interpreter.encode("ascii") + b"\n"
     for (name, *_), body in zip(facts["scripts"], bodies):
-        rows.append(_write_new(schemes, "scripts", name, shebang + base64.b64decode(body),
-                               True, linked))
+        data = shebang + base64.b64decode(body, validate=True)  # damaged: ValueError
+        rows.append(_write_new(schemes, "scripts", target.script(name), data, True, linked))
     installer_path = posixpath.join(posixpath.dirname(record_path), "INSTALLER")
     rows.append(_write_new(schemes, root, installer_path, INSTALLER_NAME, False, linked))
     rows.append((root, record_path, "", ""))
@@ -314,15 +355,13 @@ def _link_files(entry: Path, facts: dict[str, Any], schemes: dict[str, str],
         rows.append((scheme, path, f"sha256={hash_}", str(size)))
 
 
-def _install_linked_by_installer(entry: Path, facts: dict[str, Any], schemes: dict[str, str],
-                                 interpreter: str, linked: list[str]) -> None:
+def _install_linked_by_installer(entry: Path, facts: dict[str, Any], target: _Target,
+                                 linked: list[str]) -> None:
     """:func:`_install_linked` with installer writing scripts, other schemes and RECORD."""
-    from installer.destinations import SchemeDictionaryDestination
     from installer.records import Hash, RecordEntry
 
-    destination = SchemeDictionaryDestination(schemes, interpreter=interpreter,
-                                              script_kind="posix",
-                                              bytecode_optimization_levels=())
+    schemes = target.schemes
+    destination = _installer_destination(target)
     files = str(entry / "files")
     records = []
     site_files = {"files": [], "scripts": [], "record": facts["record"]}
@@ -341,7 +380,7 @@ def _install_linked_by_installer(entry: Path, facts: dict[str, Any], schemes: di
                                             int(size))))
     for name, module, attr, section, *_ in facts["scripts"]:
         records.append(("scripts", destination.write_script(name, module, attr, section)))
-        linked.append(os.path.join(schemes["scripts"], name))
+        linked.append(os.path.join(schemes["scripts"], target.script(name)))
     root, record_path = facts["record"]
     installer_path = posixpath.join(posixpath.dirname(record_path), "INSTALLER")
     with io.BytesIO(INSTALLER_NAME) as stream:

@@ -159,6 +159,10 @@ def check_target(target: Path, clear: bool, locked: bool = False) -> list[Leftov
     for char, what in FORBIDDEN_IN_PATH.items():
         if char in str(target):
             raise UserError(f"a layer path cannot contain {what}: {str(target)!r}")
+    try:  # the scripts and layervenv.toml name the path in UTF-8
+        str(target).encode("utf-8")
+    except UnicodeEncodeError:
+        raise UserError(f"a layer path must be valid UTF-8: {str(target)!r}") from None
     leftovers = find_leftovers(target, skip_running=not locked)
     if is_layer(target):
         if not clear:
@@ -240,7 +244,7 @@ def build_layer(
                 "pass --without-pip and install pip yourself"
             )
         seed_wheel(wheel, staging, layer.root, interp.purelib, interp.platlib,
-                      interp.scripts, interp.include)
+                   interp.scripts, interp.include, interp.short_version)
         pip_version = wheel.name.split("-")[1]
     if options.extension is not None:
         options.extension.populate(staging, layer, interp,

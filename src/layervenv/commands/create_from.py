@@ -55,7 +55,8 @@ class StackDrift(UserError):
 
 def staging_target(staging: Path, layer: Layer, interp: Interpreter) -> StagingTarget:
     return StagingTarget(staging=staging, final_root=layer.root, purelib=interp.purelib,
-                         platlib=interp.platlib, scripts=interp.scripts, include=interp.include)
+                         platlib=interp.platlib, scripts=interp.scripts, include=interp.include,
+                         python_version=interp.short_version)
 
 
 def _local_wheel(package: LockedPackage) -> Path | None:

@@ -66,7 +66,7 @@ def _plain_venv(root: Path, python: Path, env: dict[str, str]) -> Path:
     wheel = interp.newest_pip_wheel()
     if wheel is not None:
         install_wheel(wheel, root, root, interp.purelib, interp.platlib, interp.scripts,
-                      interp.include)
+                      interp.include, python_version=interp.short_version)
     return root / "bin" / "python"
 
 
