@@ -302,13 +302,17 @@ def test_pip_scripts_name_the_layers_python(tmp_path, cached):
 def test_an_interrupted_fill_leaves_no_partial_entry(tmp_path):
     """Ctrl-C while the cache is being filled: the command stops (status 130) or
     finishes, and the cache holds a whole entry or none -- never a half-unpacked
-    ``.tmp-*`` that nothing would remove.  KILL_TRIALS runs, the signal spread over the
-    time a cold create takes."""
+    ``.tmp-*`` that nothing would remove.  KILL_TRIALS runs, the signal spread from the
+    end of the tool's start-up to the end of a cold create."""
     import signal
     import time
 
     from helpers import tool_command
 
+    start = time.perf_counter()
+    subprocess.run(tool_command("--version"), check=True, capture_output=True)
+    # (a Ctrl-C before the tool's first line is Python's: a KeyboardInterrupt traceback)
+    started = time.perf_counter() - start
     start = time.perf_counter()
     create(tmp_path / "timed", cache_env(tmp_path, tmp_path / "timing"))
     cold = time.perf_counter() - start
@@ -319,7 +323,7 @@ def test_an_interrupted_fill_leaves_no_partial_entry(tmp_path):
         child = subprocess.Popen(tool_command("create", "-q", "--python", PYTHON,
                                               str(tmp_path / f"layer{trial}")),
                                  env=env, stderr=subprocess.PIPE, text=True)
-        time.sleep(cold * (trial + 1) / (KILL_TRIALS + 1))
+        time.sleep(started + (cold - started) * (trial + 1) / (KILL_TRIALS + 1))
         child.send_signal(signal.SIGINT)
         _, errors = child.communicate(timeout=60)
         assert child.returncode in (0, 130), errors
@@ -335,3 +339,37 @@ def test_an_interrupted_fill_leaves_no_partial_entry(tmp_path):
 
 #: Ctrl-C trials of the test above
 KILL_TRIALS = 12
+
+
+@pytest.mark.skipif(not BUNDLED, reason="the test interpreter has no bundled pip wheel")
+@pytest.mark.parametrize("damage", ["file-gone", "contents-truncated", "script-garbled"])
+def test_a_damaged_entry_is_filled_again(tmp_path, damage):
+    """A damaged cache entry (a file of it deleted, its contents.json cut short, a
+    cached script that is not base64): the create that finds it makes a whole layer
+    without it, and the next one links from a new, whole entry."""
+    env = cache_env(tmp_path, tmp_path / "cache")
+    create(tmp_path / "first", env)
+    wheels = tmp_path / "cache" / LAYOUT / "wheels"
+    (entry,) = list(wheels.iterdir())
+    contents = entry / "contents.json"
+    os.chmod(entry, 0o755)
+    if damage == "file-gone":
+        victim = next(p for p in (entry / "files").rglob("*.py"))
+        os.chmod(victim.parent, 0o755)
+        victim.unlink()
+    elif damage == "contents-truncated":
+        contents.write_bytes(contents.read_bytes()[:100])
+    else:
+        facts = json.loads(contents.read_text())
+        facts["scripts"][0][4] = "!!!"
+        contents.write_text(json.dumps(facts))
+    for name in ("second", "third"):
+        create(tmp_path / name, env)
+        pip_works(tmp_path / name, env)
+        assert sorted(p.name for p in (tmp_path / name / "bin").iterdir()
+                      if p.name.startswith("pip")) == sorted(
+            p.name for p in (tmp_path / "first" / "bin").iterdir() if p.name.startswith("pip"))
+    assert [p.name for p in wheels.iterdir() if p.name.startswith(".tmp-")] == []
+    entry_matches_wheel(tmp_path / "cache")
+    # the third was linked from the new entry
+    assert (site(tmp_path / "third") / "pip" / "__init__.py").stat().st_nlink > 1

@@ -119,6 +119,20 @@ def filled(entry: Path, build: Callable[[Path], None]) -> Path | None:
         raise
 
 
+def discard(entry: Path) -> None:
+    """Remove a damaged entry, so that the next use fills it again.
+
+    It is renamed aside first (one step: no process finds half of it), then removed; a
+    process linking from it at that moment fails over to installing without the cache.
+    """
+    try:
+        aside = Path(tempfile.mkdtemp(prefix=".tmp-", dir=entry.parent))
+        os.rename(entry, aside / "entry")
+    except OSError:
+        return
+    _remove(aside)
+
+
 def _remove(path: Path) -> None:
     """Remove a file or a tree we made, even with read-only files in it."""
     if path.is_dir() and not path.is_symlink():

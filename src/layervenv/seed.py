@@ -131,12 +131,25 @@ def seed_wheel(wheel: Path, staging: Path, final_root: Path, purelib: str, platl
         try:
             _install_linked(entry, facts, target, linked)
             return
-        except (OSError, ValueError, KeyError, TypeError):  # a damaged entry: start over
+        except (OSError, ValueError, KeyError, TypeError) as error:  # start over
             for path in reversed(linked):
                 with contextlib.suppress(OSError):
                     os.unlink(path)
+            if _damaged(error, entry):  # filled again by the next create
+                from layervenv import cache
+
+                cache.discard(entry)
     install_wheel(wheel, staging, final_root, purelib, platlib, scripts, include,
                   python_version=python_version)
+
+
+def _damaged(error: Exception, entry: Path) -> bool:
+    """Whether ``error`` says the cache entry is damaged (a file of it gone, facts that
+    do not fit), not the layer being built (a full disk)."""
+    if not isinstance(error, OSError):
+        return True
+    return isinstance(error, FileNotFoundError) and str(error.filename or "").startswith(
+        str(entry) + os.sep)
 
 
 @dataclass(frozen=True)
@@ -194,6 +207,10 @@ def unpacked_wheel(wheel: Path) -> tuple[Path, dict[str, Any]] | None:
         return None
     entry = cache.filled(wheels / name, lambda tmp: _unpack(wheel, tmp))
     facts = cache.read_json(entry / CONTENTS) if entry is not None else None
+    if entry is not None and not isinstance(facts, dict):  # damaged: once more, afresh
+        cache.discard(entry)
+        entry = cache.filled(wheels / name, lambda tmp: _unpack(wheel, tmp))
+        facts = cache.read_json(entry / CONTENTS) if entry is not None else None
     return (entry, facts) if isinstance(facts, dict) else None
 
 
