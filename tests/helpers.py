@@ -51,7 +51,8 @@ def run_tool(*args: str, env: dict[str, str] | None = None, check: bool = True,
 
 def shell_path(name: str) -> str:
     """Absolute path of a shell (or of strace); fails (not skips) in CI when it is missing."""
-    found = shutil.which(name)
+    # "csh" is BSD csh (Debian's bsd-csh), also where /usr/bin/csh is tcsh
+    found = (name == "csh" and shutil.which("bsd-csh")) or shutil.which(name)
     if found is None:
         import pytest
 

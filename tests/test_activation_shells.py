@@ -514,7 +514,7 @@ literal = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characte
                   max_size=12)
 
 
-@pytest.mark.parametrize("shell", ["dash", "bash", "fish", "tcsh", "csh"])
+@pytest.mark.parametrize("shell", ["dash", "bash", "zsh", "ksh", "fish", "tcsh", "csh"])
 @settings(max_examples=40, deadline=None)
 @given(value=literal)
 @example(value="two\nlines, 'q' \"d\" $x !1 \\! % é\t\\")

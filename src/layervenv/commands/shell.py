@@ -146,7 +146,7 @@ Planner = Callable[[str, Layer, Path, dict[str, str]], Plan]
 
 #: the shells ``layervenv shell`` starts, by the name of their program
 PLANNERS: dict[str, Planner] = {
-    "bash": _bash, "zsh": _zsh, "fish": _fish, "tcsh": _csh, "csh": _csh,
+    "bash": _bash, "zsh": _zsh, "fish": _fish, "tcsh": _csh, "csh": _csh, "bsd-csh": _csh,
     "ksh": _env_file, "ksh93": _env_file, "mksh": _env_file, "sh": _env_file,
     "dash": _env_file,
 }
