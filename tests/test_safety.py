@@ -106,19 +106,28 @@ def test_what_cannot_be_carried_over_is_refused_before_anything_changes(make_lay
 
 def _all_at_once(commands: list[list[str]], env: dict[str, str], fifo: Path
                  ) -> list[subprocess.CompletedProcess]:
-    """Run ``commands`` released together: each waits to open ``fifo`` for reading, and
-    one open for writing releases them all at the same instant."""
+    """Run ``commands`` released together: each waits to read a line from ``fifo``, and
+    one write of a line for each releases them all at the same instant.
+
+    The FIFO stays open here (read and write) until every command ended, so a command
+    that reaches its ``read`` late on a loaded machine finds its line waiting: when the
+    release was an ``open`` of the FIFO instead, a command not yet waiting in it then
+    waited forever (one failure in a loaded run)."""
     os.mkfifo(fifo)
-    procs = [subprocess.Popen(["sh", "-c", 'exec 3<"$0" && exec "$@"', str(fifo), *command],
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for command in commands]
-    time.sleep(0.15)  # both are waiting in open()
-    os.close(os.open(fifo, os.O_WRONLY))
-    results = []
-    for proc in procs:
-        out, err = proc.communicate(timeout=120)
-        results.append(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
-    fifo.unlink()
+    keep = os.open(fifo, os.O_RDWR)  # never blocks on Linux; holds the lines written
+    try:
+        procs = [subprocess.Popen(["sh", "-c", 'read -r _ <"$0" && exec "$@"', str(fifo),
+                                   *command], env=env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for command in commands]
+        time.sleep(0.15)  # most are waiting in read
+        os.write(keep, b"go\n" * len(procs))
+        results = []
+        for proc in procs:
+            out, err = proc.communicate(timeout=120)
+            results.append(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
+    finally:
+        os.close(keep)
+        fifo.unlink()
     return results
 
 
