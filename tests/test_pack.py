@@ -346,3 +346,53 @@ def test_unpacked_on_the_oldest_and_newest_python(version, tmp_path, base_env):
     assert result.stdout.strip().split("|") == [version, str(unpacked), "True"]
     pip = run_in_job(unpacked, "pip", "--version")
     assert pip.returncode == 0 and str(unpacked) in pip.stdout, pip.stderr
+
+
+def test_packs_of_one_layer_at_once(packed, tmp_path):
+    """Three packs of one layer at once (each snapshots the editable project with pip):
+    each makes its archive or is refused in one line naming the pack that holds the
+    layer -- never a failed build -- and the archives made are the same bytes."""
+    from helpers import tool_command
+
+    archives = [tmp_path / f"p{i}.tar.gz" for i in range(3)]
+    procs = [subprocess.Popen(tool_command("pack", "-q", str(packed.layer), "-o", str(a)),
+                              env=packed.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for a in archives]
+    results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+    made = [a for a, (status, _) in zip(archives, results) if status == 0]
+    assert made
+    for status, errors in results:
+        assert (status, errors) == (0, "") or (
+            status == 2 and errors.count("\n") == 1
+            and "is being changed by layervenv pack (pid" in errors), errors
+    assert len({a.read_bytes() for a in made}) == 1
+    assert [a for a in archives if a not in made and a.exists()] == []
+
+
+def test_a_package_change_while_packing_is_refused(packed, tmp_path, monkeypatch):
+    """A pip run in the layer while it is packed (here: a .dist-info appears while the
+    archive is written): one refusal, no archive; nothing of the layer changed by pack."""
+    from layervenv.commands import pack as pack_module
+    from layervenv.errors import UserError
+
+    site = Layer.open(packed.layer).site_packages
+    arrived = site / "latecomer-1.0.dist-info"
+    real_add = pack_module.add_member
+    calls = []
+
+    def add_and_install(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 5:
+            arrived.mkdir()
+        return real_add(*args, **kwargs)
+
+    monkeypatch.setattr(pack_module, "add_member", add_and_install)
+    monkeypatch.setattr(os, "environ", dict(packed.env))
+    archive = tmp_path / "changed.tar.gz"
+    try:
+        with pytest.raises(UserError, match="changed while it was being packed"):
+            pack_module.pack(str(packed.layer), str(archive))
+    finally:
+        if arrived.exists():
+            arrived.rmdir()
+    assert not archive.exists() and list(tmp_path.iterdir()) == []

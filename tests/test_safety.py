@@ -432,7 +432,7 @@ def test_a_lock_held_on_another_machine_is_named(tmp_path, stack_env):
 def test_a_live_holder_is_named(tmp_path, stack_env, command):
     """A second writer while the first runs: one line naming pid, host and command, and
     nothing done -- also for ``install`` (two pips at once in one layer lose files) and
-    ``pack`` (a pip changing the files being packed)."""
+    ``pack`` (it runs pip to snapshot editable projects)."""
     target = tmp_path / "ana"
     archive = tmp_path / "ana.tar.gz"
     argv = {"create": ("create", "--clear", "--without-pip", str(target)),

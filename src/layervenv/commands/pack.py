@@ -49,11 +49,11 @@ from urllib.parse import unquote, urlparse
 from layervenv import __version__
 from layervenv.activation import env_change
 from layervenv.errors import UserError
-from layervenv.layer import CONFIG_NAME, Layer
+from layervenv.layer import CONFIG_NAME, Layer, packages_fingerprint
 from layervenv.seed import install_wheel
 from layervenv.shells import posix, render_all
 from layervenv.shells.posix import quote
-from layervenv.writelock import layer_write_lock
+from layervenv.writelock import INSIDE_NAME, layer_write_lock
 
 PACK_DIR = ".layervenv-pack"
 UNPACK_MODULE = "layervenv_unpack.py"
@@ -389,16 +389,23 @@ def stack_facts(layer: Layer) -> dict[str, object]:
 
 
 def pack(directory: str | None, output: str | None) -> PackResult:
-    """Pack the layer ``directory`` into ``output``, holding its write lock."""
+    """Pack the layer ``directory`` into ``output``.
+
+    It holds the layer's lock: snapshotting an editable project runs pip in the layer and
+    builds in the project's directory, which two packs at once break.  A pip run in the
+    layer that took no lock is caught too: an archive of packages that changed while it
+    was made is refused, with nothing written, as ``rebase`` does.
+    """
     start = time.perf_counter()
     layer = Layer.from_argument(directory)
-    with layer_write_lock(layer.root, "pack"):  # no pip changing the files being packed
+    with layer_write_lock(layer.root, "pack"):
         return _pack(layer, output, start)
 
 
 def _pack(layer: Layer, output: str | None, start: float) -> PackResult:
     from layervenv.commands.run import run_environment
 
+    fingerprint = packages_fingerprint(layer.site_packages)
     moved_from = layer.moved_from()
     if moved_from is not None:
         raise UserError(f"the layer {layer.root} was made in {moved_from} and cannot be "
@@ -418,7 +425,8 @@ def _pack(layer: Layer, output: str | None, start: float) -> PackResult:
     env = run_environment(layer, dict(os.environ))
     site = layer.site_packages
     editables = editable_installs(site)
-    skip = {layer.root / rel for rel in templates}
+    # (a writer's lock, kept inside the layer where its parent is read-only, is not packed)
+    skip = {layer.root / rel for rel in templates} | {layer.root / INSIDE_NAME}
     for editable in editables:
         skip |= editable.files
     files: dict[str, int] = {}
@@ -500,6 +508,9 @@ def _pack(layer: Layer, output: str | None, start: float) -> PackResult:
                                         "project": s.project} for s in snapshots])
             data = (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode("utf-8")
             add_member(tar, name, Member(f"{PACK_DIR}/manifest.json", "file", data), when)
+        if packages_fingerprint(layer.site_packages) != fingerprint:
+            raise UserError(f"the packages of {root} changed while it was being packed (a "
+                            f"pip run in it?): nothing was written; pack it again")
         os.replace(tmp_name, target)
     except BaseException as error:
         with contextlib.suppress(OSError):
