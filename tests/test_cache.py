@@ -342,7 +342,8 @@ KILL_TRIALS = 12
 
 
 @pytest.mark.skipif(not BUNDLED, reason="the test interpreter has no bundled pip wheel")
-@pytest.mark.parametrize("damage", ["file-gone", "contents-truncated", "script-garbled"])
+@pytest.mark.parametrize("damage", ["file-gone", "contents-truncated", "script-garbled",
+                                    "a-file", "dangling-link"])
 def test_a_damaged_entry_is_filled_again(tmp_path, damage):
     """A damaged cache entry (a file of it deleted, its contents.json cut short, a
     cached script that is not base64): the create that finds it makes a whole layer
@@ -359,10 +360,16 @@ def test_a_damaged_entry_is_filled_again(tmp_path, damage):
         victim.unlink()
     elif damage == "contents-truncated":
         contents.write_bytes(contents.read_bytes()[:100])
-    else:
+    elif damage == "script-garbled":
         facts = json.loads(contents.read_text())
         facts["scripts"][0][4] = "!!!"
         contents.write_text(json.dumps(facts))
+    else:  # not a directory where the entry goes
+        shutil.rmtree(entry)
+        if damage == "a-file":
+            entry.write_text("junk\n")
+        else:
+            entry.symlink_to(tmp_path / "nowhere")
     for name in ("second", "third"):
         create(tmp_path / name, env)
         pip_works(tmp_path / name, env)
@@ -373,3 +380,31 @@ def test_a_damaged_entry_is_filled_again(tmp_path, damage):
     entry_matches_wheel(tmp_path / "cache")
     # the third was linked from the new entry
     assert (site(tmp_path / "third") / "pip" / "__init__.py").stat().st_nlink > 1
+
+
+@pytest.mark.skipif(not BUNDLED, reason="the test interpreter has no bundled pip wheel")
+def test_concurrent_creates_on_a_damaged_entry(tmp_path):
+    """TRIALS x PARALLEL creates at once, each trial on an entry with a file deleted:
+    every layer whole (pip runs; every file its RECORD names is there), and the cache
+    ends with one whole entry or none, and no ``.tmp-*`` (empty ones were left)."""
+    trials, parallel = 3, 6
+    for trial in range(trials):
+        cache = tmp_path / f"cache{trial}"
+        env = cache_env(tmp_path, cache)
+        create(tmp_path / f"t{trial}-first", env)
+        (entry,) = list((cache / LAYOUT / "wheels").iterdir())
+        victim = next(p for p in (entry / "files").rglob("*.py"))
+        os.chmod(victim.parent, 0o755)
+        victim.unlink()
+        layers = [tmp_path / f"t{trial}-layer{i}" for i in range(parallel)]
+        with concurrent.futures.ThreadPoolExecutor(parallel) as pool:
+            list(pool.map(create, layers, [env] * parallel))
+        for layer in layers:
+            pip_works(layer, env)
+            (record,) = site(layer).glob("pip-*.dist-info/RECORD")
+            for line in record.read_text().splitlines():
+                assert (record.parent.parent / line.split(",")[0]).exists(), line
+        wheels = cache / LAYOUT / "wheels"
+        assert [p.name for p in wheels.iterdir() if p.name.startswith(".")] == []
+        if list(wheels.iterdir()):
+            entry_matches_wheel(cache)

@@ -100,6 +100,8 @@ def filled(entry: Path, build: Callable[[Path], None]) -> Path | None:
     """
     if entry.is_dir():
         return entry
+    if os.path.lexists(entry):  # a file or a dangling link where the entry goes: damage
+        discard(entry)
     try:
         temporary = Path(tempfile.mkdtemp(prefix=".tmp-", dir=entry.parent))
     except OSError:
@@ -127,9 +129,10 @@ def discard(entry: Path) -> None:
     """
     try:
         aside = Path(tempfile.mkdtemp(prefix=".tmp-", dir=entry.parent))
-        os.rename(entry, aside / "entry")
     except OSError:
         return
+    with contextlib.suppress(OSError):  # gone already: another process set it aside
+        os.rename(entry, aside / "entry")
     _remove(aside)
 
 
