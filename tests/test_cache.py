@@ -259,27 +259,37 @@ def test_interpreter_answer_follows_a_replaced_interpreter(tmp_path):
     assert (tmp_path / "new" / "lib" / f"python{new_version}" / "site-packages").is_dir()
 
 
-def _wheel_scripts_differ(python: str) -> bool:
-    """Whether ``python``'s bundled pip wheel names a pipX.Y for another Python."""
+def _wheel_pip_scripts(python: str) -> set[str] | None:
+    """The pip* console scripts ``python``'s bundled pip wheel names, if it has one."""
     found = sorted(Path(python).resolve().parent.parent.glob(
         "lib/python3*/ensurepip/_bundled/pip-*.whl"))
     if not found:
-        return False
-    version = Path(python).resolve().parent.parent.name.rsplit(".", 1)[0]  # 3.10.13 -> 3.10
+        return None
     with zipfile.ZipFile(found[-1]) as wheel:
         points = next(n for n in wheel.namelist() if n.endswith("entry_points.txt"))
-        return f"pip{version} =" not in wheel.read(points).decode()
+        return {line.split("=")[0].strip() for line in wheel.read(points).decode().splitlines()
+                if line.startswith("pip")}
 
 
-#: an interpreter whose bundled pip was built with another Python (3.10's says pip3.9)
-OTHER_PIP = next((p for p in sorted(map(str, Path("/root/.pyenv/versions").glob(
-    "3.*/bin/python3"))) if _wheel_scripts_differ(p)), None)
+def _version(python: str) -> str:
+    return Path(python).resolve().parent.parent.name.rsplit(".", 1)[0]  # 3.10.13 -> 3.10
 
 
-@pytest.mark.skipif(OTHER_PIP is None, reason="no interpreter whose bundled pip wheel "
-                    "names another Python's pipX.Y")
+_PYTHONS = sorted(map(str, Path("/root/.pyenv/versions").glob("3.*/bin/python3")))
+#: interpreters whose bundled pip names another Python's pipX.Y (3.10's says pip3.9),
+#: and none at all (pip 24's wheels: pip and pip3 only)
+OTHER_PIPS = [p for p in (
+    next((p for p in _PYTHONS if any(n.startswith("pip3.") and n != f"pip{_version(p)}"
+                                     for n in _wheel_pip_scripts(p) or ())), None),
+    next((p for p in _PYTHONS if _wheel_pip_scripts(p) == {"pip", "pip3"}), None),
+) if p is not None]
+
+
+@pytest.mark.skipif(not OTHER_PIPS, reason="no interpreter whose bundled pip wheel names "
+                    "another Python's pipX.Y or none")
+@pytest.mark.parametrize("python", OTHER_PIPS or [None])
 @pytest.mark.parametrize("cached", [False, True])
-def test_pip_scripts_name_the_layers_python(tmp_path, cached):
+def test_pip_scripts_name_the_layers_python(tmp_path, cached, python):
     """pip's versioned scripts are named after the layer's Python, as pip names them when
     it installs itself (the reference: ``python -m venv``, whose ensurepip runs pip), from
     the cache and without one; pip's own uninstall then removes every one of them."""
@@ -287,9 +297,9 @@ def test_pip_scripts_name_the_layers_python(tmp_path, cached):
     (tmp_path / "file").write_text("in the way\n")
     env = cache_env(tmp_path, cache)
     layer = tmp_path / "layer"
-    create(layer, env, OTHER_PIP)
+    create(layer, env, python)
     venv = tmp_path / "venv"
-    subprocess.run([OTHER_PIP, "-m", "venv", str(venv)], check=True, env=env)
+    subprocess.run([python, "-m", "venv", str(venv)], check=True, env=env)
     scripts = sorted(p.name for p in (layer / "bin").iterdir() if p.name.startswith("pip"))
     assert scripts == sorted(p.name for p in (venv / "bin").iterdir()
                              if p.name.startswith("pip"))

@@ -57,13 +57,24 @@ def escaping_member(names: list[str]) -> str | None:
 def script_name(name: str, distribution: str, python_version: str) -> str:
     """The name of a console script in the layer: pip's own rule when it installs pip,
     whose versioned scripts name the Python it is installed for (the wheel's name the
-    Python it was built with: 3.10's bundled pip says ``pip3.9``)."""
+    Python it was built with: 3.10's bundled pip says ``pip3.9``).  See also
+    :func:`missing_scripts`."""
     if python_version and distribution.lower() == "pip":
         if re.fullmatch(r"pip\d+\.\d+", name):
             return "pip" + python_version
         if re.fullmatch(r"pip\d+", name):
             return "pip" + python_version.split(".")[0]
     return name
+
+
+def missing_scripts(written: list[str], distribution: str, python_version: str) -> list[str]:
+    """The scripts pip's rule adds to those of the wheel: ``pip``, ``pipX`` and ``pipX.Y``
+    for the Python pip is installed for (pip 24's wheels name only ``pip`` and
+    ``pip3``), each a copy of ``pip``."""
+    if not python_version or distribution.lower() != "pip" or "pip" not in written:
+        return []
+    wanted = ["pip", "pip" + python_version.split(".")[0], "pip" + python_version]
+    return [name for name in wanted if name not in written]
 
 
 def install_wheel(wheel: Path, staging: Path, final_root: Path, purelib: str,
@@ -165,6 +176,9 @@ class _Target:
     def script(self, name: str) -> str:
         return script_name(name, self.distribution, self.python_version)
 
+    def missing(self, written: list[str]) -> list[str]:
+        return missing_scripts(written, self.distribution, self.python_version)
+
 
 def _schemes(staging: Path, purelib: str, platlib: str, scripts: str, include: str,
              distribution: str) -> dict[str, str]:
@@ -187,8 +201,21 @@ def _installer_destination(target: _Target) -> SchemeDictionaryDestination:
     from installer.destinations import SchemeDictionaryDestination
 
     class Destination(SchemeDictionaryDestination):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.written: dict[str, tuple[str, str, Any]] = {}
+
         def write_script(self, name: str, module: str, attr: str, section: Any) -> Any:
-            return super().write_script(target.script(name), module, attr, section)
+            name = target.script(name)
+            self.written[name] = (module, attr, section)
+            return super().write_script(name, module, attr, section)
+
+        def finalize_installation(self, scheme: Any, record_file_path: str,
+                                  records: Any) -> None:
+            records = list(records)
+            for name in target.missing(list(self.written)):
+                records.append(("scripts", self.write_script(name, *self.written["pip"])))
+            super().finalize_installation(scheme, record_file_path, records)
 
     return Destination(target.schemes, interpreter=target.interpreter, script_kind="posix",
                        bytecode_optimization_levels=())
@@ -312,9 +339,12 @@ def _install_linked(entry: Path, facts: dict[str, Any], target: _Target,
     rows: list[tuple[str, str, str, str]] = []  # scheme, path, hash, size
     _link_files(entry, facts, schemes, linked, rows)
     shebang = b"#!" + interpreter.encode("ascii") + b"\n"
-    for (name, *_), body in zip(facts["scripts"], bodies):
-        data = shebang + base64.b64decode(body, validate=True)  # damaged: ValueError
-        rows.append(_write_new(schemes, "scripts", target.script(name), data, True, linked))
+    scripts = {target.script(name): shebang + base64.b64decode(body, validate=True)
+               for (name, *_), body in zip(facts["scripts"], bodies)}  # damaged: ValueError
+    for name in target.missing(list(scripts)):
+        scripts[name] = scripts["pip"]
+    for name, data in scripts.items():
+        rows.append(_write_new(schemes, "scripts", name, data, True, linked))
     installer_path = posixpath.join(posixpath.dirname(record_path), "INSTALLER")
     rows.append(_write_new(schemes, root, installer_path, INSTALLER_NAME, False, linked))
     rows.append((root, record_path, "", ""))
