@@ -175,6 +175,26 @@ def test_a_path_that_is_not_utf8_is_refused(tmp_path, stack_env):
     assert os.listdir(base) == []
 
 
+@pytest.mark.parametrize("command", ["pack", "shell"])
+def test_a_layer_reached_by_a_path_that_is_not_utf8(tmp_path, stack_env, command):
+    """A layer reached through a link whose name is not UTF-8: one line, exit 2 (it was
+    a UnicodeEncodeError traceback in pack and shell)."""
+    from helpers import tool_command
+
+    layer = tmp_path / "ana"
+    run_tool("create", "--without-pip", str(layer), env=stack_env)
+    link = os.fsencode(tmp_path) + b"/caf\xe9"
+    os.symlink(layer, link)
+    argv = {"pack": ["pack", link, b"-o", os.fsencode(tmp_path / "x.tar.gz")],
+            "shell": ["shell", link]}[command]
+    result = subprocess.run([os.fsencode(a) for a in tool_command()] + argv,
+                            env=dict(stack_env, SHELL="/bin/sh"), capture_output=True,
+                            text=True, stdin=subprocess.DEVNULL)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "not valid UTF-8" in result.stderr
+    assert not (tmp_path / "x.tar.gz").exists()
+
+
 def test_a_tab_in_the_path_is_refused(tmp_path, stack_env):
     result = run_tool("create", str(tmp_path / "a\tb"), env=stack_env, check=False)
     assert result.returncode == 2 and result.stderr.count("\n") == 1

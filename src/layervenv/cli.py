@@ -500,6 +500,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise
     except BrokenPipeError:
         return reader_went_away()
+    except UnicodeError as error:  # a path in another encoding (bytes that are not UTF-8)
+        text = error.object[error.start:error.end] if isinstance(
+            error, (UnicodeEncodeError, UnicodeDecodeError)) else ""
+        print(f"layervenv: error: a path or name that is not valid UTF-8 ({text!r}); "
+              f"layers, their scripts and their records name paths in UTF-8: rename it",
+              file=sys.stderr)
+        return 2
 
 
 def interrupted(interrupt: KeyboardInterrupt) -> int:
