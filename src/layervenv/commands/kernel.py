@@ -36,6 +36,7 @@ from layervenv.kernelspec import (
 )
 from layervenv.layer import Layer
 from layervenv.packages import Sources, run_pip
+from layervenv.writelock import layer_write_lock
 
 #: how the layer's Python says where ipykernel is (a line of its own: a stack's
 #: sitecustomize may print too)
@@ -131,8 +132,9 @@ def install(options: InstallOptions, environ: dict[str, str] | None = None) -> I
             raise UserError(f"ipykernel is not importable by the layer's Python (neither the "
                             f"layer nor its stack has it): add it with {layer.python} -m pip "
                             f"install ipykernel, or pass --install-ipykernel")
-        run_pip(layer.python, ["install", "-q", "ipykernel"], env,
-                "installing ipykernel into the layer", options.sources)
+        with layer_write_lock(layer.root, "kernel install"):  # pip changes the layer
+            run_pip(layer.python, ["install", "-q", "ipykernel"], env,
+                    "installing ipykernel into the layer", options.sources)
         installed = True
         where = find_ipykernel(layer, env)
         if where is None:
