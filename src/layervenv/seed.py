@@ -126,7 +126,8 @@ def seed_wheel(wheel: Path, staging: Path, final_root: Path, purelib: str, platl
     The wheel is unpacked once into the cache (keyed by its sha256) by ``installer``
     itself; every layer then gets hard links to those files (a copy where the filesystem
     refuses links: another filesystem, AFS), and its own ``RECORD``, ``INSTALLER`` and
-    console scripts, written by ``installer`` for its own interpreter.  The cached files
+    console scripts for its own interpreter, as ``installer`` writes them (see
+    :func:`_install_linked`).  The cached files
     are read-only, and pip replaces (never rewrites) the files of a distribution it
     upgrades or uninstalls, so no layer can change the cache or another layer.  Without
     a usable cache this is :func:`install_wheel`.
