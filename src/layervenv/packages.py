@@ -9,9 +9,7 @@ So a layer made from a lock or rebased is complete before it is renamed into pla
 
 from __future__ import annotations
 
-import base64
 import csv
-import hashlib
 import io
 import json
 import os
@@ -31,7 +29,7 @@ from layervenv.errors import UserError
 from layervenv.inspection import inspect_layer
 from layervenv.layer import Layer
 from layervenv.output import progress
-from layervenv.seed import install_wheel
+from layervenv.seed import install_wheel, record_hash
 
 #: pip's ``--dry-run --report`` appeared in pip 22.2.
 MIN_PIP = Version("22.2")
@@ -221,8 +219,7 @@ def retarget_scripts(target: StagingTarget, before: set[str]) -> None:
                 continue
             path = Path(os.path.normpath(target.site_packages / row[0]))
             if path in changed:
-                digest = base64.urlsafe_b64encode(hashlib.sha256(changed[path]).digest())
-                row[1:3] = ["sha256=" + digest.rstrip(b"=").decode(), str(len(changed[path]))]
+                row[1:3] = [record_hash(changed[path]), str(len(changed[path]))]
                 dirty = True
         if dirty:
             out = io.StringIO()

@@ -233,13 +233,16 @@ def unpacked_wheel(wheel: Path) -> tuple[Path, dict[str, Any]] | None:
         name = cache.file_sha256(wheel)
     except OSError:
         return None
-    entry = cache.filled(wheels / name, lambda tmp: _unpack(wheel, tmp))
-    facts = cache.read_json(entry / CONTENTS) if entry is not None else None
-    if entry is not None and not isinstance(facts, dict):  # damaged: once more, afresh
-        cache.discard(entry)
+    for again in (True, False):  # a damaged entry is set aside and filled once more
         entry = cache.filled(wheels / name, lambda tmp: _unpack(wheel, tmp))
-        facts = cache.read_json(entry / CONTENTS) if entry is not None else None
-    return (entry, facts) if isinstance(facts, dict) else None
+        if entry is None:
+            return None
+        facts = cache.read_json(entry / CONTENTS)
+        if isinstance(facts, dict):
+            return entry, facts
+        if again:
+            cache.discard(entry)
+    return None
 
 
 def _recorder(root: Path) -> Any:
@@ -314,8 +317,9 @@ def _simple_interpreter(interpreter: str) -> bool:
             and " " not in interpreter)
 
 
-def _record_hash(data: bytes) -> str:
-    """A RECORD hash as installer writes it: ``sha256=`` and the unpadded urlsafe base64."""
+def record_hash(data: bytes) -> str:
+    """A RECORD hash as installer writes it: ``sha256=`` and the unpadded urlsafe base64
+    (every RECORD the tool writes or rewrites uses this one)."""
     digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
     return "sha256=" + digest.decode("ascii")
 
@@ -372,7 +376,7 @@ def _write_new(schemes: dict[str, str], scheme: str, path: str, data: bytes,
         os.umask(umask)
         mode = 0o777 & ~umask | 0o111
         os.chmod(target, mode | ((mode & 0o444) >> 2))
-    return scheme, path, _record_hash(data), str(len(data))
+    return scheme, path, record_hash(data), str(len(data))
 
 
 def _link_files(entry: Path, facts: dict[str, Any], schemes: dict[str, str],

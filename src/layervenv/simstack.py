@@ -12,7 +12,6 @@ so importing from the stack writes nothing into it (real stacks are read-only).
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import os
 import stat
@@ -24,6 +23,8 @@ from pathlib import Path
 from installer import install
 from installer.destinations import SchemeDictionaryDestination
 from installer.sources import WheelFile
+
+from layervenv.seed import record_hash
 
 
 @dataclass(frozen=True)
@@ -70,8 +71,7 @@ def _module_source(dist: Dist) -> str:
 
 
 def _record_line(path: str, data: bytes) -> str:
-    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-    return f"{path},sha256={digest},{len(data)}"
+    return f"{path},{record_hash(data)},{len(data)}"
 
 
 def build_wheel(dist: Dist, outdir: Path, python_tag: str = "cp311") -> Path:

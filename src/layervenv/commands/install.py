@@ -18,8 +18,6 @@ its command line REQUESTED; the marker is removed from those the user did not na
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import shutil
 import subprocess
 import tempfile
@@ -41,6 +39,7 @@ from layervenv.inspection import inspect_layer
 from layervenv.layer import Layer
 from layervenv.output import count, progress
 from layervenv.packages import Sources, pip_environment, run_pip
+from layervenv.seed import record_hash
 from layervenv.writelock import layer_write_lock
 
 INSTALLERS = ("pip", "uv")
@@ -286,7 +285,7 @@ def write_stub_wheel(dist: Distribution, outdir: Path) -> bool:
         f"{info}/WHEEL": (f"Wheel-Version: 1.0\nGenerator: layervenv\nRoot-Is-Purelib: true\n"
                           f"Tag: {STUB_TAG}\n").encode(),
     }
-    record = [f"{path},sha256={_digest(data)},{len(data)}" for path, data in files.items()]
+    record = [f"{path},{record_hash(data)},{len(data)}" for path, data in files.items()]
     files[f"{info}/RECORD"] = ("\n".join([*record, f"{info}/RECORD,,"]) + "\n").encode()
     with zipfile.ZipFile(outdir / f"{stem}-{STUB_TAG}.whl", "w") as archive:
         for path, data in files.items():
@@ -300,8 +299,4 @@ def _readable(line: str) -> bool:
     except InvalidRequirement:
         return False
     return True
-
-
-def _digest(data: bytes) -> str:
-    return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
 
