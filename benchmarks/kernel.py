@@ -28,11 +28,11 @@ ROOT = Path(__file__).resolve().parent.parent
 SRC = ROOT / "src"
 sys.path.insert(0, str(SRC))
 
-from layervenv.simstack import build_stack  # noqa: E402
+from layervenv.services.simstack import build_stack  # noqa: E402
 
 TOOL_BOOT = (
     "import sys; sys.path.insert(0, sys.argv.pop(1)); "
-    "from layervenv.cli import main; sys.exit(main(sys.argv[1:]))"
+    "from layervenv.app.main import main; sys.exit(main(sys.argv[1:]))"
 )
 
 

@@ -27,10 +27,10 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parent.parent / "src"
 sys.path.insert(0, str(SRC))
 
-from layervenv.simstack import build_stack, many_dists, write_dist_info  # noqa: E402
+from layervenv.services.simstack import build_stack, many_dists, write_dist_info  # noqa: E402
 
 TOOL = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
-        "from layervenv.cli import main; sys.exit(main(sys.argv[1:]))")
+        "from layervenv.app.main import main; sys.exit(main(sys.argv[1:]))")
 
 
 def tool(*args: str) -> list[str]:

@@ -33,10 +33,10 @@ ROOT = Path(__file__).resolve().parent.parent
 SRC = ROOT / "src"
 sys.path.insert(0, str(SRC))
 
-from layervenv.simstack import build_stack, sourced_environment  # noqa: E402
+from layervenv.services.simstack import build_stack, sourced_environment  # noqa: E402
 
 TOOL = [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv.pop(1)); "
-        "from layervenv.cli import main; sys.exit(main(sys.argv[1:]))", str(SRC)]
+        "from layervenv.app.main import main; sys.exit(main(sys.argv[1:]))", str(SRC)]
 PROJECT = {"pyproject.toml": '[build-system]\nrequires = ["setuptools>=61"]\n'
            'build-backend = "setuptools.build_meta"\n[project]\nname = "ana"\nversion = "1.0"\n',
            "src/ana/__init__.py": "VALUE = 42\n"}

@@ -36,14 +36,14 @@ ROOT = Path(__file__).resolve().parent.parent
 SRC = ROOT / "src"
 sys.path.insert(0, str(SRC))
 
-from layervenv.simstack import Dist, SimStack, build_stack, build_wheel, install_into  # noqa: E402
+from layervenv.services.simstack import Dist, SimStack, build_stack, build_wheel, install_into  # noqa: E402
 
 DEFAULT_JSON = ROOT / "benchmarks" / "results" / "latest.json"
 
 #: ``layervenv ARGS`` from this checkout, started the way its console script starts it.
 TOOL_BOOT = (
     "import sys; sys.path.insert(0, sys.argv.pop(1)); "
-    "from layervenv.cli import main; sys.exit(main(sys.argv[1:]))"
+    "from layervenv.app.main import main; sys.exit(main(sys.argv[1:]))"
 )
 
 

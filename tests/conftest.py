@@ -16,7 +16,7 @@ from helpers import cached_wheels, clean_env, run_tool
 from realstack import DebianStack, RealStack, build_real_stack, debian_stack
 from realstack import wheel_cache as real_wheel_cache
 
-from layervenv.simstack import SimStack, build_stack, tree_digest
+from layervenv.services.simstack import SimStack, build_stack, tree_digest
 
 #: The interpreter the simulated stack brings (the real one behind the test Python).
 STACK_PYTHON = Path(getattr(sys, "_base_executable", None) or sys.executable)

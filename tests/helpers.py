@@ -33,7 +33,7 @@ def tool_command(*args: str, isolated: bool = False) -> list[str]:
     """
     boot = (
         "import sys; sys.path.insert(0, sys.argv.pop(1)); "
-        "from layervenv.cli import main; sys.exit(main(sys.argv[1:]))"
+        "from layervenv.app.main import main; sys.exit(main(sys.argv[1:]))"
     )
     return [sys.executable, *(["-I"] if isolated else []), "-c", boot, str(SRC), *args]
 

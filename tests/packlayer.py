@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from helpers import cached_wheels, clean_env, run_tool
 
-from layervenv.simstack import SimStack
+from layervenv.services.simstack import SimStack
 
 #: the project's version, and a marker only its *current* code prints
 PROJECT_VERSION = "9.9.0"

@@ -1,7 +1,7 @@
 """Real stacks for the tests: 2023-era wheels from PyPI laid out like an LCG view, and
 Debian's own ``dist-packages``.
 
-The simulated stack (``layervenv.simstack``) holds the project's own tiny metadata only;
+The simulated stack (``layervenv.services.simstack``) holds the project's own tiny metadata only;
 what real distributions write (folded ``License:`` headers, ``Requires-Dist`` with old
 ``name (>=1)`` syntax, markers and dozens of extras, compiled modules) is only seen here.
 
@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from layervenv.simstack import make_prefix, sourced_environment
+from layervenv.services.simstack import make_prefix, sourced_environment
 
 #: The stack: ~20 real wheels of scientific packages as a 2023 LCG view had them
 #: (cp311 manylinux; ~67 MB).  Six of them fold a header over a whitespace-only line.

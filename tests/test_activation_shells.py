@@ -507,8 +507,8 @@ def test_layer_python_found_after_activation(shell, layers, base_env):
     assert before == after and not os.path.samefile(before, layer)
 
 
-QUOTERS = {"posix": "layervenv.shells.posix", "fish": "layervenv.shells.fish",
-           "csh": "layervenv.shells.csh"}
+QUOTERS = {"posix": "layervenv.runtime.shells.posix", "fish": "layervenv.runtime.shells.fish",
+           "csh": "layervenv.runtime.shells.csh"}
 #: any text but a NUL (run_shell reads text with universal newlines: no \r either)
 literal = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\0"),
                   max_size=12)

@@ -28,7 +28,7 @@ from helpers import clean_env, tool_command
 from packlayer import PROJECT_MARK, PROJECT_VERSION, REPORT, make_batch_layer, pack_layer, unpack
 from slurm import SlurmCluster, missing_binaries, start_cluster
 
-from layervenv.simstack import SimStack, tree_digest
+from layervenv.services.simstack import SimStack, tree_digest
 
 ARRAY_TASKS = 4
 DASK_PACKAGES = ("dask", "distributed", "dask-jobqueue")

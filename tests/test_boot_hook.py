@@ -146,7 +146,7 @@ def test_no_warning_for_site_packages_without_a_python_version(tmp_path, mini_st
     """``lib/python/site-packages`` or ``lib/python3/site-packages`` names no Python
     version: the docs' rule (run.md) is ``lib/pythonX.Y/site-packages``; the hook warned, and check
     called ``lib/python3`` "site-packages of Python 3"."""
-    from layervenv.stack_problems import python_of_entry
+    from layervenv.inspection.stack_problems import python_of_entry
 
     unversioned = tmp_path / "tool" / layout
     unversioned.mkdir(parents=True)

@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 from helpers import clean_env, py, run_tool
 
-from layervenv.cache import LAYOUT
-from layervenv.simstack import tree_digest
+from layervenv.infra.cache import LAYOUT
+from layervenv.services.simstack import tree_digest
 
 PYTHON = os.path.realpath(sys.executable)
 BUNDLED = sorted(Path(PYTHON).parent.parent.glob("lib/python3*/ensurepip/_bundled/pip-*.whl"))
@@ -196,7 +196,7 @@ def test_a_layer_from_the_cache_does_without_installer(tmp_path, name, imported)
 
     env = cache_env(tmp_path, tmp_path / "cache")
     create(tmp_path / "first", env)
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); from layervenv.cli import main; "
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from layervenv.app.main import main; "
             "status = main(['create', '-q', '--python', sys.argv[2], sys.argv[3]]); "
             "print(status, 'installer' in sys.modules, 'email.parser' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code, str(SRC), PYTHON,

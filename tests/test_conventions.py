@@ -18,8 +18,8 @@ from helpers import SRC, py, run_tool, shell_path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from layervenv.output import count
-from layervenv.problems import Problem
+from layervenv.infra.output import count
+from layervenv.inspection.problems import Problem
 
 COMMANDS = ("create", "lock", "rebase", "run", "list", "check", "install", "demo", "completion")
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from helpers import py, run_shell, run_tool, tool_command
 
-from layervenv.layer import Layer
+from layervenv.model.layer import Layer
 
 HOSTILE = "lay-er 'q\" $HOME é"
 
@@ -33,7 +33,7 @@ def test_hostile_directory_name(tmp_path, stack_env):
 
 
 def test_layer_records_its_stack(make_layer, stack):
-    from layervenv.layer import Layer
+    from layervenv.model.layer import Layer
 
     layer = Layer.open(make_layer().root)
     assert layer.config.stack.python == str(stack.python)
@@ -182,7 +182,7 @@ def nobody_tool():
                         ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run(["chmod", "-R", "a+rX", str(work)], check=True)
     boot = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
-            "from layervenv.cli import main; sys.exit(main(sys.argv[1:]))")
+            "from layervenv.app.main import main; sys.exit(main(sys.argv[1:]))")
 
     def run(*args: str) -> subprocess.CompletedProcess:
         env = {"PATH": "/usr/bin:/bin", "HOME": str(work)}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from helpers import clean_env, run_tool
 
-from layervenv.simstack import tree_digest
+from layervenv.services.simstack import tree_digest
 
 
 def test_demo_runs_offline_and_every_claim_holds(tmp_path):

@@ -21,7 +21,7 @@ from helpers import run_tool
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from layervenv.simstack import Dist, build_wheel
+from layervenv.services.simstack import Dist, build_wheel
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -198,7 +198,7 @@ def test_a_stub_wheel_says_what_it_stands_for(tmp_path_factory, name, version, r
     from packaging.version import Version
 
     from layervenv.commands.install import write_stub_wheel
-    from layervenv.effective_view import Copy, Distribution
+    from layervenv.inspection.effective_view import Copy, Distribution
 
     out = tmp_path_factory.mktemp("stubs")
     copy = Copy(name=name, key=canonicalize_name(name), version=version, origin="stack",

@@ -24,11 +24,11 @@ from helpers import clean_env, other_python, run_tool, shell_path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from layervenv.envchange import LeaveStacks, apply_to
-from layervenv.kernel_launcher import STACK_LINE
-from layervenv.shells.dialect import Script, apply_change
-from layervenv.shells.posix import LAUNCHER_DIALECT
-from layervenv.simstack import STACK_DISTS, Dist, SimStack, build_stack, tree_digest
+from layervenv.runtime.envchange import LeaveStacks, apply_to
+from layervenv.runtime.kernel_launcher import STACK_LINE
+from layervenv.runtime.shells.dialect import Script, apply_change
+from layervenv.runtime.shells.posix import LAUNCHER_DIALECT
+from layervenv.services.simstack import STACK_DISTS, Dist, SimStack, build_stack, tree_digest
 
 jupyter_client = pytest.importorskip("jupyter_client")
 nbformat = pytest.importorskip("nbformat")
@@ -267,7 +267,7 @@ def test_user_location_is_jupyters(tmp_path: Path, variables: dict[str, str]) ->
     """Our user directory is jupyter_core's jupyter_data_dir() for the same environment."""
     from jupyter_core.paths import jupyter_data_dir
 
-    from layervenv.kernelspec import user_data_dir
+    from layervenv.model.kernelspec import user_data_dir
 
     env = {"HOME": str(tmp_path), **{k: str(tmp_path / v) for k, v in variables.items()}}
     with pytest.MonkeyPatch.context() as patch:

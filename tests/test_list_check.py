@@ -21,7 +21,7 @@ from conftest import STACK_PYTHON
 from helpers import clean_env, py, run_tool
 from packaging.utils import canonicalize_name
 
-from layervenv.simstack import (
+from layervenv.services.simstack import (
     Dist,
     build_stack,
     build_wheel,

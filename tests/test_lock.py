@@ -15,9 +15,9 @@ import pytest
 from helpers import other_python, py, run_tool
 from test_editable import _project
 
-from layervenv.layer import Layer
-from layervenv.lockfile import layer_distributions
-from layervenv.simstack import STACK_DISTS, Dist, build_stack, build_wheel, tree_digest
+from layervenv.model.layer import Layer
+from layervenv.model.lockfile import layer_distributions
+from layervenv.services.simstack import STACK_DISTS, Dist, build_stack, build_wheel, tree_digest
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -283,7 +283,7 @@ def test_a_legacy_editable_install_is_named_as_not_locked(upgraded, tmp_path):
 
 
 def test_seeded_pip_is_removed_by_its_record(make_layer):
-    from layervenv.packages import StagingTarget
+    from layervenv.services.packages import StagingTarget
 
     layer = make_layer("seeded")
     site = next((layer.root / "lib").glob("python*/site-packages"))

@@ -24,10 +24,10 @@ from helpers import clean_env, run_tool, tool_command
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from layervenv.errors import UserError
-from layervenv.lockfile import Lock
-from layervenv.lockschema import NAME, PIP_LINE, requirement_line
-from layervenv.simstack import Dist, build_wheel
+from layervenv.infra.errors import UserError
+from layervenv.model.lockfile import Lock
+from layervenv.model.lockschema import NAME, PIP_LINE, requirement_line
+from layervenv.services.simstack import Dist, build_wheel
 
 if sys.version_info >= (3, 11):
     import tomllib

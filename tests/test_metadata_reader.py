@@ -24,7 +24,7 @@ from helpers import SRC
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from layervenv.effective_view import _requires_from_txt
+from layervenv.inspection.effective_view import _requires_from_txt
 
 PROBE = SRC / "layervenv" / "probe.py"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from helpers import clean_env, py, run_tool
 
-from layervenv.simstack import install_into, tree_digest
+from layervenv.services.simstack import install_into, tree_digest
 
 pytestmark = pytest.mark.network
 

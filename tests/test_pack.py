@@ -35,8 +35,8 @@ from packlayer import (
 )
 
 from layervenv.commands.pack import PLACEHOLDER, rendered_files, script_header, unsafe_characters
-from layervenv.layer import Layer, LayerConfig, StackRecord
-from layervenv.simstack import SimStack, build_stack
+from layervenv.model.layer import Layer, LayerConfig, StackRecord
+from layervenv.services.simstack import SimStack, build_stack
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -373,7 +373,7 @@ def test_a_package_change_while_packing_is_refused(packed, tmp_path, monkeypatch
     """A pip run in the layer while it is packed (here: a .dist-info appears while the
     archive is written): one refusal, no archive; nothing of the layer changed by pack."""
     from layervenv.commands import pack as pack_module
-    from layervenv.errors import UserError
+    from layervenv.infra.errors import UserError
 
     site = Layer.open(packed.layer).site_packages
     arrived = site / "latecomer-1.0.dist-info"

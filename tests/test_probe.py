@@ -27,11 +27,11 @@ from packaging.requirements import Requirement
 from packaging.specifiers import InvalidSpecifier, Specifier
 from packaging.utils import canonicalize_name
 
-from layervenv.effective_view import _requires_from_txt
-from layervenv.inspection import inspect_layer
-from layervenv.layer import Layer
-from layervenv.requirements import requirement_applies
-from layervenv.simstack import Dist, write_dist_info
+from layervenv.dists.requirements import requirement_applies
+from layervenv.inspection.effective_view import _requires_from_txt
+from layervenv.inspection.pipeline import inspect_layer
+from layervenv.model.layer import Layer
+from layervenv.services.simstack import Dist, write_dist_info
 
 CANDIDATES = sorted(set(glob.glob("/root/.pyenv/versions/3.*/bin/python3")
                         + glob.glob("/usr/bin/python3.[0-9]*")))

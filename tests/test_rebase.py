@@ -15,9 +15,9 @@ from helpers import other_python, py, run_shell, run_tool, tool_command
 from test_editable import _project
 from test_lock import direct_layer  # noqa: F401 (a fixture)
 
-from layervenv.layer import Layer
-from layervenv.lockfile import layer_distributions
-from layervenv.simstack import STACK_DISTS, Dist, build_stack, build_wheel, tree_digest
+from layervenv.model.layer import Layer
+from layervenv.model.lockfile import layer_distributions
+from layervenv.services.simstack import STACK_DISTS, Dist, build_stack, build_wheel, tree_digest
 
 VERSIONS = ("import hepnum, hepconf, hepio, sys; print(hepnum.__version__, hepconf.__version__, "
             "hepio.__version__, '%d.%d' % sys.version_info[:2], hepconf.__file__)")

@@ -24,8 +24,8 @@ from helpers import SRC, py, run_tool, strace_path, tool_command
 from test_editable import _project
 from test_rebase import _rebase_env, hidden, next_stack  # noqa: F401 (a fixture)
 
-from layervenv.layer import Layer, is_layer
-from layervenv.simstack import Dist, build_wheel, tree_digest
+from layervenv.model.layer import Layer, is_layer
+from layervenv.services.simstack import Dist, build_wheel, tree_digest
 
 #: Concurrent ``create`` of one directory, per case (the issue saw 2 of 20 corrupted).
 CREATE_RACE_TRIALS = 20
@@ -461,7 +461,7 @@ def test_a_live_holder_is_named(tmp_path, stack_env, command):
     run_tool("create", "--without-pip", str(target), env=stack_env)
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; sys.path.insert(0, sys.argv[1]); "
-         "from layervenv.writelock import layer_write_lock as lock\n"
+         "from layervenv.infra.writelock import layer_write_lock as lock\n"
          "with lock(sys.argv[2], 'lock'): print('held', flush=True); time.sleep(60)",
          str(SRC), str(target)], stdout=subprocess.PIPE, text=True)
     try:
@@ -482,7 +482,7 @@ def test_a_live_holder_is_named(tmp_path, stack_env, command):
 def _contend(target: str, rounds: int, results) -> None:
     """One contender: ``rounds`` attempts at the lock; inside it, a marker made with
     O_EXCL (a second holder would find it) and a read-modify-write of a counter."""
-    from layervenv.writelock import LayerBusy, layer_write_lock
+    from layervenv.infra.writelock import LayerBusy, layer_write_lock
 
     won = 0
     for _ in range(rounds):

@@ -17,8 +17,8 @@ import pytest
 from helpers import run_tool
 from test_list_check import assert_check_shape
 
-from layervenv.shadows_stdlib import NAMES_310, _module_of, stdlib_names
-from layervenv.simstack import Dist, build_wheel
+from layervenv.inspection.shadows_stdlib import NAMES_310, _module_of, stdlib_names
+from layervenv.services.simstack import Dist, build_wheel
 
 JSON_TOOL = ["-m", "json.tool"]
 

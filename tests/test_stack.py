@@ -22,8 +22,8 @@ from helpers import (
     tool_command,
 )
 
-from layervenv.layer import Layer
-from layervenv.simstack import build_stack, tree_digest
+from layervenv.model.layer import Layer
+from layervenv.services.simstack import build_stack, tree_digest
 
 WHERE = ("import hepnum, hepio, os; "
          "print(hepnum.__version__, hepio.__version__, os.environ['ROOTSYS'])")
@@ -226,7 +226,7 @@ def release_container(tmp_path, stack, base_env, monkeypatch):
 
     The file cannot be put at / on a shared machine, so its path is the one thing moved.
     """
-    from layervenv import stack as stack_module
+    from layervenv.model import stack as stack_module
 
     release = tmp_path / "release_setup.sh"
     release.write_text(f". '{stack.setup_script}'\n"
@@ -238,7 +238,7 @@ def release_container(tmp_path, stack, base_env, monkeypatch):
 def test_asetup_in_a_release_container(release_container, stack):
     """``--setup "asetup AnalysisBase,25.2.15"`` in the container of that release: the
     release is set up by /release_setup.sh, and asetup (not there) is not an error."""
-    from layervenv.stack import capture_setup
+    from layervenv.model.stack import capture_setup
 
     recorded, after = capture_setup("asetup AnalysisBase,25.2.15", release_container)
     assert recorded.prepend["PYTHONPATH"] == [str(stack.site_packages), str(stack.egg)]
@@ -251,8 +251,8 @@ def test_asetup_in_a_release_container(release_container, stack):
     ("lsetup 'views LCG_105 x86_64-el9-gcc13-opt'", "lsetup needs ATLASLocalRootBase"),
 ])
 def test_what_a_release_container_cannot_set_up(release_container, command, says):
-    from layervenv.errors import UserError
-    from layervenv.stack import capture_setup
+    from layervenv.infra.errors import UserError
+    from layervenv.model.stack import capture_setup
 
     with pytest.raises(UserError, match=says):
         capture_setup(command, release_container)

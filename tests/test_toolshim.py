@@ -18,7 +18,7 @@ import pytest
 from conftest import REPO, wheel_cache
 from helpers import SHELLS, run_shell, run_tool
 
-from layervenv.isolation import tool_argv
+from layervenv.infra.toolhome import tool_argv
 
 
 @pytest.fixture(scope="session")

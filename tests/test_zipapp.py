@@ -25,7 +25,7 @@ OLD_WHEELS = ("packaging==21.3", "pyparsing==3.0.9", "tomli==1.2.3")
 GREETING = "sitecustomize of the stack says hello"
 BUNDLED = ("packaging/__init__.py", "installer/__init__.py", "tomli/__init__.py",
            "tomli_w/__init__.py", "layervenv/cli.py", "layervenv/boot/_layervenv_boot.py",
-           "layervenv/probe.py", "__main__.py")
+           "layervenv/interp/probe.py", "layervenv/interp/importer.py", "__main__.py")
 
 
 def _old_wheel(spec: str) -> Path:
@@ -184,7 +184,7 @@ def test_the_tool_reads_nothing_from_the_stacks_pythonpath(zipapp, stack, hostil
     layer = make_layer(env=hostile_env)
     if how == "installed":  # the console entry point, from this checkout
         argv = [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv.pop(1)); "
-                "from layervenv.isolation import console; console()", str(SRC)]
+                "from layervenv.app.isolation import console; console()", str(SRC)]
         marker = "from layervenv.cli import main"  # the isolated re-exec
     else:
         argv = INVOCATIONS[how](zipapp, stack)
@@ -206,12 +206,12 @@ def test_the_installed_tool_drops_what_sitecustomize_printed(stack, hostile_env,
     imported its own packaging (it needs >= 22; 21.3 is first on PYTHONPATH)."""
     layer = make_layer(env=hostile_env)
     code = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
-            "from layervenv.isolation import console; console()")
+            "from layervenv.app.isolation import console; console()")
     result = _run([sys.executable, "-c", code, str(SRC)], "list", str(layer.root),
                   "--format", "json", env=hostile_env)
     assert {d["name"] for d in _json(result)} >= {"hepconf", "packaging"}
     probe = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
-             "from layervenv.isolation import tool_argv; import os; "
+             "from layervenv.infra.toolhome import tool_argv; import os; "
              "a = tool_argv(); os.execv(a[0], a[:2] + ['-c', 'import sys; "
              "sys.path.insert(0, sys.argv.pop(1)); import packaging; "
              "print(packaging.__version__, sys.flags.isolated)', a[-1]])")

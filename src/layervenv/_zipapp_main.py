@@ -40,7 +40,7 @@ def start():
                                              sys.version_info))
             return 2
     elif (sys.flags.isolated and sys.flags.no_site) or not sys.executable:
-        from layervenv.cli import main
+        from layervenv.app.main import main
 
         return main(args)
     else:

@@ -12,13 +12,13 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from layervenv.importcheck import IMPORT_TIMEOUT, import_problems
-from layervenv.inspection import inspect_layer
-from layervenv.kernel_check import kernel_problems
-from layervenv.layer import Layer
-from layervenv.layer_problems import leftover_problems
-from layervenv.output import count
-from layervenv.problems import Problem, sort_problems
+from layervenv.infra.output import count
+from layervenv.inspection.importcheck import IMPORT_TIMEOUT, import_problems
+from layervenv.inspection.kernel_check import kernel_problems
+from layervenv.inspection.layer_problems import leftover_problems
+from layervenv.inspection.pipeline import inspect_layer
+from layervenv.inspection.problems import Problem, sort_problems
+from layervenv.model.layer import Layer
 
 
 @dataclass

@@ -25,18 +25,19 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from layervenv import __version__
-from layervenv.activation import without_active_environment, write_activation_scripts
 from layervenv.boot import install_boot_hook
-from layervenv.errors import UserError
-from layervenv.interpreter import (
+from layervenv.dists.seed import seed_wheel
+from layervenv.infra.errors import UserError
+from layervenv.infra.interrupts import uninterrupted
+from layervenv.infra.renames import exchange, rename_new
+from layervenv.infra.writelock import INSIDE_NAME, layer_write_lock
+from layervenv.interp.interpreter import (
     Interpreter,
     find_default_python,
     probe_interpreter,
     python_from_option,
 )
-from layervenv.interrupts import uninterrupted
-from layervenv.kernel_launcher import keep_kernel_launcher
-from layervenv.layer import (
+from layervenv.model.layer import (
     CONFIG_NAME,
     Layer,
     LayerConfig,
@@ -46,11 +47,10 @@ from layervenv.layer import (
     is_layer,
     not_made_by_the_layer,
 )
-from layervenv.renames import exchange, rename_new
-from layervenv.seed import seed_wheel
-from layervenv.stack import StackEnvironment, capture_setup
-from layervenv.toolshim import write_tool_shim
-from layervenv.writelock import INSIDE_NAME, layer_write_lock
+from layervenv.model.stack import StackEnvironment, capture_setup
+from layervenv.runtime.activation import without_active_environment, write_activation_scripts
+from layervenv.runtime.kernel_launcher import keep_kernel_launcher
+from layervenv.runtime.toolshim import write_tool_shim
 
 FORBIDDEN_IN_PATH = {
     ":": "a colon (PATH cannot hold it)",
@@ -139,7 +139,7 @@ def python_not_from_setup(python: Path, captured: StackEnvironment) -> str | Non
 
 
 def _shell_word(path: str) -> str:
-    from layervenv.shells.posix import quote
+    from layervenv.runtime.shells.posix import quote
 
     return path if all(c.isalnum() or c in "/._-+" for c in path) else quote(path)
 

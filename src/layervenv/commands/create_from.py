@@ -23,19 +23,19 @@ from packaging.tags import Tag
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from layervenv.commands.create import CreateOptions, CreateResult, create
-from layervenv.errors import UserError
-from layervenv.fingerprint import Drift, compare, python_identity, stack_distributions
-from layervenv.interpreter import Interpreter
-from layervenv.layer import CONFIG_NAME, Layer
-from layervenv.lockfile import (
+from layervenv.infra.errors import UserError
+from layervenv.interp.fingerprint import Drift, compare, python_identity, stack_distributions
+from layervenv.interp.interpreter import Interpreter
+from layervenv.model.layer import CONFIG_NAME, Layer
+from layervenv.model.lockfile import (
     Lock,
     LockedPackage,
     direct_reference,
     direct_url,
     layer_distributions,
 )
-from layervenv.lockschema import requirement_line, visible
-from layervenv.packages import (
+from layervenv.model.lockschema import requirement_line, visible
+from layervenv.services.packages import (
     Sources,
     StagingTarget,
     file_sha256,

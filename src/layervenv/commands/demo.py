@@ -18,11 +18,11 @@ from pathlib import Path
 from layervenv.commands.check import check_layer
 from layervenv.commands.create import CreateOptions, create
 from layervenv.commands.list import list_layer
-from layervenv.errors import UserError
-from layervenv.interpreter import probe_interpreter
-from layervenv.output import count
-from layervenv.seed import install_wheel
-from layervenv.simstack import build_stack, sourced_environment, tree_digest
+from layervenv.dists.seed import install_wheel
+from layervenv.infra.errors import UserError
+from layervenv.infra.output import count
+from layervenv.interp.interpreter import probe_interpreter
+from layervenv.services.simstack import build_stack, sourced_environment, tree_digest
 
 VERSION = "import hepnum; print(hepnum.__version__)"
 

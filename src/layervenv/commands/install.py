@@ -33,14 +33,14 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from layervenv.effective_view import Distribution
-from layervenv.errors import UserError
-from layervenv.inspection import inspect_layer
-from layervenv.layer import Layer
-from layervenv.output import count, progress
-from layervenv.packages import Sources, pip_environment, run_pip
-from layervenv.seed import record_hash
-from layervenv.writelock import layer_write_lock
+from layervenv.dists.seed import record_hash
+from layervenv.infra.errors import UserError
+from layervenv.infra.output import count, progress
+from layervenv.infra.writelock import layer_write_lock
+from layervenv.inspection.effective_view import Distribution
+from layervenv.inspection.pipeline import inspect_layer
+from layervenv.model.layer import Layer
+from layervenv.services.packages import Sources, pip_environment, run_pip
 
 INSTALLERS = ("pip", "uv")
 #: Where a stub wheel says it came from (never installed; shows up in uv's errors only).

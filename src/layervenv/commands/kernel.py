@@ -1,8 +1,8 @@
 """``layervenv kernel install|list|remove``: a layer as a Jupyter kernel.
 
 ``install`` writes the layer's launcher (``DIR/bin/layervenv-kernel``, see
-:mod:`layervenv.kernel_launcher`) and a kernelspec whose ``argv[0]`` is an absolute
-path (see :mod:`layervenv.kernelspec`), after making sure the layer's Python finds
+:mod:`layervenv.runtime.kernel_launcher`) and a kernelspec whose ``argv[0]`` is an absolute
+path (see :mod:`layervenv.model.kernelspec`), after making sure the layer's Python finds
 ipykernel in the environment the kernel will have.  Nothing of the user's is replaced:
 a kernelspec of the same name that is not this layer's is refused.
 """
@@ -18,11 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from layervenv.activation import check_stack
-from layervenv.errors import UserError
-from layervenv.kernel_check import kernel_status
-from layervenv.kernel_launcher import kernel_environment, write_kernel_launcher
-from layervenv.kernelspec import (
+from layervenv.infra.errors import UserError
+from layervenv.infra.writelock import layer_write_lock
+from layervenv.inspection.kernel_check import kernel_status
+from layervenv.model.kernelspec import (
     KERNEL_FILE,
     STUB_NAME,
     check_name,
@@ -34,9 +33,10 @@ from layervenv.kernelspec import (
     render_stub,
     user_data_dir,
 )
-from layervenv.layer import Layer
-from layervenv.packages import Sources, run_pip
-from layervenv.writelock import layer_write_lock
+from layervenv.model.layer import Layer
+from layervenv.runtime.activation import check_stack
+from layervenv.runtime.kernel_launcher import kernel_environment, write_kernel_launcher
+from layervenv.services.packages import Sources, run_pip
 
 #: how the layer's Python says where ipykernel is (a line of its own: a stack's
 #: sitecustomize may print too)
@@ -157,7 +157,7 @@ def install(options: InstallOptions, environ: dict[str, str] | None = None) -> I
 
 
 def _is_searched(kernels: Path, environ: dict[str, str]) -> bool:
-    from layervenv.kernelspec import search_dirs
+    from layervenv.model.kernelspec import search_dirs
 
     return kernels in search_dirs(environ)
 

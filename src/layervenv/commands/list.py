@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from layervenv.effective_view import Distribution, Unreadable
-from layervenv.inspection import inspect_layer
-from layervenv.layer import Layer
-from layervenv.output import count
-from layervenv.stack_problems import stack_not_set_up_message, unset_stack_entries
+from layervenv.infra.output import count
+from layervenv.inspection.effective_view import Distribution, Unreadable
+from layervenv.inspection.pipeline import inspect_layer
+from layervenv.inspection.stack_problems import stack_not_set_up_message, unset_stack_entries
+from layervenv.model.layer import Layer
 
 
 @dataclass

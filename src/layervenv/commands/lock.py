@@ -23,10 +23,12 @@ from urllib.parse import unquote, urlsplit
 from packaging.utils import canonicalize_name
 
 from layervenv.commands.run import run_environment
-from layervenv.errors import UserError
-from layervenv.fingerprint import stack_distributions
-from layervenv.layer import Layer
-from layervenv.lockfile import (
+from layervenv.infra.errors import UserError
+from layervenv.infra.output import count
+from layervenv.infra.writelock import layer_write_lock
+from layervenv.interp.fingerprint import stack_distributions
+from layervenv.model.layer import Layer
+from layervenv.model.lockfile import (
     Installed,
     Lock,
     LockedPackage,
@@ -34,8 +36,8 @@ from layervenv.lockfile import (
     layer_distributions,
     url_to_path,
 )
-from layervenv.output import count
-from layervenv.packages import (
+from layervenv.model.stack import site_packages_not_on_pythonpath
+from layervenv.services.packages import (
     PipFailed,
     Sources,
     check_pip_version,
@@ -43,8 +45,6 @@ from layervenv.packages import (
     pip_report,
     report_sha256,
 )
-from layervenv.stack import site_packages_not_on_pythonpath
-from layervenv.writelock import layer_write_lock
 
 
 @dataclass

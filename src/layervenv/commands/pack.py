@@ -47,13 +47,13 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from layervenv import __version__
-from layervenv.activation import env_change
-from layervenv.errors import UserError
-from layervenv.layer import CONFIG_NAME, Layer, packages_fingerprint
-from layervenv.seed import install_wheel
-from layervenv.shells import posix, render_all
-from layervenv.shells.posix import quote
-from layervenv.writelock import INSIDE_NAME, layer_write_lock
+from layervenv.dists.seed import install_wheel
+from layervenv.infra.errors import UserError
+from layervenv.infra.writelock import INSIDE_NAME, layer_write_lock
+from layervenv.model.layer import CONFIG_NAME, Layer, packages_fingerprint
+from layervenv.runtime.activation import env_change
+from layervenv.runtime.shells import posix, render_all
+from layervenv.runtime.shells.posix import quote
 
 PACK_DIR = ".layervenv-pack"
 UNPACK_MODULE = "layervenv_unpack.py"

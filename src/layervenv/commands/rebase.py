@@ -23,15 +23,16 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
-from layervenv.activation import without_active_environment
 from layervenv.commands.create import CreateOptions, carried_over_line, create
 from layervenv.commands.create_from import _problems_line, staging_target
-from layervenv.errors import UserError
-from layervenv.fingerprint import stack_distributions
-from layervenv.interpreter import Interpreter
-from layervenv.layer import Layer, packages_fingerprint
-from layervenv.lockfile import Installed, direct_reference, layer_distributions, url_to_path
-from layervenv.packages import (
+from layervenv.infra.errors import UserError
+from layervenv.infra.writelock import layer_write_lock
+from layervenv.interp.fingerprint import stack_distributions
+from layervenv.interp.interpreter import Interpreter
+from layervenv.model.layer import Layer, packages_fingerprint
+from layervenv.model.lockfile import Installed, direct_reference, layer_distributions, url_to_path
+from layervenv.runtime.activation import without_active_environment
+from layervenv.services.packages import (
     PipFailed,
     Sources,
     StagingTarget,
@@ -44,7 +45,6 @@ from layervenv.packages import (
     run_pip,
     wheels_in,
 )
-from layervenv.writelock import layer_write_lock
 
 
 class LayerChanged(UserError):

@@ -16,15 +16,15 @@ import os
 import shlex
 import signal
 
-from layervenv.activation import (
+from layervenv.infra.errors import CommandNotExecutable, CommandNotFound, UserError
+from layervenv.model.layer import Layer
+from layervenv.runtime.activation import (
     check_stack,
     layer_changes,
     stack_changes,
     without_active_environment,
 )
-from layervenv.envchange import apply_to
-from layervenv.errors import CommandNotExecutable, CommandNotFound, UserError
-from layervenv.layer import Layer
+from layervenv.runtime.envchange import apply_to
 
 
 def run_environment(layer: Layer, environ: dict[str, str]) -> dict[str, str]:

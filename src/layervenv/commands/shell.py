@@ -35,9 +35,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from layervenv.errors import UserError
-from layervenv.layer import Layer
-from layervenv.shells import csh, fish, posix
+from layervenv.infra.errors import UserError
+from layervenv.model.layer import Layer
+from layervenv.runtime.shells import csh, fish, posix
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""Installed distributions: RECORD, metadata, requirements, and installing a wheel."""

@@ -1,0 +1,3 @@
+"""Mechanisms with no knowledge of layers: errors, output, interrupts, the cache, the write
+lock, renames.
+"""

@@ -1,0 +1,1 @@
+"""What a layer sees, and every problem ``check`` finds in it."""

@@ -1,0 +1,163 @@
+"""``check --imports``: the proof of what the layer's changes break, by importing.
+
+``check`` predicts from metadata and files; this imports, in the layer's own
+interpreter and the environment ``check``'s probe ran in, the top-level modules (and
+the public submodules right below them, see ``importer.py``) of every distribution
+the layer's changes can reach: the stack distributions that depend, directly or
+through others, on a distribution the layer (or an editable or user-site copy)
+provides, and the layer's own distributions.  Each distribution is imported in its
+own process with a time limit, several at once (one per CPU).
+
+A failure of a stack distribution's module is imported again with the layer's boot
+hook off (``LAYERVENV_BOOT_DISABLE=1``: the stack's copies win, as in a plain venv):
+a top-level module that fails there too, the same way, is a warning (the layer did
+not cause it), a submodule that fails there too the same way is left out (optional
+dependencies: ``pythran.magic`` needs IPython).  Everything else that fails is an ``import`` error.
+
+Importing runs the packages' code, which is why this is opt-in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from layervenv.dists.files import top_level_modules
+from layervenv.inspection.breakage import changed, stack_dependents, undeclared_dependents
+from layervenv.inspection.effective_view import Distribution
+from layervenv.inspection.package_problems import requirement_problems
+from layervenv.inspection.pipeline import Inspection
+from layervenv.inspection.problems import Problem
+
+#: read as a resource: the package may be inside layervenv.pyz, where files have no path
+IMPORTER_SOURCE = resources.files("layervenv.interp").joinpath("importer.py")
+#: seconds one distribution's imports may take
+IMPORT_TIMEOUT = 60.0
+OWN_ORIGINS = ("layer", "editable")
+
+
+@dataclass
+class Target:
+    """A distribution to import, and the names ``import`` takes for it."""
+
+    dist: Distribution
+    modules: list[str]
+
+    @property
+    def from_stack(self) -> bool:
+        return self.dist.winner.origin == "stack"
+
+
+def import_targets(inspection: Inspection) -> list[Target]:
+    """The layer's own distributions, then the stack distributions its changes reach."""
+    assert inspection.report is not None
+    view = inspection.view
+    by_key = {d.key: d for d in view}
+    _, edges = requirement_problems(view, inspection.report["markers"])
+    provided = [d.key for d in view if d.winner.origin != "stack"]
+    keys = [d.key for d in view if d.winner.origin in OWN_ORIGINS]
+    reached = stack_dependents(provided, view, edges)
+    for dist, hidden in changed(view):  # what imports it without declaring it
+        undeclared = undeclared_dependents(dist, hidden, view, edges, set(reached))
+        reached += [k for k in [*undeclared, *stack_dependents(undeclared, view, edges)]
+                    if k not in reached]
+    keys += reached
+    targets = []
+    for key in keys:
+        modules = top_level_modules(by_key[key].winner.metadata)
+        if modules:
+            targets.append(Target(by_key[key], modules))
+    return targets
+
+
+@dataclass
+class Outcome:
+    """What one interpreter run said: the failed modules, or why it gave no answer."""
+
+    failed: dict[str, str]
+    broken: str | None = None
+
+
+def run_imports(python: Path, environ: dict[str, str], cwd: Path, modules: list[str],
+                deep: bool, timeout: float) -> Outcome:
+    """Import ``modules`` in one run of ``python``; which failed, with their last line."""
+    source = IMPORTER_SOURCE.read_text(encoding="utf-8")
+    with tempfile.TemporaryDirectory(prefix="layervenv-import-") as tmp:
+        target = Path(tmp) / "report.json"
+        argv = [str(python), "-c", source, str(target), *(["--deep"] if deep else []), *modules]
+        try:
+            result = subprocess.run(argv, env=environ, cwd=str(cwd), capture_output=True,
+                                    timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:
+            return Outcome({}, f"importing did not finish within {timeout:g} s")
+        except OSError as error:
+            return Outcome({}, f"{python} cannot run: {error.strerror}")
+        try:
+            report = json.loads(target.read_bytes())
+        except (OSError, ValueError):
+            how = f"signal {-result.returncode}" if result.returncode < 0 \
+                else f"exit {result.returncode}"
+            lines = result.stderr.decode("utf-8", "replace").strip().splitlines()
+            last = f": {lines[-1].strip()}" if lines else ""
+            return Outcome({}, f"the interpreter ended while importing ({how}){last}")
+        return Outcome(dict(report.get("failed", {})))
+
+
+def _check_one(inspection: Inspection, target: Target, timeout: float) -> list[Problem]:
+    layer = inspection.layer
+    dist = target.dist
+    described = f"{dist.name} {dist.winner.version} ({dist.winner.origin})"
+    outcome = run_imports(layer.python, inspection.environ, layer.root, target.modules,
+                          True, timeout)
+    if outcome.broken:
+        return [Problem("import", "error",
+                        f"{described}: import {', '.join(target.modules)}: {outcome.broken}",
+                        distribution=dist.name)]
+    failed = outcome.failed
+    if not failed:
+        return []
+    also_alone: dict[str, str] = {}
+    if target.from_stack:
+        alone = dict(inspection.environ, LAYERVENV_BOOT_DISABLE="1")
+        baseline = run_imports(layer.python, alone, layer.root, sorted(failed), False, timeout)
+        if baseline.broken is None:
+            also_alone = {m: line for m, line in baseline.failed.items()
+                          if failed.get(m) == line}
+    problems = []
+    caused = {m: line for m, line in failed.items() if m not in also_alone}
+    if caused:
+        order = [m for m in target.modules if m in caused] + sorted(
+            m for m in caused if m not in target.modules)  # top-level modules first
+        first, more = order[0], order[1:]
+        also = f" (so do {', '.join(more)})" if more else ""
+        problems.append(Problem(
+            "import", "error",
+            f"{described}: import {first} fails in the layer: {caused[first]}{also}",
+            distribution=dist.name))
+    top = [m for m in sorted(also_alone) if m in target.modules]
+    if top:
+        problems.append(Problem(
+            "import", "warning",
+            f"{described}: import {top[0]} fails without the layer's packages in front too "
+            f"(not caused by the layer): {also_alone[top[0]]}", distribution=dist.name))
+    return problems
+
+
+def import_problems(inspection: Inspection, timeout: float = IMPORT_TIMEOUT,
+                    jobs: int | None = None) -> list[Problem]:
+    """``import``: every reachable distribution whose modules fail to import."""
+    if inspection.report is None:
+        return []
+    targets = import_targets(inspection)
+    if not targets:
+        return []
+    workers = max(1, min(len(targets), jobs or os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = pool.map(lambda t: _check_one(inspection, t, timeout), targets)
+        return [problem for found in results for problem in found]

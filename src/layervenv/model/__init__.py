@@ -1,0 +1,1 @@
+"""What a layer, a stack, a lock and a kernelspec are, on disk and in memory."""

@@ -1,0 +1,124 @@
+"""A layer's Jupyter kernel launcher: ``DIR/bin/layervenv-kernel``, generated.
+
+A Jupyter server (JupyterLab, JupyterHub, SWAN), nbclient or VS Code starts a kernel
+with *its* environment: another stack's PYTHONPATH and LD_LIBRARY_PATH, or none at all
+(jupyterhub #2069); VS Code ignores ``env`` in kernel.json.  So the kernel's environment
+is made by the launcher itself, from the same model as ``bin/activate``
+(:func:`~layervenv.runtime.activation.env_change`), rendered by the same renderer, with three
+differences that make it a kernel's:
+
+* first it leaves the stacks of the client's environment that are not the layer's
+  (:class:`~layervenv.runtime.envchange.LeaveStacks`): then the layer's stack is re-established
+  wherever the kernel is started, as activation does in a shell without a stack;
+* a ``--rerun-setup`` layer replays its recorded environment (as ``layervenv run``
+  does): what a setup defines in a shell is of no use to a process;
+* there is no prompt, and a refusal ends the launcher (exit 2) with one line.
+
+The launcher lives in the layer, so ``create --clear`` and ``rebase`` make it again
+with the layer (:func:`keep_kernel_launcher`); the kernelspec only points to it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import replace
+from pathlib import Path
+
+from layervenv import __version__
+from layervenv.model.layer import CONFIG_NAME, Layer
+from layervenv.runtime.activation import (
+    env_change,
+    stack_changes,
+    without_active_environment,
+)
+from layervenv.runtime.envchange import EnvChange, LeaveStacks, RequirePath, SetPrompt, apply_to
+from layervenv.runtime.shells.posix import render_kernel_launcher
+
+LAUNCHER_NAME = "layervenv-kernel"
+#: the line of the launcher that says which stack it was made for
+STACK_LINE = "# layervenv-kernel-stack: "
+
+
+def launcher_path(layer: Layer) -> Path:
+    return layer.bin_dir / LAUNCHER_NAME
+
+
+def leave_other_stacks(layer: Layer) -> LeaveStacks:
+    """What of the client's environment the kernel leaves: anything not the layer's stack."""
+    stack = layer.config.stack
+    own = tuple(e for e in stack.stack_pythonpath() if e)
+    keep = tuple(e for entries in stack.stack_environment().prepend.values()
+                 for e in entries if e)
+    return LeaveStacks(own=own, keep=keep)
+
+
+def kernel_env_change(layer: Layer) -> EnvChange:
+    """The layer's activation, as a kernel's launcher makes it (see the module's text)."""
+    env = env_change(layer)
+    root = str(layer.root)
+    requirement = RequirePath(
+        os.path.join(root, CONFIG_NAME), "layer",
+        message=f"layervenv: this Jupyter kernel starts the layer {root}, which is not there "
+                f"any more (moved or removed): re-create the layer there, or install the "
+                f"kernel again from where the layer is now (layervenv kernel install DIR)")
+    return replace(
+        env,
+        requires=(requirement, *env.requires[1:]),
+        stack=replace(env.stack, rerun="") if env.stack is not None else None,
+        changes=tuple(c for c in env.changes if not isinstance(c, SetPrompt)),
+        leave=(leave_other_stacks(layer),),
+    )
+
+
+def kernel_environment(layer: Layer, environ: dict[str, str]) -> dict[str, str]:
+    """The environment the launcher gives the kernel when started in ``environ``,
+    computed in Python (to ask the layer's Python whether it finds ipykernel)."""
+    env = kernel_env_change(layer)
+    environ = apply_to(env.leave, without_active_environment(environ))
+    return apply_to(list(stack_changes(layer, environ)) + list(env.changes), environ)
+
+
+def stack_fingerprint(layer: Layer) -> str:
+    """The stack a launcher is made for, as its ``STACK_LINE`` says it: the Python version,
+    the interpreter, and a digest of the whole stack record (setup, environment)."""
+    stack = layer.config.stack
+    record = replace(layer.config, prompt="", path="", created_by="",
+                     requested_from_stack=[]).to_toml().encode("utf-8")
+    digest = hashlib.sha256(record).hexdigest()[:16]
+    return f"{stack.python_version} {stack.python} {digest}"
+
+
+def render_launcher(layer: Layer) -> str:
+    return render_kernel_launcher(kernel_env_change(layer), __version__, str(layer.python),
+                                  stack_fingerprint(layer))
+
+
+def write_kernel_launcher(layer: Layer, bin_dir: Path | None = None) -> Path:
+    """Write the launcher of ``layer`` into ``bin_dir`` (default: the layer's ``bin``)."""
+    path = (bin_dir or layer.bin_dir) / LAUNCHER_NAME
+    tmp = path.with_name(f".{LAUNCHER_NAME}.{os.getpid()}")
+    tmp.write_text(render_launcher(layer), encoding="utf-8")
+    tmp.chmod(0o755)
+    os.replace(tmp, path)
+    return path
+
+
+def keep_kernel_launcher(layer: Layer, bin_dir: Path) -> None:
+    """For a layer being re-made (``create --clear``, ``rebase``) in a staging directory:
+    if the layer it replaces has a kernel launcher, the new layer gets its own, made for
+    the new stack, so that the kernelspecs pointing to it keep working."""
+    if launcher_path(layer).is_file():
+        write_kernel_launcher(layer, bin_dir)
+
+
+def launcher_stack(path: Path) -> str | None:
+    """What the launcher at ``path`` says it was made for (None: not a launcher, or gone)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            for _, line in zip(range(20), handle):
+                if line.startswith(STACK_LINE):
+                    return line[len(STACK_LINE):].strip()
+    except OSError:
+        return None
+    return None

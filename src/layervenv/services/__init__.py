@@ -1,0 +1,1 @@
+"""Operations several commands share: installing packages, building stacks."""

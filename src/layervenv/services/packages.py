@@ -1,0 +1,249 @@
+"""Packages into a layer being built: pip resolves and fetches, ``installer`` installs.
+
+The layer's own pip does what only pip can (find a version on an index or in a
+find-links directory, check hashes, build a wheel from an sdist or a project), and
+only that; installation is done here with ``installer``, into the staging directory,
+with console scripts pointing at the layer's *final* path, as for the seeded pip.
+So a layer made from a lock or rebased is complete before it is renamed into place.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from packaging.utils import canonicalize_name, parse_wheel_filename
+from packaging.version import Version
+
+from layervenv.dists.seed import install_wheel, record_hash
+from layervenv.infra.cache import file_sha256 as file_sha256  # one definition, used from here
+from layervenv.infra.errors import UserError
+from layervenv.infra.output import progress
+from layervenv.inspection.pipeline import inspect_layer
+from layervenv.model.layer import Layer
+
+#: pip's ``--dry-run --report`` appeared in pip 22.2.
+MIN_PIP = Version("22.2")
+
+
+@dataclass(frozen=True)
+class Sources:
+    """Where pip looks: passed through to every pip run (``--find-links``, ``--index-url``)."""
+
+    find_links: tuple[str, ...] = ()
+    index_url: str | None = None
+
+    def args(self) -> list[str]:
+        out = []
+        for link in self.find_links:
+            out += ["--find-links", link]
+        if self.index_url:
+            out += ["--index-url", self.index_url]
+        return out
+
+
+def pip_environment(environ: dict[str, str]) -> dict[str, str]:
+    """The stack's environment for pip runs: no ~/.local packages, no version nagging."""
+    env = dict(environ)
+    env.update(PYTHONNOUSERSITE="1", PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INPUT="1")
+    env.pop("PYTHONHOME", None)
+    return env
+
+
+def run_pip(python: Path, args: Sequence[str], environ: dict[str, str], what: str,
+            sources: Sources = Sources()) -> subprocess.CompletedProcess[str]:
+    """``python -m pip ARGS`` with the sources; a failure is a UserError showing pip's words."""
+    command = [str(python), "-m", "pip", *args, *sources.args()]
+    progress(what)
+    try:
+        result = subprocess.run(command, env=pip_environment(environ), capture_output=True,
+                                text=True, check=False)
+    except OSError as error:
+        raise UserError(f"cannot run {python}: {error.strerror}") from None
+    if result.returncode != 0:
+        lines = [line for line in (result.stderr + result.stdout).strip().splitlines()
+                 if line.strip() and not line.startswith(("DEPRECATION:", "WARNING:"))]
+        errors = [line for line in lines if line.startswith("ERROR:")]
+        lines = (errors or lines)[-8:]
+        shown = "\n".join("  | " + line for line in lines) or "  | (no output)"
+        raise PipFailed(f"{what} failed (pip exit {result.returncode}):\n{shown}")
+    return result
+
+
+class PipFailed(UserError):
+    """A pip run failed; the message holds pip's last lines."""
+
+
+def check_pip_version(version: str | None, where: str) -> None:
+    if version is None:
+        raise UserError(f"{where} has no pip; install pip >= {MIN_PIP} into it first")
+    if Version(version) < MIN_PIP:
+        raise UserError(f"{where} has pip {version}; pip >= {MIN_PIP} is needed "
+                        "(python -m pip install --upgrade pip)")
+
+
+def pip_report(python: Path, requirements: Sequence[str], environ: dict[str, str],
+               sources: Sources, extra: Sequence[str] = (), what: str = "resolving"
+               ) -> dict[str, Any]:
+    """One ``pip install --dry-run --report``: what pip would install, and from where."""
+    with tempfile.TemporaryDirectory(prefix="layervenv-report-") as tmp:
+        report = Path(tmp) / "report.json"
+        run_pip(python, ["install", "--dry-run", "-q", "--report", str(report), *extra,
+                         *requirements], environ, what, sources)
+        return json.loads(report.read_text(encoding="utf-8"))
+
+
+def report_sha256(item: dict[str, Any]) -> str | None:
+    """The sha256 pip reported for one ``install`` item, if any."""
+    archive = item.get("download_info", {}).get("archive_info", {})
+    value = archive.get("hashes", {}).get("sha256")
+    if not value and archive.get("hash", "").startswith("sha256="):
+        value = archive["hash"].split("=", 1)[1]
+    return value
+
+
+def wheels_in(directory: Path) -> dict[str, Path]:
+    """``{name: wheel}`` for the wheel files in ``directory``."""
+    found = {}
+    for wheel in sorted(directory.glob("*.whl")):
+        name, _version, _build, _tags = parse_wheel_filename(wheel.name)
+        found[canonicalize_name(name)] = wheel
+    return found
+
+
+@dataclass(frozen=True)
+class StagingTarget:
+    """Where packages go: the staging directory and the layer's final place."""
+
+    staging: Path
+    final_root: Path
+    purelib: str
+    platlib: str
+    scripts: str
+    include: str
+    #: ``3.11``: pip's versioned scripts name it (:func:`layervenv.dists.seed.script_name`)
+    python_version: str = ""
+
+    @property
+    def python(self) -> Path:
+        return self.staging / self.scripts / "python"
+
+    @property
+    def site_packages(self) -> Path:
+        return self.staging / self.purelib
+
+    def install(self, wheel: Path, requested: bool,
+                direct_url: dict[str, Any] | None = None) -> None:
+        """Install ``wheel`` with ``installer``; scripts point at the final path.
+
+        ``direct_url`` is PEP 610's record of a direct URL (VCS, archive, directory) the
+        wheel was built from: written as pip writes it, so that ``lock`` finds the
+        source again.
+        """
+        extra = {"REQUESTED": b""} if requested else {}
+        if direct_url is not None:
+            extra["direct_url.json"] = json.dumps(direct_url, sort_keys=True).encode()
+        try:
+            install_wheel(wheel, self.staging, self.final_root, self.purelib, self.platlib,
+                          self.scripts, self.include, extra, self.python_version)
+        except FileExistsError as error:
+            raise UserError(f"cannot install {wheel.name}: {error}") from None
+
+    def dist_infos(self, name: str) -> list[Path]:
+        """The ``.dist-info`` directories of ``name`` in the staged site-packages."""
+        name = canonicalize_name(name)
+        return [info for info in self.site_packages.glob("*.dist-info")
+                if canonicalize_name(info.name[:-len(".dist-info")].rsplit("-", 1)[0]) == name]
+
+    def remove(self, name: str) -> None:
+        """Remove an installed distribution (the seeded pip) by its RECORD."""
+        for info in self.dist_infos(name):
+            record = (info / "RECORD").read_text(encoding="utf-8")
+            dirs = set()
+            for row in csv.reader(io.StringIO(record)):
+                if not row:
+                    continue
+                path = Path(os.path.normpath(self.site_packages / row[0]))
+                if self.staging not in path.parents:
+                    continue
+                path.unlink(missing_ok=True)
+                dirs.update(p for p in path.parents if self.staging in p.parents)
+            for directory in sorted(dirs, key=lambda p: len(p.parts), reverse=True):
+                if directory.is_dir() and not any(directory.iterdir()) and \
+                        directory not in (self.site_packages, self.staging / self.scripts):
+                    directory.rmdir()
+
+    def install_editable(self, project: str, environ: dict[str, str], sources: Sources,
+                         requested: bool) -> None:
+        """``pip install -e`` into staging, then point its console scripts at the final path."""
+        before = {p.name for p in (self.staging / self.scripts).iterdir()}
+        infos = set(self.site_packages.glob("*.dist-info"))
+        run_pip(self.python, ["install", "--no-deps", "-q", "-e", project], environ,
+                f"installing {project} (editable)", sources)
+        retarget_scripts(self, before)
+        if not requested:
+            for info in set(self.site_packages.glob("*.dist-info")) - infos:
+                (info / "REQUESTED").unlink(missing_ok=True)
+
+
+def retarget_scripts(target: StagingTarget, before: set[str]) -> None:
+    """Rewrite new scripts in staging/bin that name the staging interpreter (pip wrote them)."""
+    old, new = str(target.staging).encode(), str(target.final_root).encode()
+    changed = {}
+    for script in (target.staging / target.scripts).iterdir():
+        if script.name in before or script.is_symlink() or not script.is_file():
+            continue
+        data = script.read_bytes()
+        head, sep, rest = data.partition(b"\n")
+        second, sep2, rest2 = rest.partition(b"\n")
+        if old in head or old in second:
+            fixed = head.replace(old, new) + sep + second.replace(old, new) + sep2 + rest2
+            script.write_bytes(fixed)
+            changed[script] = fixed
+    if not changed:
+        return
+    for record in target.site_packages.glob("*.dist-info/RECORD"):
+        rows = list(csv.reader(io.StringIO(record.read_text(encoding="utf-8"))))
+        dirty = False
+        for row in rows:
+            if not row:
+                continue
+            path = Path(os.path.normpath(target.site_packages / row[0]))
+            if path in changed:
+                row[1:3] = [record_hash(changed[path]), str(len(changed[path]))]
+                dirty = True
+        if dirty:
+            out = io.StringIO()
+            csv.writer(out, lineterminator="\n").writerows(rows)
+            record.write_text(out.getvalue(), encoding="utf-8")
+
+
+def fresh_directory(prefix: str) -> Path:
+    return Path(tempfile.mkdtemp(prefix=prefix))
+
+
+def remove_directory(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def run_check(layer: Layer, environ: dict[str, str] | None = None,
+              shown_as: Path | None = None) -> list[str]:
+    """What ``layervenv check`` says about ``layer`` in ``environ``, one line a problem.
+
+    ``shown_as`` is the path the layer will have once swapped into place: a staging
+    layer's problems are written with it, so they compare with the old layer's.
+    """
+    problems = inspect_layer(layer, environ).problems()
+    lines = [f"{p.severity}: {p.kind}: {p.message}" for p in problems]
+    if shown_as is not None:
+        lines = [line.replace(str(layer.root), str(shown_as)) for line in lines]
+    return lines
