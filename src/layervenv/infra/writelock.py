@@ -1,9 +1,11 @@
 """One writer at a time per layer: ``with layer_write_lock(DIR, "rebase"): ...``.
 
-Every command that changes a layer (``create``, ``--clear``, ``rebase``, ``create
---from``, ``lock``) holds this lock for its whole run; a second one is refused at once
+Every command that changes a layer, or must read it unchanged, holds this lock for its
+whole run: ``create`` (``--clear`` and ``--from`` too), ``rebase``, ``install``, ``lock``,
+``pack`` and ``kernel install --install-ipykernel``; a second one is refused at once
 with one line naming the holder (pid, host, command, since when).  pip runs from the
-layer are not ours to lock: ``rebase`` detects them by the change instead.
+layer by the user are not ours to lock: ``rebase`` and ``pack`` detect them by the
+change instead.
 
 Where: ``.NAME.layervenv.lock`` beside the layer ``NAME`` -- the directory that
 ``--clear`` and ``rebase`` rename is in that parent, so a lock inside the layer would be
