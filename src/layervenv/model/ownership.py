@@ -1,0 +1,114 @@
+"""Whose is each file of a layer: the layer's (made by ``create`` or installed by pip), or
+the user's -- at any depth.
+
+Replacing a layer (``create --clear``, ``rebase``) builds the new one beside the old and
+swaps them.  What the old one holds that is neither what ``create`` writes nor what a
+distribution's ``RECORD`` lists is the user's: a script put in ``bin/``, a data file in
+``lib/``, a package copied by hand into ``site-packages``, pip's ``src/`` checkouts.  It
+is carried into the new layer, at the same place (``site-packages`` and ``bin`` follow
+the new layer's scheme when the Python version changes), never dropped.
+
+What ``create`` writes is read off the new layer itself (every path the staged layer
+holds): a file an older ``create`` wrote and this one no longer does is carried, which
+keeps a file rather than loses one.  Byte-compiled files (``__pycache__/*.pyc``) whose
+source is the layer's are the layer's; the rest follow their directory.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from layervenv.model.layer import MADE_ENTRIES, STAGING_INSIDE
+
+
+def installed_paths(site: Path) -> list[Path]:
+    """Every path a ``RECORD`` under ``site`` lists (TODO: dists.record)."""
+    import csv
+
+    paths = []
+    for record in site.glob("*.dist-info/RECORD"):
+        try:
+            rows = list(csv.reader(record.read_text(encoding="utf-8", errors="replace")
+                                   .splitlines()))
+        except (OSError, csv.Error):
+            continue
+        paths += [site / row[0] for row in rows if row and row[0]]
+    return paths
+
+
+@dataclass(frozen=True)
+class Carried:
+    """One of the user's entries of the old layer and where it goes in the new one
+    (both relative to the layer's root, POSIX form); a directory moves whole."""
+
+    source: str
+    destination: str
+
+
+def _relocate(rel: str, moves: Iterable[tuple[str, str]]) -> str:
+    """``rel`` with the first matching old prefix replaced by its new one."""
+    for old, new in moves:
+        if old and (rel == old or rel.startswith(old + "/")):
+            return new + rel[len(old):]
+    return rel
+
+
+def _pycache_of_ours(rel: PurePosixPath, ours: set[str]) -> bool:
+    """``pkg/__pycache__/mod.cpython-311.pyc`` is the layer's when ``pkg/mod.py`` is."""
+    if rel.parent.name != "__pycache__" or rel.suffix != ".pyc":
+        return False
+    source = rel.parent.parent / (rel.name.split(".", 1)[0] + ".py")
+    return source.as_posix() in ours
+
+
+def users_entries(old_root: Path, old_purelib: str, old_scripts: str,
+                  new_root: Path, new_purelib: str, new_scripts: str) -> list[Carried]:
+    """The user's entries of the layer at ``old_root``, as few as possible: a directory
+    that holds nothing of the layer's is one entry, moved whole.
+
+    ``new_root`` is the new layer as staged: whatever path it holds is the layer's in
+    the old one too (after relocating ``site-packages`` and ``bin``), and so is every
+    path a ``RECORD`` under ``old_purelib`` lists."""
+    moves = [(new_purelib, old_purelib), (new_scripts, old_scripts)]
+    ours: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(new_root):
+        for name in (*dirnames, *filenames):
+            rel = os.path.relpath(os.path.join(dirpath, name), new_root).replace(os.sep, "/")
+            ours.add(_relocate(rel, moves))
+    site = old_root / old_purelib
+    for path in installed_paths(site):
+        rel = os.path.relpath(os.path.normpath(path), old_root).replace(os.sep, "/")
+        if not rel.startswith("../"):
+            ours.add(rel)
+    holders = {PurePosixPath(rel).parents[i].as_posix()
+               for rel in ours for i in range(len(PurePosixPath(rel).parents) - 1)}
+    back = [(old_purelib, new_purelib), (old_scripts, new_scripts)]
+    found: list[Carried] = []
+
+    def layers(rel: str) -> bool:
+        """A file (or link) that is the layer's, which the new layer replaces."""
+        if "/" not in rel and (rel.startswith(STAGING_INSIDE) or rel in MADE_ENTRIES):
+            return True  # an unfinished create's staging; pyvenv.cfg, the lock
+        return rel in ours or _pycache_of_ours(PurePosixPath(rel), ours)
+
+    def visit(directory: str) -> None:
+        try:
+            names = sorted(os.listdir(old_root / directory))
+        except OSError:
+            return
+        for name in names:
+            rel = f"{directory}/{name}" if directory else name
+            path = old_root / rel
+            if path.is_dir() and not path.is_symlink():
+                if rel in holders or rel in ours or name == "__pycache__":
+                    visit(rel)  # the layer's directory: look inside
+                elif not layers(rel):
+                    found.append(Carried(rel, _relocate(rel, back)))
+            elif not layers(rel):
+                found.append(Carried(rel, _relocate(rel, back)))
+
+    visit("")
+    return found
