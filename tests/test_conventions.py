@@ -4,6 +4,7 @@ checked in the real shells (their own completion machinery, not our parser)."""
 
 from __future__ import annotations
 
+import argparse
 import ast
 import dataclasses
 import inspect
@@ -18,15 +19,33 @@ from helpers import SRC, py, run_tool, shell_path
 from hypothesis import given
 from hypothesis import strategies as st
 
+from layervenv.app.main import build_parser
 from layervenv.infra.output import count
 from layervenv.inspection.problems import Problem
 
-COMMANDS = ("create", "lock", "rebase", "run", "list", "check", "install", "demo", "completion")
+
+def _leaves(parser: argparse.ArgumentParser, words: tuple[str, ...] = ()
+            ) -> list[tuple[tuple[str, ...], argparse.ArgumentParser]]:
+    """Every leaf sub-command (nested ones too) with its words, read from argparse's own
+    tree: a command added later is covered here without editing this file."""
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        return [(words, parser)]
+    return [leaf for action in subs for name, child in action.choices.items()
+            for leaf in _leaves(child, (*words, name))]
 
 
-def _help_options(command: str) -> set[str]:
+LEAVES = dict(_leaves(build_parser()))
+#: the top-level commands, in the parser's order
+COMMANDS = tuple(dict.fromkeys(words[0] for words in LEAVES))
+#: the leaves that offer --format
+FORMATTED = [words for words, parser in LEAVES.items()
+             if any("--format" in action.option_strings for action in parser._actions)]
+
+
+def _help_options(*command: str) -> set[str]:
     """The options ``layervenv COMMAND --help`` shows (argparse's text, read with a regex)."""
-    text = run_tool(command, "--help").stdout
+    text = run_tool(*command, "--help").stdout
     # the invocation column: lines "  -x, --xx VALUE   help", up to the help text
     columns = [line.strip().split("  ")[0] for line in text.split("options:", 1)[1].splitlines()
                if line.startswith("  -")]
@@ -38,9 +57,58 @@ def test_dash_capital_v_is_the_version():
     assert run_tool("-V").stdout.startswith("layervenv ")
 
 
-@pytest.mark.parametrize("command", COMMANDS)
-def test_every_command_has_quiet_and_verbose(command):
-    assert {"-q", "--quiet", "-v", "--verbose"} <= _help_options(command)
+def test_the_walk_finds_what_the_help_lists():
+    """The commands ``layervenv --help`` shows are the walk's, and it goes into nested
+    ones (``kernel install``)."""
+    text = run_tool("--help").stdout.split("COMMAND", 2)[2]
+    listed = re.findall(r"^    ([a-z]+) ", text, re.M)
+    assert tuple(listed) == COMMANDS
+    assert {("kernel", "install"), ("kernel", "list"), ("kernel", "remove")} <= set(LEAVES)
+    assert ("kernel",) not in LEAVES and {("list",), ("check",)} <= set(FORMATTED)
+
+
+@pytest.mark.parametrize("words", LEAVES, ids=" ".join)
+def test_every_leaf_has_help_quiet_and_verbose(words):
+    """``--help`` prints its usage; ``-q`` and ``-v`` are options of the leaf: given both,
+    the parser names both as exclusive (an unknown one would be "unrecognized")."""
+    helped = run_tool(*words, "--help")
+    assert helped.stdout.startswith(f"usage: layervenv {' '.join(words)} ")
+    assert {"-q", "--quiet", "-v", "--verbose"} <= _help_options(*words)
+    both = run_tool(*words, "-q", "-v", check=False)
+    assert both.returncode == 2, both.stderr
+    assert "argument -v/--verbose: not allowed with argument -q/--quiet" in both.stderr
+    assert "unrecognized" not in both.stderr
+
+
+def _json_arguments(words: tuple[str, ...], layer: Path, stack, tmp_path: Path) -> list[str]:
+    """What a leaf needs besides ``--format json`` to do its work on ``layer``; by default
+    the layer as DIR (list, check, and a command added later that takes one)."""
+    recipes = {
+        ("create",): [str(tmp_path / "new")],
+        ("lock",): [str(layer), "-o", str(tmp_path / "pylock.toml")],
+        ("rebase",): [str(layer), "--python", str(stack.python)],
+        ("pack",): [str(layer), "-o", str(tmp_path / "layer.tar.gz")],
+        ("install",): [str(layer), "hepconf==1.0.0"],
+        ("kernel", "install"): [str(layer), "--prefix", str(tmp_path / "prefix")],
+        ("kernel", "list"): [],
+        ("kernel", "remove"): ["conventions"],
+    }
+    return recipes.get(words, [str(layer)])
+
+
+@pytest.mark.parametrize("words", FORMATTED, ids=" ".join)
+def test_format_json_prints_json(words, make_layer, stack, tmp_path):
+    """On a real small layer, with ``-v`` (which must not spoil standard output)."""
+    layer = make_layer()
+    if words[0] == "kernel":  # kernelspecs need only that ipykernel be found
+        site = next((layer.root / "lib").glob("python*/site-packages"))
+        (site / "ipykernel_launcher.py").write_text("", encoding="utf-8")
+        run_tool("kernel", "install", str(layer.root), "--name", "conventions", env=layer.env)
+    result = run_tool(*words, *_json_arguments(words, layer.root, stack, tmp_path), "--format",
+                      "json", "-v", env=layer.env, check=False)
+    assert result.returncode in ((0, 1) if words == ("check",) else (0,)), result.stderr
+    assert isinstance(json.loads(result.stdout), (dict, list))
+    assert result.stderr.startswith("layervenv: layervenv ")
 
 
 def test_quiet_and_verbose_on_create(tmp_path, stack_env):

@@ -89,6 +89,14 @@ def _json(result: subprocess.CompletedProcess[str]) -> dict:
     return json.loads(result.stdout)
 
 
+def _pip_check_conflicts(python: Path, env: dict[str, str]) -> set[str]:
+    """The distributions whose requirements ``pip check`` (run by ``python``) finds unmet."""
+    result = subprocess.run([str(python), "-m", "pip", "check"], env=env, capture_output=True,
+                            text=True, check=False)
+    return {line.split()[0].lower() for line in result.stdout.splitlines()
+            if " has requirement " in line or " requires " in line}
+
+
 def test_the_zipapp_is_reproducible_and_holds_what_it_needs(zipapp, tmp_path):
     """Two builds, the second from a checkout whose files have other mtimes: same bytes;
     fixed timestamps and modes, sorted, no compiled files, the four dependencies inside."""
@@ -129,11 +137,16 @@ def test_every_command_works_from_the_zipapp_on_a_hostile_stack(zipapp, stack, h
     assert names["hepconf"]["version"] == "1.0.0" and names["hepconf"]["origin"] == "layer"
     # the stack's old packaging is what the layer sees (the tool passes PYTHONPATH on)
     assert names["packaging"]["version"] == "21.3"
-    # the old packaging on PYTHONPATH breaks a stack package that needs >= 22: check says
-    # so (exit 1), in clean JSON
+    # the old packaging on PYTHONPATH breaks a stack package that needs >= 22: pip check,
+    # run by the layer's python, says so; check must too (exit 1), in clean JSON
+    broken = _pip_check_conflicts(layer / "bin" / "python", hostile_env)
+    assert broken, "the hostile stack was meant to hold a conflict"
     checked = _json(_run(tool, "check", str(layer), "--format", "json", env=hostile_env,
-                         status=(0, 1)))
-    assert checked["ok"] is (not checked["problems"]) or checked["ok"] is False
+                         status=(1,)))
+    assert checked["ok"] is False
+    reported = {p.get("distribution", "").lower() for p in checked["problems"]
+                if p["severity"] == "error"}
+    assert broken <= reported, (broken, checked["problems"])
     lock = tmp_path / "pylock.toml"
     _run(tool, "lock", str(layer), "-o", str(lock), env=hostile_env)
     again = tmp_path / "again"
@@ -261,3 +274,73 @@ def test_the_zipapp_line_runs_in_every_posix_shell(zipapp, base_env):
         result = subprocess.run([shell_path(shell), str(zipapp), "--version"], env=base_env,
                                 capture_output=True, text=True, check=True)
         assert result.stdout.startswith("layervenv ")
+
+
+def _metadata_version(python: Path, name: str, env: dict[str, str]) -> tuple[str, str]:
+    """``name``'s version and location as ``importlib.metadata`` in ``python`` sees them."""
+    code = ("import importlib.metadata as m, sys; d = m.distribution(sys.argv[1]); "
+            "print(d.version); print(d.locate_file(''))")
+    out = subprocess.run([str(python), "-c", code, name], env=env, capture_output=True,
+                         text=True, check=True).stdout.splitlines()
+    return out[-2], out[-1]
+
+
+def test_every_command_runs_from_the_zipapp_in_order(zipapp, stack, stack_env, tmp_path):
+    """The end-to-end smoke of the installed tool, from ``layervenv.pyz``: each command
+    once, its exit status, and one fact about its work read by something else."""
+    tool = [str(zipapp)]
+    layer, python = tmp_path / "layer", tmp_path / "layer" / "bin" / "python"
+    env = {**stack_env, "SHELL": shell_path("bash"),
+           "JUPYTER_PATH": str(tmp_path / "prefix" / "share" / "jupyter")}
+    created = _json(_run(tool, "create", str(layer), "--format", "json", env=env))
+    assert created["path"] == str(layer) and python.is_file()
+    listed = {d["name"]: d for d in _json(_run(tool, "list", str(layer), "--format", "json",
+                                               env=env))}
+    assert listed["hepconf"]["version"] == _metadata_version(python, "hepconf", env)[0]
+    assert _json(_run(tool, "check", str(layer), "--format", "json", env=env))["ok"] is True
+    assert not _pip_check_conflicts(python, env)
+    _run(tool, "check", "--imports", str(layer), env=env)
+    lock = tmp_path / "pylock.toml"
+    _run(tool, "lock", str(layer), "-o", str(lock), env=env)
+    tomllib = pytest.importorskip("tomllib")
+    assert tomllib.loads(lock.read_text(encoding="utf-8"))["lock-version"] == "1.0"
+    again = tmp_path / "again"
+    _run(tool, "create", str(again), "--from", str(lock), env=env)
+    assert "home = " in (again / "pyvenv.cfg").read_text(encoding="utf-8")
+    rebased = _json(_run(tool, "rebase", str(layer), "--python", str(stack.python),
+                         "--format", "json", env=env))
+    assert rebased and _metadata_version(python, "pip", env)[1].startswith(str(layer))
+    _run(tool, "install", str(layer), "hepconf==1.0.0", "--find-links", str(stack.wheelhouse),
+         env=env)
+    version, where = _metadata_version(python, "hepconf", env)
+    assert version == "1.0.0" and where.startswith(str(layer))
+    archive = tmp_path / "layer.tar.gz"
+    _run(tool, "pack", str(layer), "-o", str(archive), env=env)
+    job = tmp_path / "job"
+    job.mkdir()
+    subprocess.run(["tar", "-xzf", str(archive), "-C", str(job)], check=True)
+    first = subprocess.run([str(job / "layer" / "bin" / "layervenv-run"), "python", "-c",
+                            "import hepconf; print(hepconf.__file__)"], env=env,
+                           capture_output=True, text=True, check=False)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.strip().startswith(str(job / "layer"))
+    site = next((layer / "lib").glob("python*/site-packages"))
+    (site / "ipykernel_launcher.py").write_text("", encoding="utf-8")  # found, never run
+    _run(tool, "kernel", "install", str(layer), "--name", "smoke", "--prefix",
+         str(tmp_path / "prefix"), env=env)
+    spec = tmp_path / "prefix" / "share" / "jupyter" / "kernels" / "smoke" / "kernel.json"
+    assert Path(json.loads(spec.read_text(encoding="utf-8"))["argv"][0]).exists()
+    kernels = _json(_run(tool, "kernel", "list", "--format", "json", env=env))
+    assert "smoke" in json.dumps(kernels)
+    _run(tool, "kernel", "remove", "smoke", env=env)
+    assert not spec.parent.exists()
+    shelled = subprocess.run([*tool, "shell", str(layer)], env=env, capture_output=True,
+                             text=True, input='echo "in:$VIRTUAL_ENV"; exit 7\n', check=False)
+    assert shelled.returncode == 7, shelled.stderr
+    assert f"in:{layer}" in shelled.stdout
+    ran = _run(tool, "run", str(layer), "--", "python", "-c",
+               "import sys; print(sys.prefix)", env=env)
+    assert ran.stdout.strip() == str(layer)
+    demo = tmp_path / "demo"
+    _run(tool, "demo", "--workdir", str(demo), "--keep", env=env)
+    assert list(demo.rglob("pyvenv.cfg"))

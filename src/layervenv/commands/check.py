@@ -8,10 +8,12 @@ Exit status 0 when there is no error (warnings allowed), 1 when there is one.
 
 from __future__ import annotations
 
+import argparse
 import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from layervenv.infra.arguments import add_active_dir, add_format, positive_seconds
 from layervenv.infra.output import count
 from layervenv.inspection.importcheck import IMPORT_TIMEOUT, import_problems
 from layervenv.inspection.kernel_check import kernel_problems
@@ -60,3 +62,22 @@ def check_layer(directory: str | None, environ: dict[str, str] | None = None,
         problems = problems + import_problems(inspection, import_timeout)
     return CheckResult(layer=str(layer.root), python_version=inspection.python_version,
                        problems=sort_problems(problems))
+
+
+def add_arguments(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """``layervenv check``'s options and help."""
+    parser = commands.add_parser(
+        "check", help="what will break: conflicts, ABI, leaks, stack",
+        description="Check the layer before anything is imported: requirement conflicts, "
+                    "compiled stack packages whose dependency the layer shadows, ~/.local "
+                    "leaks, the current directory on PYTHONPATH, another Python's or a "
+                    "missing stack. Exit 1 when there is an error.")
+    add_active_dir(parser)
+    parser.add_argument("--imports", action="store_true",
+                        help="also import the modules of every distribution the layer's "
+                             "changes reach, in the layer's interpreter (this runs their code)")
+    parser.add_argument("--import-timeout", metavar="SECONDS", type=positive_seconds,
+                        default=60.0, help="time limit of one distribution's imports "
+                                           "(default: 60)")
+    add_format(parser)
+    return parser

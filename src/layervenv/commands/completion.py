@@ -168,10 +168,10 @@ GENERATORS: dict[str, Callable[[argparse.ArgumentParser], str]] = {
     "bash": bash, "zsh": zsh, "fish": fish}
 
 
-def add_completion_parser(sub: argparse._SubParsersAction,
-                          build_parser: Callable[[], argparse.ArgumentParser]) -> None:
-    """``layervenv completion SHELL``; ``build_parser`` gives the parser to describe."""
-    completion = sub.add_parser(
+def add_arguments(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """``layervenv completion SHELL``'s options and help (what it prints: :data:`GENERATORS`,
+    given the whole parser, which only the parser's assembly has)."""
+    completion = commands.add_parser(
         "completion", help="print shell completion code (bash, zsh, fish)",
         description="Print completion code for SHELL, generated from the tool's own "
                     "options. Install: bash: layervenv completion bash > "
@@ -180,9 +180,4 @@ def add_completion_parser(sub: argparse._SubParsersAction,
                     "~/.zsh-layervenv' >> ~/.zshrc; fish: layervenv completion fish > "
                     "~/.config/fish/completions/layervenv.fish")
     completion.add_argument("shell", metavar="SHELL", choices=SHELLS, help="bash, zsh or fish")
-
-    def run(args: argparse.Namespace) -> int:
-        print(GENERATORS[args.shell](build_parser()), end="")
-        return 0
-
-    completion.set_defaults(func=run)
+    return completion

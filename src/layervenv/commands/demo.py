@@ -8,6 +8,7 @@ did not change.  Every claim it prints is checked; the exit code is 1 if one fai
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import subprocess
@@ -177,3 +178,15 @@ def demo(workdir: str | None = None, keep: bool = False, python: str | None = No
     failed = count(story.failures, "claim")
     print("\nall claims hold" if not story.failures else f"\n{failed} FAILED")
     return 1 if story.failures else 0
+
+
+def add_arguments(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """``layervenv demo``'s options and help."""
+    parser = commands.add_parser(
+        "demo", help="show the problem and the fix on a simulated stack (offline)",
+        description="Build a simulated read-only stack, show a plain venv failing on it, "
+                    "then a layer succeeding.")
+    parser.add_argument("--workdir", metavar="DIR", help="where to build (default: a temp dir)")
+    parser.add_argument("--keep", action="store_true", help="keep the demo directory")
+    parser.add_argument("--python", metavar="PATH", help="interpreter of the simulated stack")
+    return parser

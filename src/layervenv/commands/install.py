@@ -18,6 +18,7 @@ its command line REQUESTED; the marker is removed from those the user did not na
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import subprocess
 import tempfile
@@ -34,6 +35,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from layervenv.dists.seed import record_hash
+from layervenv.infra.arguments import add_format, add_sources
 from layervenv.infra.errors import UserError
 from layervenv.infra.output import count, progress
 from layervenv.infra.writelock import layer_write_lock
@@ -300,3 +302,22 @@ def _readable(line: str) -> bool:
         return False
     return True
 
+
+def add_arguments(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """``layervenv install``'s options and help (``[DIR] PKG...``: see the usage)."""
+    parser = commands.add_parser(
+        "install", help="install packages into the layer, only what the stack lacks",
+        usage="layervenv install [-h] [DIR] PKG... [--installer pip|uv] [options]",
+        description="Install PKG... into the layer: only what the layer and its stack do not "
+                    "already provide at an acceptable version; dependencies are not marked "
+                    "as requested. The first word is DIR when it is a directory or a path "
+                    "(default: the active layer).")
+    parser.add_argument("args", metavar="[DIR] PKG", nargs="+",
+                        help="the layer (optional), then requirements (NAME, "
+                             "'NAME>=VERSION', ...)")
+    parser.add_argument("--installer", choices=INSTALLERS, default="pip",
+                        help="pip (default: the layer's own) or uv (on PATH), which is "
+                             "made to see the stack")
+    add_sources(parser)
+    add_format(parser)
+    return parser

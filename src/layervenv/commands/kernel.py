@@ -9,6 +9,7 @@ a kernelspec of the same name that is not this layer's is refused.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from layervenv.infra.arguments import add_active_dir, add_format, add_sources
 from layervenv.infra.errors import UserError
 from layervenv.infra.writelock import layer_write_lock
 from layervenv.inspection.kernel_check import kernel_status
@@ -268,3 +270,47 @@ def remove(name: str, environ: dict[str, str] | None = None) -> RemoveResult:
     except OSError as error:
         raise UserError(f"cannot remove {spec.directory}: {error.strerror}") from None
     return RemoveResult(name=name, path=str(spec.directory), layer=spec.layer or "")
+
+
+def add_arguments(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """``layervenv kernel install|list|remove``: the options and help of each action."""
+    kernel = commands.add_parser(
+        "kernel", help="the layer as a Jupyter kernel (install, list, remove)",
+        description="Jupyter kernels that start the layer over its stack, whatever "
+                    "environment the Jupyter server has.")
+    verbs = kernel.add_subparsers(dest="kernel_command", metavar="ACTION")
+    verbs.required = True
+    install = verbs.add_parser(
+        "install", help="write a kernelspec for the layer",
+        description="Write a kernelspec whose launcher (DIR/bin/layervenv-kernel) leaves the "
+                    "server's stacks, re-establishes the layer's own as activation does and "
+                    "starts the layer's Python with ipykernel.")
+    add_active_dir(install)
+    install.add_argument("--name", metavar="NAME",
+                         help="kernel name (default: the layer's name, lowercase)")
+    install.add_argument("--display-name", metavar="TEXT",
+                         help="name shown by Jupyter (default: 'Python (layer NAME)')")
+    where = install.add_mutually_exclusive_group()
+    where.add_argument("--user", action="store_true",
+                       help="in the user's Jupyter data directory (the default): "
+                            "$JUPYTER_DATA_DIR/kernels or ~/.local/share/jupyter/kernels")
+    where.add_argument("--sys-prefix", action="store_true",
+                       help="in the layer's own prefix: DIR/share/jupyter/kernels")
+    where.add_argument("--prefix", metavar="PATH", help="in PATH/share/jupyter/kernels")
+    install.add_argument("--install-ipykernel", action="store_true",
+                         help="install ipykernel into the layer when neither the layer nor "
+                              "its stack has it")
+    add_sources(install)
+    add_format(install)
+    listing = verbs.add_parser(
+        "list", help="the layervenv kernels Jupyter finds, and whether they start",
+        description="List the layervenv kernelspecs where Jupyter looks ($JUPYTER_PATH, the "
+                    "user directory, $VIRTUAL_ENV, /usr/local and /usr share/jupyter).")
+    add_format(listing)
+    removing = verbs.add_parser(
+        "remove", help="remove a layervenv kernelspec",
+        description="Remove the layervenv kernelspec NAME (the first one where Jupyter "
+                    "looks); the layer is untouched.")
+    removing.add_argument("name", metavar="NAME")
+    add_format(removing)
+    return kernel

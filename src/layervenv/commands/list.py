@@ -7,9 +7,11 @@ shadows.  ``--shadowed`` keeps only names with more than one copy.
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass, field
 from typing import Any
 
+from layervenv.infra.arguments import add_active_dir, add_format
 from layervenv.infra.output import count
 from layervenv.inspection.effective_view import Distribution, Unreadable
 from layervenv.inspection.pipeline import inspect_layer
@@ -92,3 +94,17 @@ def unreadable_warning(unreadable: list[Unreadable]) -> str | None:
     paths = ", ".join(u.path for u in unreadable)
     return (f"cannot read {len(unreadable)} path{'s' * (len(unreadable) != 1)} ({reasons}): "
             f"{paths}; what is there is not listed (layervenv check says more)")
+
+
+def add_arguments(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """``layervenv list``'s options and help."""
+    parser = commands.add_parser(
+        "list", help="every distribution the layer sees, and where from",
+        description="List every distribution the layer's interpreter sees: the copy that "
+                    "wins, its origin (layer, editable, user-site, stack), its location and "
+                    "the copies it shadows.")
+    add_active_dir(parser)
+    parser.add_argument("--shadowed", action="store_true",
+                        help="only names with more than one copy")
+    add_format(parser)
+    return parser

@@ -12,6 +12,7 @@ interpreter and setup command, and its distributions with their fingerprint.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import sys
@@ -23,6 +24,7 @@ from urllib.parse import unquote, urlsplit
 from packaging.utils import canonicalize_name
 
 from layervenv.commands.run import run_environment
+from layervenv.infra.arguments import add_active_dir, add_format, add_sources
 from layervenv.infra.errors import UserError
 from layervenv.infra.output import count
 from layervenv.infra.writelock import layer_write_lock
@@ -220,3 +222,18 @@ def lock(directory: str | None, output: str | None, sources: Sources,
         stack_distributions=len(result.stack_distributions),
         seconds=round(time.perf_counter() - start, 3), notes=notes,
     )
+
+
+def add_arguments(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """``layervenv lock``'s options and help."""
+    parser = commands.add_parser("lock",
+                                 help="write a PEP 751 pylock.toml of what the layer adds",
+                                 description="Lock the packages in the layer's own "
+                                             "site-packages (not the stack's), with the "
+                                             "stack's identity.")
+    add_active_dir(parser)
+    parser.add_argument("-o", "--output", metavar="FILE",
+                        help="the lock file (default: pylock.toml here; - for standard output)")
+    add_sources(parser)
+    add_format(parser)
+    return parser

@@ -28,6 +28,7 @@ file shorter than it says, is refused on the worker (a truncated archive).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import gzip
 import io
@@ -48,6 +49,7 @@ from urllib.parse import unquote, urlparse
 
 from layervenv import __version__
 from layervenv.dists.seed import install_wheel
+from layervenv.infra.arguments import add_active_dir, add_format
 from layervenv.infra.errors import UserError
 from layervenv.infra.writelock import INSIDE_NAME, layer_write_lock
 from layervenv.model.layer import CONFIG_NAME, Layer, packages_fingerprint
@@ -536,3 +538,18 @@ def _parents(members: dict[str, Member]) -> set[str]:
 def _sort_key(rel: str) -> tuple[int, list[str]]:
     """Sorted by path components; the root first."""
     return (0, []) if rel == "." else (1, rel.split("/"))
+
+
+def add_arguments(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """``layervenv pack``'s options and help."""
+    parser = commands.add_parser(
+        "pack", help="one archive of the layer for batch jobs (Slurm, HTCondor)",
+        description="Pack the layer into a .tar.gz that a job unpacks anywhere: "
+                    "tar -xzf FILE -C DEST, then DEST/NAME/bin/layervenv-run COMMAND "
+                    "[ARGS...]. Editable projects are packed as a snapshot of their "
+                    "current code.")
+    add_active_dir(parser)
+    parser.add_argument("-o", "--output", metavar="FILE",
+                        help="the archive (default: NAME.tar.gz in the current directory)")
+    add_format(parser)
+    return parser

@@ -14,6 +14,7 @@ Ctrl-C before that removes the staging directory and leaves the old layer as it 
 
 from __future__ import annotations
 
+import argparse
 import os
 import time
 from collections.abc import Sequence
@@ -25,6 +26,7 @@ from packaging.utils import canonicalize_name
 
 from layervenv.commands.create import CreateOptions, carried_over_line, create
 from layervenv.commands.create_from import _problems_line, staging_target
+from layervenv.infra.arguments import add_active_dir, add_format, add_sources
 from layervenv.infra.errors import UserError
 from layervenv.infra.writelock import layer_write_lock
 from layervenv.interp.fingerprint import stack_distributions
@@ -317,3 +319,19 @@ def _notes(old: Layer, environ: dict[str, str], setup: str | None,
                      "the new layer stands on this shell's stack; rebase with --setup to "
                      "record the new stack's")
     return notes
+
+
+def add_arguments(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """``layervenv rebase``'s options and help."""
+    parser = commands.add_parser("rebase",
+                                 help="move a layer onto another stack (new release)",
+                                 description="Re-create the layer's requested packages on "
+                                             "another stack beside it, and swap it in only "
+                                             "when complete.")
+    add_active_dir(parser)
+    parser.add_argument("--setup", metavar="CMD", help="command that sets the new stack up")
+    parser.add_argument("--python", metavar="PYTHON",
+                        help="the new stack's interpreter (a path, command or version)")
+    add_sources(parser)
+    add_format(parser)
+    return parser

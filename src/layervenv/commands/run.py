@@ -11,6 +11,7 @@ command of that name run.
 
 from __future__ import annotations
 
+import argparse
 import errno
 import os
 import shlex
@@ -129,3 +130,16 @@ def run(directory: str, command: list[str]) -> int:
     restore_default_signals()
     exec_command(command, env)
     return 127  # not reached
+
+
+def add_arguments(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """``layervenv run``'s options and help: DIR, then the command, untouched by argparse."""
+    parser = commands.add_parser(
+        "run", help="run a command in the stack plus the layer, no activation",
+        usage="layervenv run [-h] DIR -- COMMAND [ARGS...]",
+        description="Run COMMAND with the layer (and its recorded stack, when not set up) "
+                    "in the environment. Exit status and signals pass through.")
+    parser.add_argument("dir", metavar="DIR", help="the layer")
+    parser.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS...]",
+                        help="the command to run")
+    return parser

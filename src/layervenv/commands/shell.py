@@ -25,6 +25,7 @@ layer re-establishes its stack where it is not set up.
 
 from __future__ import annotations
 
+import argparse
 import os
 import pwd
 import signal
@@ -35,6 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from layervenv.infra.arguments import add_active_dir
 from layervenv.infra.errors import UserError
 from layervenv.model.layer import Layer
 from layervenv.runtime.shells import csh, fish, posix
@@ -214,3 +216,14 @@ def _default_signals() -> None:
     """In the child: SIGINT and SIGQUIT back to their defaults (this process ignores them)."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+
+
+def add_arguments(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """``layervenv shell``'s options and help."""
+    parser = commands.add_parser(
+        "shell", help="start your shell with the layer activated",
+        description="Start your shell ($SHELL: bash, zsh, fish, tcsh, csh, ksh or sh) "
+                    "interactively, after its own start-up files, with the layer activated; "
+                    "exit returns here. Exit status: the shell's.")
+    add_active_dir(parser)
+    return parser
