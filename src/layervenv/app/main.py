@@ -23,7 +23,8 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     (argparse reports it with the top-level usage, which does not show the options
     the command has.)
     """
-    args, unknown = build_parser().parse_known_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    args, unknown = build_parser(words).parse_known_args(words)
     if args.command == "install":  # PKG... after an option: argparse leaves them over
         args.args += [word for word in unknown if not word.startswith("-")]
         unknown = [word for word in unknown if word.startswith("-")]

@@ -9,7 +9,8 @@ that a nested sub-command gets them as a top-level one does.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
+import importlib
+from collections.abc import Iterator, Sequence
 
 from layervenv import __version__
 
@@ -17,29 +18,32 @@ DESCRIPTION = ("A writable Python layer (a venv) on top of a read-only software 
                "your packages win, the stack stays importable and untouched.")
 
 
-def _command_modules() -> tuple:
-    """The command modules, in the order ``layervenv --help`` and completion list them.
+#: The commands, in the order ``layervenv --help`` and completion list them, and the
+#: module under :mod:`layervenv.commands` that defines each one's options.
+COMMANDS = {"create": "create", "lock": "lock", "rebase": "rebase", "run": "run",
+            "pack": "pack", "shell": "shell", "list": "list", "install": "install",
+            "check": "check", "demo": "demo", "completion": "completion", "kernel": "kernel"}
+
+
+def chosen_command(argv: Sequence[str]) -> str | None:
+    """The command ``argv`` names, when it names one before any top-level option (which
+    are ``-h`` and ``-V`` only, and need every command's one-line help)."""
+    for word in argv:
+        if word.startswith("-"):
+            return None
+        return word if word in COMMANDS else None
+    return None
+
+
+def _command_modules(only: str | None) -> list:
+    """The modules of the commands a parser is built for: the one command a command line
+    names (a run pays for importing its own command only), else all of them.
 
     Imported here, when a parser is built (after the interrupt handling is in place),
     not when :mod:`layervenv.app.main` is.
     """
-    from layervenv.commands import (
-        check,
-        completion,
-        create,
-        demo,
-        install,
-        kernel,
-        lock,
-        pack,
-        rebase,
-        run,
-        shell,
-    )
-    from layervenv.commands import list as listing
-
-    return (create, lock, rebase, run, pack, shell, listing, install, check, demo, completion,
-            kernel)
+    names = [only] if only else list(COMMANDS)
+    return [importlib.import_module(f"layervenv.commands.{COMMANDS[name]}") for name in names]
 
 
 def add_verbosity(parser: argparse.ArgumentParser) -> None:
@@ -68,15 +72,17 @@ def walk(parser: argparse.ArgumentParser, words: tuple[str, ...] = ()
         yield from walk(child, (*words, name))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The whole command line: the commands' own options, then what every leaf has."""
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The command line: the commands' own options, then what every leaf has.
+
+    With ``argv``, only the command it names (when it names one) is in the parser."""
     from layervenv.app.runners import RUNNERS
 
     parser = argparse.ArgumentParser(prog="layervenv", description=DESCRIPTION)
     parser.add_argument("-V", "--version", action="version", version=f"layervenv {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
-    for module in _command_modules():
+    for module in _command_modules(chosen_command(argv) if argv is not None else None):
         module.add_arguments(commands)
     for words, command in walk(parser):
         command.set_defaults(command_parser=command)
