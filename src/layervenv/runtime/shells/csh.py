@@ -333,9 +333,8 @@ unset _layervenv_keep
 # A venv (python -m venv, virtualenv) active in this shell is set aside, not left: its
 # deactivate would drop what was added to PATH since (a stack).  Its deactivate alias is
 # kept, given back by deactivate.csh; the apply part takes its bin out of PATH.
-if ( ! $?_LAYERVENV_ACTIVE && $?VIRTUAL_ENV && $?_OLD_VIRTUAL_PATH \\
-        && ! $?_layervenv_venv_alias ) then
-    set _layervenv_venv_alias = "`alias deactivate`"
+if ( ! $?_LAYERVENV_ACTIVE && $?VIRTUAL_ENV && $?_OLD_VIRTUAL_PATH && ! $?_layervenv_valias ) then
+    set _layervenv_valias = "`alias deactivate`"
 endif
 
 # A layer moved or deleted while active has no deactivate.csh: say so (csh has nothing
@@ -371,9 +370,9 @@ _DEACTIVATE = """\
 if ( ! $?_layervenv_keep ) then
     unalias deactivate
     unset _layervenv_deactivate
-    if ( $?_layervenv_venv_alias && ! $?_LAYERVENV_ACTIVE ) then
-        if ( "$_layervenv_venv_alias" != "" ) alias deactivate "$_layervenv_venv_alias"
-        unset _layervenv_venv_alias
+    if ( $?_layervenv_valias && ! $?_LAYERVENV_ACTIVE ) then
+        if ( "$_layervenv_valias" != "" ) alias deactivate "$_layervenv_valias"
+        unset _layervenv_valias
     endif
 endif
 """

@@ -234,16 +234,14 @@ case ${{BASH_SOURCE-}}:${{ZSH_EVAL_CONTEXT-}} in "$0:" | *:toplevel)
 case ${{_LAYERVENV_ACTIVE+a}} in a)
 \tif \\command -v deactivate >/dev/null 2>&1; then deactivate nondestructive; fi
 ;; esac
-case ${{_LAYERVENV_ACTIVE+a}}${{_OLD_VIRTUAL_PATH+v}}${{VIRTUAL_ENV:+e}}${{_layervenv_venv_fn+f}} in
-ve)
-\t_layervenv_venv_fn=$(\\typeset -f deactivate 2>/dev/null) || _layervenv_venv_fn=
+case ${{_LAYERVENV_ACTIVE+a}}${{_OLD_VIRTUAL_PATH+v}}${{VIRTUAL_ENV:+e}}${{_layervenv_vfn+f}} in ve)
+\t_layervenv_vfn=$(\\typeset -f deactivate 2>/dev/null) || _layervenv_vfn=
 ;; esac
 
 deactivate () {{
-{unhook}{revert}\tcase ${{1-}}:${{_layervenv_venv_fn+f}}${{_LAYERVENV_ACTIVE+a}} in
-\tnondestructive:*) ;;
+{unhook}{revert}\tcase ${{1-}}:${{_layervenv_vfn+f}}${{_LAYERVENV_ACTIVE+a}} in nondestructive:*) ;;
 \t*:f)
-{venv_back}\t\t\\unset _layervenv_venv_fn ;;
+{venv_back}\t\t\\unset _layervenv_vfn ;;
 \t*) \\unset -f deactivate ;;
 \tesac
 }}
@@ -266,7 +264,7 @@ _UNHOOK = "\tcase ${_layervenv_hooked+x} in x) _layervenv_unhook ;; esac\n"
 #: remove the new one after an unset -f of the running function): the text typeset -f
 #: printed, or where the shell has no typeset (dash), one doing what python -m venv's does
 _VENV_BACK = """\
-case $_layervenv_venv_fn in '')
+case $_layervenv_vfn in '')
 deactivate () {
 \tcase ${_OLD_VIRTUAL_PATH:+x} in x) PATH=$_OLD_VIRTUAL_PATH; \\export PATH
 \t\t\\unset _OLD_VIRTUAL_PATH ;; esac
@@ -276,7 +274,7 @@ deactivate () {
 \t\\unset VIRTUAL_ENV VIRTUAL_ENV_PROMPT
 \tcase ${1-} in nondestructive) ;; *) \\unset -f deactivate ;; esac
 } ;;
-*) \\eval "$_layervenv_venv_fn" ;;
+*) \\eval "$_layervenv_vfn" ;;
 esac"""
 
 # bash runs PROMPT_COMMAND -- a string, or from 5.1 an array of them -- before each
