@@ -404,11 +404,25 @@ def test_user_aliases_of_builtins_are_not_used(shell, layers, base_env):
     assert significant(out["AFTER"]) == significant(out["BEFORE"])
 
 
+def _prepend(sh, var: str, entries: str) -> str:
+    """``entries`` put in front of ``var`` (as a stack's setup does), in ``sh``'s syntax."""
+    if sh.family == "posix":
+        return f'{var}={sh.quote(entries)}"${{{var}:+:${var}}}"; export {var}'
+    if sh.family == "fish":
+        return (f'if test -n "${var}"; set -gx {var} {sh.quote(entries)}:"${var}"; '
+                f"else; set -gx {var} {sh.quote(entries)}; end")
+    return "\n".join([f"if ( $?{var} ) then", f'setenv {var} {sh.quote(entries)}":${var}"',
+                      "else", f"setenv {var} {sh.quote(entries)}", "endif"])
+
+
 @pytest.mark.parametrize("shell", ALL_SHELLS)
-def test_activation_leaves_an_active_venv_first(shell, layers, base_env, tmp_path):
-    """A venv (``python -m venv``) active in the shell is left with its own deactivate, as
-    activating another venv does: the layer is not put on top of it, and deactivate
-    gives back the shell as it was before the venv, not a venv with no deactivate."""
+def test_a_venv_active_below_a_stack_is_set_aside(shell, layers, base_env, tmp_path,
+                                                  _built_stack):
+    """A venv (``python -m venv``) active, then a stack set up, then the layer activated:
+    while the layer is active PATH is the layer's bin, then the stack's entries and what
+    PATH had, without the venv's bin; deactivate gives back the shell exactly as it was
+    (the venv active, the stack's entries there) and the venv's own deactivate then works
+    as it does without a layer (PATH as before the venv, VIRTUAL_ENV gone)."""
     import sys
 
     venv = tmp_path / "venv"
@@ -416,14 +430,30 @@ def test_activation_leaves_an_active_venv_first(shell, layers, base_env, tmp_pat
     sh = SHELLS[shell]
     venv_script = {"posix": "activate", "fish": "activate.fish", "csh": "activate.csh"}
     activate_venv = sh.source(venv).replace(sh.activate, venv_script[sh.family])
+    stack_env = _built_stack.env(base_env)
+    added = {var: stack_env[var][:-len(base_env.get(var, ""))].rstrip(":")
+             if base_env.get(var) else stack_env[var]
+             for var in ("PATH", "PYTHONPATH") if stack_env.get(var) != base_env.get(var)}
+    assert "PATH" in added and "PYTHONPATH" in added
     # venv's activate.csh reads $prompt, which a non-interactive csh does not set
     prompt = "set prompt = '> '" if sh.family == "csh" else ""
-    script = "\n".join([prompt, sh.dump("BEFORE"), activate_venv, sh.source(layers["plain"]),
-                        sh.dump("DURING"), "deactivate", sh.dump("AFTER")])
-    out = split_dumps(run_shell(shell, script, base_env).stdout)
-    assert out["DURING"]["VIRTUAL_ENV"] == str(layers["plain"])
-    assert str(venv) not in out["DURING"]["PATH"]
-    assert significant(out["AFTER"]) == significant(out["BEFORE"])
+    gone = ("/usr/bin/printf '\\nGONE\\n'; /usr/bin/printenv PATH; "
+            "/usr/bin/printenv VIRTUAL_ENV; /usr/bin/printf 'END\\n'")
+    script = "\n".join([
+        prompt, activate_venv, *(_prepend(sh, var, entries) for var, entries in added.items()),
+        sh.dump("BEFORE"), sh.source(layers["plain"]), sh.dump("DURING"), "deactivate",
+        sh.dump("AFTER"), "deactivate", gone])
+    result = run_shell(shell, script, base_env)
+    dumps, _, tail = result.stdout.partition("\nGONE\n")
+    out = split_dumps(dumps)
+    before, during, after = out["BEFORE"], out["DURING"], out["AFTER"]
+    assert before["VIRTUAL_ENV"] == str(venv)
+    assert before["PATH"] == f"{added['PATH']}:{venv / 'bin'}:{base_env['PATH']}"
+    assert during["VIRTUAL_ENV"] == str(layers["plain"])
+    assert during["PATH"] == f"{layers['plain'] / 'bin'}:{added['PATH']}:{base_env['PATH']}"
+    assert significant(after) == significant(before)
+    # the venv's own deactivate, given back: PATH as before the venv, VIRTUAL_ENV unset
+    assert tail == f"{base_env['PATH']}\nEND\n", (tail, result.stderr)
 
 
 #: system calls that start a process; a thread (CLONE_THREAD: fish has some) is none
@@ -474,6 +504,14 @@ def test_script_spawns_nothing(layers, script):
     family = {"activate": "posix", "revert.sh": "posix", "activate.fish": "fish",
               "revert.fish": "fish"}.get(script, "csh")
     text = "\n".join((layers[kind] / "bin" / script).read_text() for kind in ("setup", "exported"))
+    # the one exception, run only where a plain venv is active: its deactivate is read
+    # (typeset -f in a command substitution; csh's alias in backquotes) to be given back
+    venv_reads = ("\t_layervenv_vfn=$(\\typeset -f deactivate 2>/dev/null) || "
+                  "_layervenv_vfn=\n",
+                  '    set _layervenv_valias = "`alias deactivate`"\n')
+    for read in venv_reads:
+        assert text.count(read) in (0, 2), read
+        text = text.replace(read, "")
     assert "$(" not in text and "`" not in text
     if family == "fish":  # command substitutions (outside quotes) only run `string`
         code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))

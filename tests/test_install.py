@@ -241,3 +241,44 @@ def test_uv_over_a_real_wheel_stack(real_stack, uv_bin, tmp_path) -> None:
     run_tool("lock", str(layer), "-o", str(lock), "--find-links", str(links), env=env)
     packages = tomllib.loads(lock.read_text())["packages"]
     assert [p["name"] for p in packages if p["tool"]["layervenv"]["requested"]] == ["myfit"]
+
+
+def _broken_links(tmp_path: Path) -> Path:
+    """A find-links directory whose ``boom`` wheel declares a requirement pip cannot parse:
+    pip (a real one) ends with ``ERROR: Exception:`` and a traceback naming the cause."""
+    links = tmp_path / "broken"
+    links.mkdir()
+    with zipfile.ZipFile(links / "boom-1.0-py3-none-any.whl", "w") as archive:
+        archive.writestr("boom/__init__.py", "")
+        archive.writestr("boom-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: boom\n"
+                         "Version: 1.0\nRequires-Dist: foo (>=1.0 ; bar\n")
+        archive.writestr("boom-1.0.dist-info/WHEEL", "Wheel-Version: 1.0\nGenerator: t\n"
+                         "Root-Is-Purelib: true\nTag: py3-none-any\n")
+        archive.writestr("boom-1.0.dist-info/RECORD", "")
+    return links
+
+
+def test_a_pip_traceback_shows_its_cause(make_layer, stack_env, tmp_path) -> None:
+    """The last line of the message is the exception pip's traceback ends with, not pip's
+    ``ERROR: Exception:``; with -v, pip's whole output (the traceback) is there too."""
+    layer = make_layer()
+    links = _broken_links(tmp_path)
+    args = ("install", str(layer.root), "--installer", "pip", "--find-links", str(links), "boom")
+    result = run_tool(*args, env=stack_env, check=False)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert "InvalidRequirement" in lines[-1] and "(>=1.0 ;" in lines[-1], result.stderr
+    assert "Traceback" not in result.stderr and "File \"" not in result.stderr
+    verbose = run_tool(*args, "-v", env=stack_env, check=False)
+    assert verbose.returncode == result.returncode
+    assert "Traceback (most recent call last):" in verbose.stderr
+    assert "InvalidRequirement" in verbose.stderr.strip().splitlines()[-1]
+
+
+def test_a_package_pip_cannot_find_is_named(make_layer, stack_env) -> None:
+    """pip's own ERROR lines (no traceback): the one that names the missing package."""
+    layer = make_layer()
+    result = run_tool("install", str(layer.root), "--installer", "pip", "nosuchpkg-xyz",
+                      env=dict(stack_env, PIP_NO_INDEX="1"), check=False)
+    assert result.returncode != 0
+    assert "No matching distribution found for nosuchpkg-xyz" in result.stderr.splitlines()[-1]

@@ -24,6 +24,7 @@ from layervenv.runtime.envchange import (
     EnvChange,
     PrependPath,
     RequirePath,
+    SetAsideVenv,
     SetPrompt,
     SetVar,
     StackGroup,
@@ -53,7 +54,7 @@ def env_change(layer: Layer) -> EnvChange:
         PrependPath("PYTHONPATH", str(layer.site_packages)),)
     return EnvChange(layer=str(layer.root), changes=layer_changes(layer),
                      requires=tuple(requires), stack=stack, revert_also=revert_also,
-                     prompt_hook=layer.config.prompt_hook)
+                     prompt_hook=layer.config.prompt_hook, venv=SetAsideVenv())
 
 
 def layer_requirement(layer: Layer) -> RequirePath:

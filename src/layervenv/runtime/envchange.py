@@ -184,6 +184,30 @@ class StackGroup:
 STACK_FLAG = STATE_PREFIX + "STACK"
 
 
+@dataclass(frozen=True)
+class SetAsideVenv:
+    """A plain venv (``python -m venv``, virtualenv) active in the shell is set aside while
+    the layer is active, not deactivated.
+
+    Its deactivate would give PATH back as it was before the venv, dropping what was added
+    since (a stack set up after the venv).  Instead, where such a venv is active (VIRTUAL_ENV
+    set, the venv's own ``_OLD_VIRTUAL_PATH`` set, no layer active), activation takes only
+    the venv's ``bin`` out of PATH (kept in :data:`VENV_STATE`; the PATH before that is saved
+    under the key :data:`VENV_KEY`) and keeps the venv's ``deactivate`` aside; VIRTUAL_ENV,
+    the prompt and the rest are saved by the layer's own changes.  ``deactivate`` gives PATH
+    back exactly where nothing changed it meanwhile (else puts the venv's ``bin`` in front
+    again), then gives the venv its ``deactivate`` back: the venv is active again, as it was.
+    """
+
+    bin_name: str = "bin"
+
+
+#: the venv's ``bin`` entry taken out of PATH (set while a venv is set aside)
+VENV_STATE = STATE_PREFIX + "VENV"
+#: the key of the PATH saved before the venv's entry was taken out
+VENV_KEY = "VENV_PATH"
+
+
 def state_key(change: Change) -> str:
     """The name under which a change keeps its saved state."""
     return getattr(change, "key", "") or getattr(change, "name", "PROMPT")
@@ -242,6 +266,8 @@ class EnvChange:
     leave: tuple[Change, ...] = ()
     #: interactive shells get a prompt hook that keeps the layer's entries in front
     prompt_hook: bool = False
+    #: a plain venv active in the shell is set aside, not deactivated (:class:`SetAsideVenv`)
+    venv: SetAsideVenv | None = None
 
     def reverted(self) -> Iterator[Change]:
         """Changes in the order deactivation must undo them (last applied first)."""
@@ -255,6 +281,8 @@ class EnvChange:
     def state_variables(self) -> list[str]:
         """Every ``_LAYERVENV_*`` variable activation may create (for tests and docs)."""
         names = [MARKER] + ([STACK_FLAG] if self.stack else [])
+        if self.venv:
+            names += [VENV_STATE, saved_name(VENV_KEY), applied_name(VENV_KEY)]
         for change in self.changes + (self.stack.changes if self.stack else ()):
             key = "PS1" if isinstance(change, SetPrompt) else state_key(change)
             names.append(saved_name(key))

@@ -27,7 +27,7 @@ from packaging.version import Version
 from layervenv.dists.seed import install_wheel, record_hash
 from layervenv.infra.cache import file_sha256 as file_sha256  # one definition, used from here
 from layervenv.infra.errors import UserError
-from layervenv.infra.output import progress
+from layervenv.infra.output import VERBOSITY, progress
 from layervenv.inspection.pipeline import inspect_layer
 from layervenv.model.layer import Layer
 
@@ -70,13 +70,37 @@ def run_pip(python: Path, args: Sequence[str], environ: dict[str, str], what: st
     except OSError as error:
         raise UserError(f"cannot run {python}: {error.strerror}") from None
     if result.returncode != 0:
-        lines = [line for line in (result.stderr + result.stdout).strip().splitlines()
-                 if line.strip() and not line.startswith(("DEPRECATION:", "WARNING:"))]
-        errors = [line for line in lines if line.startswith("ERROR:")]
-        lines = (errors or lines)[-8:]
+        lines = pip_failure_lines(result.stdout, result.stderr, whole=VERBOSITY.verbose)
         shown = "\n".join("  | " + line for line in lines) or "  | (no output)"
         raise PipFailed(f"{what} failed (pip exit {result.returncode}):\n{shown}")
     return result
+
+
+TRACEBACK = "Traceback (most recent call last):"
+
+
+def pip_failure_lines(stdout: str, stderr: str, whole: bool = False) -> list[str]:
+    """The lines of a failed pip run that say why, the cause last.
+
+    pip's output ending with a traceback (``ERROR: Exception:`` and an exception pip did
+    not expect): the ``ERROR:`` lines before it and the exception line that ends it, which
+    names the cause.  Otherwise pip's last ``ERROR:`` lines, or its last lines.  ``whole``
+    (``-v``): every line pip wrote, its standard output first.
+    """
+    if whole:
+        return [line for line in (stdout + "\n" + stderr).splitlines() if line.strip()]
+    lines = [line for line in (stderr + "\n" + stdout).splitlines()
+             if line.strip() and not line.startswith(("DEPRECATION:", "WARNING:"))]
+    errors = [line for line in lines if line.startswith("ERROR:")]
+    told = [line for line in stderr.splitlines() if line.strip()]  # pip's log, without stdout
+    if TRACEBACK in told:
+        last = len(told) - 1 - told[::-1].index(TRACEBACK)
+        # the frames are indented; the exception (and the rest of its message) is not
+        cause = [line for line in told[last + 1:] if not line[0].isspace()]
+        before = [line for line in told[:told.index(TRACEBACK)] if line.startswith("ERROR:")]
+        if cause:
+            return before[-3:] + cause[:5]
+    return (errors or lines)[-8:]
 
 
 class PipFailed(UserError):

@@ -308,6 +308,10 @@ endif
 unset _layervenv_r""",
     prompt=_PROMPT,
     to_front=_TO_FRONT,
+    if_venv_active="""\
+set _layervenv_c = 0
+if ( $?VIRTUAL_ENV && $?_OLD_VIRTUAL_PATH && ! $?_LAYERVENV_ACTIVE ) set _layervenv_c = 1
+if ( $_layervenv_c ) then""",
 )
 
 _ACTIVATE = """\
@@ -326,11 +330,11 @@ endif
 # (not there: the layer was moved, which the check below says)
 if ( -f {deactivate} ) source {deactivate}
 unset _layervenv_keep
-# So is a venv (python -m venv, virtualenv) active in this shell, as activating another
-# venv would: a layer on top of it would hide its deactivate alias for good.
-# (An alias is not expanded in a one-line if.)
-if ( ! $?_LAYERVENV_ACTIVE && $?VIRTUAL_ENV && $?_OLD_VIRTUAL_PATH ) then
-    deactivate nondestructive
+# A venv (python -m venv, virtualenv) active in this shell is set aside, not left: its
+# deactivate would drop what was added to PATH since (a stack).  Its deactivate alias is
+# kept, given back by deactivate.csh; the apply part takes its bin out of PATH.
+if ( ! $?_LAYERVENV_ACTIVE && $?VIRTUAL_ENV && $?_OLD_VIRTUAL_PATH && ! $?_layervenv_valias ) then
+    set _layervenv_valias = "`alias deactivate`"
 endif
 
 # A layer moved or deleted while active has no deactivate.csh: say so (csh has nothing
@@ -366,6 +370,10 @@ _DEACTIVATE = """\
 if ( ! $?_layervenv_keep ) then
     unalias deactivate
     unset _layervenv_deactivate
+    if ( $?_layervenv_valias && ! $?_LAYERVENV_ACTIVE ) then
+        if ( "$_layervenv_valias" != "" ) alias deactivate "$_layervenv_valias"
+        unset _layervenv_valias
+    endif
 endif
 """
 

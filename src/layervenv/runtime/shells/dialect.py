@@ -18,10 +18,13 @@ from layervenv.runtime.envchange import (
     MARKER,
     STACK_FLAG,
     STATE_PREFIX,
+    VENV_KEY,
+    VENV_STATE,
     Change,
     EnvChange,
     LeaveStacks,
     PrependPath,
+    SetAsideVenv,
     SetPrompt,
     SetVar,
     StackGroup,
@@ -141,6 +144,9 @@ class Dialect:
     #: opens a block run when ``{added}`` is set and its entries are not in front of
     #: ``{var}`` (the prompt hook's test at each prompt: it must cost next to nothing)
     if_not_in_front: str = ""
+    #: opens a block run when a plain venv (not a layer) is active: VIRTUAL_ENV set and the
+    #: venv's own ``_OLD_VIRTUAL_PATH`` set, no layer's marker (see SetAsideVenv)
+    if_venv_active: str = ""
     #: one level of indentation in the rendered script
     indent: str = "    "
     #: ``unset_exported`` and ``unset_local`` are one command that takes several names
@@ -547,9 +553,40 @@ def _revert_stack(script: Script, stack: StackGroup) -> None:
     script.close()
 
 
+def _set_aside_venv(script: Script, venv: SetAsideVenv) -> None:
+    """Take the active venv's ``bin`` out of PATH, keeping what undoes it (SetAsideVenv)."""
+    d = script.dialect
+    script.open(_template(d, "if_venv_active"))
+    _set(script, VENV_STATE, d.concat.format(a=d.ref.format(var="VIRTUAL_ENV"),
+                                             b=d.quote("/" + venv.bin_name)), True)
+    _save(script, "PATH", VENV_KEY, True)
+    script.add(d.remove_entry, var="PATH", entry=d.ref.format(var=VENV_STATE))
+    _set(script, applied_name(VENV_KEY), d.ref.format(var="PATH"), True)
+    script.close()
+
+
+def _bring_back_venv(script: Script) -> None:
+    """Give PATH the venv's ``bin`` back: the exact old PATH where nothing changed it since
+    the venv was set aside, else the venv's ``bin`` in front of what PATH is now."""
+    d = script.dialect
+    applied = applied_name(VENV_KEY)
+    script.open(d.if_set, var=VENV_STATE)
+    script.open(d.if_equal, a="PATH", b=applied)
+    _restore(script, "PATH", VENV_KEY, True)
+    script.otherwise()
+    script.add(d.prepend, var="PATH", entry=d.ref.format(var=VENV_STATE))
+    _unset(script, saved_name(VENV_KEY), True)
+    script.close()
+    _unset(script, applied, True)
+    _unset(script, VENV_STATE, True)
+    script.close()
+
+
 def render_apply(env: EnvChange, dialect: Dialect, indent: int = 0) -> str:
     """The lines that activate the layer (after the checks)."""
     script = Script(dialect, indent)
+    if env.venv is not None:  # first: what it reads is the shell's own state
+        _set_aside_venv(script, env.venv)
     marker: str | None = dialect.quote(env.layer)
     if env.stack is not None:  # set first: a stack's setup may fail half-way
         _set(script, MARKER, dialect.quote(env.layer), True)
@@ -577,6 +614,8 @@ def render_revert(env: EnvChange, dialect: Dialect, indent: int = 0) -> str:
         revert_change(script, change)
     if env.stack is not None:
         _revert_stack(script, env.stack)
+    if env.venv is not None:
+        _bring_back_venv(script)
     _unset(script, MARKER, True)
     if env.touches_path():
         script.add(dialect.rehash)
@@ -616,6 +655,9 @@ def render_deactivate(env: EnvChange, dialect: Dialect, general: str, indent: in
         opened += 1
     if env.stack is not None:
         script.open(d.if_unset, var=STACK_FLAG)
+        opened += 1
+    if env.venv is not None:
+        script.open(d.if_unset, var=VENV_STATE)
         opened += 1
     _unset(script, GENERAL_FLAG, False)
     # every state variable goes at the end, in one command where the dialect allows

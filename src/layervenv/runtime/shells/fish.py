@@ -121,6 +121,8 @@ DIALECT = Dialect(
                    "    printf '%s\\n' {message} >&2\nend"),
     prompt=_PROMPT,
     to_front=_TO_FRONT,
+    if_venv_active=('if not set -q _LAYERVENV_ACTIVE; and set -q _OLD_VIRTUAL_PATH; '
+                    'and test -n "$VIRTUAL_ENV"'),
 )
 
 _HEADER = """\
@@ -134,15 +136,22 @@ if set -q _LAYERVENV_ACTIVE; and functions -q deactivate
     deactivate nondestructive
 end
 
-# So is a venv (python -m venv, virtualenv) active in this shell, as activating another
-# venv would: a layer on top of it would hide its deactivate for good.
-if not set -q _LAYERVENV_ACTIVE; and set -q VIRTUAL_ENV; and functions -q deactivate
-    deactivate nondestructive
+# A venv (python -m venv, virtualenv) active in this shell is set aside, not left: its
+# deactivate would drop what was added to PATH since (a stack).  Its deactivate is kept
+# aside, given back by this layer's deactivate; the apply part takes its bin out of PATH.
+if not set -q _LAYERVENV_ACTIVE; and set -q VIRTUAL_ENV; and set -q _OLD_VIRTUAL_PATH
+    if functions -q deactivate; and not functions -q _layervenv_venv_deactivate
+        functions -c deactivate _layervenv_venv_deactivate
+    end
 end
 
 function deactivate --description "Deactivate the layervenv layer"
 {unhook}{revert}    if test "$argv[1]" != nondestructive
         functions -e deactivate
+        if not set -q _LAYERVENV_ACTIVE; and functions -q _layervenv_venv_deactivate
+            functions -c _layervenv_venv_deactivate deactivate
+            functions -e _layervenv_venv_deactivate
+        end
     end
 end
 

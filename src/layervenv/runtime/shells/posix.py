@@ -205,6 +205,8 @@ DIALECT = Dialect(
     leave_pythonpath=_LEAVE_PYTHONPATH,
     leave_below=_LEAVE_BELOW,
     leave_end=_LEAVE_END,
+    if_venv_active=("case ${{_LAYERVENV_ACTIVE+a}}${{_OLD_VIRTUAL_PATH+v}}${{VIRTUAL_ENV:+e}} "
+                    "in ve)"),
 )
 
 # The script is short on purpose: shells read all of it at each activation, and its length
@@ -214,9 +216,12 @@ DIALECT = Dialect(
 # - run (bash bin/activate), it would activate a shell that ends at once: say so where the
 #   shell can tell (bash and zsh; dash and ksh see no difference);
 # - a layer active in this shell is left with its own deactivate, which knows the stack it
-#   re-established; so is a venv (python -m venv, virtualenv: its deactivate is a function
-#   of this shell where its unexported _OLD_VIRTUAL_PATH is set), as activating another
-#   venv would: a layer on top of it would hide its deactivate for good;
+#   re-established;
+# - a venv active in this shell (python -m venv, virtualenv: its deactivate is a function
+#   of this shell where its unexported _OLD_VIRTUAL_PATH is set) is set aside, not left: its
+#   deactivate would drop what was added to PATH since (a stack).  Its deactivate is kept as
+#   text (typeset -f; dash has none: one doing what the venv's does is defined instead) and
+#   given back by this layer's deactivate; the apply part takes its bin out of PATH;
 # - a layer inherited from a parent shell (its state is in exported _LAYERVENV_* variables)
 #   is left with this layer's deactivate, so that activating again never duplicates an entry.
 _HEADER = """\
@@ -226,12 +231,19 @@ case ${{BASH_SOURCE-}}:${{ZSH_EVAL_CONTEXT-}} in "$0:" | *:toplevel)
 \t\\printf 'layervenv: this script must be sourced, not run: . %s/bin/activate\\n' {layer} >&2
 \t\\exit 2
 ;; esac
-case ${{_LAYERVENV_ACTIVE+a}}${{_OLD_VIRTUAL_PATH+v}}${{VIRTUAL_ENV:+e}} in a* | ve)
+case ${{_LAYERVENV_ACTIVE+a}} in a)
 \tif \\command -v deactivate >/dev/null 2>&1; then deactivate nondestructive; fi
+;; esac
+case ${{_LAYERVENV_ACTIVE+a}}${{_OLD_VIRTUAL_PATH+v}}${{VIRTUAL_ENV:+e}}${{_layervenv_vfn+f}} in ve)
+\t_layervenv_vfn=$(\\typeset -f deactivate 2>/dev/null) || _layervenv_vfn=
 ;; esac
 
 deactivate () {{
-{unhook}{revert}\tcase ${{1-}} in nondestructive) ;; *) \\unset -f deactivate ;; esac
+{unhook}{revert}\tcase ${{1-}}:${{_layervenv_vfn+f}}${{_LAYERVENV_ACTIVE+a}} in nondestructive:*) ;;
+\t*:f)
+{venv_back}\t\t\\unset _layervenv_vfn ;;
+\t*) \\unset -f deactivate ;;
+\tesac
 }}
 case ${{_LAYERVENV_ACTIVE+x}} in x) deactivate nondestructive ;; esac
 
@@ -247,6 +259,23 @@ case $-:${{LAYERVENV_NO_PROMPT_HOOK-}}:${{BASH_VERSION:+b}}${{ZSH_VERSION:+z}} i
 esac
 """
 _UNHOOK = "\tcase ${_layervenv_hooked+x} in x) _layervenv_unhook ;; esac\n"
+
+#: gives a venv set aside its deactivate back (in place of this one: ksh93 would also
+#: remove the new one after an unset -f of the running function): the text typeset -f
+#: printed, or where the shell has no typeset (dash), one doing what python -m venv's does
+_VENV_BACK = """\
+case $_layervenv_vfn in '')
+deactivate () {
+\tcase ${_OLD_VIRTUAL_PATH:+x} in x) PATH=$_OLD_VIRTUAL_PATH; \\export PATH
+\t\t\\unset _OLD_VIRTUAL_PATH ;; esac
+\tcase ${_OLD_VIRTUAL_PYTHONHOME:+x} in x) PYTHONHOME=$_OLD_VIRTUAL_PYTHONHOME
+\t\t\\export PYTHONHOME; \\unset _OLD_VIRTUAL_PYTHONHOME ;; esac
+\tcase ${_OLD_VIRTUAL_PS1+x} in x) PS1=$_OLD_VIRTUAL_PS1; \\unset _OLD_VIRTUAL_PS1 ;; esac
+\t\\unset VIRTUAL_ENV VIRTUAL_ENV_PROMPT
+\tcase ${1-} in nondestructive) ;; *) \\unset -f deactivate ;; esac
+} ;;
+*) \\eval "$_layervenv_vfn" ;;
+esac"""
 
 # bash runs PROMPT_COMMAND -- a string, or from 5.1 an array of them -- before each
 # prompt.  The hook goes in front of its first element (which is the string itself), so
@@ -337,6 +366,7 @@ def render(env: EnvChange, version: str) -> dict[str, str]:
         "hook": _HOOK.format(**{name.rsplit(".", 1)[1]: quote(path)
                                 for name, path in hooks.items()}) if hooks else "",
         "unhook": _UNHOOK if hooks else "",
+        "venv_back": "".join("\t\t" + line + "\n" for line in _VENV_BACK.splitlines()),
     }
     scripts = {"activate": render_script(_HEADER, env, DIALECT, version, GENERAL, **fields),
                GENERAL: render_general(env, DIALECT, version, "bash, zsh, sh, ksh")}
