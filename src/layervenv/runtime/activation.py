@@ -22,6 +22,7 @@ from layervenv.runtime.envchange import (
     STATE_PREFIX,
     Change,
     EnvChange,
+    LeaveStacks,
     PrependPath,
     RequirePath,
     SetPrompt,
@@ -101,6 +102,15 @@ def stack_changes(layer: Layer, environ: dict[str, str]) -> tuple[Change, ...]:
     if record.is_empty() or record.is_set_up_in(environ):
         return ()
     return recorded_stack_changes(record)
+
+
+def leave_other_stacks(layer: Layer) -> LeaveStacks:
+    """What of a client's environment a kernel leaves: anything not the layer's stack."""
+    stack = layer.config.stack
+    own = tuple(e for e in stack.stack_pythonpath() if e)
+    keep = tuple(e for entries in stack.stack_environment().prepend.values()
+                 for e in entries if e)
+    return LeaveStacks(own=own, keep=keep)
 
 
 def describe_stack(layer: Layer) -> str:

@@ -27,12 +27,8 @@ from pathlib import Path
 
 from layervenv import __version__
 from layervenv.model.layer import CONFIG_NAME, Layer
-from layervenv.runtime.activation import (
-    env_change,
-    stack_changes,
-    without_active_environment,
-)
-from layervenv.runtime.envchange import EnvChange, LeaveStacks, RequirePath, SetPrompt, apply_to
+from layervenv.runtime.activation import env_change, leave_other_stacks
+from layervenv.runtime.envchange import EnvChange, RequirePath, SetPrompt
 from layervenv.runtime.shells.posix import render_kernel_launcher
 
 LAUNCHER_NAME = "layervenv-kernel"
@@ -42,15 +38,6 @@ STACK_LINE = "# layervenv-kernel-stack: "
 
 def launcher_path(layer: Layer) -> Path:
     return layer.bin_dir / LAUNCHER_NAME
-
-
-def leave_other_stacks(layer: Layer) -> LeaveStacks:
-    """What of the client's environment the kernel leaves: anything not the layer's stack."""
-    stack = layer.config.stack
-    own = tuple(e for e in stack.stack_pythonpath() if e)
-    keep = tuple(e for entries in stack.stack_environment().prepend.values()
-                 for e in entries if e)
-    return LeaveStacks(own=own, keep=keep)
 
 
 def kernel_env_change(layer: Layer) -> EnvChange:
@@ -69,14 +56,6 @@ def kernel_env_change(layer: Layer) -> EnvChange:
         changes=tuple(c for c in env.changes if not isinstance(c, SetPrompt)),
         leave=(leave_other_stacks(layer),),
     )
-
-
-def kernel_environment(layer: Layer, environ: dict[str, str]) -> dict[str, str]:
-    """The environment the launcher gives the kernel when started in ``environ``,
-    computed in Python (to ask the layer's Python whether it finds ipykernel)."""
-    env = kernel_env_change(layer)
-    environ = apply_to(env.leave, without_active_environment(environ))
-    return apply_to(list(stack_changes(layer, environ)) + list(env.changes), environ)
 
 
 def stack_fingerprint(layer: Layer) -> str:
