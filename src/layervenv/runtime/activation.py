@@ -30,7 +30,6 @@ from layervenv.runtime.envchange import (
     StackGroup,
     UnsetVar,
 )
-from layervenv.runtime.shells import render_all
 
 
 def env_change(layer: Layer) -> EnvChange:
@@ -127,7 +126,13 @@ def check_stack(layer: Layer, environ: dict[str, str]) -> None:
 
 
 def write_activation_scripts(layer: Layer, bin_dir: Path) -> list[Path]:
-    """Render every dialect's script for ``layer`` into ``bin_dir``."""
+    """Render every dialect's script for ``layer`` into ``bin_dir``.
+
+    The renderers are imported here, not with this module: ``run``, ``check`` and
+    ``lock`` need the change model only.
+    """
+    from layervenv.runtime.shells import render_all
+
     written = []
     for name, text in render_all(env_change(layer), __version__).items():
         path = bin_dir / name

@@ -29,7 +29,6 @@ from layervenv import __version__
 from layervenv.model.layer import CONFIG_NAME, Layer
 from layervenv.runtime.activation import env_change, leave_other_stacks
 from layervenv.runtime.envchange import EnvChange, RequirePath, SetPrompt
-from layervenv.runtime.shells.posix import render_kernel_launcher
 
 LAUNCHER_NAME = "layervenv-kernel"
 #: the line of the launcher that says which stack it was made for
@@ -69,6 +68,10 @@ def stack_fingerprint(layer: Layer) -> str:
 
 
 def render_launcher(layer: Layer) -> str:
+    """The launcher's text.  Its renderer is imported here, not with this module: ``check``
+    reads launchers (:func:`launcher_stack`) and must not load the shell renderers."""
+    from layervenv.runtime.launchers import render_kernel_launcher
+
     return render_kernel_launcher(kernel_env_change(layer), __version__, str(layer.python),
                                   stack_fingerprint(layer))
 
