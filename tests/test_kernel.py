@@ -21,14 +21,17 @@ from pathlib import Path
 import pytest
 from conftest import STACK_PYTHON
 from helpers import clean_env, other_python, run_tool, shell_path
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from layervenv.runtime.envchange import LeaveStacks, apply_to
 from layervenv.runtime.kernel_launcher import STACK_LINE
-from layervenv.runtime.shells.dialect import Script, apply_change
-from layervenv.runtime.shells.posix import LAUNCHER_DIALECT
-from layervenv.services.simstack import STACK_DISTS, Dist, SimStack, build_stack, tree_digest
+from layervenv.services.simstack import (
+    STACK_DISTS,
+    Dist,
+    SimStack,
+    build_stack,
+    sourced_environment,
+    tree_digest,
+)
 
 jupyter_client = pytest.importorskip("jupyter_client")
 nbformat = pytest.importorskip("nbformat")
@@ -521,49 +524,113 @@ def test_install_list_remove(stack_with_ipykernel: SimStack, tmp_path: Path) -> 
 
 
 # ---------------------------------------------------------------------------------------
-# The launcher's rule for leaving other stacks: the same in sh as in the model
+# The launcher run for real: the environment it gives the kernel, from any server's
 # ---------------------------------------------------------------------------------------
 
-_OWN = ("/A/lib/python3.11/site-packages", "/A/python", "rel")
-_KEEP = ("/A/lib", "/A/bin", "/B/shared/lib")
-_PYTHONPATH_POOL = [*_OWN, "", ".", "/B/lib/python3.11/site-packages", "/B/lib64/python3.9/x",
-                    "/B/InstallArea/x/python", "/usr/lib/python3.11/site-packages",
-                    "/usr/local/lib/python3.12/site-packages", "/lib/python3/site-packages",
-                    "/C d/lib/python3.10/site-packages/x.egg", "/o'q/lib/python3.1/site-packages",
-                    "/g*[x]/lib/python3.11/site-packages", "/site-packages", "/A/lib"]
-_PATH_POOL = ["", "/B", "/B/lib", "/B/bin", "/Bx/lib", "/B/shared/lib", "/A/lib", "/A/bin",
-              "/usr/bin", "/usr/lib", "/usr/local/bin", "/C d/lib", "/o'q/lib", "/g*[x]/lib",
-              "/gz/lib", "rel", "/lib/x"]
+#: the layer's stand-in for ipykernel: what the launcher ends in prints its environment
+DUMP_ENVIRONMENT = "import json, os\nprint(json.dumps(dict(os.environ)))\n"
+#: what leaving other stacks and re-establishing the layer's decide
+LAUNCHER_VARIABLES = ("PYTHONPATH", "LD_LIBRARY_PATH", "PATH", "VIRTUAL_ENV", "PYTHONHOME")
 
 
-def _maybe_path(pool: list[str]) -> st.SearchStrategy[str | None]:
-    return st.none() | st.lists(st.sampled_from(pool), max_size=6).map(":".join)
+@dataclass
+class LauncherWorld:
+    base: dict[str, str]  # no stack set up
+    stack_env: dict[str, str]  # the layer's stack (A), from its setup.sh
+    others: dict[str, tuple[Path, dict[str, str]]]  # another stack: its prefix, its env
+    layer: Path  # on A with --setup; its launcher written by kernel install
 
 
-@settings(max_examples=150, deadline=None)
-@given(pythonpath=_maybe_path(_PYTHONPATH_POOL), ld=_maybe_path(_PATH_POOL),
-       path=st.lists(st.sampled_from(_PATH_POOL), max_size=6).map(":".join),
-       shell=st.sampled_from(["dash", "bash"]))
-def test_leaving_other_stacks_in_sh_is_the_model(pythonpath: str | None, ld: str | None,
-                                                path: str, shell: str) -> None:
-    """(PATH is always set: a shell gives an unset PATH a default of its own.)"""
-    change = LeaveStacks(own=_OWN, keep=_KEEP)
-    script = Script(LAUNCHER_DIALECT)
-    apply_change(script, change)
-    env = {"PATH_FOR_SH": os.environ["PATH"]}
-    for name, value in (("PYTHONPATH", pythonpath), ("LD_LIBRARY_PATH", ld), ("PATH", path)):
-        if value is not None:
-            env[name] = value
-    show = "".join(f'printf "%s=%s\\0" {v} "${{{v}-(unset)}}"; '
-                   for v in ("PYTHONPATH", "LD_LIBRARY_PATH", "PATH"))
-    shell_path = shutil.which(shell)
-    assert shell_path
-    out = subprocess.run([shell_path, "-c", script.text() + show], env=env,
-                         capture_output=True, text=True, check=True).stdout
-    seen = dict(item.split("=", 1) for item in out.split("\0") if item)
-    expected = apply_to((change,), env)
-    for name in ("PYTHONPATH", "LD_LIBRARY_PATH", "PATH"):
-        assert seen[name] == expected.get(name, "(unset)"), (name, env.get(name))
+def _handmade_stack(prefix: Path, packages: str) -> Path:
+    """Another stack at ``prefix``, its packages in ``prefix/packages`` (Debian's layout:
+    ``lib/python3/dist-packages``), its tools and libraries beside them; its setup.sh."""
+    (prefix / packages / "otheronly").mkdir(parents=True)
+    (prefix / packages / "otheronly" / "__init__.py").write_text("", encoding="utf-8")
+    for directory in ("bin", "lib/x86_64-linux-gnu"):
+        (prefix / directory).mkdir(parents=True, exist_ok=True)
+    setup = prefix / "setup.sh"
+    setup.write_text(
+        f"export PATH='{prefix}/bin':\"$PATH\"\n"
+        f"export LD_LIBRARY_PATH='{prefix}/lib/x86_64-linux-gnu'"
+        "${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}\n"
+        f"export PYTHONPATH='{prefix / packages}'${{PYTHONPATH:+:$PYTHONPATH}}\n",
+        encoding="utf-8")
+    return setup
+
+
+@pytest.fixture(scope="module")
+def launcher_world(tmp_path_factory: pytest.TempPathFactory) -> LauncherWorld:
+    tmp = tmp_path_factory.mktemp("launcher")
+    home = tmp / "home"
+    home.mkdir()
+    base = clean_env(home)
+    stack = build_stack(tmp / "LCG_A", STACK_PYTHON, name="LCG_A")
+    layer = tmp / "work"
+    run_tool("create", str(layer), "--without-pip", "--setup", f". {stack.setup_script}",
+             env=base)
+    site = layer / "lib" / f"python{stack.short_version}" / "site-packages"
+    (site / "ipykernel_launcher.py").write_text(DUMP_ENVIRONMENT, encoding="utf-8")
+    run_tool("kernel", "install", str(layer), env=base)
+    others = {}
+    for kind, packages in (("site-packages", "lib/python3.11/site-packages"),
+                           ("dist-packages", "lib/python3/dist-packages")):
+        prefix = tmp / "opt" / kind
+        others[kind] = (prefix, sourced_environment(_handmade_stack(prefix, packages), base))
+    return LauncherWorld(base=base, stack_env=stack.env(base), others=others, layer=layer)
+
+
+def _launched(world: LauncherWorld, shell: str, env: dict[str, str]) -> dict[str, str]:
+    """The environment the real launcher, run by ``shell``, gives the kernel."""
+    launcher = world.layer / "bin" / "layervenv-kernel"
+    argv = [str(launcher)] if shell == "#!" else [shell_path(shell), str(launcher)]
+    out = subprocess.run([*argv, "-f", "connection.json"], env=env, capture_output=True,
+                         text=True, check=True).stdout
+    return json.loads(out.splitlines()[-1])
+
+
+def _run_environment(world: LauncherWorld, env: dict[str, str]) -> dict[str, str]:
+    """The environment ``layervenv run`` gives a command, started in ``env``."""
+    out = run_tool("run", str(world.layer), "--", "python", "-c", DUMP_ENVIRONMENT,
+                   env=env).stdout
+    return json.loads(out.splitlines()[-1])
+
+
+def _pick(env: dict[str, str]) -> dict[str, str | None]:
+    return {name: env.get(name) for name in LAUNCHER_VARIABLES}
+
+
+@pytest.mark.parametrize("shell", ["#!", "dash", "bash"])
+@pytest.mark.parametrize("server", ["no stack", "the layer's stack", "site-packages",
+                                    "dist-packages"])
+def test_launcher_gives_the_kernel_what_run_gives_a_command(
+        launcher_world: LauncherWorld, shell: str, server: str) -> None:
+    """Whatever stack the server has, the kernel gets what ``layervenv run`` gives a command
+    started where no stack is set up; another stack -- its packages in ``site-packages``
+    or, Debian style, in ``dist-packages`` -- leaves no entry (its PATH, its libraries)."""
+    world = launcher_world
+    envs = {"no stack": world.base, "the layer's stack": world.stack_env,
+            **{kind: env for kind, (_, env) in world.others.items()}}
+    seen = _launched(world, shell, envs[server])
+    assert _pick(seen) == _pick(_run_environment(world, world.base))
+    if server in world.others:
+        prefix = str(world.others[server][0])
+        for name in ("PYTHONPATH", "LD_LIBRARY_PATH", "PATH"):
+            assert not [e for e in entries(seen.get(name)) if e.startswith(prefix)], name
+
+
+@pytest.mark.parametrize("kind", ["site-packages", "dist-packages"])
+def test_run_and_activation_refuse_the_other_stack_the_launcher_leaves(
+        launcher_world: LauncherWorld, kind: str) -> None:
+    """The same rule finds the other stack everywhere: ``run`` and ``bin/activate`` (a real
+    dash) refuse it in one line, as the launcher leaves it (test above)."""
+    env = launcher_world.others[kind][1]
+    ran = run_tool("run", str(launcher_world.layer), "--", "true", env=env, check=False)
+    assert ran.returncode != 0 and "another stack is set up" in ran.stderr, ran.stderr
+    activate = launcher_world.layer / "bin" / "activate"
+    sourced = subprocess.run([shell_path("dash"), "-c", f". '{activate}'"], env=env,
+                             capture_output=True, text=True, check=False)
+    assert sourced.returncode != 0 and "another stack is set up" in sourced.stderr, \
+        sourced.stderr
 
 
 def test_leaving_other_stacks_examples() -> None:
@@ -580,6 +647,9 @@ def test_leaving_other_stacks_examples() -> None:
     system = apply_to((change,), {"PYTHONPATH": "/usr/local/lib/python3.11/site-packages",
                                   "PATH": "/usr/local/bin:/usr/bin"})
     assert system == {"PATH": "/usr/local/bin:/usr/bin"}
+    debian = apply_to((change,), {"PYTHONPATH": "/D/lib/python3/dist-packages",
+                                  "LD_LIBRARY_PATH": "/D/lib:/usr/lib", "PATH": "/D/bin:/bin"})
+    assert debian == {"LD_LIBRARY_PATH": "/usr/lib", "PATH": "/bin"}
 
 
 def test_launcher_parses_in_every_posix_shell(world: World) -> None:

@@ -36,8 +36,8 @@ from layervenv.model.kernelspec import (
     user_data_dir,
 )
 from layervenv.model.layer import Layer
-from layervenv.runtime.activation import check_stack
-from layervenv.runtime.kernel_launcher import kernel_environment, write_kernel_launcher
+from layervenv.runtime.environment import layer_environment
+from layervenv.runtime.kernel_launcher import write_kernel_launcher
 from layervenv.services.packages import Sources, run_pip
 
 #: how the layer's Python says where ipykernel is (a line of its own: a stack's
@@ -117,14 +117,10 @@ def find_ipykernel(layer: Layer, env: dict[str, str]) -> str | None:
 def install(options: InstallOptions, environ: dict[str, str] | None = None) -> InstallResult:
     environ = dict(os.environ if environ is None else environ)
     layer = Layer.from_argument(options.directory)
-    moved_from = layer.moved_from()
-    if moved_from is not None:
-        raise UserError(f"the layer {layer.root} was made in {moved_from} and cannot be used "
-                        f"where it is now: re-create it (layervenv check {layer.root} says how)")
+    layer.refuse_if_moved()
     name = check_name(options.name) if options.name else derive_name(layer.config.prompt)
     display = options.display_name or f"Python (layer {layer.config.prompt})"
-    env = kernel_environment(layer, environ)
-    check_stack(layer, env)
+    env = layer_environment(layer, environ, "kernel")
     target = kernels_dir(options, layer, environ) / name
     replaced = _check_replaceable(target, layer)
     installed = False

@@ -23,7 +23,6 @@ from urllib.parse import unquote, urlsplit
 
 from packaging.utils import canonicalize_name
 
-from layervenv.commands.run import run_environment
 from layervenv.infra.arguments import add_active_dir, add_format, add_sources
 from layervenv.infra.errors import UserError
 from layervenv.infra.output import count
@@ -39,6 +38,7 @@ from layervenv.model.lockfile import (
     url_to_path,
 )
 from layervenv.model.stack import site_packages_not_on_pythonpath
+from layervenv.runtime.environment import layer_environment
 from layervenv.services.packages import (
     PipFailed,
     Sources,
@@ -107,7 +107,7 @@ def legacy_editables(site_packages: Path) -> list[str]:
 def require_stack_set_up(layer: Layer, env: dict[str, str]) -> None:
     """Refuse to record as the stack what this shell has, when that is not the layer's.
 
-    A layer made with --setup brings its stack along (``run_environment``); one made
+    A layer made with --setup brings its stack along (``layer_environment``); one made
     without relies on the shell.  Where the site-packages it was made on are not on
     PYTHONPATH, the lock would record a stack without them, and ``create --from`` in a
     shell where the stack is set up would then refuse it as drifted.
@@ -124,7 +124,7 @@ def require_stack_set_up(layer: Layer, env: dict[str, str]) -> None:
 
 def build_lock(layer: Layer, environ: dict[str, str], sources: Sources) -> tuple[Lock, list[str]]:
     """The lock of ``layer``: its packages with their sources, and its stack."""
-    env = run_environment(layer, environ)
+    env = layer_environment(layer, environ, "run")
     stack = layer.config.stack
     require_stack_set_up(layer, env)
     view = stack_distributions(stack.python, env, exclude=[layer.root])

@@ -54,6 +54,7 @@ from layervenv.infra.errors import UserError
 from layervenv.infra.writelock import INSIDE_NAME, layer_write_lock
 from layervenv.model.layer import CONFIG_NAME, Layer, packages_fingerprint
 from layervenv.runtime.activation import env_change
+from layervenv.runtime.environment import layer_environment
 from layervenv.runtime.shells import posix, render_all
 from layervenv.runtime.shells.posix import quote
 
@@ -405,13 +406,8 @@ def pack(directory: str | None, output: str | None) -> PackResult:
 
 
 def _pack(layer: Layer, output: str | None, start: float) -> PackResult:
-    from layervenv.commands.run import run_environment
-
     fingerprint = packages_fingerprint(layer.site_packages)
-    moved_from = layer.moved_from()
-    if moved_from is not None:
-        raise UserError(f"the layer {layer.root} was made in {moved_from} and cannot be "
-                        f"packed from where it is now: re-create it (layervenv check says how)")
+    layer.refuse_if_moved("packed from")
     name = layer.root.name
     target = Path(output or f"{name}.tar.gz").absolute()
     if not target.name.endswith((".tar.gz", ".tgz")):
@@ -424,7 +420,7 @@ def _pack(layer: Layer, output: str | None, start: float) -> PackResult:
         "unsafe_characters": unsafe_characters(layer, templates),
         "stack": stack_facts(layer),
     }
-    env = run_environment(layer, dict(os.environ))
+    env = layer_environment(layer, dict(os.environ), "run")
     site = layer.site_packages
     editables = editable_installs(site)
     # (a writer's lock, kept inside the layer where its parent is read-only, is not packed)

@@ -19,26 +19,7 @@ import signal
 
 from layervenv.infra.errors import CommandNotExecutable, CommandNotFound, UserError
 from layervenv.model.layer import Layer
-from layervenv.runtime.activation import (
-    check_stack,
-    layer_changes,
-    stack_changes,
-    without_active_environment,
-)
-from layervenv.runtime.envchange import apply_to
-
-
-def run_environment(layer: Layer, environ: dict[str, str]) -> dict[str, str]:
-    """``environ`` with the layer activated (and its stack, where it is not set up).
-
-    A layer or venv active in ``environ`` is left out first, as activating this layer
-    in that shell would deactivate it.
-    """
-    environ = without_active_environment(environ)
-    check_stack(layer, environ)
-    changes = list(stack_changes(layer, environ)) + list(layer_changes(layer))
-    return apply_to(changes, environ)
-
+from layervenv.runtime.environment import layer_environment
 
 #: Signals Python ignores at start-up; an ignored signal stays ignored across exec, so
 #: COMMAND would get them ignored too (``yes | head`` would print "Broken pipe" and exit 1
@@ -119,14 +100,10 @@ def run(directory: str, command: list[str]) -> int:
     if not command:
         raise UserError("no command given: layervenv run DIR -- COMMAND [ARGS...]")
     layer = Layer.from_argument(directory)
-    moved_from = layer.moved_from()
-    if moved_from is not None:
-        # its console scripts name the old path: "pip" would be another Python's pip
-        raise UserError(f"the layer {layer.root} was made in {moved_from} and cannot be used "
-                        f"where it is now: re-create it (layervenv check {layer.root} says how)")
+    layer.refuse_if_moved()
     # Always the recorded environment, also for --rerun-setup layers: shell functions
     # a setup defines are of no use to a command started with exec.
-    env = run_environment(layer, dict(os.environ))
+    env = layer_environment(layer, dict(os.environ), "run")
     restore_default_signals()
     exec_command(command, env)
     return 127  # not reached

@@ -174,10 +174,7 @@ def shell(directory: str | None, environ: dict[str, str] | None = None) -> int:
     """Start the user's shell with the layer active; its exit status when it ends."""
     environ = dict(os.environ if environ is None else environ)
     layer = Layer.from_argument(directory)
-    moved_from = layer.moved_from()
-    if moved_from is not None:
-        raise UserError(f"the layer {layer.root} was made in {moved_from} and cannot be used "
-                        f"where it is now: re-create it (layervenv check {layer.root} says how)")
+    layer.refuse_if_moved()
     program = user_shell(environ)
     name = Path(program).name.lstrip("-")
     planner = PLANNERS.get(name)

@@ -1,7 +1,7 @@
 """A layer inspected: the effective view and every problem found without importing.
 
 ``inspect_layer`` runs the layer's interpreter once, in the environment the layer runs
-with (:func:`layer_environment`), and builds its effective view
+with (:func:`~layervenv.runtime.environment.layer_environment`), and builds its effective view
 (``effective_view``); :meth:`Inspection.problems` runs every check that needs no more
 than that view, PYTHONPATH as the interpreter saw it, and the stack recorded in
 ``layervenv.toml``:
@@ -52,22 +52,7 @@ from layervenv.inspection.stack_problems import (
     unreadable_problems,
 )
 from layervenv.model.layer import Layer
-from layervenv.model.stack import foreign_site_packages
-from layervenv.runtime.activation import stack_changes, without_active_environment
-from layervenv.runtime.envchange import apply_to
-
-
-def layer_environment(layer: Layer, environ: dict[str, str]) -> dict[str, str]:
-    """The environment the layer runs with: ``environ``, plus its recorded stack where
-    that is not set up (as activation and ``layervenv run`` do), unless another stack is.
-    Another layer or venv active in ``environ`` is left out, as activation would."""
-    environ = without_active_environment(environ)
-    record = layer.config.stack.stack_environment()
-    if record.is_empty() or record.is_set_up_in(environ):
-        return dict(environ)
-    if foreign_site_packages(environ, layer.config.stack.stack_pythonpath()):
-        return dict(environ)  # activation would refuse; the interpreter runs as it is
-    return apply_to(stack_changes(layer, environ), environ)
+from layervenv.runtime.environment import layer_environment
 
 
 @dataclass
@@ -123,7 +108,7 @@ def inspect_layer(layer: Layer, environ: dict[str, str] | None = None,
     environ = dict(os.environ if environ is None else environ)
     record = recorded_stack(layer)
     missing = stack_missing_problems(record, layer)
-    env = layer_environment(layer, environ)
+    env = layer_environment(layer, environ, "inspect")
     if not layer.python.exists():
         if need_interpreter:
             raise UserError(missing[0].message if missing else

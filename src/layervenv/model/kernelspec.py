@@ -37,7 +37,7 @@ from typing import Any
 
 from layervenv.infra.errors import UserError
 from layervenv.runtime.kernel_launcher import LAUNCHER_NAME
-from layervenv.runtime.shells.posix import quote
+from layervenv.runtime.quoting import quote
 
 KERNEL_FILE = "kernel.json"
 STUB_NAME = "launch"

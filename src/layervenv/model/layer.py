@@ -19,7 +19,7 @@ from typing import Any
 
 import tomli_w
 
-from layervenv.infra.errors import LayerNotFound
+from layervenv.infra.errors import LayerNotFound, UserError
 from layervenv.infra.writelock import pid_alive
 from layervenv.model.stack import StackEnvironment
 
@@ -182,6 +182,19 @@ class Layer:
         except OSError:  # the recorded path is gone
             pass
         return recorded
+
+    def refuse_if_moved(self, use: str = "used") -> None:
+        """Refuse, in one line, to start (or pack) a layer that was moved or copied.
+
+        Its console scripts and ``pyvenv.cfg`` name the old path: its ``pip`` would be
+        another Python's pip, its activation would activate a directory that is gone.
+        ``use`` says what cannot be done where the layer is now ("packed from").
+        """
+        moved_from = self.moved_from()
+        if moved_from is not None:
+            raise UserError(f"the layer {self.root} was made in {moved_from} and cannot be "
+                            f"{use} where it is now: re-create it (layervenv check {self.root} "
+                            f"says how)")
 
     def write_config(self) -> None:
         (self.root / CONFIG_NAME).write_text(self.config.to_toml(), encoding="utf-8")

@@ -22,6 +22,7 @@ from layervenv.runtime.envchange import (
     STATE_PREFIX,
     Change,
     EnvChange,
+    LeaveStacks,
     PrependPath,
     RequirePath,
     SetAsideVenv,
@@ -30,7 +31,6 @@ from layervenv.runtime.envchange import (
     StackGroup,
     UnsetVar,
 )
-from layervenv.runtime.shells import render_all
 
 
 def env_change(layer: Layer) -> EnvChange:
@@ -104,6 +104,15 @@ def stack_changes(layer: Layer, environ: dict[str, str]) -> tuple[Change, ...]:
     return recorded_stack_changes(record)
 
 
+def leave_other_stacks(layer: Layer) -> LeaveStacks:
+    """What of a client's environment a kernel leaves: anything not the layer's stack."""
+    stack = layer.config.stack
+    own = tuple(e for e in stack.stack_pythonpath() if e)
+    keep = tuple(e for entries in stack.stack_environment().prepend.values()
+                 for e in entries if e)
+    return LeaveStacks(own=own, keep=keep)
+
+
 def describe_stack(layer: Layer) -> str:
     """How users know the layer's stack: its setup command, else its Python."""
     stack = layer.config.stack
@@ -118,7 +127,13 @@ def check_stack(layer: Layer, environ: dict[str, str]) -> None:
 
 
 def write_activation_scripts(layer: Layer, bin_dir: Path) -> list[Path]:
-    """Render every dialect's script for ``layer`` into ``bin_dir``."""
+    """Render every dialect's script for ``layer`` into ``bin_dir``.
+
+    The renderers are imported here, not with this module: ``run``, ``check`` and
+    ``lock`` need the change model only.
+    """
+    from layervenv.runtime.shells import render_all
+
     written = []
     for name, text in render_all(env_change(layer), __version__).items():
         path = bin_dir / name

@@ -27,6 +27,8 @@ from fnmatch import fnmatchcase
 from itertools import chain
 from typing import Union
 
+from layervenv.model.stack import is_packages_directory
+
 STATE_PREFIX = "_LAYERVENV_"
 PATH_SEPARATOR = ":"
 MARKER = STATE_PREFIX + "ACTIVE"
@@ -87,7 +89,9 @@ class LeaveStacks:
 
     * PYTHONPATH keeps only the entries of ``own`` (the layer's stack, as recorded), in
       their order; every other entry goes, and a PYTHONPATH left empty is unset;
-    * each entry that went and names a ``site-packages`` marks the prefix of another
+    * each entry that went and is a packages directory (``site-packages`` or Debian's
+      ``dist-packages``: :func:`~layervenv.model.stack.is_packages_directory`, the rule
+      activation and ``run`` apply to find another stack) marks the prefix of another
       stack: the entry without its shortest ``/lib*/python*`` suffix (so
       ``/B/lib/python3.11/site-packages`` marks ``/B``), except ``/``, ``/usr`` and
       ``/usr/local``, which hold the system's own files;
@@ -110,12 +114,12 @@ SITE_SUFFIX = "/lib*/python*"
 
 
 def foreign_prefix(entry: str) -> str | None:
-    """The prefix of the stack whose ``site-packages`` ``entry`` is, or None.
+    """The prefix of the stack whose packages directory ``entry`` is, or None.
 
     As the shell's ``${entry%/lib*/python*}``: the shortest suffix matching the pattern is
     cut (``*`` matches ``/`` too).
     """
-    if "site-packages" not in entry:
+    if not is_packages_directory(entry):
         return None
     for start in range(len(entry) - 1, -1, -1):
         if fnmatchcase(entry[start:], SITE_SUFFIX):

@@ -27,13 +27,8 @@ from pathlib import Path
 
 from layervenv import __version__
 from layervenv.model.layer import CONFIG_NAME, Layer
-from layervenv.runtime.activation import (
-    env_change,
-    stack_changes,
-    without_active_environment,
-)
-from layervenv.runtime.envchange import EnvChange, LeaveStacks, RequirePath, SetPrompt, apply_to
-from layervenv.runtime.shells.posix import render_kernel_launcher
+from layervenv.runtime.activation import env_change, leave_other_stacks
+from layervenv.runtime.envchange import EnvChange, RequirePath, SetPrompt
 
 LAUNCHER_NAME = "layervenv-kernel"
 #: the line of the launcher that says which stack it was made for
@@ -42,15 +37,6 @@ STACK_LINE = "# layervenv-kernel-stack: "
 
 def launcher_path(layer: Layer) -> Path:
     return layer.bin_dir / LAUNCHER_NAME
-
-
-def leave_other_stacks(layer: Layer) -> LeaveStacks:
-    """What of the client's environment the kernel leaves: anything not the layer's stack."""
-    stack = layer.config.stack
-    own = tuple(e for e in stack.stack_pythonpath() if e)
-    keep = tuple(e for entries in stack.stack_environment().prepend.values()
-                 for e in entries if e)
-    return LeaveStacks(own=own, keep=keep)
 
 
 def kernel_env_change(layer: Layer) -> EnvChange:
@@ -72,14 +58,6 @@ def kernel_env_change(layer: Layer) -> EnvChange:
     )
 
 
-def kernel_environment(layer: Layer, environ: dict[str, str]) -> dict[str, str]:
-    """The environment the launcher gives the kernel when started in ``environ``,
-    computed in Python (to ask the layer's Python whether it finds ipykernel)."""
-    env = kernel_env_change(layer)
-    environ = apply_to(env.leave, without_active_environment(environ))
-    return apply_to(list(stack_changes(layer, environ)) + list(env.changes), environ)
-
-
 def stack_fingerprint(layer: Layer) -> str:
     """The stack a launcher is made for, as its ``STACK_LINE`` says it: the Python version,
     the interpreter, and a digest of the whole stack record (setup, environment)."""
@@ -91,6 +69,10 @@ def stack_fingerprint(layer: Layer) -> str:
 
 
 def render_launcher(layer: Layer) -> str:
+    """The launcher's text.  Its renderer is imported here, not with this module: ``check``
+    reads launchers (:func:`launcher_stack`) and must not load the shell renderers."""
+    from layervenv.runtime.launchers import render_kernel_launcher
+
     return render_kernel_launcher(kernel_env_change(layer), __version__, str(layer.python),
                                   stack_fingerprint(layer))
 

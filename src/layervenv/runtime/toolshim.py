@@ -21,7 +21,7 @@ from pathlib import Path
 
 from layervenv import __version__
 from layervenv.infra.toolhome import is_zipapp, package_home, tool_argv
-from layervenv.runtime.shells.posix import quote
+from layervenv.runtime.quoting import quote
 
 NAME = "layervenv"
 

@@ -130,7 +130,8 @@ class Dialect:
     #: ``{own}`` (alternatives of quoted literals); "" where the dialect has no launcher
     leave_pythonpath: str = ""
     #: the same on ``{var}``: drop the entries under another stack's prefix (found on the
-    #: PYTHONPATH kept aside by ``leave_pythonpath``) unless they match ``{keep}``
+    #: PYTHONPATH kept aside by ``leave_pythonpath``, its entries matching ``{packages}``)
+    #: unless they match ``{keep}``
     leave_below: str = ""
     #: ends the steps above (forgets what they kept aside)
     leave_end: str = ""
@@ -330,8 +331,15 @@ def _leave_stacks(script: Script, change: LeaveStacks) -> None:
     own, keep = alternatives(change.own), alternatives(change.keep)
     script.add(_template(d, "leave_pythonpath"), own=own)
     for name in change.below:
-        script.add(_template(d, "leave_below"), var=name, own=own, keep=keep)
+        script.add(_template(d, "leave_below"), var=name, own=own, keep=keep,
+                   packages=packages_patterns(d))
     script.add(_template(d, "leave_end"))
+
+
+def packages_patterns(dialect: Dialect) -> str:
+    """A pattern (alternatives) matching an entry that is a stack's packages directory:
+    the shells' spelling of :func:`~layervenv.model.stack.is_packages_directory`."""
+    return dialect.alternatives.join(f"*{dialect.quote(name)}*" for name in PACKAGE_DIRECTORIES)
 
 
 def apply_change(script: Script, change: Change) -> None:
