@@ -47,6 +47,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from layervenv import __version__
+from layervenv.boot.layervenv_unpack import PACK_DIR
 from layervenv.dists.seed import install_wheel
 from layervenv.infra.errors import UserError
 from layervenv.infra.writelock import INSIDE_NAME, layer_write_lock
@@ -55,7 +56,6 @@ from layervenv.runtime.activation import env_change
 from layervenv.runtime.shells import posix, render_all
 from layervenv.runtime.shells.posix import quote
 
-PACK_DIR = ".layervenv-pack"
 UNPACK_MODULE = "layervenv_unpack.py"
 LAUNCHER = "layervenv-run"
 RUN_ACTIVATE = f"{PACK_DIR}/activate-for-run"
