@@ -42,7 +42,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from email.parser import HeaderParser
-from importlib import resources
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -51,6 +50,7 @@ from layervenv.boot.layervenv_unpack import PACK_DIR
 from layervenv.dists.seed import install_wheel
 from layervenv.infra.errors import UserError
 from layervenv.infra.writelock import INSIDE_NAME, layer_write_lock
+from layervenv.interp.query import QueryFailed, run_query, script_source
 from layervenv.model.layer import CONFIG_NAME, Layer, packages_fingerprint
 from layervenv.runtime.activation import env_change
 from layervenv.runtime.shells import posix, render_all
@@ -370,22 +370,22 @@ def add_member(tar: tarfile.TarFile, name: str, member: Member, when: int) -> No
 
 def unpack_source() -> str:
     """The worker-side module, as shipped in this package."""
-    return resources.files("layervenv.boot").joinpath(UNPACK_MODULE).read_text(encoding="utf-8")
+    return script_source(UNPACK_MODULE, "layervenv.boot")
 
 
 def stack_facts(layer: Layer) -> dict[str, object]:
-    """What the worker checks: the interpreter, its version, the directories, the
-    fingerprint (computed by the worker's own code, on the stack's interpreter)."""
+    """What the worker checks (the manifest's ``stack``): the interpreter, its version,
+    the directories, and the digest of their distributions, computed by the worker's own
+    code (``dist_entries_digest``) on the stack's interpreter."""
     stack = layer.config.stack
     directories = [e for e in stack.stack_pythonpath() if os.path.isabs(e)]
-    result = subprocess.run([stack.python, "-I", "-c", unpack_source(), "--fingerprint",
-                             *directories], capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise UserError(f"cannot run the layer's stack interpreter {stack.python}: "
-                        f"{(result.stderr.strip().splitlines() or ['missing'])[-1]}; "
-                        f"pack on a machine where the stack is")
+    try:
+        digest = run_query(stack.python, UNPACK_MODULE, ["--fingerprint", *directories],
+                           flags=("-I",), package="layervenv.boot")
+    except QueryFailed as error:
+        raise UserError(f"{error}; pack on a machine where the stack is") from None
     return {"python": stack.python, "python_version": stack.python_version,
-            "directories": directories, "fingerprint": result.stdout.strip()}
+            "directories": directories, "fingerprint": digest}
 
 
 def pack(directory: str | None, output: str | None) -> PackResult:

@@ -27,8 +27,8 @@ from layervenv.commands.create import CreateOptions, carried_over_line, create
 from layervenv.commands.create_from import _problems_line, staging_target
 from layervenv.infra.errors import UserError
 from layervenv.infra.writelock import layer_write_lock
-from layervenv.interp.fingerprint import stack_distributions
 from layervenv.interp.interpreter import Interpreter
+from layervenv.interp.stack_contents import stack_distributions
 from layervenv.model.layer import Layer, packages_fingerprint
 from layervenv.model.lockfile import Installed, direct_reference, layer_distributions, url_to_path
 from layervenv.runtime.activation import without_active_environment
