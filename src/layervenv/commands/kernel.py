@@ -34,7 +34,7 @@ from layervenv.model.kernelspec import (
     user_data_dir,
 )
 from layervenv.model.layer import Layer
-from layervenv.runtime.activation import check_stack
+from layervenv.runtime.activation import require_layer_stack
 from layervenv.runtime.kernel_launcher import kernel_environment, write_kernel_launcher
 from layervenv.services.packages import Sources, run_pip
 
@@ -104,7 +104,7 @@ def install(options: InstallOptions, environ: dict[str, str] | None = None) -> I
     name = check_name(options.name) if options.name else derive_name(layer.config.prompt)
     display = options.display_name or f"Python (layer {layer.config.prompt})"
     env = kernel_environment(layer, environ)
-    check_stack(layer, env)
+    require_layer_stack(layer, env)
     target = kernels_dir(options, layer, environ) / name
     replaced = _check_replaceable(target, layer)
     installed = False

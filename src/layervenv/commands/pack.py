@@ -51,7 +51,7 @@ from layervenv.dists.seed import install_wheel
 from layervenv.infra.errors import UserError
 from layervenv.infra.writelock import INSIDE_NAME, layer_write_lock
 from layervenv.interp.query import QueryFailed, run_query, script_source
-from layervenv.model.layer import CONFIG_NAME, Layer, packages_fingerprint
+from layervenv.model.layer import CONFIG_NAME, Layer, site_snapshot
 from layervenv.runtime.activation import env_change
 from layervenv.runtime.shells import posix, render_all
 from layervenv.runtime.shells.posix import quote
@@ -405,7 +405,7 @@ def pack(directory: str | None, output: str | None) -> PackResult:
 def _pack(layer: Layer, output: str | None, start: float) -> PackResult:
     from layervenv.commands.run import run_environment
 
-    fingerprint = packages_fingerprint(layer.site_packages)
+    snapshot = site_snapshot(layer.site_packages)
     moved_from = layer.moved_from()
     if moved_from is not None:
         raise UserError(f"the layer {layer.root} was made in {moved_from} and cannot be "
@@ -508,7 +508,7 @@ def _pack(layer: Layer, output: str | None, start: float) -> PackResult:
                                         "project": s.project} for s in snapshots])
             data = (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode("utf-8")
             add_member(tar, name, Member(f"{PACK_DIR}/manifest.json", "file", data), when)
-        if packages_fingerprint(layer.site_packages) != fingerprint:
+        if site_snapshot(layer.site_packages) != snapshot:
             raise UserError(f"the packages of {root} changed while it was being packed (a "
                             f"pip run in it?): nothing was written; pack it again")
         os.replace(tmp_name, target)

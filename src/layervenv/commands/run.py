@@ -19,8 +19,8 @@ import signal
 from layervenv.infra.errors import CommandNotExecutable, CommandNotFound, UserError
 from layervenv.model.layer import Layer
 from layervenv.runtime.activation import (
-    check_stack,
     layer_changes,
+    require_layer_stack,
     stack_changes,
     without_active_environment,
 )
@@ -34,7 +34,7 @@ def run_environment(layer: Layer, environ: dict[str, str]) -> dict[str, str]:
     in that shell would deactivate it.
     """
     environ = without_active_environment(environ)
-    check_stack(layer, environ)
+    require_layer_stack(layer, environ)
     changes = list(stack_changes(layer, environ)) + list(layer_changes(layer))
     return apply_to(changes, environ)
 

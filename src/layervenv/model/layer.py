@@ -320,7 +320,7 @@ def find_leftovers(target: Path, skip_running: bool = False) -> list[Leftover]:
 _METADATA = (".dist-info", ".egg-info", ".egg-link", ".pth")
 
 
-def packages_fingerprint(site_packages: Path) -> frozenset[tuple[str, int, int]]:
+def site_snapshot(site_packages: Path) -> frozenset[tuple[str, int, int]]:
     """What changes when pip installs, upgrades or removes anything in ``site_packages``:
     the names of its entries, and the inode and time of each metadata entry (a
     reinstall of the same version makes a new ``.dist-info``).  ``__pycache__`` is left

@@ -257,8 +257,9 @@ def foreign_site_packages(environ: dict[str, str], own: list[str]) -> list[str]:
     return [e for e in entries if is_packages_directory(e) and e not in own]
 
 
-def check_stack(python: str, pythonpath: list[str], environment: StackEnvironment,
-                environ: dict[str, str], describe: str) -> None:
+def refuse_missing_or_other_stack(python: str, pythonpath: list[str],
+                                  environment: StackEnvironment, environ: dict[str, str],
+                                  describe: str) -> None:
     """Refuse, in one line, a stack that is gone or a different stack that is set up."""
     missing = missing_parts(python, pythonpath)
     if missing:
