@@ -50,7 +50,8 @@ STAGING_INSIDE = ".layervenv-"
 
 @dataclass
 class StackRecord:
-    """The stack a layer stands on, as it was when the layer was created."""
+    """The stack a layer stands on, as it was when the layer was created: the ``[stack]``
+    table of ``layervenv.toml`` (the one record of it; see :mod:`layervenv.model.stack`)."""
 
     python: str
     python_version: str

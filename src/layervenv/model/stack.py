@@ -77,7 +77,8 @@ _NEEDS_ALRB = re.compile(r"(^|[\s;&|(])(lsetup|asetup)\b")
 
 @dataclass
 class StackEnvironment:
-    """The difference a setup command makes: prepended entries and set variables."""
+    """The difference a setup command makes (prepended entries, set variables): the
+    ``environment`` of a :class:`~layervenv.model.layer.StackRecord`."""
 
     prepend: dict[str, list[str]] = field(default_factory=dict)
     set: dict[str, str] = field(default_factory=dict)
