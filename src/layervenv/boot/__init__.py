@@ -21,9 +21,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from layervenv.boot._layervenv_boot import OWN_PTH, PTH_SUFFIX
+
 MODULE_NAME = "_layervenv_boot"
-BASENAME = "~layervenv"
-PTH_NAME = BASENAME + ".pth"
+#: the hook's own ``.pth``: named in the hook itself, which must know it to skip it
+PTH_NAME = OWN_PTH
+BASENAME = PTH_NAME[: -len(PTH_SUFFIX)]
 START_NAME = BASENAME + ".start"
 #: ``site`` runs the line inside ``addpackage(sitedir, name, known_paths)``: with
 #: ``sitedir`` first on sys.path the hook is found at once, not after a look into every

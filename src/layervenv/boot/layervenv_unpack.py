@@ -52,9 +52,10 @@ class Refusal(Exception):
     """One line for the user; the layer is not used."""
 
 
-def stack_fingerprint(directories):
-    """sha256 over the distributions found in ``directories`` and the interpreter's own
-    site-packages, one ``DIR/NAME`` line each, sorted.
+def dist_entries_digest(directories):
+    """The stack's distributions as the worker can see them cheaply (the manifest's
+    ``stack.fingerprint``): sha256 over the distributions found in ``directories`` and
+    the interpreter's own site-packages, one ``DIR/NAME`` line each, sorted.
 
     ``layervenv pack`` runs this same function with the stack's interpreter, so the
     worker compares like with like.  Reading directory names only keeps it fast on
@@ -109,8 +110,9 @@ def check_path(root, manifest):
                           root, " ".join(repr(c) for c in bad)))
 
 
-def check_stack(stack):
-    """Refuse a stack that is not there or is another Python; warn about drift."""
+def check_packed_stack(stack):
+    """Refuse a stack that is not there or is another Python than the one the layer was
+    packed on (the manifest's ``stack``); warn about drift."""
     here = ".".join(str(n) for n in sys.version_info[:3])
     recorded = stack["python_version"]
     if here.split(".")[:2] != recorded.split(".")[:2]:
@@ -125,7 +127,7 @@ def check_stack(stack):
     if here != recorded:
         warnings.append("the stack's interpreter {} is Python {}, the layer was packed on {}"
                         .format(stack["python"], here, recorded))
-    found = stack_fingerprint(stack["directories"])
+    found = dist_entries_digest(stack["directories"])
     if found != stack["fingerprint"]:
         warnings.append("the stack's distributions are not those the layer was packed on "
                         "(fingerprint {} instead of {}): another build of the release?"
@@ -191,17 +193,18 @@ def unpack(root):
     manifest = load_manifest(root)
     check_complete(root, manifest)
     check_path(root, manifest)
-    warnings = check_stack(manifest["stack"])
+    warnings = check_packed_stack(manifest["stack"])
     put_in_place(root, manifest)
     return warnings
 
 
 def main(argv):
-    if argv[:1] == ["--fingerprint"]:
-        print(stack_fingerprint(argv[1:]))
+    if argv[1:2] == ["--fingerprint"]:  # layervenv pack's query (layervenv.interp.query)
+        with open(argv[0], "w") as handle:
+            json.dump(dist_entries_digest(argv[2:]), handle)
         return 0
     if len(argv) != 1:
-        sys.stderr.write("usage: unpack.py LAYER_DIR | --fingerprint DIR...\n")
+        sys.stderr.write("usage: unpack.py LAYER_DIR | REPORT --fingerprint DIR...\n")
         return 2
     try:
         for warning in unpack(argv[0]):

@@ -24,8 +24,8 @@ from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from layervenv.commands.create import CreateOptions, CreateResult, create
 from layervenv.infra.errors import UserError
-from layervenv.interp.fingerprint import Drift, compare, python_identity, stack_distributions
 from layervenv.interp.interpreter import Interpreter
+from layervenv.interp.stack_contents import Drift, compare, python_identity, stack_distributions
 from layervenv.model.layer import CONFIG_NAME, Layer
 from layervenv.model.lockfile import (
     Lock,

@@ -13,7 +13,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from layervenv.infra.arguments import add_active_dir, add_format, add_sources
 from layervenv.infra.errors import UserError
 from layervenv.infra.writelock import layer_write_lock
 from layervenv.inspection.kernel_check import kernel_status
+from layervenv.interp.query import run_query
 from layervenv.model.kernelspec import (
     KERNEL_FILE,
     STUB_NAME,
@@ -39,13 +39,6 @@ from layervenv.model.layer import Layer
 from layervenv.runtime.environment import layer_environment
 from layervenv.runtime.kernel_launcher import write_kernel_launcher
 from layervenv.services.packages import Sources, run_pip
-
-#: how the layer's Python says where ipykernel is (a line of its own: a stack's
-#: sitecustomize may print too)
-_FIND_IPYKERNEL = (
-    "import importlib.util as u; s = u.find_spec('ipykernel_launcher'); "
-    "print('layervenv-ipykernel:' + (s.origin if s and s.origin else ''))"
-)
 
 
 @dataclass
@@ -96,18 +89,7 @@ def kernels_dir(options: InstallOptions, layer: Layer, environ: dict[str, str]) 
 def find_ipykernel(layer: Layer, env: dict[str, str]) -> str | None:
     """Where the layer's Python finds ``ipykernel_launcher`` in ``env``: "layer", "stack",
     or None."""
-    try:
-        result = subprocess.run([str(layer.python), "-c", _FIND_IPYKERNEL], env=env,
-                                capture_output=True, text=True, check=False,
-                                cwd=str(layer.root), timeout=120)
-    except (OSError, subprocess.TimeoutExpired) as error:
-        raise UserError(f"cannot run {layer.python}: {error}") from None
-    found = [line.split(":", 1)[1] for line in result.stdout.splitlines()
-             if line.startswith("layervenv-ipykernel:")]
-    if result.returncode != 0 or not found:
-        last = (result.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise UserError(f"{layer.python} failed to start (exit {result.returncode}): {last}")
-    origin = found[-1]
+    origin = run_query(layer.python, "find_ipykernel.py", env=env, cwd=layer.root)["origin"]
     if not origin:
         return None
     root = os.path.realpath(layer.root)

@@ -27,7 +27,8 @@ from layervenv.infra.arguments import add_active_dir, add_format, add_sources
 from layervenv.infra.errors import UserError
 from layervenv.infra.output import count
 from layervenv.infra.writelock import layer_write_lock
-from layervenv.interp.fingerprint import stack_distributions
+from layervenv.interp.interpreter import probe_interpreter
+from layervenv.interp.stack_contents import stack_distributions
 from layervenv.model.layer import Layer
 from layervenv.model.lockfile import (
     Installed,
@@ -129,12 +130,13 @@ def build_lock(layer: Layer, environ: dict[str, str], sources: Sources) -> tuple
     require_stack_set_up(layer, env)
     view = stack_distributions(stack.python, env, exclude=[layer.root])
     installed = layer_distributions(layer.site_packages)
+    bundled = [str(wheel) for wheel in probe_interpreter(Path(stack.python)).pip_wheels]
     locked: dict[str, LockedPackage] = {}
     from_index: list[Installed] = []
     for dist in installed:
         package = LockedPackage(name=dist.name, version=dist.version, requested=dist.requested)
         source = direct_source(dist)
-        seed = _seed_source(dist, view.pip_wheels)
+        seed = _seed_source(dist, bundled)
         if source:
             for key, table in source.items():
                 setattr(package, key, table)
@@ -218,7 +220,7 @@ def lock(directory: str | None, output: str | None, sources: Sources,
         path=where, layer=str(layer.root),
         packages={p.name: p.version for p in sorted(result.packages, key=lambda p: p.name)},
         requested=sorted(p.name for p in result.packages if p.requested),
-        stack_fingerprint=result.stack_fingerprint,
+        stack_fingerprint=result.stack_digest,  # the key of lock --json
         stack_distributions=len(result.stack_distributions),
         seconds=round(time.perf_counter() - start, 3), notes=notes,
     )

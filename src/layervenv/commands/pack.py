@@ -43,22 +43,22 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from email.parser import HeaderParser
-from importlib import resources
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from layervenv import __version__
+from layervenv.boot.layervenv_unpack import PACK_DIR
 from layervenv.dists.seed import install_wheel
 from layervenv.infra.arguments import add_active_dir, add_format
 from layervenv.infra.errors import UserError
 from layervenv.infra.writelock import INSIDE_NAME, layer_write_lock
-from layervenv.model.layer import CONFIG_NAME, Layer, packages_fingerprint
+from layervenv.interp.query import QueryFailed, run_query, script_source
+from layervenv.model.layer import CONFIG_NAME, Layer, site_snapshot
 from layervenv.runtime.activation import env_change
 from layervenv.runtime.environment import layer_environment
 from layervenv.runtime.shells import posix, render_all
 from layervenv.runtime.shells.posix import quote
 
-PACK_DIR = ".layervenv-pack"
 UNPACK_MODULE = "layervenv_unpack.py"
 LAUNCHER = "layervenv-run"
 RUN_ACTIVATE = f"{PACK_DIR}/activate-for-run"
@@ -373,22 +373,22 @@ def add_member(tar: tarfile.TarFile, name: str, member: Member, when: int) -> No
 
 def unpack_source() -> str:
     """The worker-side module, as shipped in this package."""
-    return resources.files("layervenv.boot").joinpath(UNPACK_MODULE).read_text(encoding="utf-8")
+    return script_source(UNPACK_MODULE, "layervenv.boot")
 
 
 def stack_facts(layer: Layer) -> dict[str, object]:
-    """What the worker checks: the interpreter, its version, the directories, the
-    fingerprint (computed by the worker's own code, on the stack's interpreter)."""
+    """What the worker checks (the manifest's ``stack``): the interpreter, its version,
+    the directories, and the digest of their distributions, computed by the worker's own
+    code (``dist_entries_digest``) on the stack's interpreter."""
     stack = layer.config.stack
     directories = [e for e in stack.stack_pythonpath() if os.path.isabs(e)]
-    result = subprocess.run([stack.python, "-I", "-c", unpack_source(), "--fingerprint",
-                             *directories], capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise UserError(f"cannot run the layer's stack interpreter {stack.python}: "
-                        f"{(result.stderr.strip().splitlines() or ['missing'])[-1]}; "
-                        f"pack on a machine where the stack is")
+    try:
+        digest = run_query(stack.python, UNPACK_MODULE, ["--fingerprint", *directories],
+                           flags=("-I",), package="layervenv.boot")
+    except QueryFailed as error:
+        raise UserError(f"{error}; pack on a machine where the stack is") from None
     return {"python": stack.python, "python_version": stack.python_version,
-            "directories": directories, "fingerprint": result.stdout.strip()}
+            "directories": directories, "fingerprint": digest}
 
 
 def pack(directory: str | None, output: str | None) -> PackResult:
@@ -406,7 +406,7 @@ def pack(directory: str | None, output: str | None) -> PackResult:
 
 
 def _pack(layer: Layer, output: str | None, start: float) -> PackResult:
-    fingerprint = packages_fingerprint(layer.site_packages)
+    snapshot = site_snapshot(layer.site_packages)
     layer.refuse_if_moved("packed from")
     name = layer.root.name
     target = Path(output or f"{name}.tar.gz").absolute()
@@ -506,7 +506,7 @@ def _pack(layer: Layer, output: str | None, start: float) -> PackResult:
                                         "project": s.project} for s in snapshots])
             data = (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode("utf-8")
             add_member(tar, name, Member(f"{PACK_DIR}/manifest.json", "file", data), when)
-        if packages_fingerprint(layer.site_packages) != fingerprint:
+        if site_snapshot(layer.site_packages) != snapshot:
             raise UserError(f"the packages of {root} changed while it was being packed (a "
                             f"pip run in it?): nothing was written; pack it again")
         os.replace(tmp_name, target)

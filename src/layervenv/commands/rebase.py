@@ -29,9 +29,9 @@ from layervenv.commands.create_from import _problems_line, staging_target
 from layervenv.infra.arguments import add_active_dir, add_format, add_sources
 from layervenv.infra.errors import UserError
 from layervenv.infra.writelock import layer_write_lock
-from layervenv.interp.fingerprint import stack_distributions
 from layervenv.interp.interpreter import Interpreter
-from layervenv.model.layer import Layer, packages_fingerprint
+from layervenv.interp.stack_contents import stack_distributions
+from layervenv.model.layer import Layer, site_snapshot
 from layervenv.model.lockfile import Installed, direct_reference, layer_distributions, url_to_path
 from layervenv.runtime.activation import without_active_environment
 from layervenv.services.packages import (
@@ -126,7 +126,7 @@ class Rebase:
     problems: list[str] | None = None
     old_problems: list[str] | None = None
     #: the old layer's packages when they were read (see :meth:`verify`)
-    fingerprint: frozenset[tuple[str, int, int]] = frozenset()
+    snapshot: frozenset[tuple[str, int, int]] = frozenset()
 
     def before(self, interp: Interpreter, environ: dict[str, str]) -> None:
         self.python_version = interp.version
@@ -136,7 +136,7 @@ class Rebase:
         those read at the start: a ``pip install`` run from the layer meanwhile, which
         the new layer would silently drop.  Called just before and just after the old
         layer leaves its path, so a pip that was writing in it is caught either way."""
-        if packages_fingerprint(where / self.old.config.purelib) != self.fingerprint:
+        if site_snapshot(where / self.old.config.purelib) != self.snapshot:
             raise LayerChanged(f"the packages of {self.old.root} changed while it was being "
                                "rebased (pip ran in it?); nothing was changed: rebase again "
                                "when that has finished")
@@ -255,9 +255,9 @@ def rebase(directory: str | None, setup: str | None, python: str | None, sources
 
 def _rebase(old: Layer, setup: str | None, python: str | None, sources: Sources,
             environ: dict[str, str] | None, start: float) -> RebaseResult:
-    fingerprint = packages_fingerprint(old.site_packages)
+    snapshot = site_snapshot(old.site_packages)
     installed = layer_distributions(old.site_packages)
-    extension = Rebase(old=old, installed=installed, sources=sources, fingerprint=fingerprint)
+    extension = Rebase(old=old, installed=installed, sources=sources, snapshot=snapshot)
     # The old layer's problems, as it runs now: only those the rebase adds are news.
     extension.old_problems = run_check(old, environ)
     options = CreateOptions(

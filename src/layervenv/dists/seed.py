@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from layervenv.boot.layervenv_unpack import SHEBANG_LIMIT
 from layervenv.infra.errors import UserError
 
 if TYPE_CHECKING:
@@ -313,8 +314,8 @@ _NO_LINK = {errno.EXDEV, errno.EPERM, errno.EACCES, errno.EMLINK, errno.ENOTSUP,
 def _simple_interpreter(interpreter: str) -> bool:
     """A path installer writes as ``#!PATH`` (no ``/bin/sh`` trick): no space and a
     short line (installer's own rule), and -- to stay well inside it -- printable ASCII."""
-    return (len(interpreter) + 3 <= 127 and interpreter.isascii() and interpreter.isprintable()
-            and " " not in interpreter)
+    return (len(interpreter) + 3 <= SHEBANG_LIMIT and interpreter.isascii()
+            and interpreter.isprintable() and " " not in interpreter)
 
 
 def record_hash(data: bytes) -> str:

@@ -18,24 +18,19 @@ list is not taken for all there is.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import tempfile
 from dataclasses import dataclass, field
-from importlib import resources
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
 from packaging.utils import canonicalize_name
 
 from layervenv.boot._layervenv_boot import _pth_paths
-from layervenv.infra.errors import UserError
+from layervenv.interp.query import run_query
 from layervenv.model.layer import Layer
 
-#: read as a resource: the package may be inside layervenv.pyz, where files have no path
-PROBE_SOURCE = resources.files("layervenv.interp").joinpath("probe.py")
+#: the query script run in the layer's interpreter (``layervenv.interp``)
+PROBE_SCRIPT = "probe.py"
 PROBE_TIMEOUT = 120
 
 ORIGINS = ("layer", "editable", "user-site", "stack")
@@ -48,36 +43,13 @@ ORIGINS = ("layer", "editable", "user-site", "stack")
 def run_probe(layer: Layer, environ: dict[str, str]) -> dict[str, Any]:
     """One run of ``DIR/bin/python -c probe.py REPORT`` in ``environ``; its JSON report.
 
-    The report goes to a file of its own, not to stdout: what the stack's
-    ``sitecustomize`` or ``.pth`` files print at start-up (in any encoding, with or
-    without a newline) cannot mix with it.  The interpreter's output is only read, as
-    bytes, to say why it failed.
+    The report goes to a file of its own, not to stdout (see :mod:`layervenv.interp.query`):
+    what the stack's ``sitecustomize`` or ``.pth`` files print at start-up cannot mix
+    with it.
     """
-    source = PROBE_SOURCE.read_text(encoding="utf-8")
-    with tempfile.TemporaryDirectory(prefix="layervenv-probe-") as tmp:
-        target = Path(tmp) / "report.json"
-        try:
-            result = subprocess.run([str(layer.python), "-c", source, str(target)],
-                                    env=environ, capture_output=True, timeout=PROBE_TIMEOUT,
-                                    check=False, cwd=str(layer.root))
-        except OSError as error:
-            raise UserError(f"cannot run {layer.python}: {error.strerror}") from None
-        except subprocess.TimeoutExpired:
-            raise UserError(f"{layer.python} did not answer within {PROBE_TIMEOUT} s") from None
-        if result.returncode != 0:
-            raise UserError(f"{layer.python} failed to start (exit {result.returncode}): "
-                            f"{_last_line(result.stderr)}")
-        try:
-            return json.loads(target.read_bytes())
-        except (OSError, ValueError):
-            raise UserError(f"{layer.python} gave no readable report: "
-                            f"{_last_line(result.stderr + result.stdout)}") from None
-
-
-def _last_line(output: bytes) -> str:
-    """The last line of an interpreter's output, whatever its encoding."""
-    lines = output.decode("utf-8", "replace").strip().splitlines()
-    return lines[-1].strip() if lines else "(no output)"
+    report: dict[str, Any] = run_query(layer.python, PROBE_SCRIPT, env=environ,
+                                       timeout=PROBE_TIMEOUT, cwd=layer.root)
+    return report
 
 
 # ---------------------------------------------------------------------------------------

@@ -19,13 +19,9 @@ Importing runs the packages' code, which is why this is opt-in.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 from layervenv.dists.files import top_level_modules
@@ -34,9 +30,10 @@ from layervenv.inspection.effective_view import Distribution
 from layervenv.inspection.package_problems import requirement_problems
 from layervenv.inspection.pipeline import Inspection
 from layervenv.inspection.problems import Problem
+from layervenv.interp.query import QueryFailed, ended, run_query
 
-#: read as a resource: the package may be inside layervenv.pyz, where files have no path
-IMPORTER_SOURCE = resources.files("layervenv.interp").joinpath("importer.py")
+#: the query script run in the layer's interpreter (``layervenv.interp``)
+IMPORTER_SCRIPT = "importer.py"
 #: seconds one distribution's imports may take
 IMPORT_TIMEOUT = 60.0
 OWN_ORIGINS = ("layer", "editable")
@@ -86,27 +83,21 @@ class Outcome:
 
 def run_imports(python: Path, environ: dict[str, str], cwd: Path, modules: list[str],
                 deep: bool, timeout: float) -> Outcome:
-    """Import ``modules`` in one run of ``python``; which failed, with their last line."""
-    source = IMPORTER_SOURCE.read_text(encoding="utf-8")
-    with tempfile.TemporaryDirectory(prefix="layervenv-import-") as tmp:
-        target = Path(tmp) / "report.json"
-        argv = [str(python), "-c", source, str(target), *(["--deep"] if deep else []), *modules]
-        try:
-            result = subprocess.run(argv, env=environ, cwd=str(cwd), capture_output=True,
-                                    timeout=timeout, check=False)
-        except subprocess.TimeoutExpired:
+    """Import ``modules`` in one run of ``python``; which failed, with their last line.
+
+    An interpreter that gives no report is this target's outcome, not an error of the
+    whole check: the others are still imported."""
+    args = [*(["--deep"] if deep else []), *modules]
+    try:
+        report = run_query(python, IMPORTER_SCRIPT, args, env=environ, timeout=timeout, cwd=cwd)
+    except QueryFailed as error:
+        if error.timed_out:
             return Outcome({}, f"importing did not finish within {timeout:g} s")
-        except OSError as error:
-            return Outcome({}, f"{python} cannot run: {error.strerror}")
-        try:
-            report = json.loads(target.read_bytes())
-        except (OSError, ValueError):
-            how = f"signal {-result.returncode}" if result.returncode < 0 \
-                else f"exit {result.returncode}"
-            lines = result.stderr.decode("utf-8", "replace").strip().splitlines()
-            last = f": {lines[-1].strip()}" if lines else ""
-            return Outcome({}, f"the interpreter ended while importing ({how}){last}")
-        return Outcome(dict(report.get("failed", {})))
+        if error.status is None:
+            return Outcome({}, str(error))
+        return Outcome({}, f"the interpreter ended while importing ({ended(error.status)}): "
+                           f"{error.last_line}")
+    return Outcome(dict(report.get("failed", {})))
 
 
 def _check_one(inspection: Inspection, target: Target, timeout: float) -> list[Problem]:

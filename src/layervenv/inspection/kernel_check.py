@@ -21,7 +21,11 @@ from layervenv.inspection.effective_view import Distribution
 from layervenv.inspection.problems import Problem
 from layervenv.model.kernelspec import KernelSpec, layer_kernels
 from layervenv.model.layer import Layer
-from layervenv.runtime.kernel_launcher import launcher_path, launcher_stack, stack_fingerprint
+from layervenv.runtime.kernel_launcher import (
+    expected_launcher_stack,
+    launcher_path,
+    launcher_stack,
+)
 
 KIND = "kernel-broken"
 
@@ -47,7 +51,7 @@ def kernel_status(spec: KernelSpec) -> tuple[str, str] | None:
     made_for = launcher_stack(launcher)
     if made_for is None:
         return NO_LAUNCHER, f"the layer has no kernel launcher ({launcher})"
-    if made_for != stack_fingerprint(layer):
+    if made_for != expected_launcher_stack(layer):
         old = made_for.split(" ")[0]
         new = layer.config.stack.python_version
         what = f"Python {old}, the layer is now on Python {new}" if old != new else \

@@ -19,53 +19,12 @@ from typing import Any
 
 from layervenv.boot import HookBytecode, hook_source
 from layervenv.infra.errors import UserError
+from layervenv.interp.interpreter_facts import BASE
+from layervenv.interp.query import QueryFailed, run_query, script_source
 
-# Runs inside the stack interpreter (Python >= 3.6, stdlib only).
-_PROBE = r"""
-import base64, glob, json, marshal, os, sys, sysconfig
-base = "@LAYERVENV_BASE@"
-scheme = "venv" if "venv" in sysconfig.get_scheme_names() else "posix_prefix"
-v = {"base": base, "platbase": base, "installed_base": base, "installed_platbase": base}
-paths = sysconfig.get_paths(scheme=scheme, vars=v)
-def hook_bytecode():
-    # The boot hook (given on stdin) compiled by this very interpreter, so that the
-    # layer can ship its .pyc: stacks often set PYTHONDONTWRITEBYTECODE, and then
-    # every start-up would compile the hook again.
-    try:
-        import importlib.util
-        source = sys.stdin.read()
-        tag = sys.implementation.cache_tag
-        if not source or not tag:
-            return None
-        codes = [base64.b64encode(marshal.dumps(compile(
-            source, "_layervenv_boot.py", "exec", dont_inherit=True, optimize=level))).decode()
-            for level in (0, 1, 2)]  # plain, -O, -OO
-        return {"magic": base64.b64encode(importlib.util.MAGIC_NUMBER).decode(),
-                "cache_tag": tag, "flags_field": sys.version_info >= (3, 7),
-                "code": codes[0], "optimized": codes[1:]}
-    except Exception:
-        return None
-# ensurepip's wheels: in the stdlib, or where a distribution keeps them instead
-# (--with-wheel-pkg-dir, e.g. Debian's and Fedora's /usr/share/python-wheels)
-wheel_dirs = [os.path.join(os.path.dirname(os.__file__), "ensurepip", "_bundled"),
-              sysconfig.get_config_var("WHEEL_PKG_DIR") or ""]
-exe = getattr(sys, "_base_executable", None) if sys.prefix != sys.base_prefix else None
-print(json.dumps({
-    "executable": exe or sys.executable,
-    "version": "%d.%d.%d" % sys.version_info[:3],
-    "implementation": sys.implementation.name,
-    "abiflags": getattr(sys, "abiflags", ""),
-    "purelib": paths["purelib"], "platlib": paths["platlib"],
-    "scripts": paths["scripts"], "include": paths["include"],
-    "pip_wheels": sorted(w for d in wheel_dirs if d
-                         for w in glob.glob(os.path.join(d, "pip-*.whl"))),
-    "maxsize": sys.maxsize,
-    "hook_bytecode": hook_bytecode(),
-    "os_py": os.__file__,
-    "wheel_dirs": [d for d in wheel_dirs if d],
-}))
-"""
-_BASE = "@LAYERVENV_BASE@"
+#: the query that describes an interpreter (``interpreter_facts.py``)
+FACTS_SCRIPT = "interpreter_facts.py"
+FACTS_TIMEOUT = 60
 
 
 @dataclass(frozen=True)
@@ -133,9 +92,10 @@ def python_from_option(value: str, path: str | None = None) -> Path:
 
 
 def _relative(path: str) -> str:
-    if not path.startswith(_BASE):
+    """A path of the install scheme asked for a layer at ``BASE``, relative to the layer."""
+    if not path.startswith(BASE):
         raise UserError(f"unexpected install scheme from the interpreter: {path}")
-    return path[len(_BASE):].lstrip("/")
+    return path[len(BASE):].lstrip("/")
 
 
 def _old_python_version(python: Path) -> str | None:
@@ -197,7 +157,7 @@ def _cache_key(python: Path) -> str | None:
         return None
     return cache.digest(json.dumps([
         os.path.abspath(python), real, info.st_dev, info.st_ino, info.st_size,
-        info.st_mtime_ns, cache.digest(_PROBE + hook_source()),
+        info.st_mtime_ns, cache.digest(script_source(FACTS_SCRIPT) + hook_source()),
     ]))
 
 
@@ -244,25 +204,21 @@ def _store_facts(key: str, facts: dict[str, Any]) -> None:
 
 
 def _run_probe(python: Path) -> dict[str, Any]:
-    """Run the probe in ``python``; its answer, or a one-line error."""
+    """Run ``interpreter_facts.py`` in ``python``; its answer, or a one-line error that
+    says why ``python`` is not a usable interpreter."""
     try:
-        result = subprocess.run(
-            [str(python), "-I", "-S", "-c", _PROBE], input=hook_source(),
-            capture_output=True, text=True, timeout=60, check=False,
-        )
-    except OSError as error:
-        raise UserError(f"cannot run {python}: {error.strerror}") from None
-    except subprocess.TimeoutExpired:
-        raise UserError(f"{python} did not answer within 60 s") from None
-    if result.returncode != 0:
+        facts = run_query(python, FACTS_SCRIPT, flags=("-I", "-S"), stdin=hook_source(),
+                          timeout=FACTS_TIMEOUT)
+    except QueryFailed as error:
+        if error.status is None:  # not started, or no answer in time: the message says it
+            raise
         old = _old_python_version(python)
         if old:
-            raise UserError(f"{python} is Python {old}; layers need Python 3.6 or newer")
-        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        raise UserError(f"{python} is not a usable Python 3.6+ interpreter: {last}")
-    try:
-        facts = json.loads(result.stdout)
-    except ValueError:
-        raise UserError(f"{python} is not a usable Python 3.6+ interpreter") from None
+            raise UserError(f"{python} is Python {old}; layers need Python 3.6 or newer") \
+                from None
+        raise UserError(f"{python} is not a usable Python 3.6+ interpreter: "
+                        f"{error.last_line}") from None
+    if not isinstance(facts, dict):
+        raise UserError(f"{python} is not a usable Python 3.6+ interpreter")
     facts["_probed"] = os.path.abspath(python)
     return facts

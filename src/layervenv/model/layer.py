@@ -50,7 +50,8 @@ STAGING_INSIDE = ".layervenv-"
 
 @dataclass
 class StackRecord:
-    """The stack a layer stands on, as it was when the layer was created."""
+    """The stack a layer stands on, as it was when the layer was created: the ``[stack]``
+    table of ``layervenv.toml`` (the one record of it; see :mod:`layervenv.model.stack`)."""
 
     python: str
     python_version: str
@@ -333,7 +334,7 @@ def find_leftovers(target: Path, skip_running: bool = False) -> list[Leftover]:
 _METADATA = (".dist-info", ".egg-info", ".egg-link", ".pth")
 
 
-def packages_fingerprint(site_packages: Path) -> frozenset[tuple[str, int, int]]:
+def site_snapshot(site_packages: Path) -> frozenset[tuple[str, int, int]]:
     """What changes when pip installs, upgrades or removes anything in ``site_packages``:
     the names of its entries, and the inode and time of each metadata entry (a
     reinstall of the same version makes a new ``.dist-info``).  ``__pycache__`` is left

@@ -23,7 +23,7 @@ import tomli_w
 from packaging.utils import canonicalize_name
 
 from layervenv.infra.errors import UserError
-from layervenv.interp.fingerprint import fingerprint
+from layervenv.interp.stack_contents import stack_digest
 from layervenv.model.lockschema import validate
 
 if sys.version_info >= (3, 11):
@@ -114,8 +114,8 @@ class Lock:
     prompt: str | None = None
 
     @property
-    def stack_fingerprint(self) -> str:
-        return fingerprint(self.stack_distributions)
+    def stack_digest(self) -> str:
+        return stack_digest(self.stack_distributions)
 
     def to_toml(self) -> str:
         tool: dict[str, Any] = {
@@ -133,7 +133,7 @@ class Lock:
             tool["prompt"] = self.prompt
         if self.requested_from_stack:
             tool["requested-from-stack"] = self.requested_from_stack
-        tool["stack-fingerprint"] = self.stack_fingerprint
+        tool["stack-fingerprint"] = self.stack_digest
         tool["stack-distributions"] = dict(sorted(self.stack_distributions.items()))
         data = {
             "lock-version": LOCK_VERSION,

@@ -77,7 +77,8 @@ _NEEDS_ALRB = re.compile(r"(^|[\s;&|(])(lsetup|asetup)\b")
 
 @dataclass
 class StackEnvironment:
-    """The difference a setup command makes: prepended entries and set variables."""
+    """The difference a setup command makes (prepended entries, set variables): the
+    ``environment`` of a :class:`~layervenv.model.layer.StackRecord`."""
 
     prepend: dict[str, list[str]] = field(default_factory=dict)
     set: dict[str, str] = field(default_factory=dict)
@@ -257,8 +258,9 @@ def foreign_site_packages(environ: dict[str, str], own: list[str]) -> list[str]:
     return [e for e in entries if is_packages_directory(e) and e not in own]
 
 
-def check_stack(python: str, pythonpath: list[str], environment: StackEnvironment,
-                environ: dict[str, str], describe: str) -> None:
+def refuse_missing_or_other_stack(python: str, pythonpath: list[str],
+                                  environment: StackEnvironment, environ: dict[str, str],
+                                  describe: str) -> None:
     """Refuse, in one line, a stack that is gone or a different stack that is set up."""
     missing = missing_parts(python, pythonpath)
     if missing:

@@ -14,8 +14,7 @@ from pathlib import Path
 
 from layervenv import __version__
 from layervenv.model.layer import CONFIG_NAME, Layer
-from layervenv.model.stack import StackEnvironment
-from layervenv.model.stack import check_stack as check_recorded_stack
+from layervenv.model.stack import StackEnvironment, refuse_missing_or_other_stack
 from layervenv.runtime.envchange import (
     MARKER,
     PATH_SEPARATOR,
@@ -119,11 +118,11 @@ def describe_stack(layer: Layer) -> str:
     return repr(stack.setup) if stack.setup else f"Python {stack.python_version} ({stack.python})"
 
 
-def check_stack(layer: Layer, environ: dict[str, str]) -> None:
+def require_layer_stack(layer: Layer, environ: dict[str, str]) -> None:
     """One-line error when the layer's stack is gone or another stack is set up."""
     stack = layer.config.stack
-    check_recorded_stack(stack.python, stack.stack_pythonpath(), stack.stack_environment(),
-                         environ, describe_stack(layer))
+    refuse_missing_or_other_stack(stack.python, stack.stack_pythonpath(),
+                                  stack.stack_environment(), environ, describe_stack(layer))
 
 
 def write_activation_scripts(layer: Layer, bin_dir: Path) -> list[Path]:

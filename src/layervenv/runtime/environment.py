@@ -25,9 +25,9 @@ from typing import Literal
 from layervenv.model.layer import Layer
 from layervenv.model.stack import foreign_site_packages
 from layervenv.runtime.activation import (
-    check_stack,
     layer_changes,
     leave_other_stacks,
+    require_layer_stack,
     stack_changes,
     without_active_environment,
 )
@@ -46,5 +46,5 @@ def layer_environment(layer: Layer, environ: dict[str, str], purpose: Purpose) -
         if foreign_site_packages(environ, layer.config.stack.stack_pythonpath()):
             return environ  # activation would refuse; the interpreter runs as it is
         return apply_to(stack_changes(layer, environ), environ)
-    check_stack(layer, environ)
+    require_layer_stack(layer, environ)
     return apply_to(stack_changes(layer, environ) + layer_changes(layer), environ)

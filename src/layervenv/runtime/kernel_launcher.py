@@ -58,8 +58,9 @@ def kernel_env_change(layer: Layer) -> EnvChange:
     )
 
 
-def stack_fingerprint(layer: Layer) -> str:
-    """The stack a launcher is made for, as its ``STACK_LINE`` says it: the Python version,
+def expected_launcher_stack(layer: Layer) -> str:
+    """The stack a launcher of ``layer`` is made for, as its ``STACK_LINE`` says it
+    (what :func:`launcher_stack` reads back): the Python version,
     the interpreter, and a digest of the whole stack record (setup, environment)."""
     stack = layer.config.stack
     record = replace(layer.config, prompt="", path="", created_by="",
@@ -74,7 +75,7 @@ def render_launcher(layer: Layer) -> str:
     from layervenv.runtime.launchers import render_kernel_launcher
 
     return render_kernel_launcher(kernel_env_change(layer), __version__, str(layer.python),
-                                  stack_fingerprint(layer))
+                                  expected_launcher_stack(layer))
 
 
 def write_kernel_launcher(layer: Layer, bin_dir: Path | None = None) -> Path:

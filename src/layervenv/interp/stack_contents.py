@@ -1,4 +1,4 @@
-"""What a stack provides to a layer's interpreter: its distributions, and their fingerprint.
+"""What a stack provides to a layer's interpreter now: its distributions, and their digest.
 
 The stack is asked for its ``sys.path`` with one short run of its interpreter, in the
 environment the layer has (PYTHONPATH from the setup, ``-s`` so that ``~/.local`` is
@@ -13,51 +13,38 @@ replace :func:`stack_distributions` later without touching its callers.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import subprocess
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
-from layervenv.infra.errors import UserError
+from layervenv.interp.query import run_query
 
-# Runs on the stack's interpreter (Python >= 3.6, stdlib only).  With -c, sys.path[0]
-# is '' (the current directory): not the stack's.  ensurepip's pip wheel is where
-# ``create`` seeds pip from: in the stdlib, or in a distribution's WHEEL_PKG_DIR
-# (Debian's and Fedora's /usr/share/python-wheels, where ``_bundled`` is empty).
-_SNIPPET = r"""
-import glob, json, os, sys, sysconfig
-dirs = [os.path.join(os.path.dirname(os.__file__), "ensurepip", "_bundled"),
-        sysconfig.get_config_var("WHEEL_PKG_DIR") or ""]
-print(json.dumps({
-    "path": sys.path[1:],
-    "version": "%d.%d.%d" % sys.version_info[:3],
-    "implementation": sys.implementation.name,
-    "pip_wheels": sorted(w for d in dirs if d for w in glob.glob(os.path.join(d, "pip-*.whl"))),
-}))
-"""
+#: the query that lists the stack's ``sys.path`` (``stack_path.py``)
+PATH_SCRIPT = "stack_path.py"
+PATH_TIMEOUT = 120
 
 
 @dataclass
-class StackView:
-    """What one run of the stack interpreter said, and the distributions found."""
+class StackContents:
+    """The stack as its interpreter sees it now (one run of it), with the distributions
+    found on its ``sys.path``; what a lock records and ``create --from`` compares with."""
 
     python_version: str
     implementation: str
     sys_path: list[str]
     distributions: dict[str, str]
-    pip_wheels: list[str] = field(default_factory=list)
 
     @property
-    def fingerprint(self) -> str:
-        return fingerprint(self.distributions)
+    def digest(self) -> str:
+        return stack_digest(self.distributions)
 
 
-def fingerprint(distributions: dict[str, str]) -> str:
-    """sha256 over the sorted ``name==version`` lines."""
+def stack_digest(distributions: dict[str, str]) -> str:
+    """A stack's distributions in one word (a lock's ``stack-fingerprint``): sha256 over
+    the sorted ``name==version`` lines."""
     lines = sorted(f"{name}=={version}" for name, version in distributions.items())
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
@@ -85,27 +72,19 @@ def distributions_on(entries: list[str]) -> dict[str, str]:
 
 
 def stack_distributions(python: str | Path, environ: dict[str, str],
-                        exclude: list[Path] | tuple[Path, ...] = ()) -> StackView:
+                        exclude: list[Path] | tuple[Path, ...] = ()) -> StackContents:
     """Run ``python`` in ``environ`` and list what its ``sys.path`` provides.
 
     ``exclude`` are layer directories: entries inside them are the layer's, not the
     stack's (``--export-pythonpath`` puts a layer's site-packages on PYTHONPATH).
     """
     env = {k: v for k, v in environ.items() if k != "PYTHONHOME"}
-    try:
-        result = subprocess.run([str(python), "-s", "-c", _SNIPPET], env=env,
-                                capture_output=True, text=True, timeout=120, check=False)
-    except OSError as error:
-        raise UserError(f"cannot run {python}: {error.strerror}") from None
-    if result.returncode != 0:
-        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        raise UserError(f"cannot ask {python} for its packages: {last}")
-    facts = json.loads(result.stdout.strip().splitlines()[-1])
+    facts = run_query(python, PATH_SCRIPT, env=env, flags=("-s",), timeout=PATH_TIMEOUT)
     roots = [Path(os.path.realpath(r)) for r in exclude]
     entries = [e for e in facts["path"] if e and not _inside(e, roots)]
-    return StackView(python_version=facts["version"], implementation=facts["implementation"],
-                     sys_path=entries, distributions=distributions_on(entries),
-                     pip_wheels=facts["pip_wheels"])
+    return StackContents(python_version=facts["version"],
+                         implementation=facts["implementation"],
+                         sys_path=entries, distributions=distributions_on(entries))
 
 
 @dataclass
