@@ -243,8 +243,7 @@ def build_layer(
                 f"{interp.executable} has no bundled pip wheel (ensurepip); "
                 "pass --without-pip and install pip yourself"
             )
-        seed_wheel(wheel, staging, layer.root, interp.purelib, interp.platlib,
-                   interp.scripts, interp.include, interp.short_version)
+        seed_wheel(wheel, interp.install_scheme(staging, layer.root))
         pip_version = wheel.name.split("-")[1]
     if options.extension is not None:
         options.extension.populate(staging, layer, interp,

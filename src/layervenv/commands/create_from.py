@@ -54,9 +54,7 @@ class StackDrift(UserError):
 
 
 def staging_target(staging: Path, layer: Layer, interp: Interpreter) -> StagingTarget:
-    return StagingTarget(staging=staging, final_root=layer.root, purelib=interp.purelib,
-                         platlib=interp.platlib, scripts=interp.scripts, include=interp.include,
-                         python_version=interp.short_version)
+    return StagingTarget(interp.install_scheme(staging, layer.root))
 
 
 def _local_wheel(package: LockedPackage) -> Path | None:
@@ -156,7 +154,7 @@ def fetch_locked(packages: list[LockedPackage], target: StagingTarget, environ: 
         args = (["download", "--only-binary", ":all:", "-d", str(out)] if kind == "download"
                 else ["wheel", "-w", str(out)])
         names = ", ".join(name for name, _ in entries)
-        run_pip(target.python, [*args, "--no-deps", "-q", "-r", str(requirements)], environ,
+        run_pip(target.scheme.python, [*args, "--no-deps", "-q", "-r", str(requirements)], environ,
                 f"fetching the locked {names}", sources)
         found.update(wheels_in(out))
     return found
@@ -189,7 +187,7 @@ def install_locked(lock: Lock, target: StagingTarget, environ: dict[str, str],
             target.install(wheel, package.requested, direct_url(package))
     finally:
         remove_directory(workdir)
-    have = {d.name: d.version for d in layer_distributions(target.site_packages)}
+    have = {d.name: d.version for d in layer_distributions(target.scheme.site_packages)}
     # a source tree has no locked version (PEP 751): whatever it builds is what is locked
     wrong = [f"{p.name} {have.get(p.name, 'missing')} (locked {p.version or 'a source tree'})"
              for p in lock.packages

@@ -65,8 +65,7 @@ def _plain_venv(root: Path, python: Path, env: dict[str, str]) -> Path:
     interp = probe_interpreter(python)
     wheel = interp.newest_pip_wheel()
     if wheel is not None:
-        install_wheel(wheel, root, root, interp.purelib, interp.platlib, interp.scripts,
-                      interp.include, python_version=interp.short_version)
+        install_wheel(wheel, interp.install_scheme(root, root))
     return root / "bin" / "python"
 
 

@@ -64,7 +64,7 @@ def resolve(target: StagingTarget, wanted: dict[str, str], environ: dict[str, st
                            for name, version in wanted.items())]
 
     def report(requirements: list[str]) -> dict[str, Any]:
-        return pip_report(target.python, requirements, environ, sources, extra=["--upgrade"],
+        return pip_report(target.scheme.python, requirements, environ, sources, extra=["--upgrade"],
                           what="resolving " + " ".join(requirements) + " on the new stack")
 
     if not wanted and not direct:
@@ -103,7 +103,7 @@ def fetch_reported(items: list[dict[str, Any]], target: StagingTarget, environ: 
     if remote:
         requirements = workdir / "wheel.txt"
         requirements.write_text("".join(url + "\n" for _, url in remote), encoding="utf-8")
-        run_pip(target.python, ["wheel", "--no-deps", "-q", "-w", str(workdir / "wheels"),
+        run_pip(target.scheme.python, ["wheel", "--no-deps", "-q", "-w", str(workdir / "wheels"),
                                 "-r", str(requirements)], environ,
                 "fetching " + ", ".join(name for name, _ in remote), sources)
         found.update(wheels_in(workdir / "wheels"))
@@ -175,7 +175,8 @@ class Rebase:
                                item["download_info"] if item.get("is_direct") else None)
         finally:
             remove_directory(workdir)
-        self.new_layer = {d.name: d.version for d in layer_distributions(target.site_packages)}
+        self.new_layer = {d.name: d.version
+                          for d in layer_distributions(target.scheme.site_packages)}
         layer.config.requested_from_stack = sorted(
             f"{n}=={v}" for n, v in wanted.items() if n not in self.new_layer)
         self.new_stack = stack_distributions(
