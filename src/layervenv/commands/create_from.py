@@ -24,6 +24,7 @@ from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from layervenv.commands.create import CreateOptions, CreateResult, create
 from layervenv.infra.errors import UserError
+from layervenv.inspection.checks import run_checks
 from layervenv.interp.fingerprint import Drift, compare, python_identity, stack_distributions
 from layervenv.interp.interpreter import Interpreter
 from layervenv.model.layer import CONFIG_NAME, Layer
@@ -41,7 +42,6 @@ from layervenv.services.packages import (
     file_sha256,
     fresh_directory,
     remove_directory,
-    run_check,
     run_pip,
     wheels_in,
 )
@@ -334,7 +334,7 @@ def create_from(options: CreateOptions, lock_file: str, allow_drift: bool,
     if note:
         created.notes.insert(0, note)
     created.pip = extension.installed.get("pip")
-    problems = run_check(Layer.open(Path(created.path)))
+    problems = run_checks(Layer.open(Path(created.path))).lines()
     return FromResult(created=created, lock=str(path),
                       packages=dict(sorted(extension.installed.items())),
                       drift=extension.drift.lines(), problems=problems)

@@ -27,6 +27,7 @@ from layervenv.commands.create import CreateOptions, carried_over_line, create
 from layervenv.commands.create_from import _problems_line, staging_target
 from layervenv.infra.errors import UserError
 from layervenv.infra.writelock import layer_write_lock
+from layervenv.inspection.checks import run_checks
 from layervenv.interp.fingerprint import stack_distributions
 from layervenv.interp.interpreter import Interpreter
 from layervenv.model.layer import Layer, packages_fingerprint
@@ -41,7 +42,6 @@ from layervenv.services.packages import (
     pip_report,
     remove_directory,
     report_sha256,
-    run_check,
     run_pip,
     wheels_in,
 )
@@ -184,7 +184,7 @@ class Rebase:
         # Last, when nothing can fail any more: check may run the old layer's interpreter.
         # (checked where it is staged, for the path it will have: not a moved layer)
         staged = Layer(root=staging, config=replace(layer.config, path=str(staging)))
-        self.problems = run_check(staged, environ, shown_as=self.old.root)
+        self.problems = run_checks(staged, environ, shown_as=self.old.root).lines()
 
 
 @dataclass
@@ -258,7 +258,7 @@ def _rebase(old: Layer, setup: str | None, python: str | None, sources: Sources,
     installed = layer_distributions(old.site_packages)
     extension = Rebase(old=old, installed=installed, sources=sources, fingerprint=fingerprint)
     # The old layer's problems, as it runs now: only those the rebase adds are news.
-    extension.old_problems = run_check(old, environ)
+    extension.old_problems = run_checks(old, environ).lines()
     options = CreateOptions(
         directory=str(old.root), python=python, prompt=old.given_prompt(), clear=True,
         export_pythonpath=old.config.export_pythonpath, prompt_hook=old.config.prompt_hook,

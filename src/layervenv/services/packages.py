@@ -29,8 +29,6 @@ from layervenv.dists.seed import install_wheel, record_hash
 from layervenv.infra.cache import file_sha256 as file_sha256  # one definition, used from here
 from layervenv.infra.errors import UserError
 from layervenv.infra.output import progress
-from layervenv.inspection.pipeline import inspect_layer
-from layervenv.model.layer import Layer
 
 #: pip's ``--dry-run --report`` appeared in pip 22.2.
 MIN_PIP = Version("22.2")
@@ -221,16 +219,3 @@ def fresh_directory(prefix: str) -> Path:
 def remove_directory(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
-
-def run_check(layer: Layer, environ: dict[str, str] | None = None,
-              shown_as: Path | None = None) -> list[str]:
-    """What ``layervenv check`` says about ``layer`` in ``environ``, one line a problem.
-
-    ``shown_as`` is the path the layer will have once swapped into place: a staging
-    layer's problems are written with it, so they compare with the old layer's.
-    """
-    problems = inspect_layer(layer, environ).problems()
-    lines = [f"{p.severity}: {p.kind}: {p.message}" for p in problems]
-    if shown_as is not None:
-        lines = [line.replace(str(layer.root), str(shown_as)) for line in lines]
-    return lines
