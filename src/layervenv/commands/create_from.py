@@ -22,9 +22,8 @@ from packaging import tags
 from packaging.tags import Tag
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
-from layervenv.commands.create import CreateOptions, CreateResult, create
 from layervenv.infra.errors import UserError
-from layervenv.inspection.checks import run_checks
+from layervenv.inspection.checks import problems_line, run_checks
 from layervenv.interp.fingerprint import Drift, compare, python_identity, stack_distributions
 from layervenv.interp.interpreter import Interpreter
 from layervenv.model.layer import CONFIG_NAME, Layer
@@ -45,16 +44,13 @@ from layervenv.services.packages import (
     run_pip,
     wheels_in,
 )
+from layervenv.services.staging import CreateOptions, CreateResult, create, staging_target
 
 
 class StackDrift(UserError):
     """The stack is not the one the lock was made on."""
 
     exit_code = 1
-
-
-def staging_target(staging: Path, layer: Layer, interp: Interpreter) -> StagingTarget:
-    return StagingTarget(interp.install_scheme(staging, layer.root))
 
 
 def _local_wheel(package: LockedPackage) -> Path | None:
@@ -254,16 +250,8 @@ class FromResult:
         if self.drift:
             lines.append("the stack differs from the lock (--allow-stack-drift):")
             lines += self.drift
-        lines.append(_problems_line(self.problems))
+        lines.append(problems_line(self.problems))
         return "\n".join(lines)
-
-
-def _problems_line(problems: list[str] | None) -> str:
-    if problems is None:
-        return "check: not available (layervenv check is not installed)"
-    if not problems:
-        return "check: no problems"
-    return "check found problems:\n" + "\n".join("  " + p for p in problems)
 
 
 class UntrustedSetup(UserError):

@@ -15,7 +15,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-from layervenv.commands.create import CreateOptions, create
 from layervenv.dists.seed import install_wheel
 from layervenv.infra.errors import UserError
 from layervenv.infra.output import count
@@ -24,6 +23,7 @@ from layervenv.inspection.listing import list_layer
 from layervenv.interp.interpreter import probe_interpreter
 from layervenv.model.layer import Layer
 from layervenv.services.simstack import build_stack, sourced_environment, tree_digest
+from layervenv.services.staging import CreateOptions, create
 
 VERSION = "import hepnum; print(hepnum.__version__)"
 

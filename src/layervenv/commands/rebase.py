@@ -23,11 +23,9 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
-from layervenv.commands.create import CreateOptions, carried_over_line, create
-from layervenv.commands.create_from import _problems_line, staging_target
 from layervenv.infra.errors import UserError
 from layervenv.infra.writelock import layer_write_lock
-from layervenv.inspection.checks import run_checks
+from layervenv.inspection.checks import problems_line, run_checks
 from layervenv.interp.fingerprint import stack_distributions
 from layervenv.interp.interpreter import Interpreter
 from layervenv.model.layer import Layer, packages_fingerprint
@@ -44,6 +42,12 @@ from layervenv.services.packages import (
     report_sha256,
     run_pip,
     wheels_in,
+)
+from layervenv.services.staging import (
+    CreateOptions,
+    carried_over_line,
+    create,
+    staging_target,
 )
 
 
@@ -233,7 +237,7 @@ class RebaseResult:
         if self.carried_over:
             lines.append("  " + carried_over_line(self.carried_over))
         if self.problems is None:
-            lines.append(_problems_line(None))
+            lines.append(problems_line(None))
         elif self.new_problems:
             lines.append("new problems (layervenv check):")
             lines += ["  " + p for p in self.new_problems]

@@ -105,3 +105,12 @@ def run_checks(layer: Layer, environ: dict[str, str] | None = None, imports: boo
                     for p in problems]
     return CheckResult(layer=str(located.root), python_version=inspection.python_version,
                        problems=sort_problems(problems))
+
+
+def problems_line(problems: list[str] | None) -> str:
+    """What ``create --from`` and ``rebase`` say of the problems the checks found."""
+    if problems is None:
+        return "check: not available (layervenv check is not installed)"
+    if not problems:
+        return "check: no problems"
+    return "check found problems:\n" + "\n".join("  " + p for p in problems)
