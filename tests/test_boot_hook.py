@@ -186,13 +186,13 @@ def test_shipped_bytecode_is_what_loads(python, tmp_path):
 @pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"], ids=["plain", "bom"])
 def test_pth_lines_are_read_as_site_reads_them(tmp_path, bom):
     """Path lines, BOM dropped, comments, blanks and import lines skipped, UTF-8 paths."""
-    from layervenv.boot._layervenv_boot import _pth_paths
+    from layervenv.boot._layervenv_boot import pth_paths
 
     (tmp_path / "a.pth").write_bytes(
         bom + "# comment\n\nsrc/é dir  \nimport x; x.go()\n/abs/path\n".encode())
     (tmp_path / ".hidden.pth").write_bytes(b"/never\n")
     (tmp_path / "b.pth").write_bytes(b"\xff\xfe not utf-8\n")
-    assert _pth_paths(str(tmp_path)) == [str(tmp_path / "src/é dir"), "/abs/path"]
+    assert pth_paths(str(tmp_path)) == [str(tmp_path / "src/é dir"), "/abs/path"]
 
 
 @pytest.mark.parametrize("python", PYTHONS, ids=_version_id)

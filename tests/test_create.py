@@ -320,7 +320,7 @@ def test_a_failed_swap_puts_the_old_layer_back(make_layer, monkeypatch):
     layer cannot be renamed into place (Ctrl-C at that very moment), the old layer,
     already moved aside, goes back instead of being lost, with the user's file that was
     being carried over."""
-    from layervenv.commands import create as create_module
+    from layervenv.services import staging as create_module
 
     layer = make_layer("swap", "--without-pip")
     (layer.root / "marker").write_text("old")

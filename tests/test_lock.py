@@ -283,12 +283,14 @@ def test_a_legacy_editable_install_is_named_as_not_locked(upgraded, tmp_path):
 
 
 def test_seeded_pip_is_removed_by_its_record(make_layer):
+    from layervenv.dists.scheme import InstallScheme
     from layervenv.services.packages import StagingTarget
 
     layer = make_layer("seeded")
     site = next((layer.root / "lib").glob("python*/site-packages"))
     purelib = str(site.relative_to(layer.root))
-    target = StagingTarget(layer.root, layer.root, purelib, purelib, "bin", "include")
+    target = StagingTarget(InstallScheme(layer.root, layer.root, purelib, purelib, "bin",
+                                         "include"))
     target.remove("pip")
     assert sorted(p.name for p in site.iterdir() if p.name != "__pycache__") == [
         "_layervenv_boot.py", "~layervenv.pth", "~layervenv.start"]

@@ -255,3 +255,17 @@ def test_rebase_with_python_says_the_setup_is_no_longer_recorded(stack, next_sta
                    str(next_stack.wheelhouse), env=env).stdout
     assert f"the old setup command is no longer recorded (. '{stack.setup_script}')" in out
     assert Layer.open(root).config.stack.setup == ""
+
+
+def test_rebase_reports_what_check_reports(old_layer, next_stack, base_env):
+    """One registry of checks: a leftover beside the layer (an interrupted run's) is among
+    rebase's problems, as check names it after the rebase."""
+    leftover = old_layer.root.parent / f".{old_layer.root.name}.layervenv-999999-abcd"
+    (leftover / "bin").mkdir(parents=True)
+    said = json.loads(_rebase(old_layer, next_stack, "--format", "json").stdout)
+    # (in a shell without a stack: the layer's recorded one, the new stack, is set up)
+    checked = run_tool("check", str(old_layer.root), "--format", "json", env=base_env,
+                       check=False)
+    kinds = {p["kind"] for p in json.loads(checked.stdout)["problems"]}
+    assert "leftover" in kinds
+    assert {line.split(": ")[1] for line in said["problems"]} == kinds

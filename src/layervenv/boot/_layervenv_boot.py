@@ -85,7 +85,7 @@ def _layer_site_dirs(path_keys):
     return [d for d in site.getsitepackages([sys.prefix]) if _key(d) in path_keys]
 
 
-def _pth_paths(sitedir):
+def pth_paths(sitedir):
     """Path lines of the ``.pth`` files in ``sitedir``, resolved like ``site`` does.
 
     Reading the files ourselves (instead of looking at what was appended after the
@@ -149,7 +149,7 @@ def layer_keys(path_keys=None):
     keys = set()
     for sitedir in _layer_site_dirs(_keys(sys.path) if path_keys is None else path_keys):
         keys.add(_key(sitedir))
-        keys.update(_key(p) for p in _pth_paths(sitedir))
+        keys.update(_key(p) for p in pth_paths(sitedir))
     return keys
 
 

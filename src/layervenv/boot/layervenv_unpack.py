@@ -146,7 +146,12 @@ def shebang(executable):
 
 
 def write_atomically(path, data, mode):
-    """Same bytes by every concurrent writer; a reader sees the old file or the new one."""
+    """Same bytes by every concurrent writer; a reader sees the old file or the new one.
+
+    The tool's own atomic write is ``layervenv.infra.atomic.atomic_write``; this one is
+    separate on purpose: it runs in a worker's Python (3.6+, stdlib only), where the
+    layervenv package is not importable.
+    """
     directory = os.path.dirname(path)
     if not os.path.isdir(directory):
         os.makedirs(directory, exist_ok=True)

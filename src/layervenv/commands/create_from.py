@@ -22,8 +22,8 @@ from packaging import tags
 from packaging.tags import Tag
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
-from layervenv.commands.create import CreateOptions, CreateResult, create
 from layervenv.infra.errors import UserError
+from layervenv.inspection.checks import problems_line, run_checks
 from layervenv.interp.interpreter import Interpreter
 from layervenv.interp.stack_contents import Drift, compare, python_identity, stack_distributions
 from layervenv.model.layer import CONFIG_NAME, Layer
@@ -41,22 +41,16 @@ from layervenv.services.packages import (
     file_sha256,
     fresh_directory,
     remove_directory,
-    run_check,
     run_pip,
     wheels_in,
 )
+from layervenv.services.staging import CreateOptions, CreateResult, create, staging_target
 
 
 class StackDrift(UserError):
     """The stack is not the one the lock was made on."""
 
     exit_code = 1
-
-
-def staging_target(staging: Path, layer: Layer, interp: Interpreter) -> StagingTarget:
-    return StagingTarget(staging=staging, final_root=layer.root, purelib=interp.purelib,
-                         platlib=interp.platlib, scripts=interp.scripts, include=interp.include,
-                         python_version=interp.short_version)
 
 
 def _local_wheel(package: LockedPackage) -> Path | None:
@@ -156,7 +150,7 @@ def fetch_locked(packages: list[LockedPackage], target: StagingTarget, environ: 
         args = (["download", "--only-binary", ":all:", "-d", str(out)] if kind == "download"
                 else ["wheel", "-w", str(out)])
         names = ", ".join(name for name, _ in entries)
-        run_pip(target.python, [*args, "--no-deps", "-q", "-r", str(requirements)], environ,
+        run_pip(target.scheme.python, [*args, "--no-deps", "-q", "-r", str(requirements)], environ,
                 f"fetching the locked {names}", sources)
         found.update(wheels_in(out))
     return found
@@ -189,7 +183,7 @@ def install_locked(lock: Lock, target: StagingTarget, environ: dict[str, str],
             target.install(wheel, package.requested, direct_url(package))
     finally:
         remove_directory(workdir)
-    have = {d.name: d.version for d in layer_distributions(target.site_packages)}
+    have = {d.name: d.version for d in layer_distributions(target.scheme.site_packages)}
     # a source tree has no locked version (PEP 751): whatever it builds is what is locked
     wrong = [f"{p.name} {have.get(p.name, 'missing')} (locked {p.version or 'a source tree'})"
              for p in lock.packages
@@ -256,16 +250,8 @@ class FromResult:
         if self.drift:
             lines.append("the stack differs from the lock (--allow-stack-drift):")
             lines += self.drift
-        lines.append(_problems_line(self.problems))
+        lines.append(problems_line(self.problems))
         return "\n".join(lines)
-
-
-def _problems_line(problems: list[str] | None) -> str:
-    if problems is None:
-        return "check: not available (layervenv check is not installed)"
-    if not problems:
-        return "check: no problems"
-    return "check found problems:\n" + "\n".join("  " + p for p in problems)
 
 
 class UntrustedSetup(UserError):
@@ -336,7 +322,7 @@ def create_from(options: CreateOptions, lock_file: str, allow_drift: bool,
     if note:
         created.notes.insert(0, note)
     created.pip = extension.installed.get("pip")
-    problems = run_check(Layer.open(Path(created.path)))
+    problems = run_checks(Layer.open(Path(created.path))).lines()
     return FromResult(created=created, lock=str(path),
                       packages=dict(sorted(extension.installed.items())),
                       drift=extension.drift.lines(), problems=problems)

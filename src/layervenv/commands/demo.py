@@ -16,14 +16,15 @@ import sys
 import tempfile
 from pathlib import Path
 
-from layervenv.commands.check import check_layer
-from layervenv.commands.create import CreateOptions, create
-from layervenv.commands.list import list_layer
 from layervenv.dists.seed import install_wheel
 from layervenv.infra.errors import UserError
 from layervenv.infra.output import count
+from layervenv.inspection.checks import run_checks
+from layervenv.inspection.listing import list_layer
 from layervenv.interp.interpreter import probe_interpreter
+from layervenv.model.layer import Layer
 from layervenv.services.simstack import build_stack, sourced_environment, tree_digest
+from layervenv.services.staging import CreateOptions, create
 
 VERSION = "import hepnum; print(hepnum.__version__)"
 
@@ -66,8 +67,7 @@ def _plain_venv(root: Path, python: Path, env: dict[str, str]) -> Path:
     interp = probe_interpreter(python)
     wheel = interp.newest_pip_wheel()
     if wheel is not None:
-        install_wheel(wheel, root, root, interp.purelib, interp.platlib, interp.scripts,
-                      interp.include, python_version=interp.short_version)
+        install_wheel(wheel, interp.install_scheme(root, root))
     return root / "bin" / "python"
 
 
@@ -164,7 +164,7 @@ def demo(workdir: str | None = None, keep: bool = False, python: str | None = No
                     "list: the layer's hepnum wins and shadows the stack's 1.22.3")
 
         story.step("What will break (layervenv check)")
-        checked = check_layer(result.path, environ=env)
+        checked = run_checks(Layer.open(Path(result.path)), env)
         story.show(f"layervenv check {result.path}", checked.human())
         story.claim(checked.ok, "check: no error in the layer")
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from layervenv.infra.arguments import add_active_dir, add_format, add_sources
+from layervenv.infra.atomic import atomic_write
 from layervenv.infra.errors import UserError
 from layervenv.infra.writelock import layer_write_lock
 from layervenv.inspection.kernel_check import kernel_status
@@ -161,9 +162,8 @@ def _write_spec(target: Path, data: dict[str, Any], stub: str) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.layervenv-", dir=target.parent))
     try:
-        (staging / KERNEL_FILE).write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
-        (staging / STUB_NAME).write_text(stub, encoding="utf-8")
-        (staging / STUB_NAME).chmod(0o755)
+        atomic_write(staging / KERNEL_FILE, json.dumps(data, indent=1) + "\n")
+        atomic_write(staging / STUB_NAME, stub, mode=0o755)
         staging.chmod(0o755)
         if target.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))

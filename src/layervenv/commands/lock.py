@@ -13,7 +13,6 @@ interpreter and setup command, and its distributions with their fingerprint.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 import time
@@ -24,6 +23,7 @@ from urllib.parse import unquote, urlsplit
 from packaging.utils import canonicalize_name
 
 from layervenv.infra.arguments import add_active_dir, add_format, add_sources
+from layervenv.infra.atomic import atomic_write
 from layervenv.infra.errors import UserError
 from layervenv.infra.output import count
 from layervenv.infra.writelock import layer_write_lock
@@ -191,15 +191,10 @@ STDOUT = "-"
 
 def _write(target: Path, text: str) -> Path:
     """Write ``text`` to ``target`` whole or not at all."""
-    partial = target.with_name(f".{target.name}.layervenv-tmp")
     try:
-        partial.write_text(text, encoding="utf-8")
-        os.replace(partial, target)
+        return atomic_write(target, text)
     except OSError as error:
-        with contextlib.suppress(OSError):  # a read-only directory (CVMFS): EROFS, not ENOENT
-            partial.unlink()
         raise UserError(f"cannot write {target}: {error.strerror}") from None
-    return target
 
 
 def lock(directory: str | None, output: str | None, sources: Sources,

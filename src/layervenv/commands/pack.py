@@ -48,6 +48,7 @@ from urllib.parse import unquote, urlparse
 
 from layervenv import __version__
 from layervenv.boot.layervenv_unpack import PACK_DIR
+from layervenv.dists.scheme import InstallScheme
 from layervenv.dists.seed import install_wheel
 from layervenv.infra.arguments import add_active_dir, add_format
 from layervenv.infra.errors import UserError
@@ -270,8 +271,9 @@ def snapshot(layer: Layer, editable: Editable, staging: Path, env: dict[str, str
         extra = {}
         if (editable.dist_info / "REQUESTED").exists():
             extra["REQUESTED"] = b""
-        install_wheel(built[0], staging, layer.root, layer.config.purelib,
-                      layer.config.purelib, layer.config.scripts, "include", extra)
+        install_wheel(built[0], InstallScheme(staging, layer.root, layer.config.purelib,
+                                              layer.config.purelib, layer.config.scripts,
+                                              "include"), extra)
     return Snapshot(editable.name, editable.version, str(editable.project),
                     round(time.perf_counter() - start, 2))
 

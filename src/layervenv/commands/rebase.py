@@ -24,11 +24,10 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
-from layervenv.commands.create import CreateOptions, carried_over_line, create
-from layervenv.commands.create_from import _problems_line, staging_target
 from layervenv.infra.arguments import add_active_dir, add_format, add_sources
 from layervenv.infra.errors import UserError
 from layervenv.infra.writelock import layer_write_lock
+from layervenv.inspection.checks import problems_line, run_checks
 from layervenv.interp.interpreter import Interpreter
 from layervenv.interp.stack_contents import stack_distributions
 from layervenv.model.layer import Layer, site_snapshot
@@ -43,9 +42,14 @@ from layervenv.services.packages import (
     pip_report,
     remove_directory,
     report_sha256,
-    run_check,
     run_pip,
     wheels_in,
+)
+from layervenv.services.staging import (
+    CreateOptions,
+    carried_over_line,
+    create,
+    staging_target,
 )
 
 
@@ -66,7 +70,7 @@ def resolve(target: StagingTarget, wanted: dict[str, str], environ: dict[str, st
                            for name, version in wanted.items())]
 
     def report(requirements: list[str]) -> dict[str, Any]:
-        return pip_report(target.python, requirements, environ, sources, extra=["--upgrade"],
+        return pip_report(target.scheme.python, requirements, environ, sources, extra=["--upgrade"],
                           what="resolving " + " ".join(requirements) + " on the new stack")
 
     if not wanted and not direct:
@@ -105,7 +109,7 @@ def fetch_reported(items: list[dict[str, Any]], target: StagingTarget, environ: 
     if remote:
         requirements = workdir / "wheel.txt"
         requirements.write_text("".join(url + "\n" for _, url in remote), encoding="utf-8")
-        run_pip(target.python, ["wheel", "--no-deps", "-q", "-w", str(workdir / "wheels"),
+        run_pip(target.scheme.python, ["wheel", "--no-deps", "-q", "-w", str(workdir / "wheels"),
                                 "-r", str(requirements)], environ,
                 "fetching " + ", ".join(name for name, _ in remote), sources)
         found.update(wheels_in(workdir / "wheels"))
@@ -177,7 +181,8 @@ class Rebase:
                                item["download_info"] if item.get("is_direct") else None)
         finally:
             remove_directory(workdir)
-        self.new_layer = {d.name: d.version for d in layer_distributions(target.site_packages)}
+        self.new_layer = {d.name: d.version
+                          for d in layer_distributions(target.scheme.site_packages)}
         layer.config.requested_from_stack = sorted(
             f"{n}=={v}" for n, v in wanted.items() if n not in self.new_layer)
         self.new_stack = stack_distributions(
@@ -185,7 +190,7 @@ class Rebase:
         # Last, when nothing can fail any more: check may run the old layer's interpreter.
         # (checked where it is staged, for the path it will have: not a moved layer)
         staged = Layer(root=staging, config=replace(layer.config, path=str(staging)))
-        self.problems = run_check(staged, environ, shown_as=self.old.root)
+        self.problems = run_checks(staged, environ, shown_as=self.old.root).lines()
 
 
 @dataclass
@@ -234,7 +239,7 @@ class RebaseResult:
         if self.carried_over:
             lines.append("  " + carried_over_line(self.carried_over))
         if self.problems is None:
-            lines.append(_problems_line(None))
+            lines.append(problems_line(None))
         elif self.new_problems:
             lines.append("new problems (layervenv check):")
             lines += ["  " + p for p in self.new_problems]
@@ -259,7 +264,7 @@ def _rebase(old: Layer, setup: str | None, python: str | None, sources: Sources,
     installed = layer_distributions(old.site_packages)
     extension = Rebase(old=old, installed=installed, sources=sources, snapshot=snapshot)
     # The old layer's problems, as it runs now: only those the rebase adds are news.
-    extension.old_problems = run_check(old, environ)
+    extension.old_problems = run_checks(old, environ).lines()
     options = CreateOptions(
         directory=str(old.root), python=python, prompt=old.given_prompt(), clear=True,
         export_pythonpath=old.config.export_pythonpath, prompt_hook=old.config.prompt_hook,

@@ -29,6 +29,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from layervenv.boot.layervenv_unpack import SHEBANG_LIMIT
+from layervenv.dists.scheme import InstallScheme
 from layervenv.infra.errors import UserError
 
 if TYPE_CHECKING:
@@ -78,10 +79,9 @@ def missing_scripts(written: list[str], distribution: str, python_version: str) 
     return [name for name in wanted if name not in written]
 
 
-def install_wheel(wheel: Path, staging: Path, final_root: Path, purelib: str,
-                  platlib: str, scripts: str, include: str,
-                  metadata: dict[str, bytes] | None = None, python_version: str = "") -> None:
-    """Install ``wheel`` into the layer being built in ``staging``.
+def install_wheel(wheel: Path, scheme: InstallScheme,
+                  metadata: dict[str, bytes] | None = None) -> None:
+    """Install ``wheel`` into the layer being built in ``scheme.staging``.
 
     Files go under ``staging``; console scripts point at the interpreter of
     ``final_root``, where the layer will live once it is complete.  ``metadata``
@@ -92,8 +92,7 @@ def install_wheel(wheel: Path, staging: Path, final_root: Path, purelib: str,
     from installer import install
     from installer.sources import WheelFile
 
-    destination = _destination(staging, final_root, purelib, platlib, scripts, include,
-                               wheel.name.split("-")[0], python_version)
+    destination = _destination(scheme, wheel.name.split("-")[0])
     try:
         with zipfile.ZipFile(wheel) as archive:
             bad = escaping_member(archive.namelist())
@@ -120,8 +119,7 @@ CONTENTS = "contents.json"
 SCRIPT_INTERPRETER = "/python"
 
 
-def seed_wheel(wheel: Path, staging: Path, final_root: Path, purelib: str, platlib: str,
-               scripts: str, include: str, python_version: str = "") -> None:
+def seed_wheel(wheel: Path, scheme: InstallScheme) -> None:
     """Install ``wheel`` into the layer being built, from the per-user cache when it can.
 
     The wheel is unpacked once into the cache (keyed by its sha256) by ``installer``
@@ -137,9 +135,8 @@ def seed_wheel(wheel: Path, staging: Path, final_root: Path, purelib: str, platl
     if contents is not None:
         entry, facts = contents
         distribution = wheel.name.split("-")[0]
-        schemes = _schemes(staging, purelib, platlib, scripts, include, distribution)
-        target = _Target(schemes, str(final_root / scripts / "python"), distribution,
-                         python_version)
+        target = _Target(_schemes(scheme, distribution), str(scheme.final_python),
+                         distribution, scheme.python_version)
         linked: list[str] = []
         try:
             _install_linked(entry, facts, target, linked)
@@ -152,8 +149,7 @@ def seed_wheel(wheel: Path, staging: Path, final_root: Path, purelib: str, platl
                 from layervenv.infra import cache
 
                 cache.discard(entry)
-    install_wheel(wheel, staging, final_root, purelib, platlib, scripts, include,
-                  python_version=python_version)
+    install_wheel(wheel, scheme)
 
 
 def _damaged(error: Exception, entry: Path) -> bool:
@@ -182,20 +178,18 @@ class _Target:
         return missing_scripts(written, self.distribution, self.python_version)
 
 
-def _schemes(staging: Path, purelib: str, platlib: str, scripts: str, include: str,
-             distribution: str) -> dict[str, str]:
+def _schemes(scheme: InstallScheme, distribution: str) -> dict[str, str]:
     """Where each of a wheel's schemes goes in the layer being built."""
-    return {"purelib": str(staging / purelib), "platlib": str(staging / platlib),
-            "headers": str(staging / include / "site" / distribution),
-            "scripts": str(staging / scripts), "data": str(staging)}
+    staging = scheme.staging
+    return {"purelib": str(staging / scheme.purelib), "platlib": str(staging / scheme.platlib),
+            "headers": str(staging / scheme.include / "site" / distribution),
+            "scripts": str(scheme.scripts_dir), "data": str(staging)}
 
 
-def _destination(staging: Path, final_root: Path, purelib: str, platlib: str, scripts: str,
-                 include: str, distribution: str,
-                 python_version: str = "") -> SchemeDictionaryDestination:
-    return _installer_destination(_Target(
-        _schemes(staging, purelib, platlib, scripts, include, distribution),
-        str(final_root / scripts / "python"), distribution, python_version))
+def _destination(scheme: InstallScheme, distribution: str) -> SchemeDictionaryDestination:
+    return _installer_destination(_Target(_schemes(scheme, distribution),
+                                          str(scheme.final_python), distribution,
+                                          scheme.python_version))
 
 
 def _installer_destination(target: _Target) -> SchemeDictionaryDestination:

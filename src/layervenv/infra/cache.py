@@ -25,6 +25,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from layervenv.infra.atomic import atomic_write
+
 ENV_VAR = "LAYERVENV_CACHE_DIR"
 #: bumped when the layout of an entry changes: old entries are then simply not found
 LAYOUT = "v2"
@@ -76,18 +78,12 @@ def read_json(path: Path) -> Any:
 
 
 def write_json(path: Path, data: Any) -> bool:
-    """Write ``data`` to ``path`` atomically (a temporary file renamed over it)."""
+    """Write ``data`` to ``path`` atomically, readable by this user only; False when it
+    cannot be (a cache is never a requirement)."""
     try:
-        fd, temporary = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    except OSError:
-        return False
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle)
-        os.replace(temporary, path)
+        atomic_write(path, json.dumps(data), mode=0o600)
         return True
     except (OSError, TypeError, ValueError):
-        _remove(Path(temporary))
         return False
 
 

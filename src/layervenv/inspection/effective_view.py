@@ -25,7 +25,7 @@ from urllib.parse import unquote, urlparse
 
 from packaging.utils import canonicalize_name
 
-from layervenv.boot._layervenv_boot import _pth_paths
+from layervenv.boot._layervenv_boot import pth_paths
 from layervenv.interp.query import run_query
 from layervenv.model.layer import Layer
 
@@ -133,7 +133,7 @@ class Origins:
     def __init__(self, layer: Layer, report: dict[str, Any]) -> None:
         self.layer_root = _real(str(layer.root))
         site = str(layer.site_packages)
-        self.editable_entries = {_real(p) for p in _pth_paths(site)}
+        self.editable_entries = {_real(p) for p in pth_paths(site)}
         self.user_roots = [_real(os.path.join(report["user_base"], "lib"))] \
             if report.get("user_base") else []
         if report.get("user_site"):

@@ -6,15 +6,15 @@ with (:func:`~layervenv.runtime.environment.layer_environment`), and builds its 
 than that view, PYTHONPATH as the interpreter saw it, and the stack recorded in
 ``layervenv.toml``:
 
-``layer_problems``    moved (``leftover`` needs no interpreter: ``check`` adds it);
+``layer_problems``    moved (``leftover`` needs no interpreter: ``checks`` adds it);
 ``stack_problems``    stack-missing, unreadable, python-mismatch, stack-not-set-up,
                       cwd-on-path;
 ``package_problems``  conflict, metadata, user-site;
 ``breakage``          dependents, abi;
 ``shadows_stdlib``    shadows-stdlib.
 
-``check`` adds ``leftover``, ``kernel-broken`` (``kernel_check``) and, with
-``--imports``, ``import`` (``importcheck``).
+The registry of :mod:`layervenv.inspection.checks` adds ``leftover``,
+``kernel-broken`` (``kernel_check``) and, with ``--imports``, ``import`` (``importcheck``).
 """
 
 from __future__ import annotations

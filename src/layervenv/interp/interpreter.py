@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from layervenv.boot import HookBytecode, hook_source
+from layervenv.dists.scheme import InstallScheme
 from layervenv.infra.errors import UserError
 from layervenv.interp.interpreter_facts import BASE
 from layervenv.interp.query import QueryFailed, run_query, script_source
@@ -47,6 +48,13 @@ class Interpreter:
     def short_version(self) -> str:
         """``3.11`` for ``3.11.7``."""
         return ".".join(self.version.split(".")[:2])
+
+    def install_scheme(self, staging: Path, final_root: Path) -> InstallScheme:
+        """Where a layer on this interpreter, built in ``staging`` to live at
+        ``final_root``, installs: this interpreter's ``venv`` scheme."""
+        return InstallScheme(staging=staging, final_root=final_root, purelib=self.purelib,
+                             platlib=self.platlib, scripts=self.scripts, include=self.include,
+                             python_version=self.short_version)
 
     def newest_pip_wheel(self) -> Path | None:
         """The newest pip wheel bundled with this interpreter (ensurepip), if any."""

@@ -26,6 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from layervenv import __version__
+from layervenv.infra.atomic import atomic_write
 from layervenv.model.layer import CONFIG_NAME, Layer
 from layervenv.runtime.activation import env_change, leave_other_stacks
 from layervenv.runtime.envchange import EnvChange, RequirePath, SetPrompt
@@ -80,12 +81,8 @@ def render_launcher(layer: Layer) -> str:
 
 def write_kernel_launcher(layer: Layer, bin_dir: Path | None = None) -> Path:
     """Write the launcher of ``layer`` into ``bin_dir`` (default: the layer's ``bin``)."""
-    path = (bin_dir or layer.bin_dir) / LAUNCHER_NAME
-    tmp = path.with_name(f".{LAUNCHER_NAME}.{os.getpid()}")
-    tmp.write_text(render_launcher(layer), encoding="utf-8")
-    tmp.chmod(0o755)
-    os.replace(tmp, path)
-    return path
+    return atomic_write((bin_dir or layer.bin_dir) / LAUNCHER_NAME, render_launcher(layer),
+                        mode=0o755)
 
 
 def keep_kernel_launcher(layer: Layer, bin_dir: Path) -> None:

@@ -24,12 +24,11 @@ from typing import Any
 from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
+from layervenv.dists.scheme import InstallScheme
 from layervenv.dists.seed import install_wheel, record_hash
 from layervenv.infra.cache import file_sha256 as file_sha256  # one definition, used from here
 from layervenv.infra.errors import UserError
 from layervenv.infra.output import VERBOSITY, progress
-from layervenv.inspection.pipeline import inspect_layer
-from layervenv.model.layer import Layer
 
 #: pip's ``--dry-run --report`` appeared in pip 22.2.
 MIN_PIP = Version("22.2")
@@ -146,24 +145,9 @@ def wheels_in(directory: Path) -> dict[str, Path]:
 
 @dataclass(frozen=True)
 class StagingTarget:
-    """Where packages go: the staging directory and the layer's final place."""
+    """Packages into a layer being built: installed, removed, installed editable."""
 
-    staging: Path
-    final_root: Path
-    purelib: str
-    platlib: str
-    scripts: str
-    include: str
-    #: ``3.11``: pip's versioned scripts name it (:func:`layervenv.dists.seed.script_name`)
-    python_version: str = ""
-
-    @property
-    def python(self) -> Path:
-        return self.staging / self.scripts / "python"
-
-    @property
-    def site_packages(self) -> Path:
-        return self.staging / self.purelib
+    scheme: InstallScheme
 
     def install(self, wheel: Path, requested: bool,
                 direct_url: dict[str, Any] | None = None) -> None:
@@ -177,53 +161,54 @@ class StagingTarget:
         if direct_url is not None:
             extra["direct_url.json"] = json.dumps(direct_url, sort_keys=True).encode()
         try:
-            install_wheel(wheel, self.staging, self.final_root, self.purelib, self.platlib,
-                          self.scripts, self.include, extra, self.python_version)
+            install_wheel(wheel, self.scheme, extra)
         except FileExistsError as error:
             raise UserError(f"cannot install {wheel.name}: {error}") from None
 
     def dist_infos(self, name: str) -> list[Path]:
         """The ``.dist-info`` directories of ``name`` in the staged site-packages."""
         name = canonicalize_name(name)
-        return [info for info in self.site_packages.glob("*.dist-info")
+        return [info for info in self.scheme.site_packages.glob("*.dist-info")
                 if canonicalize_name(info.name[:-len(".dist-info")].rsplit("-", 1)[0]) == name]
 
     def remove(self, name: str) -> None:
         """Remove an installed distribution (the seeded pip) by its RECORD."""
+        scheme = self.scheme
         for info in self.dist_infos(name):
             record = (info / "RECORD").read_text(encoding="utf-8")
             dirs = set()
             for row in csv.reader(io.StringIO(record)):
                 if not row:
                     continue
-                path = Path(os.path.normpath(self.site_packages / row[0]))
-                if self.staging not in path.parents:
+                path = Path(os.path.normpath(scheme.site_packages / row[0]))
+                if scheme.staging not in path.parents:
                     continue
                 path.unlink(missing_ok=True)
-                dirs.update(p for p in path.parents if self.staging in p.parents)
+                dirs.update(p for p in path.parents if scheme.staging in p.parents)
             for directory in sorted(dirs, key=lambda p: len(p.parts), reverse=True):
                 if directory.is_dir() and not any(directory.iterdir()) and \
-                        directory not in (self.site_packages, self.staging / self.scripts):
+                        directory not in (scheme.site_packages, scheme.scripts_dir):
                     directory.rmdir()
 
     def install_editable(self, project: str, environ: dict[str, str], sources: Sources,
                          requested: bool) -> None:
         """``pip install -e`` into staging, then point its console scripts at the final path."""
-        before = {p.name for p in (self.staging / self.scripts).iterdir()}
-        infos = set(self.site_packages.glob("*.dist-info"))
-        run_pip(self.python, ["install", "--no-deps", "-q", "-e", project], environ,
+        before = {p.name for p in self.scheme.scripts_dir.iterdir()}
+        infos = set(self.scheme.site_packages.glob("*.dist-info"))
+        run_pip(self.scheme.python, ["install", "--no-deps", "-q", "-e", project], environ,
                 f"installing {project} (editable)", sources)
         retarget_scripts(self, before)
         if not requested:
-            for info in set(self.site_packages.glob("*.dist-info")) - infos:
+            for info in set(self.scheme.site_packages.glob("*.dist-info")) - infos:
                 (info / "REQUESTED").unlink(missing_ok=True)
 
 
 def retarget_scripts(target: StagingTarget, before: set[str]) -> None:
     """Rewrite new scripts in staging/bin that name the staging interpreter (pip wrote them)."""
-    old, new = str(target.staging).encode(), str(target.final_root).encode()
+    scheme = target.scheme
+    old, new = str(scheme.staging).encode(), str(scheme.final_root).encode()
     changed = {}
-    for script in (target.staging / target.scripts).iterdir():
+    for script in scheme.scripts_dir.iterdir():
         if script.name in before or script.is_symlink() or not script.is_file():
             continue
         data = script.read_bytes()
@@ -235,13 +220,13 @@ def retarget_scripts(target: StagingTarget, before: set[str]) -> None:
             changed[script] = fixed
     if not changed:
         return
-    for record in target.site_packages.glob("*.dist-info/RECORD"):
+    for record in scheme.site_packages.glob("*.dist-info/RECORD"):
         rows = list(csv.reader(io.StringIO(record.read_text(encoding="utf-8"))))
         dirty = False
         for row in rows:
             if not row:
                 continue
-            path = Path(os.path.normpath(target.site_packages / row[0]))
+            path = Path(os.path.normpath(scheme.site_packages / row[0]))
             if path in changed:
                 row[1:3] = [record_hash(changed[path]), str(len(changed[path]))]
                 dirty = True
@@ -258,16 +243,3 @@ def fresh_directory(prefix: str) -> Path:
 def remove_directory(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
-
-def run_check(layer: Layer, environ: dict[str, str] | None = None,
-              shown_as: Path | None = None) -> list[str]:
-    """What ``layervenv check`` says about ``layer`` in ``environ``, one line a problem.
-
-    ``shown_as`` is the path the layer will have once swapped into place: a staging
-    layer's problems are written with it, so they compare with the old layer's.
-    """
-    problems = inspect_layer(layer, environ).problems()
-    lines = [f"{p.severity}: {p.kind}: {p.message}" for p in problems]
-    if shown_as is not None:
-        lines = [line.replace(str(layer.root), str(shown_as)) for line in lines]
-    return lines
