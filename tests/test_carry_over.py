@@ -82,7 +82,7 @@ def _prove(layer, planted: dict[str, str], env: dict[str, str]) -> None:
 
 def test_clear_keeps_the_users_files_at_any_depth(make_layer):
     layer = make_layer("ana")
-    subprocess.run([str(layer.python), "-m", "pip", "install", "-q", "hepnum<2"],
+    subprocess.run([str(layer.python), "-m", "pip", "install", "-q", "-U", "hepnum<2"],
                    env=layer.env, check=True, capture_output=True)
     planted = _plant(layer.root)
     py(layer.python, "import mymod", layer.env)  # a __pycache__ of the user's module
@@ -97,7 +97,7 @@ def test_rebase_keeps_the_users_files_at_any_depth(make_layer, tmp_path, base_en
     if python is None:
         pytest.skip("no second Python interpreter (another minor version) on this machine")
     layer = make_layer("ana")
-    subprocess.run([str(layer.python), "-m", "pip", "install", "-q", "hepnum<2"],
+    subprocess.run([str(layer.python), "-m", "pip", "install", "-q", "-U", "hepnum<2"],
                    env=layer.env, check=True, capture_output=True)
     planted = _plant(layer.root)
     new = _next_stack(tmp_path, python, "LCG_py")

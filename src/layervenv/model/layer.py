@@ -336,20 +336,18 @@ _METADATA = (".dist-info", ".egg-info", ".egg-link", ".pth")
 
 def site_snapshot(site_packages: Path) -> frozenset[tuple[str, int, int]]:
     """What changes when pip installs, upgrades or removes anything in ``site_packages``:
-    the names of its entries, and the inode and time of each metadata entry (a
-    reinstall of the same version makes a new ``.dist-info``).  ``__pycache__`` is left
-    out: running the layer's Python writes it."""
+    the name, inode and time of each metadata entry (every pip run that changes packages
+    writes or removes a ``.dist-info``, ``.egg-info``, ``.egg-link`` or ``.pth``; a
+    reinstall of the same version makes a new ``.dist-info``).  The user's own entries
+    are left out: ``rebase`` carries them into the new layer while it watches for pip,
+    and running the layer's Python writes ``__pycache__``."""
     found = set()
     try:
         entries = list(os.scandir(site_packages))
     except OSError:
         return frozenset()
     for entry in entries:
-        if entry.name == "__pycache__":
-            continue
         if entry.name.endswith(_METADATA):
             info = entry.stat(follow_symlinks=False)
             found.add((entry.name, info.st_ino, info.st_mtime_ns))
-        else:
-            found.add((entry.name, 0, 0))
     return frozenset(found)

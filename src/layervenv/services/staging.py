@@ -48,6 +48,7 @@ from layervenv.model.layer import (
     is_layer,
     not_made_by_the_layer,
 )
+from layervenv.model.ownership import Carried, users_entries
 from layervenv.model.stack import StackEnvironment, capture_setup
 from layervenv.runtime.activation import without_active_environment, write_activation_scripts
 from layervenv.runtime.kernel_launcher import keep_kernel_launcher
@@ -186,23 +187,27 @@ def check_target(target: Path, clear: bool, locked: bool = False) -> list[Leftov
 
 
 def carry_over(target: Path) -> list[str]:
-    """The entries of the layer directory ``target`` that are not the layer's and will be
-    moved into the new layer; refuses (before anything changes) those a rename cannot
-    move: another filesystem mounted there, a directory the user cannot write."""
+    """The top-level entries of the layer directory ``target`` that are not the layer's,
+    each refused now, before the new layer is built, if a rename cannot move it.  (Those
+    deeper down are found once the new layer is staged: :func:`users_entries_to_carry`.)"""
     if not is_layer(target):
         return []
     names = not_made_by_the_layer(target, Layer.open(target).config)
-    device = os.stat(target).st_dev
     for name in names:
-        path = target / name
-        info = path.lstat()
-        why = ("it is another filesystem (a mount point)" if info.st_dev != device
-               else "it is a directory you cannot write (moving it needs that)"
-               if stat.S_ISDIR(info.st_mode) and not os.access(path, os.W_OK) else "")
-        if why:
-            raise UserError(f"cannot carry {path} over into the new layer: {why}; move it "
-                            f"out of {target} and run again (nothing was changed)")
+        refuse_unmovable(target, target / name)
     return names
+
+
+def refuse_unmovable(target: Path, path: Path) -> None:
+    """Refuse (before anything changes) an entry of the layer ``target`` that a rename
+    cannot move: another filesystem mounted there, a directory the user cannot write."""
+    info = path.lstat()
+    why = ("it is another filesystem (a mount point)" if info.st_dev != os.stat(target).st_dev
+           else "it is a directory you cannot write (moving it needs that)"
+           if stat.S_ISDIR(info.st_mode) and not os.access(path, os.W_OK) else "")
+    if why:
+        raise UserError(f"cannot carry {path} over into the new layer: {why}; move it "
+                        f"out of {target} and run again (nothing was changed)")
 
 
 def write_pyvenv_cfg(staging: Path, interp: Interpreter, prompt: str | None) -> None:
@@ -301,27 +306,42 @@ def move_into_place(staging: Path, target: Path, fill: bool,
 
 
 def _replace(staging: Path, target: Path, verify: Verify | None) -> tuple[list[str], Path]:
-    """Carry the user's entries into ``staging``, then swap it with ``target``; any
-    failure puts everything back.  Returns the entries carried and where the old layer
-    is now."""
-    carried = carry_over(target)
-    clash = [name for name in carried if os.path.lexists(staging / name)]
-    if clash:
-        raise UserError(f"{target / clash[0]} is not the layer's, and the new layer has one "
-                        f"too: move it out of {target} and run again (nothing was changed)")
-    moved: list[str] = []
+    """Carry the user's entries, at any depth, into ``staging``, then swap it with
+    ``target``; any failure puts everything back.  Returns the entries carried (paths
+    relative to the layer) and where the old layer is now."""
+    carried = users_entries_to_carry(target, staging)
+    moved: list[Carried] = []
     try:
-        for name in carried:
-            os.rename(target / name, staging / name)
-            moved.append(name)
+        for entry in carried:
+            destination = staging / entry.destination
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(target / entry.source, destination)
+            moved.append(entry)
         if verify is not None:
             verify(target)
         old = _swap(staging, target, verify)
     except BaseException:
-        for name in reversed(moved):
-            os.rename(staging / name, target / name)
+        for entry in reversed(moved):
+            os.rename(staging / entry.destination, target / entry.source)
         raise
-    return carried, old
+    return [entry.source for entry in carried], old
+
+
+def users_entries_to_carry(target: Path, staging: Path) -> list[Carried]:
+    """The user's entries of the layer ``target`` (:func:`~layervenv.model.ownership.users_entries`)
+    and where each goes in the staged layer; refuses, before anything moves, one the new
+    layer also has or one a rename cannot move."""
+    old = Layer.open(target).config
+    new = Layer.open(staging).config
+    carried = users_entries(target, old.purelib, old.scripts, staging, new.purelib,
+                            new.scripts)
+    for entry in carried:
+        if os.path.lexists(staging / entry.destination):
+            raise UserError(f"{target / entry.source} is not the layer's, and the new layer "
+                            f"has one too: move it out of {target} and run again (nothing "
+                            "was changed)")
+        refuse_unmovable(target, target / entry.source)
+    return carried
 
 
 def _swap(staging: Path, target: Path, verify: Verify | None) -> Path:
