@@ -64,8 +64,8 @@ def test_empty_directory_is_accepted(tmp_path, stack_env):
 
 
 def test_existing_layer_needs_clear(make_layer, stack_env):
-    """--clear replaces what the layer made (a file dropped in its bin/ goes) and keeps
-    what it did not (a note at the top of the directory stays)."""
+    """--clear replaces what the layer made and keeps what it did not: a note at the top
+    of the directory and a file dropped in its bin/ (which --clear used to delete)."""
     layer = make_layer("again", "--without-pip")
     (layer.root / "bin" / "marker").write_text("old")
     (layer.root / "notes.txt").write_text("mine")
@@ -74,8 +74,8 @@ def test_existing_layer_needs_clear(make_layer, stack_env):
     assert (layer.root / "bin" / "marker").exists()
     out = run_tool("create", "--clear", "--without-pip", str(layer.root), "--format", "json",
                    env=stack_env).stdout
-    assert json.loads(out)["carried_over"] == ["notes.txt"]
-    assert not (layer.root / "bin" / "marker").exists()
+    assert json.loads(out)["carried_over"] == ["bin/marker", "notes.txt"]
+    assert (layer.root / "bin" / "marker").read_text() == "old"
     assert (layer.root / "notes.txt").read_text() == "mine"
     assert (layer.root / "layervenv.toml").is_file()
     assert [p.name for p in layer.root.parent.iterdir() if p.name.startswith(".")] == []

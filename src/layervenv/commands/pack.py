@@ -408,7 +408,7 @@ def pack(directory: str | None, output: str | None) -> PackResult:
 
 
 def _pack(layer: Layer, output: str | None, start: float) -> PackResult:
-    snapshot = site_snapshot(layer.site_packages)
+    packages_before = site_snapshot(layer.site_packages)
     layer.refuse_if_moved("packed from")
     name = layer.root.name
     target = Path(output or f"{name}.tar.gz").absolute()
@@ -508,7 +508,7 @@ def _pack(layer: Layer, output: str | None, start: float) -> PackResult:
                                         "project": s.project} for s in snapshots])
             data = (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode("utf-8")
             add_member(tar, name, Member(f"{PACK_DIR}/manifest.json", "file", data), when)
-        if site_snapshot(layer.site_packages) != snapshot:
+        if site_snapshot(layer.site_packages) != packages_before:
             raise UserError(f"the packages of {root} changed while it was being packed (a "
                             f"pip run in it?): nothing was written; pack it again")
         os.replace(tmp_name, target)
