@@ -203,6 +203,9 @@ EXTENSION_SUFFIXES = (".so", ".pyd", ".dylib")
 
 
 def _is_extension(path):
+    """Whether ``path`` is compiled code: an extension module or a shared library it
+    ships (``libX.so.1``, ``.dylib``) -- what makes a distribution "compiled"; which file
+    ``import`` loads is ``layervenv.dists.files.is_extension_module``'s question."""
     leaf = path.rsplit("/", 1)[-1].lower()
     return leaf.endswith(EXTENSION_SUFFIXES) or ".so." in leaf
 
