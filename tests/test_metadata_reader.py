@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from layervenv.inspection.effective_view import _requires_from_txt
 
-PROBE = SRC / "layervenv" / "probe.py"
+PROBE = SRC / "layervenv" / "interp" / "probe.py"
 
 #: Runs the probe's scan of argv[2] from the probe file argv[1]; prints its distributions.
 _PROBE_SIDE = r"""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -396,3 +397,84 @@ def test_a_package_change_while_packing_is_refused(packed, tmp_path, monkeypatch
         if arrived.exists():
             arrived.rmdir()
     assert not archive.exists() and list(tmp_path.iterdir()) == []
+
+
+#: an in-tree build backend (stdlib only): the wheel holds a data file whose name has a
+#: comma; the editable wheel a ``.pth`` whose name has one, pointing at the project
+COMMA_BACKEND = '''
+import base64, csv, hashlib, io, os, zipfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+INFO = "commas-1.0.dist-info"
+
+
+def _wheel(directory, files):
+    files[INFO + "/METADATA"] = "Metadata-Version: 2.1\\nName: commas\\nVersion: 1.0\\n"
+    files[INFO + "/WHEEL"] = ("Wheel-Version: 1.0\\nGenerator: test\\nRoot-Is-Purelib: true\\n"
+                              "Tag: py3-none-any\\n")
+    rows = []
+    for path, text in files.items():
+        data = text.encode()
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
+        rows.append([path, "sha256=" + digest.decode(), str(len(data))])
+    stream = io.StringIO()
+    csv.writer(stream, lineterminator="\\n").writerows(rows + [[INFO + "/RECORD", "", ""]])
+    name = "commas-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(os.path.join(directory, name), "w") as archive:
+        for path, text in files.items():
+            archive.writestr(path, text)
+        archive.writestr(INFO + "/RECORD", stream.getvalue())
+    return name
+
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    with open(os.path.join(HERE, "src", "commas", "__init__.py")) as source:
+        code = source.read()
+    return _wheel(wheel_directory, {"commas/__init__.py": code,
+                                    "commas/da,ta \\"1\\".txt": "read after unpack\\n"})
+
+
+def build_editable(wheel_directory, config_settings=None, metadata_directory=None):
+    return _wheel(wheel_directory, {"commas,editable.pth": os.path.join(HERE, "src") + "\\n"})
+'''
+
+COMMA_READER = """
+import json, commas
+from importlib import metadata
+from pathlib import Path
+files = [str(f) for f in metadata.files("commas")]
+data = [f for f in metadata.files("commas") if f.name.startswith("da,")]
+print(json.dumps({"module": commas.__file__, "files": files,
+                  "text": Path(data[0].locate()).read_text() if data else None}))
+"""
+
+
+def test_a_path_with_a_comma_in_a_record_is_packed_right(own_stack, tmp_path, base_env):
+    """A snapshot holding a file whose name has a comma unpacks with it, as
+    ``importlib.metadata`` lists it; the editable install's own file (a ``.pth`` with a
+    comma) is left out, as every file its RECORD lists (it was read with rsplit)."""
+    env = own_stack.env(base_env)
+    env.update(PIP_NO_INDEX="1", PIP_FIND_LINKS=str(own_stack.wheelhouse))
+    layer = make_batch_layer(tmp_path / "home", own_stack, env, editable=False)
+    project = tmp_path / "home" / "commas"
+    (project / "src" / "commas").mkdir(parents=True)
+    (project / "src" / "commas" / "__init__.py").write_text("MARK = 'snapshot'\n")
+    (project / "backend.py").write_text(COMMA_BACKEND)
+    (project / "pyproject.toml").write_text(
+        '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n')
+    subprocess.run([str(layer / "bin" / "python"), "-m", "pip", "install", "-q",
+                    "--no-build-isolation", "-e", str(project)],
+                   env=env, check=True, capture_output=True)
+    assert list(layer.glob("lib/python*/site-packages/commas,editable.pth"))
+    archive = tmp_path / "ana.tar.gz"
+    pack_layer(layer, archive, env)
+    with tarfile.open(archive) as tar:
+        names = tar.getnames()
+    assert not [n for n in names if n.endswith("commas,editable.pth")]
+    assert [n for n in names if n.endswith('commas/da,ta "1".txt')]
+    unpacked = unpack(archive, tmp_path / "job")
+    result = run_in_job(unpacked, "python", "-c", COMMA_READER)
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout)
+    assert seen["module"].startswith(str(unpacked / "lib"))
+    assert 'commas/da,ta "1".txt' in seen["files"] and seen["text"] == "read after unpack\n"

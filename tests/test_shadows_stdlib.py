@@ -11,13 +11,15 @@ import glob
 import json
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from helpers import run_tool
 from test_list_check import assert_check_shape
 
-from layervenv.inspection.shadows_stdlib import NAMES_310, _module_of, stdlib_names
+from layervenv.dists.files import top_level_name
+from layervenv.inspection.shadows_stdlib import NAMES_310, found_before_namespaces, stdlib_names
 from layervenv.services.simstack import Dist, build_wheel
 
 JSON_TOOL = ["-m", "json.tool"]
@@ -70,13 +72,31 @@ def test_a_layer_argparse_that_breaks_json_tool_is_named(make_layer, tmp_path, s
 @pytest.mark.parametrize(("path", "module"), [
     ("argparse.py", "argparse"), ("argparse/__init__.py", "argparse"),
     ("typing.cpython-311-x86_64-linux-gnu.so", "typing"), ("json/__init__.abi3.so", "json"),
-    ("argparse/util.py", None),  # a namespace portion: a module of that name wins over it
+    ("argparse/util.py", "argparse"),  # a namespace portion: imported, but not a shadow
     ("argparse-1.4.0.dist-info/RECORD", None), ("../../bin/json", None),
     ("__pycache__/argparse.cpython-311.pyc", None), ("argparse.pth", None),
-    ("hepnum-1.0.data/purelib/x.py", None),
+    ("hepnum-1.0.data/purelib/x.py", None), ("libjson.so.1", None),
 ])
 def test_top_level_modules_of_a_record(path, module):
-    assert _module_of(path) == module
+    assert top_level_name(tuple(path.split("/"))) == module
+
+
+@pytest.mark.parametrize(("files", "shadows"), [
+    (["json/__init__.py"], True), (["json.py"], True),
+    (["json.cpython-311-x86_64-linux-gnu.so"], True), (["json/util.py"], False), ([], False),
+])
+def test_a_namespace_portion_is_not_a_shadow(tmp_path, files, shadows):
+    """Checked against a real import: a regular module in front of the standard library
+    replaces its json; a namespace portion there does not."""
+    for name in files:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("WHERE = 'layer'\n" if name.endswith(".py") else "")
+    code = "import json; print(getattr(json, 'WHERE', 'stdlib'))"
+    if not any(f.endswith(".so") for f in files):  # a fake .so cannot be imported
+        out = subprocess.run([sys.executable, "-c", code], env={"PYTHONPATH": str(tmp_path)},
+                             capture_output=True, text=True, check=True).stdout.strip()
+        assert (out == "layer") == shadows
+    assert found_before_namespaces(tmp_path, "json") == shadows
 
 
 OLD_PYTHONS = sorted(p for p in glob.glob("/root/.pyenv/versions/3.[6-9].*/bin/python3")

@@ -34,7 +34,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from layervenv.dists.seed import record_hash
+from layervenv.dists.record import wheel_record
 from layervenv.infra.arguments import add_format, add_sources
 from layervenv.infra.errors import UserError
 from layervenv.infra.output import count, progress
@@ -287,8 +287,7 @@ def write_stub_wheel(dist: Distribution, outdir: Path) -> bool:
         f"{info}/WHEEL": (f"Wheel-Version: 1.0\nGenerator: layervenv\nRoot-Is-Purelib: true\n"
                           f"Tag: {STUB_TAG}\n").encode(),
     }
-    record = [f"{path},{record_hash(data)},{len(data)}" for path, data in files.items()]
-    files[f"{info}/RECORD"] = ("\n".join([*record, f"{info}/RECORD,,"]) + "\n").encode()
+    files[f"{info}/RECORD"] = wheel_record(files, f"{info}/RECORD")
     with zipfile.ZipFile(outdir / f"{stem}-{STUB_TAG}.whl", "w") as archive:
         for path, data in files.items():
             archive.writestr(path, data)

@@ -44,10 +44,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from email.parser import HeaderParser
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 from layervenv import __version__
 from layervenv.boot.layervenv_unpack import PACK_DIR
+from layervenv.dists.direct_url import editable_project, read_direct_url
+from layervenv.dists.record import installed_paths
 from layervenv.dists.scheme import InstallScheme
 from layervenv.dists.seed import install_wheel
 from layervenv.infra.arguments import add_active_dir, add_format
@@ -228,26 +229,15 @@ def editable_installs(site: Path) -> list[Editable]:
     """Distributions installed with ``pip install -e`` (PEP 660, ``direct_url.json``)."""
     found = []
     for dist_info in sorted(site.glob("*.dist-info")):
-        try:
-            direct = json.loads((dist_info / "direct_url.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        project = editable_project(read_direct_url(dist_info))
+        if project is None:
             continue
-        if not direct.get("dir_info", {}).get("editable"):
-            continue
-        url = urlparse(direct.get("url", ""))
         meta = HeaderParser().parsestr((dist_info / "METADATA").read_text(encoding="utf-8"))
         files = {dist_info, *dist_info.rglob("*")}
-        try:
-            record = (dist_info / "RECORD").read_text(encoding="utf-8")
-        except OSError:
-            record = ""
-        for line in record.splitlines():
-            rel = line.rsplit(",", 2)[0] if line.count(",") >= 2 else line
-            if rel:
-                files.add(Path(os.path.normpath(site / rel)))
+        with contextlib.suppress(OSError, ValueError):  # no RECORD: its dist-info only
+            files.update(installed_paths(dist_info))
         found.append(Editable(name=meta["Name"], version=meta["Version"],
-                              project=Path(unquote(url.path)), dist_info=dist_info,
-                              files=files))
+                              project=Path(project), dist_info=dist_info, files=files))
     return found
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
+from layervenv.dists.direct_url import editable_project, is_editable
 from layervenv.infra.arguments import add_active_dir, add_format, add_sources
 from layervenv.infra.errors import UserError
 from layervenv.infra.writelock import layer_write_lock
@@ -152,8 +153,7 @@ class Rebase:
                  environ: dict[str, str]) -> None:
         target = staging_target(staging, layer, interp)
         requested = [d for d in self.installed if d.requested]
-        editables = [d for d in requested
-                     if (d.direct_url or {}).get("dir_info", {}).get("editable")]
+        editables = [d for d in requested if is_editable(d.direct_url)]
         # from a VCS, an archive or a project directory (PEP 610): again from there
         direct = [direct_reference(d.direct_url) for d in requested
                   if d not in editables and d.direct_url and "url" in d.direct_url]
@@ -169,7 +169,7 @@ class Rebase:
         try:
             wheels = fetch_reported(items, target, environ, self.sources, workdir)
             for dist in editables:
-                target.install_editable(url_to_path(dist.direct_url["url"]) or "",  # type: ignore[index]
+                target.install_editable(editable_project(dist.direct_url) or "",
                                         environ, self.sources, True)
             if any(item["metadata"]["name"].lower() == "pip" for item in items):
                 target.remove("pip")

@@ -11,16 +11,21 @@ files: their top-level packages are walked instead).
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import os
 from collections.abc import Callable
 from pathlib import Path
 
-from layervenv.interp.probe import _is_extension
+from layervenv.dists.record import installed_paths
 
-#: Names in a RECORD's first component that are not importable modules.
+#: What an extension module's file name ends with (``X.cpython-311-x86_64-linux-gnu.so``,
+#: ``X.abi3.so``, ``X.pyd``); a shared library (``libX.so.1``, ``.dylib``) is not one.
+EXTENSION_SUFFIXES = (".so", ".pyd")
+#: The file name endings of a top-level module ``import`` finds in a site directory.
+MODULE_SUFFIXES = (".py", ".pyc", *EXTENSION_SUFFIXES)
+#: First components of an installed path that are never a module: not installed in the
+#: site directory, bytecode caches, metadata, a wheel's data.
 _NOT_MODULES = ("__pycache__", "..", "")
+_NOT_MODULE_SUFFIXES = (".dist-info", ".egg-info", ".data", ".pth")
 
 
 def _read(path: Path) -> str | None:
@@ -30,9 +35,9 @@ def _read(path: Path) -> str | None:
         return None
 
 
-def _record_paths(text: str) -> list[str]:
-    """The file paths of a RECORD (CSV: a path may be quoted, holding a comma)."""
-    return [row[0] for row in csv.reader(io.StringIO(text)) if row and row[0]]
+def is_extension_module(leaf: str) -> bool:
+    """Whether the file name ``leaf`` is a compiled extension module's (``.so``, ``.pyd``)."""
+    return leaf.lower().endswith(EXTENSION_SUFFIXES)
 
 
 def installed_files(metadata: str) -> list[Path] | None:
@@ -42,17 +47,15 @@ def installed_files(metadata: str) -> list[Path] | None:
     if not meta.is_dir():
         return None
     if meta.name.lower().endswith(".dist-info"):
-        text = _read(meta / "RECORD")
-        base = meta.parent
-    else:
-        text = _read(meta / "installed-files.txt")
-        base = meta
-        if text is not None:
-            return [Path(os.path.normpath(base / line.strip()))
-                    for line in text.splitlines() if line.strip()]
+        try:
+            return installed_paths(meta)
+        except (OSError, ValueError):
+            return None
+    text = _read(meta / "installed-files.txt")
     if text is None:
         return None
-    return [Path(os.path.normpath(base / path)) for path in _record_paths(text)]
+    return [Path(os.path.normpath(meta / line.strip()))
+            for line in text.splitlines() if line.strip()]
 
 
 def _top_level_txt(meta: Path) -> list[str] | None:
@@ -65,19 +68,28 @@ def _top_level_txt(meta: Path) -> list[str] | None:
 
 def _module_name(leaf: str) -> str | None:
     """``six.py`` -> ``six``; ``_cffi_backend.cpython-311-x86_64-linux-gnu.so`` ->
-    ``_cffi_backend``; anything else (data, scripts) -> None."""
-    if leaf.endswith(".py"):
-        name = leaf[:-3]
-    elif _is_extension(leaf):
-        name = leaf.split(".", 1)[0]
-    else:
+    ``_cffi_backend``; anything else (data, scripts, ``libX.so.1``) -> None."""
+    if not leaf.lower().endswith(MODULE_SUFFIXES):
         return None
+    name = leaf.split(".", 1)[0]
     return name if name.isidentifier() else None
+
+
+def top_level_name(parts: tuple[str, ...]) -> str | None:
+    """The top-level import name a file installed at ``parts`` (relative to its site
+    directory) makes: a module file, or a package -- a regular one or a namespace
+    portion, ``import`` takes both; None for metadata, caches, ``.pth`` files, data."""
+    if not parts or parts[0] in _NOT_MODULES or parts[0].lower().endswith(_NOT_MODULE_SUFFIXES):
+        return None
+    if len(parts) == 1:
+        return _module_name(parts[0])
+    return parts[0] if parts[0].isidentifier() else None
 
 
 def top_level_modules(metadata: str) -> list[str]:
     """The names ``import`` takes for the distribution: ``top_level.txt`` where it
-    exists, else the first component of its installed files (packages and modules)."""
+    exists (setuptools wrote it from the project), else the first component of its
+    installed files (see :func:`top_level_name`)."""
     meta = Path(metadata)
     listed = _top_level_txt(meta)
     if listed is not None:
@@ -92,12 +104,7 @@ def top_level_modules(metadata: str) -> list[str]:
             parts = path.relative_to(base).parts
         except ValueError:
             continue  # a script or data file outside the site directory
-        if not parts or parts[0] in _NOT_MODULES or parts[0].endswith((".dist-info", ".data")):
-            continue
-        if len(parts) == 1:
-            name = _module_name(parts[0])
-        else:
-            name = parts[0] if parts[0].isidentifier() else None
+        name = top_level_name(parts)
         if name:
             names.add(name)
     return sorted(names)
@@ -126,7 +133,7 @@ def _files(metadata: str, wanted: Callable[[str], bool]) -> list[Path]:
 
 def extension_modules(metadata: str) -> list[Path]:
     """The compiled extension modules (``.so``, ``.pyd``) the distribution installed."""
-    return _files(metadata, _is_extension)
+    return _files(metadata, is_extension_module)
 
 
 def python_files(metadata: str) -> list[Path]:

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import csv
 import errno
-import hashlib
 import io
 import json
 import os
@@ -29,6 +27,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from layervenv.boot.layervenv_unpack import SHEBANG_LIMIT
+from layervenv.dists.record import format_record, record_hash
 from layervenv.dists.scheme import InstallScheme
 from layervenv.infra.errors import UserError
 
@@ -312,13 +311,6 @@ def _simple_interpreter(interpreter: str) -> bool:
             and interpreter.isprintable() and " " not in interpreter)
 
 
-def record_hash(data: bytes) -> str:
-    """A RECORD hash as installer writes it: ``sha256=`` and the unpadded urlsafe base64
-    (every RECORD the tool writes or rewrites uses this one)."""
-    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
-    return "sha256=" + digest.decode("ascii")
-
-
 def _install_linked(entry: Path, facts: dict[str, Any], target: _Target,
                     linked: list[str]) -> None:
     """What ``installer.install`` does, with the wheel's files linked from ``entry``.
@@ -348,14 +340,13 @@ def _install_linked(entry: Path, facts: dict[str, Any], target: _Target,
     installer_path = posixpath.join(posixpath.dirname(record_path), "INSTALLER")
     rows.append(_write_new(schemes, root, installer_path, INSTALLER_NAME, False, linked))
     rows.append((root, record_path, "", ""))
-    stream = io.StringIO(newline="")
-    writer = csv.writer(stream, delimiter=",", quotechar='"', lineterminator="\n")
+    lines = []
     for scheme, path, hash_, size in sorted(rows, key=lambda row: row[1]):
         if scheme != root:
             path = os.path.relpath(schemes[scheme], start=schemes[root]) + "/" + path
-        writer.writerow((path, hash_, size))
+        lines.append((path, hash_, size))
     linked.append(os.path.join(schemes[root], record_path))
-    _write_new(schemes, root, record_path, stream.getvalue().encode("utf-8"), False, [])
+    _write_new(schemes, root, record_path, format_record(lines).encode("utf-8"), False, [])
 
 
 def _write_new(schemes: dict[str, str], scheme: str, path: str, data: bytes,

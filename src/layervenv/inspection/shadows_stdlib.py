@@ -9,8 +9,8 @@ comes first, and the copy is dead weight until a stack is set up.
 
 The names are the layer interpreter's own: ``sys.stdlib_module_names`` (Python 3.10+,
 from the probe), else the 3.10 list adjusted for 3.6 to 3.9 below.  A distribution's
-top-level modules are read from its ``RECORD`` (``top_level.txt`` for an egg-info):
-``X.py``, ``X/__init__.py``, an extension ``X.*.so``.  A directory without
+top-level modules are those ``check --imports`` reads too (``top_level.txt``, else its
+``RECORD``: ``dists.files.top_level_modules``); of those, a directory without
 ``__init__.py`` is a namespace portion, which a module of the same name anywhere on
 the path wins over: not a shadow.  Modules built into the interpreter are found
 before ``sys.path`` is looked at: not shadowed either.
@@ -18,12 +18,11 @@ before ``sys.path`` is looked at: not shadowed either.
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 from pathlib import Path
 from typing import Any
 
+from layervenv.dists.files import MODULE_SUFFIXES, top_level_modules
 from layervenv.inspection.effective_view import Distribution
 from layervenv.inspection.problems import Problem
 
@@ -67,7 +66,6 @@ ADDED = {"contextvars": (3, 7), "dataclasses": (3, 7), "graphlib": (3, 9), "zone
 REMOVED = {"macurl2path": (3, 7), "macpath": (3, 8), "dummy_threading": (3, 9),
            "_dummy_thread": (3, 9), "formatter": (3, 10), "parser": (3, 10), "symbol": (3, 10),
            "_bootlocale": (3, 10)}
-EXTENSIONS = (".so", ".pyd")
 
 
 def stdlib_names(report: dict[str, Any]) -> frozenset[str]:
@@ -81,39 +79,19 @@ def stdlib_names(report: dict[str, Any]) -> frozenset[str]:
     return names - frozenset(report.get("builtin_module_names", ()))
 
 
-def _module_file(name: str) -> str | None:
-    """``x`` for ``x.py``, ``x.pyc``, ``x.cpython-311-x86_64-linux-gnu.so``; else None."""
-    stem, dot, _ = name.partition(".")
-    if dot and (name in (stem + ".py", stem + ".pyc") or name.endswith(EXTENSIONS)):
-        return stem
-    return None
-
-
-def _module_of(path: str) -> str | None:
-    """The top-level module a file installed at ``path`` (relative to site-packages) makes:
-    a module file, or the ``__init__`` of a package (not a namespace portion)."""
-    parts = path.split("/")
-    top = parts[0]
-    if top in ("", "..", "__pycache__") or top.endswith((".dist-info", ".data")):
-        return None
-    if len(parts) == 1:
-        return _module_file(top)
-    if len(parts) == 2 and _module_file(parts[1]) == "__init__":
-        return top
-    return None
-
-
-def top_level_modules(metadata: str) -> set[str]:
-    """The modules a distribution installed at the top of its site-packages."""
-    directory = Path(metadata)
+def found_before_namespaces(site: Path, name: str) -> bool:
+    """Whether ``import name`` finds a module or a regular package in the directory
+    ``site`` (``name.py``, ``name.pyc``, an extension, ``name/__init__.py``): a directory
+    without ``__init__`` is a namespace portion, which a module of that name anywhere on
+    the path wins over -- not a shadow."""
     try:
-        if directory.name.endswith(".dist-info"):
-            rows = csv.reader(io.StringIO((directory / "RECORD").read_text(encoding="utf-8")))
-            return {m for row in rows if row for m in [_module_of(row[0])] if m}
-        top = directory / "top_level.txt"
-        return set(top.read_text(encoding="utf-8").split()) if top.is_file() else set()
-    except (OSError, UnicodeDecodeError, csv.Error):
-        return set()
+        leaves = os.listdir(site)
+    except OSError:
+        return False
+    if (site / name / "__init__.py").is_file() or (site / name / "__init__.pyc").is_file():
+        return True
+    return any(leaf.split(".", 1)[0] == name and leaf.lower().endswith(MODULE_SUFFIXES)
+               and (site / leaf).is_file() for leaf in leaves)
 
 
 def _index(report: dict[str, Any], path: str) -> int | None:
@@ -131,7 +109,9 @@ def shadows_stdlib_problems(view: list[Distribution], report: dict[str, Any]) ->
         copy = dist.winner
         if copy.origin != "layer":
             continue
-        for module in sorted(top_level_modules(copy.metadata) & names):
+        site = Path(copy.metadata).parent
+        for module in [m for m in top_level_modules(copy.metadata)
+                       if m in names and found_before_namespaces(site, m)]:
             where = _index(report, copy.path_entry)
             now = where is not None and (stdlib is None or where < stdlib)
             effect = (f"'import {module}' gets it instead of the standard library's {module} "

@@ -15,6 +15,8 @@ and PKG-INFO only up to the end of their headers: a thousand distributions take 
 few tens of milliseconds.
 """
 
+import csv
+import io
 import json
 import os
 import platform
@@ -201,15 +203,29 @@ EXTENSION_SUFFIXES = (".so", ".pyd", ".dylib")
 
 
 def _is_extension(path):
+    """Whether ``path`` is compiled code: an extension module or a shared library it
+    ships (``libX.so.1``, ``.dylib``) -- what makes a distribution "compiled"; which file
+    ``import`` loads is ``layervenv.dists.files.is_extension_module``'s question."""
     leaf = path.rsplit("/", 1)[-1].lower()
     return leaf.endswith(EXTENSION_SUFFIXES) or ".so." in leaf
 
 
-def _has_extension(record_text):
-    """Whether an installed-files list names a compiled file (``.so``, ``.pyd``)."""
-    if not any(suffix in record_text for suffix in EXTENSION_SUFFIXES):
+def record_paths(text):
+    """The paths a RECORD lists: CSV, as pip and installer read it (a path holding a
+    comma or a quote is quoted).  The tool's reader is ``layervenv.dists.record``, which
+    this stdlib copy must agree with (``tests/test_record.py``)."""
+    try:
+        return [row[0] for row in csv.reader(io.StringIO(text, newline="")) if row and row[0]]
+    except csv.Error:
+        return []
+
+
+def _has_extension(paths_text, paths):
+    """Whether a list of installed files names a compiled file (``.so``, ``.pyd``);
+    ``paths`` reads the list's text (a RECORD's CSV, installed-files.txt's lines)."""
+    if not any(suffix in paths_text for suffix in EXTENSION_SUFFIXES):
         return False
-    return any(_is_extension(line.split(",", 1)[0].strip()) for line in record_text.splitlines())
+    return any(_is_extension(path.strip()) for path in paths(paths_text))
 
 
 def _dist_info(files, entry):
@@ -221,14 +237,15 @@ def _dist_info(files, entry):
         if key.strip().lower() == "root-is-purelib" and value.strip().lower() == "false":
             compiled = True
     if not compiled:
-        compiled = _has_extension(files.read("RECORD") or "")
+        compiled = _has_extension(files.read("RECORD") or "", record_paths)
     editable = None
     if "direct_url.json" in files.names:
         try:
             direct = json.loads(files.read("direct_url.json") or "{}")
         except ValueError:
             direct = {}
-        if isinstance(direct, dict) and (direct.get("dir_info") or {}).get("editable"):
+        dir_info = direct.get("dir_info") if isinstance(direct, dict) else None
+        if isinstance(dir_info, dict) and dir_info.get("editable"):  # = dists.direct_url's
             editable = direct.get("url") or ""
     return _dist(files.path, entry, "dist-info", name, version, requires, requires_txt, compiled,
                  "REQUESTED" in files.names, editable, files.read("INSTALLER"))
@@ -246,7 +263,7 @@ def _egg_info(files, entry, kind, compiled=False, installed=None):
     if not compiled:
         listed = files.read("installed-files.txt")
         if listed is not None:
-            compiled = _has_extension(listed)
+            compiled = _has_extension(listed, str.splitlines)
         elif installed is not None:
             compiled = _ships_extension(files.read("top_level.txt") or "", *installed)
     return _dist(files.path, entry, kind, name, version, requires, requires_txt, compiled,

@@ -8,7 +8,6 @@ and writing that file happens here and nowhere else.
 
 from __future__ import annotations
 
-import csv
 import os
 import re
 import shlex
@@ -19,6 +18,7 @@ from typing import Any
 
 import tomli_w
 
+from layervenv.dists.record import installed_paths
 from layervenv.infra.errors import LayerNotFound, UserError
 from layervenv.infra.writelock import pid_alive
 from layervenv.model.stack import StackEnvironment
@@ -236,14 +236,11 @@ def made_by_the_layer(root: Path, config: LayerConfig) -> set[str]:
     site = root / config.purelib
     for record in site.glob("*.dist-info/RECORD"):
         try:
-            rows = list(csv.reader(record.read_text(encoding="utf-8", errors="replace")
-                                   .splitlines()))
-        except (OSError, csv.Error):
+            paths = installed_paths(record.parent)
+        except (OSError, ValueError):
             continue
-        for row in rows:
-            if not row or not row[0]:
-                continue
-            where = os.path.relpath(os.path.normpath(site / row[0]), root)
+        for path in paths:
+            where = os.path.relpath(path, root)
             if not where.startswith(".."):
                 names.add(where.split(os.sep)[0])
     return names

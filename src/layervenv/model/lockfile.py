@@ -11,17 +11,16 @@ user asked for, as opposed to what came along as a dependency.
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import tomli_w
 from packaging.utils import canonicalize_name
 
+from layervenv.dists.direct_url import is_editable, parse_direct_url, url_to_path
 from layervenv.infra.errors import UserError
 from layervenv.interp.stack_contents import stack_digest
 from layervenv.model.lockschema import validate
@@ -33,12 +32,6 @@ else:  # pragma: no cover - exercised on 3.9/3.10 only
 
 LOCK_VERSION = "1.0"
 CREATED_BY = "layervenv"
-
-
-def url_to_path(url: str) -> str | None:
-    """The local path of a ``file:`` URL, else None."""
-    parts = urlsplit(url)
-    return unquote(parts.path) if parts.scheme == "file" else None
 
 
 @dataclass
@@ -198,11 +191,7 @@ def layer_distributions(site_packages: Path) -> list[Installed]:
         name = dist.metadata["Name"] if dist.metadata else None
         if not name:
             continue
-        direct = dist.read_text("direct_url.json")
-        try:
-            direct_url = json.loads(direct) if direct else None
-        except ValueError:
-            direct_url = None
+        direct_url = parse_direct_url(dist.read_text("direct_url.json"))
         found.setdefault(canonicalize_name(name), Installed(
             name=canonicalize_name(name), version=dist.version,
             requested=dist.read_text("REQUESTED") is not None,
@@ -224,8 +213,7 @@ def direct_source(installed: Installed) -> dict[str, Any] | None:
     if info.get("subdirectory"):  # a project below the VCS checkout's or archive's root
         where["subdirectory"] = info["subdirectory"]
     if "dir_info" in info:
-        directory = {"path": local or url, **where,
-                     "editable": bool(info["dir_info"].get("editable", False))}
+        directory = {"path": local or url, **where, "editable": is_editable(info)}
         return {"directory": directory}
     if "vcs_info" in info:
         vcs = info["vcs_info"]

@@ -9,8 +9,6 @@ So a layer made from a lock or rebased is complete before it is renamed into pla
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import shutil
@@ -24,8 +22,9 @@ from typing import Any
 from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
+from layervenv.dists.record import installed_paths, read_record, record_row, write_record
 from layervenv.dists.scheme import InstallScheme
-from layervenv.dists.seed import install_wheel, record_hash
+from layervenv.dists.seed import install_wheel
 from layervenv.infra.cache import file_sha256 as file_sha256  # one definition, used from here
 from layervenv.infra.errors import UserError
 from layervenv.infra.output import VERBOSITY, progress
@@ -175,12 +174,8 @@ class StagingTarget:
         """Remove an installed distribution (the seeded pip) by its RECORD."""
         scheme = self.scheme
         for info in self.dist_infos(name):
-            record = (info / "RECORD").read_text(encoding="utf-8")
             dirs = set()
-            for row in csv.reader(io.StringIO(record)):
-                if not row:
-                    continue
-                path = Path(os.path.normpath(scheme.site_packages / row[0]))
+            for path in installed_paths(info):
                 if scheme.staging not in path.parents:
                     continue
                 path.unlink(missing_ok=True)
@@ -221,19 +216,13 @@ def retarget_scripts(target: StagingTarget, before: set[str]) -> None:
     if not changed:
         return
     for record in scheme.site_packages.glob("*.dist-info/RECORD"):
-        rows = list(csv.reader(io.StringIO(record.read_text(encoding="utf-8"))))
-        dirty = False
+        rows = read_record(record.parent)
+        fixed = []
         for row in rows:
-            if not row:
-                continue
-            path = Path(os.path.normpath(scheme.site_packages / row[0]))
-            if path in changed:
-                row[1:3] = [record_hash(changed[path]), str(len(changed[path]))]
-                dirty = True
-        if dirty:
-            out = io.StringIO()
-            csv.writer(out, lineterminator="\n").writerows(rows)
-            record.write_text(out.getvalue(), encoding="utf-8")
+            path = Path(os.path.normpath(scheme.site_packages / row.path))
+            fixed.append(record_row(row.path, changed[path]) if path in changed else row)
+        if fixed != rows:
+            write_record(record.parent, fixed)
 
 
 def fresh_directory(prefix: str) -> Path:

@@ -24,7 +24,7 @@ from installer import install
 from installer.destinations import SchemeDictionaryDestination
 from installer.sources import WheelFile
 
-from layervenv.dists.seed import record_hash
+from layervenv.dists.record import wheel_record
 
 
 @dataclass(frozen=True)
@@ -71,10 +71,6 @@ def _module_source(dist: Dist) -> str:
     )
 
 
-def _record_line(path: str, data: bytes) -> str:
-    return f"{path},{record_hash(data)},{len(data)}"
-
-
 def build_wheel(dist: Dist, outdir: Path, python_tag: str = "cp311") -> Path:
     """Write a real, installable wheel for ``dist`` into ``outdir``."""
     outdir.mkdir(parents=True, exist_ok=True)
@@ -95,9 +91,7 @@ def build_wheel(dist: Dist, outdir: Path, python_tag: str = "cp311") -> Path:
     if dist.scripts:
         lines = ["[console_scripts]"] + [f"{s} = {dist.package}:info" for s in dist.scripts]
         files[f"{info}/entry_points.txt"] = ("\n".join(lines) + "\n").encode()
-    record = [_record_line(path, data) for path, data in files.items()]
-    record.append(f"{info}/RECORD,,")
-    files[f"{info}/RECORD"] = ("\n".join(record) + "\n").encode()
+    files[f"{info}/RECORD"] = wheel_record(files, f"{info}/RECORD")
     wheel = outdir / filename
     with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as archive:
         for path, data in files.items():
@@ -307,8 +301,7 @@ def write_dist_info(site_packages: Path, dist: Dist, installer: str = "release-b
         f"Root-Is-Purelib: {'false' if dist.compiled else 'true'}\nTag: py3-none-any\n"
     ).encode()
     files[f"{info.name}/INSTALLER"] = f"{installer}\n".encode()
-    record = [_record_line(path, data) for path, data in files.items()]
-    files[f"{info.name}/RECORD"] = ("\n".join([*record, f"{info.name}/RECORD,,"]) + "\n").encode()
+    files[f"{info.name}/RECORD"] = wheel_record(files, f"{info.name}/RECORD")
     for path, data in files.items():
         target = site_packages / path
         target.parent.mkdir(parents=True, exist_ok=True)
