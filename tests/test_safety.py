@@ -376,12 +376,15 @@ def test_sigkill_inside_the_swap(tmp_path, stack_env, moment):
     """SIGKILL held exactly at the swap (strace delays the ``renameat2`` exchange): just
     before it, the user's file is already in the staging directory; just after, the
     replaced layer is.  Either way DIR is a complete layer, and ``check`` and the next
-    ``create --clear`` name the leftover with its command."""
+    ``create --clear`` name the leftover with its command, and every file of the user's it
+    holds (a script deep in ``bin/`` too)."""
     strace = strace_path()
     target = tmp_path / "ana"
     run_tool("create", "--without-pip", str(target), env=stack_env)
     notes = target / "notes.txt"
     notes.write_text("mine")
+    script = target / "bin" / "myscript"
+    script.write_text("#!/bin/sh\necho mine\n")
     inode = target.stat().st_ino
     proc = subprocess.Popen([strace, "-f", "-qq", "-o", os.devnull, "-e", "trace=renameat2",
                              "-e", f"inject=renameat2:{moment}=3000000",
@@ -403,20 +406,23 @@ def test_sigkill_inside_the_swap(tmp_path, stack_env, moment):
     (leftover,) = _leftovers(tmp_path, target)
     _named_by_check(target, [leftover], stack_env)
     if moment == "delay_enter":
-        assert target.stat().st_ino == inode and not notes.exists()
+        assert target.stat().st_ino == inode and not notes.exists() and not script.exists()
         again = run_tool("create", "--clear", "--without-pip", str(target), env=stack_env,
                          check=False)
         assert f"{leftover} is a complete layer left by an interrupted layervenv run; " \
-               f"remove it: rm -rf -- {leftover}; it holds notes.txt from {target}: move it " \
-               f"back into {target} first" in again.stdout, again.stdout + again.stderr
+               f"remove it: rm -rf -- {leftover}; it holds bin/myscript, notes.txt from " \
+               f"{target}: move them back into {target} first" in again.stdout, \
+               again.stdout + again.stderr
         (leftover / "notes.txt").rename(notes)
+        (leftover / "bin" / "myscript").rename(script)
     else:
         assert target.stat().st_ino != inode and notes.read_text() == "mine"
+        assert script.read_text() == "#!/bin/sh\necho mine\n"
         again = run_tool("create", "--clear", "--without-pip", str(target), env=stack_env)
         assert f"note: {leftover} is a complete layer left by an interrupted layervenv " \
                f"run; remove it: rm -rf -- {leftover}" in again.stdout
     shutil.rmtree(leftover)
-    assert notes.read_text() == "mine"
+    assert notes.read_text() == "mine" and script.read_text() == "#!/bin/sh\necho mine\n"
 
 
 def _lock_file(target: Path, **holder: object) -> Path:

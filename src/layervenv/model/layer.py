@@ -9,8 +9,6 @@ and writing that file happens here and nowhere else.
 from __future__ import annotations
 
 import os
-import re
-import shlex
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,9 +16,7 @@ from typing import Any
 
 import tomli_w
 
-from layervenv.dists.record import installed_paths
 from layervenv.infra.errors import LayerNotFound, UserError
-from layervenv.infra.writelock import pid_alive
 from layervenv.model.stack import StackEnvironment
 
 
@@ -37,15 +33,6 @@ def _toml_reader() -> Any:
 CONFIG_NAME = "layervenv.toml"
 SCHEMA = 1
 
-#: The top-level entries ``create`` writes in every layer directory (with the first
-#: part of the install scheme's paths, and the lock of a layer whose parent is not
-#: writable: see ``writelock``).  Everything else in the directory is the user's or
-#: pip's (``src/`` checkouts of ``pip install -e git+...``), unless a distribution's
-#: RECORD lists it: see :func:`made_by_the_layer`.
-MADE_ENTRIES = frozenset({"bin", "include", "lib", "lib64", "pyvenv.cfg", CONFIG_NAME,
-                          ".layervenv.lock"})
-#: Where ``create`` assembles a layer inside an empty directory it fills.
-STAGING_INSIDE = ".layervenv-"
 
 
 @dataclass
@@ -209,6 +196,9 @@ def why_not_a_layer(root: Path, label: str = "") -> str:
     """
     what = f"{root}{label}"
     hint = "give the directory of a layer (made by layervenv create)"
+    # here, not at the top: leftovers are found with the rules of a layer's contents
+    from layervenv.model.leftovers import find_leftovers
+
     leftovers = "".join("; " + leftover.message(root) for leftover in find_leftovers(root))
     if not root.exists():
         return f"{what} does not exist{leftovers or '; ' + hint}"
@@ -224,107 +214,6 @@ def why_not_a_layer(root: Path, label: str = "") -> str:
 def is_layer(path: Path) -> bool:
     """Whether ``path`` holds a layer (its configuration file is there)."""
     return (path / CONFIG_NAME).is_file()
-
-
-def made_by_the_layer(root: Path, config: LayerConfig) -> set[str]:
-    """The top-level names in ``root`` that are the layer's: what ``create`` writes, and
-    every top-level entry a distribution installed there (``share/``, ``etc/`` from a
-    wheel's data, as its ``RECORD`` says).  Replacing the layer replaces these; anything
-    else in ``root`` is carried over (``--clear``, ``rebase``)."""
-    names = set(MADE_ENTRIES)
-    names.update(Path(rel).parts[0] for rel in (config.scripts, config.purelib) if rel)
-    site = root / config.purelib
-    for record in site.glob("*.dist-info/RECORD"):
-        try:
-            paths = installed_paths(record.parent)
-        except (OSError, ValueError):
-            continue
-        for path in paths:
-            where = os.path.relpath(path, root)
-            if not where.startswith(".."):
-                names.add(where.split(os.sep)[0])
-    return names
-
-
-def not_made_by_the_layer(root: Path, config: LayerConfig) -> list[str]:
-    """The entries of the layer directory ``root`` that are not the layer's (sorted);
-    an unfinished ``create``'s staging directory is neither (see :func:`find_leftovers`)."""
-    made = made_by_the_layer(root, config)
-    try:
-        entries = os.listdir(root)
-    except OSError:
-        return []
-    return sorted(n for n in entries if n not in made and not n.startswith(STAGING_INSIDE))
-
-
-@dataclass
-class Leftover:
-    """What an interrupted ``create``/``--clear``/``rebase`` left next to (or in) a layer.
-
-    ``staging``: a layer being assembled (or, after a swap, the replaced one being
-    removed); ``moved-aside``: ``.NAME.old-*/layer``, the old layer renamed out of the way
-    where the swap cannot be atomic.  ``holds``: entries in it that are not a layer's (the
-    user's files, carried over just before the interruption).
-    """
-
-    path: Path
-    kind: str
-    complete: bool
-    holds: list[str] = field(default_factory=list)
-
-    def message(self, target: Path) -> str:
-        """One line: what it is, and the command that recovers or removes it."""
-        q = shlex.quote
-        carried = (f"; it holds {', '.join(self.holds)} from {target}: move "
-                   f"{'it' if len(self.holds) == 1 else 'them'} back into {target} first"
-                   if self.holds else "")
-        if self.kind == "moved-aside" and self.complete and not is_layer(target):
-            return (f"{target} was moved aside by an interrupted layervenv run to "
-                    f"{self.path / 'layer'}; put it back: mv -- {q(str(self.path / 'layer'))} "
-                    f"{q(str(target))} && rmdir -- {q(str(self.path))}")
-        what = ("the replaced layer" if self.kind == "moved-aside"
-                else "a complete layer" if self.complete else "an unfinished layer")
-        return (f"{self.path} is {what} left by an interrupted layervenv run; remove it: "
-                f"rm -rf -- {q(str(self.path))}{carried}")
-
-
-_PID = re.compile(r"(\d+)-")
-
-
-def find_leftovers(target: Path, skip_running: bool = False) -> list[Leftover]:
-    """What interrupted runs on the layer directory ``target`` left behind.
-
-    Run under the layer's write lock, everything found is a leftover; without it
-    (``check``), ``skip_running`` leaves out what a process still alive on this host may
-    be working in (the pid is in every such name).
-    """
-    places: list[tuple[Path, str]] = []
-    sibling = f".{target.name}."
-    for directory, prefixes in ((target.parent, (sibling + "layervenv-", sibling + "old-")),
-                                (target, (STAGING_INSIDE,))):
-        try:
-            names = sorted(os.listdir(directory))
-        except OSError:
-            continue
-        for name in names:
-            for prefix in prefixes:
-                if name.startswith(prefix) and (directory / name).is_dir():
-                    places.append((directory / name, name[len(prefix):]))
-    found = []
-    for path, rest in places:
-        pid = _PID.match(rest)
-        if skip_running and pid and pid_alive(int(pid.group(1))):
-            continue
-        moved = ".old-" in path.name
-        layer_root = path / "layer" if moved else path
-        try:
-            config = LayerConfig.from_toml((layer_root / CONFIG_NAME).read_text("utf-8"))
-        except (OSError, ValueError, TypeError):
-            config = None
-        holds = not_made_by_the_layer(layer_root, config) if config else []
-        found.append(Leftover(path, "moved-aside" if moved else "staging",
-                              config is not None, holds))
-    return found
 
 
 #: Entries of site-packages whose name, inode and time say which distributions are there.

@@ -21,22 +21,56 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from layervenv.model.layer import MADE_ENTRIES, STAGING_INSIDE
+from layervenv.dists.record import installed_paths
+from layervenv.model.layer import CONFIG_NAME, LayerConfig
+
+#: The top-level entries ``create`` writes in every layer directory (with the first
+#: part of the install scheme's paths, and the lock of a layer whose parent is not
+#: writable: see ``writelock``).  Everything else in the directory is the user's or
+#: pip's (``src/`` checkouts of ``pip install -e git+...``), unless a distribution's
+#: RECORD lists it: see :func:`made_by_the_layer`.
+MADE_ENTRIES = frozenset({"bin", "include", "lib", "lib64", "pyvenv.cfg", CONFIG_NAME,
+                          ".layervenv.lock"})
+#: Where ``create`` assembles a layer inside an empty directory it fills.
+STAGING_INSIDE = ".layervenv-"
 
 
-def installed_paths(site: Path) -> list[Path]:
-    """Every path a ``RECORD`` under ``site`` lists (TODO: dists.record)."""
-    import csv
-
-    paths = []
-    for record in site.glob("*.dist-info/RECORD"):
+def installed_by_pip(root: Path, purelib: str) -> set[str]:
+    """Every path (relative to the layer ``root``, POSIX form) that a ``RECORD`` under
+    ``purelib`` lists inside the layer; an unreadable RECORD lists nothing."""
+    found = set()
+    for record in (root / purelib).glob("*.dist-info/RECORD"):
         try:
-            rows = list(csv.reader(record.read_text(encoding="utf-8", errors="replace")
-                                   .splitlines()))
-        except (OSError, csv.Error):
+            paths = installed_paths(record.parent)
+        except (OSError, ValueError):
             continue
-        paths += [site / row[0] for row in rows if row and row[0]]
-    return paths
+        for path in paths:
+            rel = os.path.relpath(path, root)
+            if not rel.startswith(".."):
+                found.add(rel.replace(os.sep, "/"))
+    return found
+
+
+def made_by_the_layer(root: Path, config: LayerConfig) -> set[str]:
+    """The top-level names in ``root`` that are the layer's: what ``create`` writes, and
+    every top-level entry a distribution installed there (``share/``, ``etc/`` from a
+    wheel's data, as its ``RECORD`` says)."""
+    names = set(MADE_ENTRIES)
+    names.update(Path(rel).parts[0] for rel in (config.scripts, config.purelib) if rel)
+    names.update(rel.split("/")[0] for rel in installed_by_pip(root, config.purelib))
+    return names
+
+
+def not_made_by_the_layer(root: Path, config: LayerConfig) -> list[str]:
+    """The top-level entries of the layer directory ``root`` that are not the layer's
+    (sorted); an unfinished ``create``'s staging directory is neither (see
+    :func:`~layervenv.model.leftovers.find_leftovers`)."""
+    made = made_by_the_layer(root, config)
+    try:
+        entries = os.listdir(root)
+    except OSError:
+        return []
+    return sorted(n for n in entries if n not in made and not n.startswith(STAGING_INSIDE))
 
 
 @dataclass(frozen=True)
@@ -78,11 +112,7 @@ def users_entries(old_root: Path, old_purelib: str, old_scripts: str,
         for name in (*dirnames, *filenames):
             rel = os.path.relpath(os.path.join(dirpath, name), new_root).replace(os.sep, "/")
             ours.add(_relocate(rel, moves))
-    site = old_root / old_purelib
-    for path in installed_paths(site):
-        rel = os.path.relpath(os.path.normpath(path), old_root).replace(os.sep, "/")
-        if not rel.startswith("../"):
-            ours.add(rel)
+    ours |= installed_by_pip(old_root, old_purelib)
     holders = {PurePosixPath(rel).parents[i].as_posix()
                for rel in ours for i in range(len(PurePosixPath(rel).parents) - 1)}
     back = [(old_purelib, new_purelib), (old_scripts, new_scripts)]
