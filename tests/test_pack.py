@@ -36,7 +36,8 @@ from packlayer import (
 )
 
 from layervenv.commands.pack import PLACEHOLDER, rendered_files, script_header, unsafe_characters
-from layervenv.model.layer import Layer, LayerConfig, StackRecord
+from layervenv.model.layer import Layer, LayerConfig
+from layervenv.model.stack import StackRecord
 from layervenv.services.simstack import SimStack, build_stack
 
 if sys.version_info >= (3, 11):

@@ -43,15 +43,15 @@ from layervenv.inspection.package_problems import (
 from layervenv.inspection.problems import Problem, sort_problems
 from layervenv.inspection.shadows_stdlib import shadows_stdlib_problems
 from layervenv.inspection.stack_problems import (
-    RecordedStack,
     cwd_problems,
     python_mismatch_problems,
-    recorded_stack,
     stack_missing_problems,
     stack_not_set_up_problems,
     unreadable_problems,
 )
 from layervenv.model.layer import Layer
+from layervenv.model.stack import StackRecord
+from layervenv.runtime.activation import describe_stack
 from layervenv.runtime.environment import layer_environment
 
 
@@ -60,7 +60,7 @@ class Inspection:
     """A layer inspected: its effective view (when its interpreter runs) and problems."""
 
     layer: Layer
-    record: RecordedStack
+    record: StackRecord
     environ: dict[str, str]
     report: dict[str, Any] | None
     view: list[Distribution]
@@ -83,8 +83,9 @@ class Inspection:
             pythonpath = self.report.get("pythonpath")
             user_roots = Origins(self.layer, self.report).user_roots
         problems += python_mismatch_problems(
-            self.record, self.report["version"] if self.report else None, pythonpath,
-            self.environ, user_roots)
+            self.record, describe_stack(self.layer),
+            self.report["version"] if self.report else None, pythonpath, self.environ,
+            user_roots)
         problems += stack_not_set_up_problems(self.record, self.environ)
         problems += cwd_problems(pythonpath)
         if self.report is not None:
@@ -106,7 +107,7 @@ def inspect_layer(layer: Layer, environ: dict[str, str] | None = None,
     ``stack-missing`` problems only, or, with ``need_interpreter``, raises a UserError.
     """
     environ = dict(os.environ if environ is None else environ)
-    record = recorded_stack(layer)
+    record = layer.config.stack
     missing = stack_missing_problems(record, layer)
     env = layer_environment(layer, environ, "inspect")
     if not layer.python.exists():

@@ -8,67 +8,36 @@
 ``stack-not-set-up``  the recorded stack is not set up (a layer made without --setup);
 ``cwd-on-path``       PYTHONPATH puts the current directory on sys.path.
 
-The stack is the one recorded in ``layervenv.toml`` (:class:`RecordedStack`).
+The stack is the one recorded in ``layervenv.toml``: a :class:`~layervenv.model.stack.StackRecord`.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 from layervenv.boot._layervenv_boot import site_packages_version
 from layervenv.inspection.effective_view import Unreadable, is_under
 from layervenv.inspection.problems import Problem
 from layervenv.model.layer import Layer
 from layervenv.model.stack import (
-    StackEnvironment,
+    StackRecord,
     foreign_site_packages,
     is_packages_directory,
     missing_parts,
     site_packages_not_on_pythonpath,
 )
-from layervenv.runtime.activation import describe_stack
 
 # ---------------------------------------------------------------------------------------
 # The stack the layer was made on
 # ---------------------------------------------------------------------------------------
 
-@dataclass
-class RecordedStack:
-    """What ``layervenv.toml`` says about the stack; the one place it is read for checks."""
-
-    python: str
-    python_version: str
-    #: the stack's own PYTHONPATH entries (from ``--setup``, else from creation)
-    pythonpath: list[str]
-    #: what ``--setup`` recorded (empty for layers made without it)
-    environment: StackEnvironment
-    describe: str
-
-    @property
-    def short_version(self) -> str:
-        return ".".join(self.python_version.split(".")[:2])
-
-
-def recorded_stack(layer: Layer) -> RecordedStack:
-    """The stack record of ``layer``, as the checks need it."""
-    stack = layer.config.stack
-    return RecordedStack(
-        python=stack.python,
-        python_version=stack.python_version,
-        pythonpath=stack.stack_pythonpath(),
-        environment=stack.stack_environment(),
-        describe=describe_stack(layer),
-    )
-
-
 # ---------------------------------------------------------------------------------------
 # What is wrong with it, or with PYTHONPATH
 # ---------------------------------------------------------------------------------------
 
-def stack_missing_problems(record: RecordedStack, layer: Layer) -> list[Problem]:
+def stack_missing_problems(record: StackRecord, layer: Layer) -> list[Problem]:
     """The recorded interpreter or stack directories are gone."""
-    missing = missing_parts(record.python, record.pythonpath)
+    missing = missing_parts(record.python, record.stack_pythonpath())
     if not any(m.startswith("interpreter ") for m in missing) and not layer.python.exists():
         missing.insert(0, f"interpreter {layer.python} (a broken link)")
     return [Problem("stack-missing", "error",
@@ -87,11 +56,11 @@ def _pythonpath_entries(value: str | None) -> list[str]:
     return value.split(os.pathsep) if value else []
 
 
-def python_mismatch_problems(record: RecordedStack, layer_version: str | None,
+def python_mismatch_problems(record: StackRecord, describe: str, layer_version: str | None,
                              pythonpath: str | None, environ: dict[str, str],
                              user_roots: list[str]) -> list[Problem]:
     """Another Python's site-packages on PYTHONPATH; an interpreter that changed; another
-    stack set up than the one recorded."""
+    stack set up than the one recorded (``describe`` says which, in words)."""
     problems = []
     short = ".".join((layer_version or record.python_version).split(".")[:2])
     if layer_version and short != record.short_version:
@@ -117,11 +86,11 @@ def python_mismatch_problems(record: RecordedStack, layer_version: str | None,
         problems.append(Problem(
             "python-mismatch", "error",
             f"PYTHONPATH has {entry}, which is not the stack this layer was made on "
-            f"({record.describe}): use a shell where only that stack is set up"))
+            f"({describe}): use a shell where only that stack is set up"))
     return problems
 
 
-def unset_stack_entries(record: RecordedStack, environ: dict[str, str]) -> list[str]:
+def unset_stack_entries(record: StackRecord, environ: dict[str, str]) -> list[str]:
     """The stack's site-packages that this shell lacks, for a layer made without --setup.
 
     Such a layer relies on the shell to set its stack up; where nothing is set up,
@@ -129,16 +98,16 @@ def unset_stack_entries(record: RecordedStack, environ: dict[str, str]) -> list[
     stack packages conflict with it.  (Another stack set up instead is python-mismatch;
     a directory that is gone is stack-missing.)
     """
-    if not record.environment.is_empty():
+    if not record.stack_environment().is_empty():
         return []  # it brings its stack along
-    missing = [e for e in site_packages_not_on_pythonpath(record.pythonpath, environ)
+    missing = [e for e in site_packages_not_on_pythonpath(record.stack_pythonpath(), environ)
                if os.path.isdir(e)]
     if not missing or other_stack_entries(record, environ):
         return []
     return missing
 
 
-def stack_not_set_up_problems(record: RecordedStack, environ: dict[str, str]) -> list[Problem]:
+def stack_not_set_up_problems(record: StackRecord, environ: dict[str, str]) -> list[Problem]:
     missing = unset_stack_entries(record, environ)
     if not missing:
         return []
@@ -152,18 +121,18 @@ def stack_not_set_up_message(missing: list[str]) -> str:
             f"are seen; set the stack up first (a layer made with --setup brings it along)")
 
 
-def other_stack_entries(record: RecordedStack, environ: dict[str, str]) -> list[str]:
+def other_stack_entries(record: StackRecord, environ: dict[str, str]) -> list[str]:
     """Site-packages on PYTHONPATH of a stack other than the recorded one, when that is
     not set up."""
-    if not record.environment.is_empty():
-        if record.environment.is_set_up_in(environ):
+    if not record.stack_environment().is_empty():
+        if record.stack_environment().is_set_up_in(environ):
             return []
     else:
         present = set(_pythonpath_entries(environ.get("PYTHONPATH")))
-        own_sites = [e for e in record.pythonpath if is_packages_directory(e)]
+        own_sites = [e for e in record.stack_pythonpath() if is_packages_directory(e)]
         if not own_sites or all(e in present for e in own_sites):
             return []
-    return foreign_site_packages(environ, record.pythonpath)
+    return foreign_site_packages(environ, record.stack_pythonpath())
 
 
 def cwd_problems(pythonpath: str | None) -> list[Problem]:
@@ -192,10 +161,10 @@ def cwd_problems(pythonpath: str | None) -> list[Problem]:
         f"PYTHONPATH=\"/x:$PYTHONPATH\")")]
 
 
-def unreadable_problems(unreadable: list[Unreadable], record: RecordedStack) -> list[Problem]:
+def unreadable_problems(unreadable: list[Unreadable], record: StackRecord) -> list[Problem]:
     """``unreadable``; a recorded stack directory that cannot even be looked at is
     ``stack-missing`` already (and says why)."""
-    missing = {os.path.normpath(e) for e in record.pythonpath
+    missing = {os.path.normpath(e) for e in record.stack_pythonpath()
                if os.path.isabs(e) and not os.path.isdir(e)}
     unreadable = [u for u in unreadable if not (u.entry and os.path.normpath(u.path) in missing)]
     return [Problem(

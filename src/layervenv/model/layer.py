@@ -17,7 +17,7 @@ from typing import Any
 import tomli_w
 
 from layervenv.infra.errors import LayerNotFound, UserError
-from layervenv.model.stack import StackEnvironment
+from layervenv.model.stack import StackRecord
 
 
 def _toml_reader() -> Any:
@@ -33,32 +33,6 @@ def _toml_reader() -> Any:
 CONFIG_NAME = "layervenv.toml"
 SCHEMA = 1
 
-
-
-@dataclass
-class StackRecord:
-    """The stack a layer stands on, as it was when the layer was created: the ``[stack]``
-    table of ``layervenv.toml`` (the one record of it; see :mod:`layervenv.model.stack`)."""
-
-    python: str
-    python_version: str
-    implementation: str = "cpython"
-    pythonpath: list[str] = field(default_factory=list)
-    pythonpath_set: bool = False
-    #: the command that sets the stack up (``create --setup``), "" when none was given
-    setup: str = ""
-    #: activation re-runs ``setup`` instead of replaying ``environment``
-    rerun_setup: bool = False
-    #: what ``setup`` changed: ``{"prepend": {VAR: [entries]}, "set": {VAR: value}}``
-    environment: dict[str, Any] = field(default_factory=dict)
-
-    def stack_environment(self) -> StackEnvironment:
-        return StackEnvironment.from_dict(self.environment)
-
-    def stack_pythonpath(self) -> list[str]:
-        """The stack's own PYTHONPATH entries: from the setup record, else from creation."""
-        recorded = self.stack_environment().prepend.get("PYTHONPATH")
-        return list(recorded) if recorded is not None else list(self.pythonpath)
 
 
 @dataclass

@@ -16,6 +16,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from layervenv.boot._layervenv_boot import PACKAGE_DIRECTORIES
 from layervenv.infra.errors import UserError
@@ -78,7 +79,7 @@ _NEEDS_ALRB = re.compile(r"(^|[\s;&|(])(lsetup|asetup)\b")
 @dataclass
 class StackEnvironment:
     """The difference a setup command makes (prepended entries, set variables): the
-    ``environment`` of a :class:`~layervenv.model.layer.StackRecord`."""
+    ``environment`` of a :class:`StackRecord`."""
 
     prepend: dict[str, list[str]] = field(default_factory=dict)
     set: dict[str, str] = field(default_factory=dict)
@@ -106,6 +107,38 @@ class StackEnvironment:
         key, wanted = self.presence_markers()
         have = set(environ.get(key, "").split(os.pathsep))
         return bool(wanted) and all(entry in have for entry in wanted)
+
+
+@dataclass
+class StackRecord:
+    """The stack a layer stands on, as it was when the layer was created: the ``[stack]``
+    table of ``layervenv.toml`` (the one record of it; see :mod:`layervenv.model.stack`)."""
+
+    python: str
+    python_version: str
+    implementation: str = "cpython"
+    pythonpath: list[str] = field(default_factory=list)
+    pythonpath_set: bool = False
+    #: the command that sets the stack up (``create --setup``), "" when none was given
+    setup: str = ""
+    #: activation re-runs ``setup`` instead of replaying ``environment``
+    rerun_setup: bool = False
+    #: what ``setup`` changed: ``{"prepend": {VAR: [entries]}, "set": {VAR: value}}``
+    environment: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def short_version(self) -> str:
+        """``3.11`` of ``3.11.7``."""
+        return ".".join(self.python_version.split(".")[:2])
+
+    def stack_environment(self) -> StackEnvironment:
+        return StackEnvironment.from_dict(self.environment)
+
+    def stack_pythonpath(self) -> list[str]:
+        """The stack's own PYTHONPATH entries: from the setup record, else from creation."""
+        recorded = self.stack_environment().prepend.get("PYTHONPATH")
+        return list(recorded) if recorded is not None else list(self.pythonpath)
+
 
 
 def is_variable_name(name: str) -> bool:

@@ -38,10 +38,10 @@ from layervenv.interp.interpreter import (
     probe_interpreter,
     python_from_option,
 )
-from layervenv.model.layer import CONFIG_NAME, Layer, LayerConfig, StackRecord, is_layer
+from layervenv.model.layer import CONFIG_NAME, Layer, LayerConfig, is_layer
 from layervenv.model.leftovers import Leftover, find_leftovers
 from layervenv.model.ownership import Carried, not_made_by_the_layer, users_entries
-from layervenv.model.stack import StackEnvironment, capture_setup
+from layervenv.model.stack import StackEnvironment, StackRecord, capture_setup
 from layervenv.runtime.activation import without_active_environment, write_activation_scripts
 from layervenv.runtime.kernel_launcher import keep_kernel_launcher
 from layervenv.runtime.toolshim import write_tool_shim
