@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -109,8 +110,21 @@ def test_exit_status_signals_and_streams_are_the_commands(packed, tmp_path):
     assert path.split(":")[0] == str(unpacked / "bin")
     missing = run_in_job(unpacked, "no-such-command-here")
     assert missing.returncode == 127
-    # after the first run, no Python starts before COMMAND: the marker names this path
-    assert (unpacked / ".layervenv-pack" / "unpacked").read_text() == f"{unpacked}\n"
+    # after the first run, no Python starts before COMMAND: the marker names this archive
+    # (its identity, read here from the archive with tarfile) and this path
+    assert (unpacked / ".layervenv-pack" / "unpacked").read_text() == \
+        f"{_identity(archive)} {unpacked}\n"
+
+
+def _identity(archive: Path) -> str:
+    """The archive's identity as its first file and its manifest name it (tarfile)."""
+    with tarfile.open(archive) as tar:
+        first = next(m for m in tar.getmembers() if m.isfile())
+        assert first.name.endswith("/.layervenv-pack/id")
+        identity = tar.extractfile(first).read().decode().strip()
+        manifest = json.loads(tar.extractfile(tar.getmembers()[-1]).read())
+    assert manifest["archive"] == identity and len(identity) == 64
+    return identity
 
 
 def test_archive_is_reproducible_and_transferable(packed, tmp_path, stack):
@@ -125,7 +139,9 @@ def test_archive_is_reproducible_and_transferable(packed, tmp_path, stack):
         members = tar.getmembers()
     names = [m.name for m in members]
     assert names[-1] == "ana/.layervenv-pack/manifest.json"
-    assert names[:-1] == sorted(names[:-1], key=lambda n: n.split("/"))
+    # the identity is the first file, the manifest the last; the rest sorted
+    assert names[:3] == ["ana", "ana/.layervenv-pack", "ana/.layervenv-pack/id"]
+    assert names[3:-1] == sorted(names[3:-1], key=lambda n: n.split("/"))
     owners = {(m.uid, m.gid, m.uname, m.gname, m.mtime) for m in members}
     assert owners == {(0, 0, "", "", 946684800)}
     # no link to a directory (HTCondor's file transfer drops them): lib64 is made again
@@ -265,17 +281,61 @@ def test_pack_errors_are_one_line(packed, tmp_path, base_env):
 
 
 def test_first_runs_killed_half_way(packed, tmp_path):
-    """A job killed during its first run leaves a directory the next run completes."""
+    """A job killed during its first run leaves a directory the next run completes.
+
+    The whole job is killed (its process group: the launcher and the stack's Python of
+    the first run).  Half the trials kill at moments spread over a first run, the other
+    half at moments spread over its writing (from the first file it writes, seen by
+    polling, to its marker; both timed on a run first).  A kill landed *during* the first
+    run when the job had not ended by itself (killed by the signal) and no marker is
+    there after it; *while writing* when a file the first run writes (the manifest's
+    templates) is there too.  The shares are printed and a minimum asserted.
+    """
     archive = packed.archive
-    trials = 12
+    with tarfile.open(archive) as tar:
+        manifest = json.loads(tar.extractfile(tar.getmembers()[-1]).read())
+    written = [e["path"] for e in manifest["templates"]]
+
+    def started(unpacked: Path) -> subprocess.Popen:
+        return subprocess.Popen([str(unpacked / "bin" / "layervenv-run"), "true"], env={},
+                                start_new_session=True)
+
+    def poll(condition, process) -> float:
+        begin = time.perf_counter()
+        while not condition() and process.poll() is None:
+            time.sleep(0.0005)
+        return time.perf_counter() - begin
+
+    timed = unpack(archive, tmp_path / "timed")
+    process = started(timed)
+    first_write = poll(lambda: any((timed / rel).exists() for rel in written), process)
+    window = poll(lambda: (timed / ".layervenv-pack" / "unpacked").exists(), process)
+    total = first_write + window
+    assert process.wait() == 0
+    trials = 20
+    outcomes = {"during": 0, "while writing": 0, "after": 0}
     for trial in range(trials):
         unpacked = unpack(archive, tmp_path / f"k{trial}")
-        process = subprocess.Popen([str(unpacked / "bin" / "layervenv-run"), "true"], env={})
-        time.sleep(0.02 * trial)  # spread over the ~0.3 s a first run takes here
-        process.kill()
-        process.wait()
+        process = started(unpacked)
+        share = 0.7 * (trial // 2) / (trials // 2)  # the ends are hit least reliably
+        if trial % 2:
+            poll(lambda: any((unpacked / rel).exists() for rel in written), process)
+            time.sleep(0.5 * window * share)
+        else:
+            time.sleep(total * share)
+        os.killpg(process.pid, signal.SIGKILL)
+        status = process.wait()
+        if status == -signal.SIGKILL and not (unpacked / ".layervenv-pack" / "unpacked").exists():
+            outcomes["during"] += 1
+            if any((unpacked / rel).exists() for rel in written):
+                outcomes["while writing"] += 1
+        else:
+            outcomes["after"] += 1
         result = run_in_job(unpacked, *VERSION)
         assert (result.returncode, result.stdout, result.stderr) == (0, "1.24.2\n", "")
+    print(f"first run: {total:.3f} s, writing {window:.3f} s; {trials} kills: {outcomes}")
+    assert outcomes["during"] >= trials // 2, outcomes
+    assert outcomes["while writing"] >= trials // 10, outcomes
 
 
 # --- the placeholder: rendering for it and replacing it is rendering for the path -------
