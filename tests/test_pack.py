@@ -12,11 +12,13 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -38,7 +40,7 @@ from packlayer import (
 from layervenv.commands.pack import PLACEHOLDER, rendered_files, script_header, unsafe_characters
 from layervenv.model.layer import Layer, LayerConfig
 from layervenv.model.stack import StackRecord
-from layervenv.services.simstack import SimStack, build_stack
+from layervenv.services.simstack import Dist, SimStack, build_stack, build_wheel
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -110,8 +112,21 @@ def test_exit_status_signals_and_streams_are_the_commands(packed, tmp_path):
     assert path.split(":")[0] == str(unpacked / "bin")
     missing = run_in_job(unpacked, "no-such-command-here")
     assert missing.returncode == 127
-    # after the first run, no Python starts before COMMAND: the marker names this path
-    assert (unpacked / ".layervenv-pack" / "unpacked").read_text() == f"{unpacked}\n"
+    # after the first run, no Python starts before COMMAND: the marker names this archive
+    # (its identity, read here from the archive with tarfile) and this path
+    assert (unpacked / ".layervenv-pack" / "unpacked").read_text() == \
+        f"{_identity(archive)} {unpacked}\n"
+
+
+def _identity(archive: Path) -> str:
+    """The archive's identity as its first file and its manifest name it (tarfile)."""
+    with tarfile.open(archive) as tar:
+        first = next(m for m in tar.getmembers() if m.isfile())
+        assert first.name.endswith("/.layervenv-pack/id")
+        identity = tar.extractfile(first).read().decode().strip()
+        manifest = json.loads(tar.extractfile(tar.getmembers()[-1]).read())
+    assert manifest["archive"] == identity and len(identity) == 64
+    return identity
 
 
 def test_archive_is_reproducible_and_transferable(packed, tmp_path, stack):
@@ -126,7 +141,9 @@ def test_archive_is_reproducible_and_transferable(packed, tmp_path, stack):
         members = tar.getmembers()
     names = [m.name for m in members]
     assert names[-1] == "ana/.layervenv-pack/manifest.json"
-    assert names[:-1] == sorted(names[:-1], key=lambda n: n.split("/"))
+    # the identity is the first file, the manifest the last; the rest sorted
+    assert names[:3] == ["ana", "ana/.layervenv-pack", "ana/.layervenv-pack/id"]
+    assert names[3:-1] == sorted(names[3:-1], key=lambda n: n.split("/"))
     owners = {(m.uid, m.gid, m.uname, m.gname, m.mtime) for m in members}
     assert owners == {(0, 0, "", "", 946684800)}
     # no link to a directory (HTCondor's file transfer drops them): lib64 is made again
@@ -253,6 +270,133 @@ def test_another_release(own_stack, tmp_path, base_env):
     assert result.stderr.count("\n") == 1 and "made on Python" in result.stderr
 
 
+@dataclass
+class Versions:
+    """One layer packed twice: ``old`` (hepnum 1.24.2), then ``new`` (hepnum 2.0.0 and
+    ``hepnew``, whose console script ``hepnew-run`` the old archive does not have)."""
+
+    old: Path
+    new: Path
+
+
+@pytest.fixture
+def two_versions(own_stack, tmp_path, base_env) -> Versions:
+    env = own_stack.env(base_env)
+    env.update(PIP_NO_INDEX="1", PIP_FIND_LINKS=str(own_stack.wheelhouse))
+    layer = make_batch_layer(tmp_path / "home", own_stack, env, editable=False)
+    old = tmp_path / "v1" / "ana.tar.gz"
+    old.parent.mkdir()
+    pack_layer(layer, old, env)
+    wheel = build_wheel(Dist("hepnew", "1.0", scripts=("hepnew-run",)), tmp_path / "wheels")
+    subprocess.run([str(layer / "bin" / "python"), "-m", "pip", "install", "-q",
+                    "hepnum==2.0.0", str(wheel)], env=env, check=True, capture_output=True)
+    new = tmp_path / "v2" / "ana.tar.gz"
+    new.parent.mkdir()
+    pack_layer(layer, new, env)
+    return Versions(old, new)
+
+
+#: what a job sees of hepnum: every distribution of that name in the layer, and the module
+SEEN = ("import json, sys, hepnum; from importlib import metadata; print(json.dumps(sorted("
+        "d.version for d in metadata.distributions() if d.metadata['Name'] == 'hepnum' "
+        "and str(d.locate_file('')).startswith(sys.prefix)) + [hepnum.__version__]))")
+
+
+def test_a_newer_archive_over_an_older_unpack(two_versions, tmp_path):
+    """The newer archive unpacked where the older one was used is put in place again:
+    its new console script runs, the older one's distribution is gone, a file of the
+    user's in the directory stays."""
+    dest = tmp_path / "job"
+    unpacked = unpack(two_versions.old, dest)
+    assert json.loads(run_in_job(unpacked, "python", "-c", SEEN).stdout) == \
+        ["1.24.2", "1.24.2"]
+    (unpacked / "results.txt").write_text("the user's\n")
+    assert unpack(two_versions.new, dest) == unpacked
+    script = run_in_job(unpacked, "hepnew-run")
+    assert script.returncode == 0, script.stderr
+    assert script.stdout.split()[:2] == ["hepnew", "1.0"]
+    seen = run_in_job(unpacked, "python", "-c", SEEN)
+    assert json.loads(seen.stdout) == ["2.0.0", "2.0.0"], seen.stderr
+    assert not list(unpacked.glob("lib/python*/site-packages/hepnum-1.24.2.dist-info"))
+    assert (unpacked / "results.txt").read_text() == "the user's\n"
+    assert (unpacked / ".layervenv-pack" / "unpacked").read_text() == \
+        f"{_identity(two_versions.new)} {unpacked}\n"
+    # and back: the older archive over the newer unpack drops hepnew's script
+    unpack(two_versions.old, dest)
+    assert json.loads(run_in_job(unpacked, "python", "-c", SEEN).stdout) == \
+        ["1.24.2", "1.24.2"]
+    assert run_in_job(unpacked, "hepnew-run").returncode == 127
+
+
+def test_a_truncated_update_is_refused(two_versions, tmp_path):
+    """The newer archive cut short over a used older unpack: refused in one line that
+    says what to do, never run with files of both; unpacked whole, it runs."""
+    data = two_versions.new.read_bytes()
+    for fraction in (0.3, 0.6, 0.95):
+        dest = tmp_path / f"job{fraction}"
+        unpacked = unpack(two_versions.old, dest)
+        assert run_in_job(unpacked, "true").returncode == 0
+        cut = tmp_path / f"cut{fraction}.tar.gz"
+        cut.write_bytes(data[: int(len(data) * fraction)])
+        tar = subprocess.run(["tar", "-xzf", str(cut), "-C", str(dest)], capture_output=True)
+        assert tar.returncode != 0  # tar says so itself
+        for command in (("python", "-c", SEEN), ("true",)):  # and on every run
+            result = run_in_job(unpacked, *command)
+            assert (result.returncode, result.stdout) == (2, ""), (fraction, result)
+            assert result.stderr.count("\n") == 1, result.stderr
+            assert "unpack the archive again, completely" in result.stderr
+        unpack(two_versions.new, dest)
+        seen = run_in_job(unpacked, "python", "-c", SEEN)
+        assert json.loads(seen.stdout) == ["2.0.0", "2.0.0"], seen.stderr
+
+
+def test_later_runs_refuse_another_python_at_the_recorded_path(own_stack, tmp_path,
+                                                               base_env):
+    """The stack's interpreter path (a link, as in a view) swapped to another Python X.Y
+    after the first run: every later run refuses in one line; swapped back, it runs."""
+    from helpers import other_python
+
+    other = other_python()
+    if other is None:
+        pytest.fail("no interpreter of another Python version")
+    unpacked = _layer_on(own_stack, tmp_path, base_env)
+    code = ("python", "-c", "import sys; print('%d.%d' % sys.version_info[:2])")
+    here = run_in_job(unpacked, *code)
+    assert here.returncode == 0 and here.stdout.strip() != other.name[len("python"):]
+    was = os.readlink(own_stack.python)
+    os.unlink(own_stack.python)
+    os.symlink(other, own_stack.python)
+    for _ in range(2):
+        result = run_in_job(unpacked, *code)
+        assert (result.returncode, result.stdout) == (2, ""), result
+        assert result.stderr.count("\n") == 1 and "made on Python" in result.stderr
+    os.unlink(own_stack.python)
+    os.symlink(was, own_stack.python)
+    assert run_in_job(unpacked, *code).stdout == here.stdout
+
+
+def test_launcher_reached_through_links(packed, tmp_path):
+    """``ln -s DEST/ana/bin/layervenv-run ~/bin/ana-run``: an absolute link, a relative
+    link to that link, and the link found on PATH by a real shell."""
+    unpacked = unpack(packed.archive, tmp_path / "jobs")
+    home_bin = tmp_path / "home" / "bin"
+    home_bin.mkdir(parents=True)
+    (home_bin / "ana-run").symlink_to(unpacked / "bin" / "layervenv-run")
+    other = tmp_path / "home" / "other"
+    other.mkdir()
+    (other / "r").symlink_to("../bin/ana-run")
+    prefix = "import sys; print(sys.prefix)"
+    for launcher in (home_bin / "ana-run", other / "r"):
+        result = subprocess.run([str(launcher), "python", "-c", prefix], env={},
+                                capture_output=True, text=True, check=False)
+        assert (result.returncode, result.stdout, result.stderr) == \
+            (0, f"{unpacked}\n", ""), launcher
+    result = subprocess.run(["sh", "-c", f'ana-run python -c "{prefix}"'],
+                            env={"PATH": f"{home_bin}:/usr/bin:/bin"}, capture_output=True,
+                            text=True, check=False, cwd=tmp_path)
+    assert (result.returncode, result.stdout, result.stderr) == (0, f"{unpacked}\n", "")
+
+
 def test_pack_errors_are_one_line(packed, tmp_path, base_env):
     result = run_tool("pack", str(tmp_path / "nope"), env=base_env, check=False)
     assert result.returncode == 2 and result.stderr.count("\n") == 1
@@ -266,17 +410,64 @@ def test_pack_errors_are_one_line(packed, tmp_path, base_env):
 
 
 def test_first_runs_killed_half_way(packed, tmp_path):
-    """A job killed during its first run leaves a directory the next run completes."""
+    """A job killed during its first run leaves a directory the next run completes.
+
+    The whole job is killed (its process group: the launcher and the stack's Python of
+    the first run).  Half the trials kill at moments spread over a first run, the other
+    half at moments spread over its writing (from the first file it writes, seen by
+    polling, to its marker; both timed on a run first).  A kill landed *during* the first
+    run when the job had not ended by itself (killed by the signal) and no marker is
+    there after it; *while writing* when a file the first run writes (the manifest's
+    templates) is there too.  The shares are printed and a minimum asserted.
+    """
     archive = packed.archive
-    trials = 12
+    with tarfile.open(archive) as tar:
+        manifest = json.loads(tar.extractfile(tar.getmembers()[-1]).read())
+    written = [e["path"] for e in manifest["templates"]]
+
+    def started(unpacked: Path) -> subprocess.Popen:
+        return subprocess.Popen([str(unpacked / "bin" / "layervenv-run"), "true"], env={},
+                                start_new_session=True)
+
+    def has_written(root: Path) -> bool:
+        return any((root / rel).exists() for rel in written)
+
+    def poll(condition, process) -> float:
+        begin = time.perf_counter()
+        while not condition() and process.poll() is None:
+            time.sleep(0.0005)
+        return time.perf_counter() - begin
+
+    timed = unpack(archive, tmp_path / "timed")
+    process = started(timed)
+    first_write = poll(functools.partial(has_written, timed), process)
+    window = poll(lambda: (timed / ".layervenv-pack" / "unpacked").exists(), process)
+    total = first_write + window
+    assert process.wait() == 0
+    trials = 20
+    outcomes = {"during": 0, "while writing": 0, "after": 0}
     for trial in range(trials):
         unpacked = unpack(archive, tmp_path / f"k{trial}")
-        process = subprocess.Popen([str(unpacked / "bin" / "layervenv-run"), "true"], env={})
-        time.sleep(0.02 * trial)  # spread over the ~0.3 s a first run takes here
-        process.kill()
-        process.wait()
+        process = started(unpacked)
+        share = 0.7 * (trial // 2) / (trials // 2)  # the ends are hit least reliably
+        if trial % 2:
+            poll(functools.partial(has_written, unpacked), process)
+            time.sleep(0.5 * window * share)
+        else:
+            time.sleep(total * share)
+        os.killpg(process.pid, signal.SIGKILL)
+        status = process.wait()
+        if status == -signal.SIGKILL and not (unpacked / ".layervenv-pack" / "unpacked").exists():
+            outcomes["during"] += 1
+            if has_written(unpacked):
+                outcomes["while writing"] += 1
+        else:
+            outcomes["after"] += 1
         result = run_in_job(unpacked, *VERSION)
         assert (result.returncode, result.stdout, result.stderr) == (0, "1.24.2\n", "")
+    print(f"first run: {total:.3f} s, writing {window:.3f} s; {trials} kills: {outcomes}")
+    assert outcomes["during"] >= trials // 2, outcomes
+    assert outcomes["while writing"] >= trials // 10, outcomes
 
 
 # --- the placeholder: rendering for it and replacing it is rendering for the path -------

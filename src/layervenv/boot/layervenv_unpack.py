@@ -10,8 +10,11 @@ stack's Python, whatever version it is (3.6 and later).
 
 What it does, in this order (each step can refuse with one line, exit status 2):
 
-1. the unpacked layer is complete: the manifest, written last into the archive, is
-   there and every file it lists has its size (a truncated archive is never used);
+1. the unpacked layer is complete and of one archive: the identity file, the
+   archive's first file, names the archive the manifest, its last member, names (an
+   archive unpacked over an older unpack and cut short leaves the new identity beside
+   the old manifest: refused, never run mixed), and every file the manifest lists has
+   its size (a truncated archive is never used);
 2. the layer's new path can be written into its scripts (the characters the pack
    found its renderer quotes verbatim);
 3. the stack is the recorded one: the interpreter reports the recorded Python X.Y
@@ -22,13 +25,23 @@ What it does, in this order (each step can refuse with one line, exit status 2):
    placeholder path, which is replaced here by the real one; console scripts get the
    ``#!`` line installers write for the new path; directory links (``lib64``) that
    HTCondor's file transfer would not carry are made again;
-5. a marker naming the path is written last.
+5. files that an older archive unpacked here put in place and this one does not hold
+   are removed (its manifest was kept as ``unpacked.json``): a newer archive unpacked
+   over an older unpack never runs beside the older one's distributions;
+6. a link to the interpreter's resolved file (``interpreter``) is made: every later
+   run checks in ``/bin/sh`` that the recorded path still leads to that file (``-ef``:
+   two stat calls) and does the first run again where not, so the recorded path
+   holding another Python X.Y later (a view's link swapped) is refused by step 3 on
+   every run, not only the first;
+7. a marker naming the archive's identity and the path is written last.
 
 Every file is written under a temporary name and renamed into place, and the same
 inputs give the same bytes: concurrent first runs of one directory (a job array on
 a shared file system) each write the same files, and whichever rename comes last
 changes nothing.  A run killed half-way leaves no marker: the next run does it all
-again.  The templates are kept, so a directory moved again is put in place again.
+again (stale files are removed before ``unpacked.json`` names the new archive, so a
+run killed half-way through removing them leaves the next run the same list).  The
+templates are kept, so a directory moved again is put in place again.
 """
 
 import contextlib
@@ -41,7 +54,14 @@ import sys
 
 PACK_DIR = ".layervenv-pack"
 MANIFEST = "manifest.json"
+#: the archive's identity (the manifest's ``archive``), the archive's first file
+IDENTITY = "id"
+#: written last by a first run: ``IDENTITY ROOT``, one line (read by ``layervenv-run``)
 MARKER = "unpacked"
+#: the manifest of the archive last put in place here (to remove what a newer one drops)
+UNPACKED_MANIFEST = "unpacked.json"
+#: a link to the interpreter's resolved file as the first run saw it
+INTERPRETER = "interpreter"
 TEMPLATES = "templates"
 #: the longest ``#!`` line Linux reads whole (as installers decide)
 SHEBANG_LIMIT = 127
@@ -72,17 +92,38 @@ def dist_entries_digest(directories):
 
 
 def load_manifest(root):
+    """The manifest, and its bytes (kept as ``unpacked.json`` by a first run)."""
     path = os.path.join(root, PACK_DIR, MANIFEST)
     try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
+        with open(path, "rb") as handle:
+            data = handle.read()
+        return json.loads(data.decode("utf-8")), data
     except (OSError, ValueError):
         raise Refusal(f"{root} is incomplete (its archive was truncated or not fully unpacked: "
                       f"{path} is missing or damaged); unpack the archive again") from None
 
 
+def read_identity(root):
+    """The identity file's one line ('' where it is missing: an older pack or a cut)."""
+    try:
+        with open(os.path.join(root, PACK_DIR, IDENTITY), encoding="utf-8") as handle:
+            return handle.readline().strip()
+    except (OSError, ValueError):
+        return ""
+
+
 def check_complete(root, manifest):
-    """Every file the archive held is there with its size, every link with its target."""
+    """The identity file and the manifest are of one archive; every file the archive held
+    is there with its size, every link with its target.
+
+    tar writes the identity first and the manifest last: an archive unpacked over an
+    older unpack and cut short between them has files of both.
+    """
+    identity = read_identity(root)
+    if identity != manifest.get("archive", ""):
+        raise Refusal(f"{root} holds an archive unpacked over an older one and not completely "
+                      "(its files are of two archives); unpack the archive again, completely, "
+                      "or into an empty directory")
     for rel, size in manifest["files"].items():
         try:
             found = os.lstat(os.path.join(root, rel)).st_size
@@ -175,8 +216,10 @@ def link_atomically(path, target):
     os.replace(temporary, path)
 
 
-def put_in_place(root, manifest):
-    """Write every file that names the layer's path, for ``root``."""
+def put_in_place(root, manifest, manifest_data=b""):
+    """Remove what an older archive left, write every file that names the layer's path
+    for ``root``, record the interpreter; the marker last."""
+    warnings = remove_stale(root, manifest)
     placeholder = manifest["placeholder"].encode("utf-8")
     new = root.encode("utf-8")
     templates = os.path.join(root, PACK_DIR, TEMPLATES)
@@ -190,17 +233,71 @@ def put_in_place(root, manifest):
         write_atomically(os.path.join(root, entry["path"]), data, entry["mode"])
     for rel, target in manifest["directory_links"].items():
         link_atomically(os.path.join(root, rel), target)
-    write_atomically(os.path.join(root, PACK_DIR, MARKER), new + b"\n", 0o644)
+    pack = os.path.join(root, PACK_DIR)
+    if manifest_data:
+        write_atomically(os.path.join(pack, UNPACKED_MANIFEST), manifest_data, 0o644)
+    python = manifest["stack"]["python"]
+    link_atomically(os.path.join(pack, INTERPRETER), os.path.realpath(python))
+    marker = (manifest.get("archive", "") + " ").encode("utf-8") + new + b"\n"
+    write_atomically(os.path.join(pack, MARKER), marker, 0o644)
+    return warnings
+
+
+def _put_by(manifest):
+    """Every path an archive's first run accounts for: its files and links, the files
+    written from its templates, its directory links."""
+    return (set(manifest.get("files", ())) | set(manifest.get("links", ()))
+            | set(e["path"] for e in manifest.get("templates", ()))
+            | set(manifest.get("directory_links", ())))
+
+
+def remove_stale(root, manifest):
+    """Remove what the archive put in place here before (``unpacked.json``) and this
+    one does not hold; a file of it whose size changed since is kept and named."""
+    try:
+        with open(os.path.join(root, PACK_DIR, UNPACKED_MANIFEST), encoding="utf-8") as handle:
+            before = json.load(handle)
+    except (OSError, ValueError):
+        return []  # a first unpack here (or one by an older pack)
+    if before.get("archive") == manifest.get("archive"):
+        return []
+    kept = []
+    parents = set()
+    for rel in sorted(_put_by(before) - _put_by(manifest)):
+        path = os.path.join(root, rel)
+        size = before.get("files", {}).get(rel)
+        try:
+            if size is not None and not os.path.islink(path) \
+                    and os.lstat(path).st_size != size:
+                kept.append(rel)
+                continue
+            os.unlink(path)
+        except FileNotFoundError:
+            pass  # removed by a concurrent first run, or by the user
+        except IsADirectoryError:
+            kept.append(rel)
+            continue
+        parents.add(os.path.dirname(path))
+    for directory in sorted(parents, key=len, reverse=True):
+        while directory.startswith(root + os.sep):
+            try:
+                os.rmdir(directory)  # only where it is empty now
+            except OSError:
+                break
+            directory = os.path.dirname(directory)
+    if not kept:
+        return []
+    return ["kept {} file(s) of the archive unpacked here before, changed since: {}".format(
+        len(kept), ", ".join(kept[:3]) + (" ..." if len(kept) > 3 else ""))]
 
 
 def unpack(root):
     """Check and put in place the layer at ``root``; return the warnings to show."""
-    manifest = load_manifest(root)
+    manifest, data = load_manifest(root)
     check_complete(root, manifest)
     check_path(root, manifest)
     warnings = check_packed_stack(manifest["stack"])
-    put_in_place(root, manifest)
-    return warnings
+    return warnings + put_in_place(root, manifest, data)
 
 
 def main(argv):

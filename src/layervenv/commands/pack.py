@@ -23,7 +23,11 @@ normal install of the project's current code.
 The archive is reproducible: entries sorted, owners and modification times
 normalised (bytecode kept valid for the normalised times), gzip without a
 timestamp.  The manifest comes last: an unpacked directory without it, or with a
-file shorter than it says, is refused on the worker (a truncated archive).
+file shorter than it says, is refused on the worker (a truncated archive).  The
+archive's identity (a digest of everything else in it) comes first, as
+``.layervenv-pack/id``, and in the manifest: the worker's marker records it, so another
+archive unpacked over an unpacked one is put in place again, and one cut short over
+it (new identity, old manifest) is refused.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gzip
+import hashlib
 import io
 import json
 import os
@@ -40,13 +45,13 @@ import subprocess
 import tarfile
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from email.parser import HeaderParser
 from pathlib import Path
 
 from layervenv import __version__
-from layervenv.boot.layervenv_unpack import PACK_DIR
+from layervenv.boot.layervenv_unpack import IDENTITY, INTERPRETER, MARKER, PACK_DIR
 from layervenv.dists.direct_url import editable_project, read_direct_url
 from layervenv.dists.record import installed_paths
 from layervenv.dists.scheme import InstallScheme
@@ -64,6 +69,8 @@ from layervenv.runtime.shells.posix import quote
 UNPACK_MODULE = "layervenv_unpack.py"
 LAUNCHER = "layervenv-run"
 RUN_ACTIVATE = f"{PACK_DIR}/activate-for-run"
+#: the archive's first file: its identity, as the manifest (its last member) names it
+IDENTITY_REL = f"{PACK_DIR}/{IDENTITY}"
 #: where the rendered templates stand for the layer's root; a space in it makes every
 #: renderer treat it as it treats a path that needs quoting
 PLACEHOLDER = "/@layervenv pack placeholder@/layer"
@@ -175,14 +182,35 @@ def launcher(python: str) -> str:
     line and exit status 2 (a ``#!`` naming it would fail with "bad interpreter").
 
     The body is one function called on the last line: a file cut short never runs
-    half of it.  After the first run (the marker names this path) it starts no Python.
+    half of it.  It finds the layer from its own file, through links (``~/bin/ana-run``
+    linking to it).  After the first run it starts no Python: the marker names this
+    archive and this path, and the recorded interpreter's path leads to the file the first
+    run checked (``-ef`` against the link it made: two stat calls); otherwise the first
+    run is done (again), which refuses another Python X.Y.
     """
     return f"""#!/bin/sh
 # Runs COMMAND with this layer and its recorded stack: layervenv-run COMMAND [ARGS...]
 # Written by layervenv pack {__version__}; needs only /bin/sh and the stack on this machine.
 _layervenv_run() {{
     _lv_python={quote(python)}
-    case $0 in */*) _lv_here=${{0%/*}} ;; *) _lv_here=. ;; esac
+    _lv_self=$0
+    _lv_hops=0
+    while [ -L "$_lv_self" ] && [ "$_lv_hops" -lt 40 ]; do
+        _lv_link=$(readlink -- "$_lv_self") || {{
+            printf 'layervenv-run: error: cannot follow the link %s (no readlink?)\\n' \\
+                "$_lv_self" >&2
+            exit 2
+        }}
+        case $_lv_link in
+            /*) _lv_self=$_lv_link ;;
+            *) case $_lv_self in
+                   */*) _lv_self=${{_lv_self%/*}}/$_lv_link ;;
+                   *) _lv_self=$_lv_link ;;
+               esac ;;
+        esac
+        _lv_hops=$((_lv_hops + 1))
+    done
+    case $_lv_self in */*) _lv_here=${{_lv_self%/*}} ;; *) _lv_here=. ;; esac
     _lv_root=$(cd -P -- "$_lv_here/.." && pwd -P) || exit 2
     _lv_pack=$_lv_root/{PACK_DIR}
     if [ ! -f "$_lv_pack/manifest.json" ]; then
@@ -195,9 +223,11 @@ _layervenv_run() {{
             interpreter "$_lv_python" '(is CVMFS mounted? was the release removed?)' >&2
         exit 2
     fi
-    _lv_done=
-    if [ -f "$_lv_pack/unpacked" ]; then IFS= read -r _lv_done < "$_lv_pack/unpacked"; fi
-    if [ "x$_lv_done" != "x$_lv_root" ]; then
+    _lv_id= _lv_done=
+    if [ -f "$_lv_pack/{IDENTITY}" ]; then IFS= read -r _lv_id < "$_lv_pack/{IDENTITY}"; fi
+    if [ -f "$_lv_pack/{MARKER}" ]; then IFS= read -r _lv_done < "$_lv_pack/{MARKER}"; fi
+    if [ "x$_lv_done" != "x$_lv_id $_lv_root" ] \\
+            || ! [ "$_lv_python" -ef "$_lv_pack/{INTERPRETER}" ]; then
         "$_lv_python" -I "$_lv_pack/unpack.py" "$_lv_root" || exit $?
     fi
     if [ $# -eq 0 ]; then
@@ -205,7 +235,7 @@ _layervenv_run() {{
         exit 2
     fi
     . "$_lv_root/{RUN_ACTIVATE}" || exit 2
-    unset _lv_python _lv_here _lv_root _lv_pack _lv_done
+    unset _lv_python _lv_self _lv_hops _lv_link _lv_here _lv_root _lv_pack _lv_id _lv_done
     exec "$@"
 }}
 _layervenv_run "$@"
@@ -485,9 +515,8 @@ def _pack(layer: Layer, output: str | None, start: float) -> PackResult:
                                            launcher(layer.config.stack.python).encode(), 0o755)
             for rel in _parents(members):
                 members.setdefault(rel, Member(rel, "dir", mode=0o755))
-            for rel in sorted(members, key=_sort_key):
+            for rel in sorted(members):
                 member = members[rel]
-                add_member(tar, name, member, when)
                 if member.kind == "file":
                     files[rel] = len(member.data)
                 elif member.kind == "link":
@@ -496,6 +525,12 @@ def _pack(layer: Layer, output: str | None, start: float) -> PackResult:
                             templates=sorted(entries, key=lambda e: str(e["path"])),
                             snapshots=[{"name": s.name, "version": s.version,
                                         "project": s.project} for s in snapshots])
+            manifest["archive"] = archive_identity(manifest, members.values())
+            members[IDENTITY_REL] = Member(IDENTITY_REL, "file",
+                                           f"{manifest['archive']}\n".encode())
+            files[IDENTITY_REL] = len(members[IDENTITY_REL].data)
+            for rel in sorted(members, key=_sort_key):
+                add_member(tar, name, members[rel], when)
             data = (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode("utf-8")
             add_member(tar, name, Member(f"{PACK_DIR}/manifest.json", "file", data), when)
         if site_snapshot(layer.site_packages) != packages_before:
@@ -524,8 +559,28 @@ def _parents(members: dict[str, Member]) -> set[str]:
 
 
 def _sort_key(rel: str) -> tuple[int, list[str]]:
-    """Sorted by path components; the root first."""
-    return (0, []) if rel == "." else (1, rel.split("/"))
+    """Sorted by path components; the root first, then the identity (the first file tar
+    writes: an update cut short has the new identity beside the old manifest)."""
+    if rel == ".":
+        return (0, [])
+    if rel in (PACK_DIR, IDENTITY_REL):
+        return (0, rel.split("/"))
+    return (1, rel.split("/"))
+
+
+def archive_identity(manifest: dict[str, object], members: Iterable[Member]) -> str:
+    """A digest of everything the archive holds but the identity and the manifest: the
+    manifest's fields so far and each member's kind, mode, path and content.
+
+    Two packs of one layer give one identity (the archive is reproducible); any change
+    in a file, a link or the stack's facts gives another.
+    """
+    digest = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode("utf-8"))
+    for member in sorted(members, key=lambda m: m.rel):
+        content = member.target if member.kind == "link" else \
+            hashlib.sha256(member.data).hexdigest()
+        digest.update(f"{member.kind} {member.mode:o} {member.rel}\0{content}\n".encode())
+    return digest.hexdigest()
 
 
 def add_arguments(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
