@@ -121,3 +121,17 @@ def test_readme_links_reach_existing_files_and_anchors(site: Path) -> None:
 def _github_slug(heading: str) -> str:
     """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to '-'."""
     return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_every_module_is_in_the_architecture_map() -> None:
+    """docs/architecture.md maps every module of the package (a new module is placed on
+    the map, or the test names it); and names none that is gone."""
+    package = REPO / "src" / "layervenv"
+    modules = {p.relative_to(package).as_posix() for p in package.rglob("*.py")
+               if "__pycache__" not in p.parts}
+    page = (REPO / "docs" / "architecture.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `([^`]+)` \| `([^`]+)` \|", page, re.MULTILINE)
+    mapped = {name if package_name == "(top)" else f"{package_name}/{name}"
+              for package_name, name in rows}
+    assert sorted(modules - mapped) == [], "modules missing from docs/architecture.md"
+    assert sorted(mapped - modules) == [], "docs/architecture.md names modules that are gone"
