@@ -138,7 +138,10 @@ def main(argv: list[str] | None = None) -> int:
                     row = results.setdefault((what, entries), {})
                     for name, (prefix, variant_env) in variants.items():
                         python = [str(prefix / "bin" / "python"), "-c", code]
-                        run(python, variant_env, cwd=base)  # bytecode, index: not counted
+                        where = run([*python[:2], f"{code}; print({code.split()[1]}.__file__)"],
+                                    variant_env, cwd=base).strip()  # bytecode, index written
+                        if what == "pkg" and not where.startswith(dirs[-1] + os.sep):
+                            raise SystemExit(f"{code} found {where}, not in {dirs[-1]}")
                         row[name] = count(strace, python, variant_env, base)
         finally:
             for top, subdirs, _ in os.walk(work):
