@@ -140,6 +140,21 @@ def other_python() -> Path | None:
     return None
 
 
+def find_python(minor: str) -> Path | None:
+    """An interpreter of version ``minor`` ("3.6"): on PATH (no pyenv shim), else among
+    pyenv's versions (``$PYENV_ROOT`` or ``~/.pyenv``), else None."""
+    import glob
+
+    for folder in os.environ.get("PATH", "").split(os.pathsep):
+        candidate = Path(folder) / f"python{minor}"
+        if folder and "/shims" not in folder and candidate.is_file():
+            return candidate
+    root = os.environ.get("PYENV_ROOT") or str(Path.home() / ".pyenv")
+    found = sorted(glob.glob(os.path.join(glob.escape(root), "versions", f"{minor}.*",
+                                          "bin", f"python{minor}")))
+    return Path(found[-1]) if found else None
+
+
 def py(python: Path | str, code: str, env: dict[str, str], cwd: Path | None = None) -> str:
     """Run ``code`` with ``python`` and return its stripped stdout."""
     result = subprocess.run([str(python), "-c", code], env=env, capture_output=True, text=True,

@@ -393,6 +393,191 @@ def _guarded(function, *args):
         return None
 
 
+#: The layer's record of which PYTHONPATH directories are read-only, in its root (the
+#: ``.layervenv-`` prefix marks it as the layer's own, never carried over by a rebase).
+INDEX_NAME = ".layervenv-import-index"
+INDEX_HEADER = "layervenv-import-index 1"
+#: ``LAYERVENV_IMPORT_INDEX=0`` turns the import index off (Python's own finders only).
+INDEX_SWITCH = "LAYERVENV_IMPORT_INDEX"
+#: Where ``FileFinder`` relaxes the case of names (PYTHONCASEOK): not indexed.
+CASE_INSENSITIVE = ("win", "cygwin", "darwin")
+
+
+def index_enabled():
+    """Whether the import index may be used in this process."""
+    return os.environ.get(INDEX_SWITCH, "1").strip() != "0" and \
+        not sys.platform.startswith(CASE_INSENSITIVE)
+
+
+def read_index(path):
+    """``{directory: True if read-only}`` from the index file at ``path`` ({} if unusable).
+
+    A text file of ``r\tPATH`` (read-only) and ``w\tPATH`` (not) lines under a header:
+    data, parsed, never executed; read with one ``openat``.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return {}
+    try:
+        chunks = []
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    except OSError:
+        return {}
+    finally:
+        os.close(fd)
+    try:
+        lines = b"".join(chunks).decode("utf-8", "surrogateescape").split("\n")
+    except ValueError:
+        return {}
+    if not lines or lines[0] != INDEX_HEADER:
+        return {}
+    return dict((line[2:], line[0] == "r") for line in lines[1:]
+                if line[1:2] == "\t" and line[:1] in ("r", "w"))
+
+
+def write_index(path, flags):
+    """Write ``flags`` (``{directory: read-only}``) to ``path`` atomically; False if it
+    cannot be written (a read-only layer: every process then judges for itself)."""
+    lines = [INDEX_HEADER]
+    for entry in sorted(flags):
+        if "\n" not in entry:
+            lines.append(("r\t" if flags[entry] else "w\t") + entry)
+    data = ("\n".join(lines) + "\n").encode("utf-8", "surrogateescape")
+    temporary = f"{path}.{os.getpid()}.tmp"
+    try:
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except OSError:
+        return False
+    try:
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+        os.replace(temporary, path)
+        return True
+    except OSError:
+        _remove(temporary)
+        return False
+
+
+def _remove(path):
+    """Remove ``path`` if it can be (no ``contextlib``: one import less at every start)."""
+    try:
+        os.unlink(path)
+    except OSError:
+        return False
+    return True
+
+
+def is_read_only(entry):
+    """Whether the directory ``entry`` cannot change under a running process: the user
+    may not write it (a CVMFS or read-only mount, another owner), or it has no write bit
+    at all (an installed tree marked read-only, even to root).  Not a directory: False."""
+    try:
+        mode = os.stat(entry).st_mode
+    except (OSError, ValueError):
+        return False
+    if mode & 0o170000 != 0o040000:  # not a directory
+        return False
+    return not (mode & 0o222) or not os.access(entry, os.W_OK)
+
+
+def indexable_entries(value, layer):
+    """PYTHONPATH entries (as ``sys.path`` and ``sys.path_importer_cache`` spell them) that
+    the index may cover: absolute, normalised, not the layer's; duplicates once."""
+    if not value:
+        return []
+    entries = value.split(os.pathsep)
+    if not _already_keys(value, os.pathsep):
+        entries = [e for e in entries if e and _already_keys(e, os.pathsep)]
+    seen = set(layer)
+    found = []
+    for entry in entries:
+        if entry not in seen:
+            seen.add(entry)
+            found.append(entry)
+    return found
+
+
+def _indexed_finder_class(file_finder):
+    """A ``FileFinder`` that trusts its listing of a read-only directory.
+
+    ``FileFinder`` lists its directory once, then stats it on *every* lookup to notice a
+    change; on a PYTHONPATH of N entries in front of the standard library, every
+    top-level import costs N stats (network round trips on CVMFS, Lustre, GPFS).  A
+    read-only directory cannot change under the process, so this subclass answers
+    names its listing does not hold at once, exactly as ``FileFinder.find_spec`` would
+    with that listing (it finds something only when the name, or the name plus one of
+    its loaders' suffixes, is in the listing), and hands every other name to
+    ``FileFinder.find_spec`` itself, stat included.  After ``invalidate_caches()``
+    (``_path_mtime`` is -1) the next lookup goes through ``FileFinder`` too, which lists
+    the directory again.  A subclass, so ``pkgutil.iter_modules`` and every
+    ``isinstance`` check see a ``FileFinder``.
+    """
+
+    class IndexedFileFinder(file_finder):
+        def find_spec(self, fullname, target=None):
+            if self._path_mtime != -1:
+                tail = fullname.rpartition(".")[2]
+                cache = self._path_cache
+                if tail not in cache:
+                    for suffix, _ in self._loaders:
+                        if tail + suffix in cache:
+                            break
+                    else:
+                        return None
+            return file_finder.find_spec(self, fullname, target)
+
+    IndexedFileFinder.__qualname__ = IndexedFileFinder.__name__
+    return IndexedFileFinder
+
+
+def install_import_index(layer, index_path=None):
+    """Let ``FileFinder`` trust its listing of each read-only PYTHONPATH directory.
+
+    Python listed every PYTHONPATH entry in this process already, before ``site`` ran
+    (looking for ``encodings`` in front of the standard library): those listings are
+    fresh.  The layer's index says which of the entries are read-only, so that no
+    entry costs a system call per process; an entry it does not know yet is judged
+    once (a ``stat`` and an ``access``) and added.  Writable, relative, missing and
+    zip entries, the layer's own and finders Python has not filled are left alone.
+    Returns the number of finders switched.
+    """
+    if not index_enabled():
+        return 0
+    external = sys.modules.get("_frozen_importlib_external")
+    file_finder = getattr(external, "FileFinder", None)
+    if file_finder is None:
+        return 0
+    cache = sys.path_importer_cache
+    entries = [e for e in indexable_entries(_pythonpath(), layer)
+               if type(cache.get(e)) is file_finder]
+    if not entries:
+        return 0
+    index_path = os.path.join(sys.prefix, INDEX_NAME) if index_path is None else index_path
+    flags = read_index(index_path)
+    new = [e for e in entries if e not in flags]
+    if new:
+        for entry in new:
+            flags[entry] = is_read_only(entry)
+        write_index(index_path, flags)
+    indexed = None
+    switched = 0
+    for entry in entries:
+        finder = cache[entry]
+        if flags[entry] and finder._path_mtime != -1:
+            if indexed is None:
+                indexed = _indexed_finder_class(file_finder)
+            finder.__class__ = indexed
+            switched += 1
+    return switched
+
+
 def _boot(known=None):
     keys = _keys(sys.path, known)
     layer = layer_keys(keys)
@@ -400,6 +585,7 @@ def _boot(known=None):
         reorder_sys_path(layer, keys)
         recheck_after_site(layer, keys)  # reordering keeps the same entries
     promote_layer_finders()
+    install_import_index(layer)
     warn_foreign_python()
 
 

@@ -5,6 +5,7 @@ Every check takes the layer inspected once (:func:`inspect_layer`) and gives pro
 ``view``      what needs the layer's interpreter and its effective view (see ``pipeline``);
 ``leftover``  what interrupted runs left beside or inside the layer (``layer_problems``);
 ``kernels``   the layer's Jupyter kernels that will not start (``kernel_check``);
+``index``     the import index switched off or stale (``import_index``);
 ``imports``   with ``imports``: what fails to import (``importcheck``; runs packages' code).
 
 A layer checked while it is staged (``rebase``) is checked for the path it will have
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from layervenv.infra.output import count
+from layervenv.inspection.import_index import import_index_problems
 from layervenv.inspection.importcheck import IMPORT_TIMEOUT, import_problems
 from layervenv.inspection.kernel_check import kernel_problems
 from layervenv.inspection.layer_problems import leftover_problems
@@ -82,8 +84,12 @@ def _kernels(checked: Checked) -> list[Problem]:
                            checked.environ)
 
 
+def _index(checked: Checked) -> list[Problem]:
+    return import_index_problems(checked.located, checked.environ)
+
+
 #: every check that runs without importing the layer's packages, in this order
-CHECKS: tuple[Callable[[Checked], list[Problem]], ...] = (_view, _leftovers, _kernels)
+CHECKS: tuple[Callable[[Checked], list[Problem]], ...] = (_view, _leftovers, _kernels, _index)
 
 
 def run_checks(layer: Layer, environ: dict[str, str] | None = None, imports: bool = False,
