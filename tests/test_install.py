@@ -282,3 +282,68 @@ def test_a_package_pip_cannot_find_is_named(make_layer, stack_env) -> None:
                       env=dict(stack_env, PIP_NO_INDEX="1"), check=False)
     assert result.returncode != 0
     assert "No matching distribution found for nosuchpkg-xyz" in result.stderr.splitlines()[-1]
+
+
+@pytest.mark.parametrize("installer", ["uv", "pip"])
+def test_the_stacks_version_shadowed_by_the_layer_is_named(make_layer, env, stack,
+                                                           installer) -> None:
+    """The layer holds hepnum 1.24.2 over the stack's 1.22.3; asking for 1.22.3 is one line
+    (exit 2) saying the stack has it, nothing changes, and the command it offers (run
+    here in a real shell) makes the stack's copy win, as importlib.metadata sees."""
+    layer = make_layer(env=env)
+    install(layer.root, env, "--installer", installer, "hepnum==1.24.2")
+    result = run_tool("install", str(layer.root), "--installer", installer, "hepnum==1.22.3",
+                      env=env, check=False)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "the stack has hepnum 1.22.3" in result.stderr, result.stderr
+    assert winners(layer.python, env, "hepnum")["hepnum"][0] == "1.24.2"  # not removed
+    offered = result.stderr.split("remove the layer's copy: ", 1)[1].strip()
+    subprocess.run(["sh", "-c", offered], env=env, check=True, capture_output=True)
+    assert winners(layer.python, env, "hepnum")["hepnum"] == ("1.22.3",
+                                                             str(stack.site_packages))
+
+
+def test_uv_names_a_stack_version_it_cannot_be_told(make_layer, env, tmp_path) -> None:
+    """A stack distribution whose version is not PEP 440 (``1.2.3-cms``) cannot be a stub
+    for uv: a note names it and says why, instead of leaving it out without a word."""
+    extra = tmp_path / "cms-python"
+    info = extra / "hepcms-1.2.3-cms.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: hepcms\nVersion: 1.2.3-cms\n")
+    (extra / "hepcms.py").write_text("")
+    stacked = dict(env, PYTHONPATH=f"{extra}{os.pathsep}{env['PYTHONPATH']}")
+    layer = make_layer(env=stacked)
+    report = install(layer.root, stacked, "--installer", "uv", "hepconf>=1.0")
+    assert report["installed"] == [{"name": "hepconf", "version": "1.0.0"}]
+    (note,) = [n for n in report["notes"] if "hepcms" in n]
+    assert "1.2.3-cms" in note and "PEP 440" in note and "uv" in note
+    human = run_tool("install", str(layer.root), "--installer", "uv", "hepio>=5.6",
+                     env=stacked).stdout
+    assert any(line.startswith("note: hepcms") for line in human.splitlines()), human
+
+
+@pytest.mark.parametrize("installer", ["uv", "pip"])
+def test_a_requirement_for_another_platform_is_not_met_but_skipped(
+        make_layer, env, stack, tmp_path, installer) -> None:
+    """Requirements whose marker is false here (checked with packaging in the layer's own
+    interpreter) are counted apart from those the stack meets, requested or needed."""
+    links = tmp_path / "links"
+    build_wheel(Dist("myana3", "1.0", requires=("hepconf>=0.9",
+                                                 "hepnum; sys_platform == 'nosuch'")), links)
+    layer = make_layer(env=env)
+    false_here = subprocess.run(
+        [str(layer.python), "-c", "from packaging.markers import Marker; "
+         "print(Marker(\"sys_platform == 'nosuch'\").evaluate(), "
+         "Marker('python_version < \"3\"').evaluate())"],
+        env=env, capture_output=True, text=True, check=True).stdout.split()
+    assert false_here == ["False", "False"]
+    before = site_contents(layer.root)
+    report = install(layer.root, env, "--installer", installer, "--find-links", str(links),
+                     "myana3")
+    assert site_contents(layer.root) - before == {"myana3"}
+    assert (report["kept"], report["skipped"]) == (1, 1), report  # hepconf; hepnum
+    report = install(layer.root, env, "--installer", installer,
+                     'hepio; python_version < "3"')
+    assert site_contents(layer.root) - before == {"myana3"}
+    assert (report["installed"], report["kept"], report["skipped"]) == ([], 0, 1), report

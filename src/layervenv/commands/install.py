@@ -24,7 +24,7 @@ import subprocess
 import tempfile
 import time
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import PathDistribution
 from pathlib import Path
@@ -35,6 +35,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from layervenv.dists.record import wheel_record
+from layervenv.dists.requirements import requirement_closure
 from layervenv.infra.arguments import add_format, add_sources
 from layervenv.infra.errors import UserError
 from layervenv.infra.output import count, progress
@@ -42,6 +43,7 @@ from layervenv.infra.writelock import layer_write_lock
 from layervenv.inspection.effective_view import Distribution
 from layervenv.inspection.pipeline import inspect_layer
 from layervenv.model.layer import Layer
+from layervenv.runtime.quoting import quote
 from layervenv.services.packages import Sources, pip_environment, run_pip
 
 INSTALLERS = ("pip", "uv")
@@ -58,18 +60,26 @@ class InstallResult:
     installed: list[tuple[str, str]] = field(default_factory=list)
     #: distributions the request needs that the layer already had (mostly the stack's)
     kept: int = 0
+    #: distributions named only by requirements whose marker is false for the layer's
+    #: interpreter (another Python or platform): neither installed nor "met"
+    skipped: int = 0
     seconds: float = 0.0
+    #: what the user should know and the counts do not say (one line each)
+    notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {"layer": self.layer, "installer": self.installer, "requested": self.requested,
                 "installed": [{"name": n, "version": v} for n, v in self.installed],
-                "kept": self.kept, "seconds": round(self.seconds, 3)}
+                "kept": self.kept, "skipped": self.skipped, "notes": list(self.notes),
+                "seconds": round(self.seconds, 3)}
 
     def human(self) -> str:
         done = ", ".join(f"{n} {v}" for n, v in self.installed) or "nothing"
-        return (f"installed {done} into {self.layer} with {self.installer}; "
-                f"{count(self.kept, 'requirement')} already met by the layer or its stack "
-                f"({self.seconds:.1f} s)")
+        skipped = f", {self.skipped} not for this Python/platform" if self.skipped else ""
+        return "\n".join([
+            f"installed {done} into {self.layer} with {self.installer}; "
+            f"{count(self.kept, 'requirement')} already met by the layer or its stack"
+            f"{skipped} ({self.seconds:.1f} s)", *(f"note: {n}" for n in self.notes)])
 
 
 def install(directory: str | None, packages: Sequence[str], installer: str = "pip",
@@ -93,10 +103,14 @@ def _install(layer: Layer, packages: Sequence[str], installer: str, uv: str | No
              requested: dict[str, str]) -> InstallResult:
     start = time.monotonic()
     inspection = inspect_layer(layer, environ, need_interpreter=True)
+    assert inspection.report is not None  # need_interpreter
+    markers = inspection.report["markers"]
+    refuse_shadowed_stack_version(layer, packages, inspection.view, markers)
+    notes: list[str] = []
     before = own_distributions(layer.site_packages)
     if uv is not None:
-        _install_with_uv(Path(uv), layer, list(packages), inspection.view, inspection.environ,
-                         sources, requested)
+        notes += _install_with_uv(Path(uv), layer, list(packages), inspection.view,
+                                  inspection.environ, sources, requested)
     else:
         run_pip(layer.python, ["install", "-q", *packages], inspection.environ,
                 f"installing {' '.join(packages)} with pip", sources)
@@ -104,13 +118,54 @@ def _install(layer: Layer, packages: Sequence[str], installer: str, uv: str | No
     changed = set(after.items()) - set(before.items())
     requires = {d.key: d.winner.requires for d in inspection.view}
     requires.update(requirements_of(layer.site_packages, {key for key, _ in changed}))
-    kept = len(dependency_closure(requires, requested) - {key for key, _ in changed})
+    closure = requirement_closure(requires, packages, markers)
+    new = {key for key, _ in changed}
+    kept = len({key for key in closure.needed if key in requires} - new)
     installed = sorted((_names(layer.site_packages).get(key, key), version)
                        for key, version in changed)
     seconds = time.monotonic() - start
     return InstallResult(layer=str(layer.root), installer=installer,
                          requested=sorted(requested.values()), installed=installed,
-                         kept=kept, seconds=seconds)
+                         kept=kept, skipped=len(closure.not_here - new), seconds=seconds,
+                         notes=notes)
+
+
+def refuse_shadowed_stack_version(layer: Layer, packages: Sequence[str],
+                                  view: list[Distribution], markers: dict[str, str]) -> None:
+    """A request the layer's own copy does not meet but a stack copy it shadows does
+    (``numpy==<the stack's version>``, the layer holding another numpy): a one-line
+    error saying so, with the command that removes the layer's copy.
+
+    pip and uv see only the winning copy and would answer "no version of numpy" (or
+    fetch a second copy of what the stack has); removing the layer's copy is the user's
+    decision, never done here."""
+    by_key = {d.key: d for d in view}
+    for text in packages:
+        req = Requirement(text)  # checked by _requested_names
+        if req.marker is not None and not req.marker.evaluate(dict(markers, extra="")):
+            continue
+        dist = by_key.get(canonicalize_name(req.name))
+        if dist is None or dist.winner.origin not in ("layer", "editable") \
+                or _meets(req, dist.winner.version):
+            continue
+        stack = next((c for c in dist.shadowed
+                      if c.origin == "stack" and _meets(req, c.version)), None)
+        if stack is None:
+            continue
+        remove = f"{quote(str(layer.python))} -m pip uninstall -y {dist.winner.name}"
+        raise UserError(
+            f"{text}: the stack has {stack.name} {stack.version} ({stack.location}), shadowed "
+            f"by the layer's {dist.winner.name} {dist.winner.version}; to use the stack's, "
+            f"remove the layer's copy: {remove}")
+
+
+def _meets(req: Requirement, version: str) -> bool:
+    """Whether ``version`` meets ``req``'s versions (pre-releases too: it is installed)."""
+    try:
+        return req.specifier.contains(Version(version), prereleases=True)
+    except InvalidVersion:  # a stack's own version scheme: only an exact pin can tell
+        return all(spec.operator in ("==", "===") and spec.version == version
+                   for spec in req.specifier) and bool(req.specifier)
 
 
 def _requested_names(packages: Sequence[str]) -> dict[str, str]:
@@ -160,26 +215,6 @@ def requirements_of(site_packages: Path, keys: set[str]) -> dict[str, list[str]]
     return found
 
 
-def dependency_closure(requires: dict[str, list[str]], names: Iterable[str]) -> set[str]:
-    """The canonical names ``names`` need, themselves included, following ``requires``
-    (canonical name -> requirement lines); requirements behind an extra are not followed."""
-    todo = list(names)
-    seen: set[str] = set()
-    while todo:
-        key = todo.pop()
-        if key in seen or key not in requires:
-            continue
-        seen.add(key)
-        for line in requires[key]:
-            try:
-                req = Requirement(line)
-            except InvalidRequirement:
-                continue
-            if req.marker is None or "extra" not in str(req.marker):
-                todo.append(canonicalize_name(req.name))
-    return seen
-
-
 # ---------------------------------------------------------------------------------------
 # uv
 # ---------------------------------------------------------------------------------------
@@ -199,9 +234,12 @@ def uv_source_args(sources: Sources, environ: dict[str, str]) -> list[str]:
 
 def _install_with_uv(uv: Path, layer: Layer, packages: list[str], view: list[Distribution],
                      environ: dict[str, str], sources: Sources,
-                     requested: dict[str, str]) -> None:
+                     requested: dict[str, str]) -> list[str]:
+    """Resolve with the stack in sight, install the difference; the notes to show (the
+    distributions uv could not be told about)."""
     present = {d.key: d for d in view if d.winner.origin != "user-site"}
     env = pip_environment(environ)
+    notes = []
     with tempfile.TemporaryDirectory(prefix="layervenv-uv-") as tmp:
         stubs = Path(tmp) / "stubs"
         stubs.mkdir()
@@ -210,6 +248,8 @@ def _install_with_uv(uv: Path, layer: Layer, packages: list[str], view: list[Dis
         for dist in present.values():
             if write_stub_wheel(dist, stubs):
                 lines.append(f"{dist.winner.name}=={dist.winner.version}")
+            else:
+                notes.append(left_out_note(dist))
         prefs.write_text("\n".join(lines) + "\n", encoding="utf-8")
         request = Path(tmp) / "request.in"
         request.write_text("\n".join(packages) + "\n", encoding="utf-8")
@@ -222,7 +262,7 @@ def _install_with_uv(uv: Path, layer: Layer, packages: list[str], view: list[Dis
     changes = [f"{name}=={version}" for key, (name, version) in pins.items()
                if not _same(present.get(key), version)]
     if not changes:
-        return
+        return notes
     before = set(layer.site_packages.glob("*.dist-info"))
     run_uv(uv, ["pip", "install", "--quiet", "--no-deps", "--python", str(layer.python),
                 *source_args, *changes], env, f"installing {' '.join(changes)} with uv")
@@ -230,6 +270,17 @@ def _install_with_uv(uv: Path, layer: Layer, packages: list[str], view: list[Dis
         name = info.name[:-len(".dist-info")].partition("-")[0]
         if canonicalize_name(name) not in requested:
             (info / "REQUESTED").unlink(missing_ok=True)
+    return notes
+
+
+def left_out_note(dist: Distribution) -> str:
+    """Why ``dist`` is not among what uv is told the layer has, and what that may do."""
+    win = dist.winner
+    why = (f"its version {win.version!r} is not a PEP 440 version"
+           if win.key not in ("", "unknown") else "it has no usable name")
+    return (f"{win.name or '(unnamed)'} {win.version} ({win.origin}, {win.location}) was left "
+            f"out of what uv is told the layer has: {why}; uv resolves a requirement on it "
+            "from your index or links, as if the layer and its stack lacked it")
 
 
 def _same(dist: Distribution | None, version: str) -> bool:

@@ -3,12 +3,14 @@ versions, and which effective distribution requires which.
 
 Markers are evaluated with the layer interpreter's environment (the probe's
 ``markers``), never the tool's.  Shared by the ``conflict`` check
-(``package_problems``) and by ``breakage``, which follows the same edges.
+(``package_problems``), by ``breakage``, which follows the same edges, and by
+``install``, which counts what a request needs (:func:`requirement_closure`).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -86,3 +88,53 @@ def same_version(one: str, other: str) -> bool:
     if first is not None and second is not None:
         return first == second
     return one.strip() == other.strip()
+
+
+@dataclass
+class Closure:
+    """What requirements need here, following the requirements of what they name."""
+
+    #: canonical names needed (requirements whose markers hold, and theirs)
+    needed: set[str] = field(default_factory=set)
+    #: canonical names asked for only by requirements whose marker is false here (another
+    #: Python or platform: ``tomli; python_version < "3.11"``); not needed, not "met"
+    not_here: set[str] = field(default_factory=set)
+
+
+def requirement_closure(requires: dict[str, list[str]], lines: Iterable[str],
+                        environment: dict[str, str]) -> Closure:
+    """What the requirement ``lines`` need, themselves included, following ``requires``
+    (canonical name -> requirement lines) with markers evaluated in ``environment`` (the
+    layer interpreter's); the extras a requirement names are followed, other extras not.
+    A name that is not in ``requires`` (nothing installed) is named but not followed."""
+    closure = Closure()
+    todo: list[tuple[str, str]] = []  # (canonical name, extra or "")
+
+    def follow(req: Requirement, on_extra: bool, extra: str) -> None:
+        key = canonicalize_name(req.name)
+        if requirement_applies(req.marker, on_extra, environment, extra):
+            closure.needed.add(key)
+            todo.append((key, ""))
+            todo.extend((key, canonicalize_name(e)) for e in req.extras)
+        elif not on_extra:
+            closure.not_here.add(key)
+
+    for line in lines:
+        parsed = parse_requirement(line)
+        if parsed is not None:
+            follow(parsed[0], parsed[1], "")
+    done: set[tuple[str, str]] = set()
+    while todo:
+        key, extra = todo.pop()
+        if (key, extra) in done or key not in requires:
+            continue
+        done.add((key, extra))
+        for line in requires[key]:
+            wanted = only_extra(line)
+            if wanted is not None and wanted != extra:
+                continue  # behind an extra not asked for: not even parsed
+            parsed = parse_requirement(line)
+            if parsed is not None:
+                follow(parsed[0], parsed[1], extra)
+    closure.not_here -= closure.needed
+    return closure

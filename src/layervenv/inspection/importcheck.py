@@ -6,7 +6,11 @@ the public submodules right below them, see ``importer.py``) of every distributi
 the layer's changes can reach: the stack distributions that depend, directly or
 through others, on a distribution the layer (or an editable or user-site copy)
 provides, and the layer's own distributions.  Each distribution is imported in its
-own process with a time limit, several at once (one per CPU).
+own process with a time limit, several at once (one per CPU).  That process is a
+process group of its own, killed whole on a timeout, on Ctrl-C, and when the imports
+have returned: a module that forks a server as it is imported is not a timeout (the
+imports returned; a warning says a process lingered), and the server does not outlive
+the check.
 
 A failure of a stack distribution's module is imported again with the layer's boot
 hook off (``LAYERVENV_BOOT_DISABLE=1``: the stack's copies win, as in a plain venv):
@@ -30,7 +34,7 @@ from layervenv.inspection.effective_view import Distribution
 from layervenv.inspection.package_problems import requirement_problems
 from layervenv.inspection.pipeline import Inspection
 from layervenv.inspection.problems import Problem
-from layervenv.interp.query import QueryFailed, ended, run_query
+from layervenv.interp.query import QueryBatch, QueryFailed, ended, query
 
 #: the query script run in the layer's interpreter (``layervenv.interp``)
 IMPORTER_SCRIPT = "importer.py"
@@ -75,21 +79,26 @@ def import_targets(inspection: Inspection) -> list[Target]:
 
 @dataclass
 class Outcome:
-    """What one interpreter run said: the failed modules, or why it gave no answer."""
+    """What one interpreter run said: the failed modules, or why it gave no answer;
+    ``lingered``: a process the imports started was still running once they had
+    returned (it was killed; the imports did not fail)."""
 
     failed: dict[str, str]
     broken: str | None = None
+    lingered: bool = False
 
 
 def run_imports(python: Path, environ: dict[str, str], cwd: Path, modules: list[str],
-                deep: bool, timeout: float) -> Outcome:
+                deep: bool, timeout: float, batch: QueryBatch | None = None) -> Outcome:
     """Import ``modules`` in one run of ``python``; which failed, with their last line.
 
     An interpreter that gives no report is this target's outcome, not an error of the
-    whole check: the others are still imported."""
+    whole check: the others are still imported.  The run is one process group, killed
+    whole at the end (see ``interp.query``)."""
     args = [*(["--deep"] if deep else []), *modules]
     try:
-        report = run_query(python, IMPORTER_SCRIPT, args, env=environ, timeout=timeout, cwd=cwd)
+        answer = query(python, IMPORTER_SCRIPT, args, env=environ, timeout=timeout, cwd=cwd,
+                       batch=batch)
     except QueryFailed as error:
         if error.timed_out:
             return Outcome({}, f"importing did not finish within {timeout:g} s")
@@ -97,30 +106,37 @@ def run_imports(python: Path, environ: dict[str, str], cwd: Path, modules: list[
             return Outcome({}, str(error))
         return Outcome({}, f"the interpreter ended while importing ({ended(error.status)}): "
                            f"{error.last_line}")
-    return Outcome(dict(report.get("failed", {})))
+    return Outcome(dict(answer.value.get("failed", {})), lingered=answer.lingered)
 
 
-def _check_one(inspection: Inspection, target: Target, timeout: float) -> list[Problem]:
+def _check_one(inspection: Inspection, target: Target, timeout: float,
+               batch: QueryBatch | None = None) -> list[Problem]:
     layer = inspection.layer
     dist = target.dist
     described = f"{dist.name} {dist.winner.version} ({dist.winner.origin})"
     outcome = run_imports(layer.python, inspection.environ, layer.root, target.modules,
-                          True, timeout)
+                          True, timeout, batch)
     if outcome.broken:
         return [Problem("import", "error",
                         f"{described}: import {', '.join(target.modules)}: {outcome.broken}",
                         distribution=dist.name)]
+    problems = []
+    if outcome.lingered:  # not a failure: the modules imported; worth knowing, though
+        problems.append(Problem(
+            "import", "warning",
+            f"{described}: import {', '.join(target.modules)} left a process running after "
+            "it returned (killed when the import was done)", distribution=dist.name))
     failed = outcome.failed
     if not failed:
-        return []
+        return problems
     also_alone: dict[str, str] = {}
     if target.from_stack:
         alone = dict(inspection.environ, LAYERVENV_BOOT_DISABLE="1")
-        baseline = run_imports(layer.python, alone, layer.root, sorted(failed), False, timeout)
+        baseline = run_imports(layer.python, alone, layer.root, sorted(failed), False, timeout,
+                               batch)
         if baseline.broken is None:
             also_alone = {m: line for m, line in baseline.failed.items()
                           if failed.get(m) == line}
-    problems = []
     caused = {m: line for m, line in failed.items() if m not in also_alone}
     if caused:
         order = [m for m in target.modules if m in caused] + sorted(
@@ -149,6 +165,13 @@ def import_problems(inspection: Inspection, timeout: float = IMPORT_TIMEOUT,
     if not targets:
         return []
     workers = max(1, min(len(targets), jobs or os.cpu_count() or 1))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = pool.map(lambda t: _check_one(inspection, t, timeout), targets)
-        return [problem for found in results for problem in found]
+    batch = QueryBatch()
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
+        results = list(pool.map(lambda t: _check_one(inspection, t, timeout, batch), targets))
+    except BaseException:  # Ctrl-C: the imports run in sessions of their own; kill them
+        batch.stop()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    return [problem for found in results for problem in found]

@@ -7,7 +7,9 @@ so are the public submodules right below a package (``scipy.special``: importing
 ``scipy`` alone loads none of its compiled modules, and succeeds under a numpy it
 cannot run with).  Submodules named ``_*``, ``test*``, ``conftest`` or ``setup`` are
 left alone.  The answer, ``{"failed": {module: last line of the exception}}``, goes
-to the file REPORT (ASCII JSON), never to stdout, where imported code may print.
+to the file REPORT (ASCII JSON), never to stdout, where imported code may print;
+then the interpreter ends at once (``os._exit``): a process or thread a module started
+as it was imported does not hold it up (the tool kills its whole process group).
 
 Importing runs the package's code: that is the point (it is the proof), and why
 ``check`` does it only when asked.
@@ -15,6 +17,7 @@ Importing runs the package's code: that is the point (it is the proof), and why
 
 import importlib
 import json
+import os
 import pkgutil
 import sys
 import traceback
@@ -72,6 +75,10 @@ def main():
                 _try(child, failed)
     with open(target, "w") as handle:
         json.dump({"failed": failed}, handle)
+    # The answer is written.  An ordinary exit would wait for what the modules started
+    # (a non-daemon thread, a multiprocessing child joined at exit) and turn an import
+    # that returned into a timeout; the tool kills what is left of the process group.
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -8,15 +8,22 @@ file REPORT, never to stdout, where a stack's ``sitecustomize`` or ``.pth`` file
 print.  Whatever goes wrong (no such interpreter, a hang, a crash, no report) is one
 :class:`QueryFailed`: a one-line :class:`UserError` naming the interpreter and the
 cause, never a traceback.
+
+A query runs in a process group of its own, which is killed whole when the query ends
+(answered, timed out, or the tool interrupted): nothing it started outlives it.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import tempfile
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -61,6 +68,88 @@ def last_line(output: bytes) -> str:
     return lines[-1].strip() if lines else "(no output)"
 
 
+@dataclass
+class Answer:
+    """A query's answer, and whether processes it started outlived it.
+
+    ``lingered``: when the interpreter had exited, processes it had started (a module
+    that forks a server as it is imported) were still running in its process group;
+    they were killed.
+    """
+
+    value: Any
+    lingered: bool = False
+
+
+class QueryBatch:
+    """Queries run at once from several threads (``check --imports``), stopped together.
+
+    A query runs in a session of its own, so a Ctrl-C at the terminal no longer reaches
+    it: the thread that gets the interrupt (the main one) calls :meth:`stop`, which
+    kills the process group of every query of the batch that is running and makes every
+    later one fail at once, instead of each running to its time limit.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: set[int] = set()
+        self._stopped = False
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+            for pgid in self._running:
+                kill_group(pgid)
+
+    @contextmanager
+    def started(self, python: str | Path, start: Callable[[], subprocess.Popen[bytes]]
+                ) -> Iterator[subprocess.Popen[bytes]]:
+        """``start()`` unless the batch is stopped; the process is the batch's until it
+        ends, and an exception in the ``with`` body (a timeout, an interrupt) kills its
+        whole process group."""
+        with self._lock:  # a stop() between the check and the start would miss it
+            if self._stopped:
+                raise QueryFailed(python, f"{python}: stopped")
+            process = start()
+            self._running.add(process.pid)
+        try:
+            yield process
+        except BaseException:  # the time limit, the tool interrupted: the whole group goes
+            kill_group(process.pid)
+            process.wait()
+            raise
+        finally:
+            with self._lock:
+                self._running.discard(process.pid)
+
+
+def kill_group(pgid: int) -> None:
+    """SIGKILL to every process of the process group ``pgid`` (gone already: nothing)."""
+    with suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether a process of group ``pgid`` still runs (a zombie waiting to be reaped does
+    not: where the reaper is slow, or a container's first process does not reap)."""
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    proc = Path("/proc")
+    if not (proc / "self" / "stat").exists():
+        return True  # no /proc to look closer: a member is there
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            # pid (comm) state ppid pgrp ...: comm may hold blanks and parentheses
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
+            return True
+    return False
+
+
 def run_query(python: str | Path, script: str, args: Sequence[str] = (),
               env: dict[str, str] | None = None, timeout: float = 120, *,
               flags: Sequence[str] = (), cwd: str | Path | None = None,
@@ -69,28 +158,61 @@ def run_query(python: str | Path, script: str, args: Sequence[str] = (),
 
     ``flags`` go before ``-c`` (``-I -S``: an answer that neither PYTHONPATH nor
     site-packages can change); ``stdin`` is text given on standard input.  A failure
-    raises :class:`QueryFailed`.
+    raises :class:`QueryFailed`.  See :func:`query` for the processes it starts.
+    """
+    return query(python, script, args, env, timeout, flags=flags, cwd=cwd, stdin=stdin,
+                 package=package).value
+
+
+def query(python: str | Path, script: str, args: Sequence[str] = (),
+          env: dict[str, str] | None = None, timeout: float = 120, *,
+          flags: Sequence[str] = (), cwd: str | Path | None = None,
+          stdin: str | None = None, package: str = SCRIPTS,
+          batch: QueryBatch | None = None) -> Answer:
+    """:func:`run_query`, saying also whether processes the interpreter started outlived it.
+
+    The interpreter runs in a session (and process group) of its own, its output goes
+    to files, not pipes: a process it forked and left running (holding those files
+    open) neither holds up the answer nor outlives the query.  On a timeout, on an
+    interrupt of the tool, or when the answer is in, the whole group is killed.
+    ``batch``: the :class:`QueryBatch` this query is one of.
     """
     source = script_source(script, package)
     with tempfile.TemporaryDirectory(prefix="layervenv-query-") as tmp:
         report = os.path.join(tmp, "report.json")
         argv = [str(python), *flags, "-c", source, report, *args]
-        try:
-            result = subprocess.run(argv, env=env, cwd=None if cwd is None else str(cwd),
-                                    input=None if stdin is None else stdin.encode("utf-8"),
-                                    stdin=subprocess.DEVNULL if stdin is None else None,
-                                    capture_output=True, timeout=timeout, check=False)
-        except OSError as error:
-            raise QueryFailed(python, f"cannot run {python}: {error.strerror}") from None
-        except subprocess.TimeoutExpired:
-            raise QueryFailed(python, f"{python} did not answer within {timeout:g} s",
-                              timed_out=True) from None
+        with open(os.path.join(tmp, "in"), "w+b") as given, \
+                open(os.path.join(tmp, "out"), "w+b") as out, \
+                open(os.path.join(tmp, "err"), "w+b") as err:
+            if stdin is not None:
+                given.write(stdin.encode("utf-8"))
+                given.seek(0)
+
+            def start() -> subprocess.Popen[bytes]:
+                return subprocess.Popen(
+                    argv, env=env, cwd=None if cwd is None else str(cwd),
+                    stdin=subprocess.DEVNULL if stdin is None else given, stdout=out,
+                    stderr=err, start_new_session=True)
+
+            try:
+                with (batch or QueryBatch()).started(python, start) as process:
+                    status = process.wait(timeout)
+            except OSError as error:
+                raise QueryFailed(python, f"cannot run {python}: {error.strerror}") from None
+            except subprocess.TimeoutExpired:
+                raise QueryFailed(python, f"{python} did not answer within {timeout:g} s",
+                                  timed_out=True) from None
+            lingered = group_alive(process.pid)
+            if lingered:
+                kill_group(process.pid)
+            out.seek(0)
+            err.seek(0)
+            stdout, stderr = out.read(), err.read()
         try:
             with open(report, "rb") as handle:
-                return json.loads(handle.read())
+                return Answer(json.loads(handle.read()), lingered)
         except (OSError, ValueError):
-            status = result.returncode
-            last = last_line(result.stderr if result.stderr.strip() else result.stdout)
+            last = last_line(stderr if stderr.strip() else stdout)
             if status != 0:
                 raise QueryFailed(python, f"{python} failed to start ({ended(status)}): {last}",
                                   status, last) from None
