@@ -35,8 +35,8 @@ from packlayer import (
     unpack,
 )
 
-from layervenv.commands.pack import PLACEHOLDER, rendered_files, script_header, unsafe_characters
 from layervenv.model.layer import Layer, LayerConfig, StackRecord
+from layervenv.services.packing import PLACEHOLDER, rendered_files, script_header, unsafe_characters
 from layervenv.services.simstack import SimStack, build_stack
 
 if sys.version_info >= (3, 11):

@@ -1,4 +1,5 @@
-"""``layervenv pack [DIR] -o FILE``: one archive a batch job unpacks anywhere and uses.
+"""Packing a layer into one archive a batch job unpacks anywhere and uses
+(``layervenv pack``; the command itself is :mod:`layervenv.commands.pack`).
 
 The contract a job script relies on: ``tar -xzf FILE -C DEST`` makes ``DEST/NAME``,
 and ``DEST/NAME/bin/layervenv-run CMD [ARGS...]`` runs CMD with the layer and its
@@ -16,9 +17,15 @@ and the worker refuses a path holding one.  Console scripts (written by pip, not
 by us) keep their body; the worker gives them the ``#!`` line installers write.
 
 Editable installs point at a project the worker cannot see: each is built into a
-wheel (``pip wheel --no-deps --no-build-isolation``, offline, with the layer's own
-Python) and installed into the archive in its place, so the packed layer holds a
-normal install of the project's current code.
+wheel from a temporary copy of the project (nothing is written into it; no earlier
+build's output is shipped), the way ``pip install -e`` built it, and installed into
+the archive in its place, so the packed layer holds a normal install of the project's
+current code.  Links leaving the layer are packed as their content (see
+:class:`LayerWalk`).
+
+Nothing is held in memory but the members' names: every file is streamed from disk
+into the archive, so packing a multi-GB layer needs little more than the largest
+bytecode file.
 
 The archive is reproducible: entries sorted, owners and modification times
 normalised (bytecode kept valid for the normalised times), gzip without a
@@ -28,22 +35,25 @@ file shorter than it says, is refused on the worker (a truncated archive).
 
 from __future__ import annotations
 
-import argparse
 import contextlib
+import fnmatch
 import gzip
 import io
 import json
 import os
+import shutil
+import stat
 import string
 import struct
 import subprocess
 import tarfile
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from email.parser import HeaderParser
 from pathlib import Path
+from typing import BinaryIO
 
 from layervenv import __version__
 from layervenv.boot.layervenv_unpack import PACK_DIR
@@ -51,9 +61,8 @@ from layervenv.dists.direct_url import editable_project, read_direct_url
 from layervenv.dists.record import installed_paths
 from layervenv.dists.scheme import InstallScheme
 from layervenv.dists.seed import install_wheel
-from layervenv.infra.arguments import add_active_dir, add_format
 from layervenv.infra.errors import UserError
-from layervenv.infra.writelock import INSIDE_NAME, layer_write_lock
+from layervenv.infra.writelock import INSIDE_NAME
 from layervenv.interp.query import QueryFailed, run_query, script_source
 from layervenv.model.layer import CONFIG_NAME, Layer, site_snapshot
 from layervenv.runtime.activation import env_change
@@ -85,29 +94,6 @@ class Snapshot:
     version: str
     project: str
     seconds: float
-
-
-@dataclass
-class PackResult:
-    path: str
-    layer: str
-    size: int
-    files: int
-    seconds: float
-    snapshots: list[Snapshot] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    def human(self) -> str:
-        lines = [f"packed layer {self.layer} into {self.path} ({self.size / 1e6:.1f} MB, "
-                 f"{self.files} files) in {self.seconds:.2f} s"]
-        for snap in self.snapshots:
-            lines.append(f"snapshot of editable {snap.name} {snap.version} from {snap.project} "
-                         f"(built in {snap.seconds:.1f} s)")
-        lines += self.notes
-        name = Path(self.layer).name
-        lines.append(f"on a worker: tar -xzf {Path(self.path).name} -C DEST && "
-                     f"DEST/{name}/bin/{LAUNCHER} COMMAND [ARGS...]")
-        return "\n".join(lines)
 
 
 def epoch() -> int:
@@ -241,29 +227,106 @@ def editable_installs(site: Path) -> list[Editable]:
     return found
 
 
-def snapshot(layer: Layer, editable: Editable, staging: Path, env: dict[str, str]) -> Snapshot:
+#: what distutils/setuptools leave under a project's ``build/`` (``build_base``): copied
+#: into the snapshot's build, they would ship modules the user has since deleted
+BUILD_OUTPUTS = ("lib", "lib.*", "bdist.*", "temp.*", "scripts-*")
+
+
+def _without_build_outputs(project: Path) -> Callable[[str, list[str]], set[str]]:
+    build = str(project / "build")
+
+    def ignore(directory: str, names: list[str]) -> set[str]:
+        if directory != build:
+            return set()
+        return {n for n in names if any(fnmatch.fnmatchcase(n, p) for p in BUILD_OUTPUTS)}
+
+    return ignore
+
+
+def pip_cause(stderr: str) -> str:
+    """The line of pip's output that names why it failed: a requirement not found, the
+    last line of the build backend's traceback, else pip's last ``ERROR:`` line (the
+    final line is often only ``hint: See above for details.``)."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    for line in lines:
+        if line.startswith("ERROR: No matching distribution found for "):
+            return "no " + line.split(" for ", 1)[1] + " in the indexes and find-links pip uses"
+    for index, line in enumerate(lines):  # the backend's traceback, as pip quotes it
+        if line.startswith("Traceback (most recent call last):"):
+            tail = [x for x in lines[index + 1:] if not x.startswith(("File ", "^", "~"))
+                    and not x.startswith(("[end of output]", "note:", "hint:", "ERROR:",
+                                          "error:", "╰─>", "×", "│"))]
+            if tail:
+                return tail[-1].lstrip("│ ").strip()
+    errors = [line for line in lines if line.startswith(("ERROR:", "error:"))
+              and "See above" not in line and "subprocess-exited-with-error" not in line]
+    return (errors or lines or ["no wheel was built"])[-1]
+
+
+def _pip_wheel(layer: Layer, project: Path, wheels: str, env: dict[str, str], isolated: bool,
+               find_links: Sequence[str]) -> tuple[list[Path], str]:
+    """Run the layer's ``pip wheel`` on ``project``; the wheels built and pip's stderr."""
+    command = [str(layer.python), "-m", "pip", "wheel", "--no-deps",
+               "--disable-pip-version-check", "-q", "-w", wheels]
+    command += [f"--find-links={where}" for where in find_links]
+    if not isolated:
+        command.append("--no-build-isolation")
+    result = subprocess.run([*command, str(project)], env=env, capture_output=True,
+                            text=True, check=False)
+    built = sorted(Path(wheels).glob("*.whl"))
+    return (built if result.returncode == 0 else []), result.stderr
+
+
+def build_snapshot_wheel(layer: Layer, editable: Editable, work: Path, env: dict[str, str],
+                         find_links: Sequence[str]) -> Path:
+    """A wheel of ``editable``'s project as it is now, built without writing into it.
+
+    The project is copied first (without a setuptools ``build/`` left from earlier
+    builds), because backends build in the tree (setuptools' ``build/`` and
+    ``*.egg-info``).  It is built as ``pip install -e`` built it by default: in an
+    isolated environment whose build requirements come from the user's pip
+    configuration (its index, ``PIP_FIND_LINKS``, ``pip.conf``) and ``find_links``; the
+    stack's PYTHONPATH is kept out of that build (an older ``packaging`` of the stack
+    would shadow the one the backend needs).  A project installed with
+    ``--no-build-isolation`` is built again that way, with the layer's own backend.
+    """
+    copy = work / "project" / editable.project.name
+    try:
+        shutil.copytree(editable.project, copy, symlinks=True,
+                        ignore=_without_build_outputs(editable.project))
+    except (OSError, shutil.Error) as error:
+        raise UserError(f"cannot snapshot the editable {editable.name}: cannot copy its "
+                        f"project {editable.project}: {error}") from None
+    # the layer is read, never written: no bytecode of pip's modules appears in it
+    env = dict(env, PYTHONDONTWRITEBYTECODE="1")
+    isolated_env = {k: v for k, v in env.items() if k != "PYTHONPATH"}
+    causes = []
+    for isolated in (True, False):
+        wheels = work / f"wheels-{isolated}"
+        wheels.mkdir()
+        built, stderr = _pip_wheel(layer, copy, str(wheels), isolated_env if isolated else env,
+                                   isolated, find_links)
+        if len(built) == 1:
+            return built[0]
+        causes.append(pip_cause(stderr))
+    raise UserError(f"cannot snapshot the editable {editable.name} from {editable.project}: "
+                    f"pip wheel failed: {causes[0]} (and with the layer's own build backend, "
+                    f"without build isolation: {causes[1]}); give pack --find-links DIR "
+                    f"holding its build requirements, or install them in the layer")
+
+
+def snapshot(layer: Layer, editable: Editable, staging: Path, env: dict[str, str],
+             find_links: Sequence[str] = ()) -> Snapshot:
     """Build ``editable``'s project into a wheel and install it into ``staging``."""
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="layervenv-wheel-") as wheels:
-        command = [str(layer.python), "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                   "--no-index", "--disable-pip-version-check", "-q", "-w", wheels,
-                   str(editable.project)]
-        # the layer is read, never written: no bytecode of pip's modules appears in it
-        result = subprocess.run(command, env=dict(env, PYTHONDONTWRITEBYTECODE="1"),
-                                capture_output=True, text=True, check=False)
-        built = sorted(Path(wheels).glob("*.whl"))
-        if result.returncode != 0 or len(built) != 1:
-            last = (result.stderr.strip().splitlines() or ["no wheel was built"])[-1]
-            raise UserError(f"cannot snapshot the editable {editable.name} from "
-                            f"{editable.project}: pip wheel --no-build-isolation failed "
-                            f"({last.strip()}); install its build backend in the layer "
-                            f"(python -m pip install setuptools) and pack again")
+    with tempfile.TemporaryDirectory(prefix="layervenv-wheel-") as work:
+        wheel = build_snapshot_wheel(layer, editable, Path(work), env, find_links)
         extra = {}
         if (editable.dist_info / "REQUESTED").exists():
             extra["REQUESTED"] = b""
-        install_wheel(built[0], InstallScheme(staging, layer.root, layer.config.purelib,
-                                              layer.config.purelib, layer.config.scripts,
-                                              "include"), extra)
+        install_wheel(wheel, InstallScheme(staging, layer.root, layer.config.purelib,
+                                           layer.config.purelib, layer.config.scripts,
+                                           "include"), extra)
     return Snapshot(editable.name, editable.version, str(editable.project),
                     round(time.perf_counter() - start, 2))
 
@@ -273,13 +336,23 @@ def snapshot(layer: Layer, editable: Editable, staging: Path, env: dict[str, str
 
 @dataclass
 class Member:
-    """One archive member: a file's bytes, a symlink's target, or a directory."""
+    """One archive member: a directory, a symlink's target, or a file's content, read
+    from ``source`` (from byte ``offset`` on) when it is written, or made here (``data``:
+    small things only -- templates, bytecode, the manifest).  Nothing of the layer's
+    files is held in memory: a layer of torch and CUDA is packed on a login node."""
 
     rel: str
     kind: str  # "file", "link", "dir"
-    data: bytes = b""
     mode: int = 0o644
     target: str = ""
+    source: Path | None = None
+    offset: int = 0
+    size: int = 0
+    data: bytes | None = None
+
+
+def made(rel: str, data: bytes, mode: int = 0o644) -> Member:
+    return Member(rel, "file", mode, data=data, size=len(data))
 
 
 def pyc_for_epoch(data: bytes, source: Path, flags_field: bool, when: int) -> bytes | None:
@@ -301,50 +374,195 @@ def pyc_for_epoch(data: bytes, source: Path, flags_field: bool, when: int) -> by
     return data[:offset] + struct.pack("<I", when & 0xFFFFFFFF) + data[offset + 4:]
 
 
-def layer_members(root: Path, bin_dir: Path, skip: set[Path], flags_field: bool, when: int
-                  ) -> Iterator[tuple[Member, Path]]:
-    """Every entry of the layer, sorted, except ``skip``, stale bytecode and a launcher
-    (of a layer unpacked from a pack, packed again)."""
-    for directory, dirs, files in os.walk(root):
-        here = Path(directory)
-        dirs.sort()
-        if here == root and PACK_DIR in dirs:
-            dirs.remove(PACK_DIR)  # an unpacked layer packed again
-        kept = []
-        for name in dirs:
-            path = here / name
-            if path in skip:
-                continue
-            if path.is_symlink():
-                yield Member(str(path.relative_to(root)), "link", target=os.readlink(path)), path
-            else:
-                kept.append(name)
-        dirs[:] = kept
-        yield Member(str(here.relative_to(root)), "dir", mode=0o755), here
-        for name in sorted(files):
-            path = here / name
-            if path in skip or (here == bin_dir and name == LAUNCHER):
-                continue
-            rel = str(path.relative_to(root))
-            if path.is_symlink():
-                yield Member(rel, "link", target=os.readlink(path)), path
-                continue
-            if not path.is_file():
-                continue
-            data = path.read_bytes()
-            if here.name == "__pycache__" and name.endswith(".pyc"):
-                source = here.parent / (name.split(".", 1)[0] + ".py")
-                if source in skip or not source.is_file():
-                    continue
-                fixed = pyc_for_epoch(data, source, flags_field, when)
-                if fixed is None:
-                    continue
-                data = fixed
-            mode = 0o755 if os.stat(path).st_mode & 0o111 else 0o644
-            yield Member(rel, "file", data, mode), path
+def _within(path: str, directory: str) -> bool:
+    return path == directory or path.startswith(directory.rstrip("/") + "/")
 
 
-def add_member(tar: tarfile.TarFile, name: str, member: Member, when: int) -> None:
+def stack_directories(layer: Layer) -> list[str]:
+    """Where the stack is (the worker has it at the same paths): the interpreter's prefix
+    (as recorded and resolved), its PYTHONPATH and every directory its setup prepends."""
+    stack = layer.config.stack
+    found = []
+    for python in (stack.python, os.path.realpath(stack.python)):
+        found.append(os.path.dirname(os.path.dirname(python)))
+    found += stack.stack_pythonpath()
+    for entries in stack.stack_environment().prepend.values():
+        found += entries
+    return sorted({os.path.normpath(d) for d in found if os.path.isabs(d) and d != "/"})
+
+
+@dataclass
+class LayerWalk:
+    """Every entry of the layer as archive members, sorted, except ``skip``, stale
+    bytecode and a launcher (of a layer unpacked from a pack, packed again).
+
+    Links: one into the layer stays a link (made relative), as does one into the stack
+    (the worker has it); a link to a file or directory elsewhere (``site-packages/mypkg ->
+    ~/src/mypkg``, a data link) is packed as a copy of its content, with a note, since
+    the worker does not have the host's path.  A dangling link and a special file (FIFO,
+    socket, device) cannot be packed: each is named in ``notes``.  A link to a directory
+    in the layer or the stack goes to ``directory_links`` (made on the worker: HTCondor's
+    file transfer drops such links).
+    """
+
+    root: Path
+    bin_dir: Path
+    skip: set[Path]
+    flags_field: bool
+    when: int
+    stack_dirs: list[str]
+    notes: list[str] = field(default_factory=list)
+    directory_links: dict[str, str] = field(default_factory=dict)
+
+    def members(self) -> Iterator[Member]:
+        real_root = os.path.realpath(self.root)
+        for directory, dirs, files in os.walk(self.root):
+            here = Path(directory)
+            dirs.sort()
+            if here == self.root and PACK_DIR in dirs:
+                dirs.remove(PACK_DIR)  # an unpacked layer packed again
+            kept = []
+            for name in dirs:
+                path = here / name
+                if path in self.skip:
+                    continue
+                if path.is_symlink():
+                    yield from self._link(path, real_root)
+                else:
+                    kept.append(name)
+            dirs[:] = kept
+            yield Member(str(here.relative_to(self.root)), "dir", 0o755)
+            for name in sorted(files):
+                path = here / name
+                if path in self.skip or (here == self.bin_dir and name == LAUNCHER):
+                    continue
+                if path.is_symlink():
+                    yield from self._link(path, real_root)
+                else:
+                    yield from self._file(path, str(path.relative_to(self.root)))
+
+    def _file(self, path: Path, rel: str, copied: bool = False) -> Iterator[Member]:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            self.notes.append(f"note: {rel} is a {_kind(info.st_mode)}: not packed (an archive "
+                              f"cannot carry it; make it in the job)")
+            return
+        mode = 0o755 if info.st_mode & 0o111 else 0o644
+        here = path.parent
+        if here.name == "__pycache__" and path.name.endswith(".pyc") and not copied:
+            source = here.parent / (path.name.split(".", 1)[0] + ".py")
+            if source in self.skip or not source.is_file():
+                return
+            fixed = pyc_for_epoch(path.read_bytes(), source, self.flags_field, self.when)
+            if fixed is not None:
+                yield made(rel, fixed, mode)
+            return
+        yield Member(rel, "file", mode, source=path, size=info.st_size)
+
+    def _link(self, path: Path, real_root: str) -> Iterator[Member]:
+        rel = str(path.relative_to(self.root))
+        target = os.readlink(path)
+        resolved = os.path.realpath(path)
+        if not os.path.exists(resolved):
+            self.notes.append(f"note: {rel} is a link to {target}, which does not exist: "
+                              f"not packed")
+            return
+        absolute = os.path.normpath(os.path.join(path.parent, target))
+        if _within(resolved, real_root):
+            if os.path.isabs(target):  # the worker's layer is elsewhere: relative
+                target = os.path.relpath(resolved, os.path.realpath(path.parent))
+        elif not any(_within(absolute, d) or _within(resolved, d) for d in self.stack_dirs):
+            self.notes.append(f"note: {rel} is a link to {target}, outside the layer: packed "
+                              f"as a copy of its content")
+            yield from self._copy(Path(resolved), rel)
+            return
+        if os.path.isdir(resolved):
+            self.directory_links[rel] = target
+        else:
+            yield Member(rel, "link", 0o777, target=target)
+
+    def _copy(self, source: Path, rel: str) -> Iterator[Member]:
+        """The content of ``source`` (outside the layer) at ``rel``; links in it followed
+        (a loop is cut where a directory comes back)."""
+        if not source.is_dir():
+            yield from self._file(source, rel, copied=True)
+            return
+        seen = set()
+        for directory, dirs, files in os.walk(source, followlinks=True):
+            real = os.path.realpath(directory)
+            if real in seen:
+                dirs[:] = []
+                continue
+            seen.add(real)
+            dirs.sort()
+            here = rel if directory == str(source) else \
+                f"{rel}/{os.path.relpath(directory, source)}"
+            yield Member(here, "dir", 0o755)
+            for name in sorted(files):
+                path = Path(directory, name)
+                if not path.exists():
+                    self.notes.append(f"note: {here}/{name} is a link to {os.readlink(path)}, "
+                                      f"which does not exist: not packed")
+                    continue
+                yield from self._file(path, f"{here}/{name}", copied=True)
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "FIFO"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "device"
+    return "special file"
+
+
+class _Reading(io.RawIOBase):
+    """A member's content as tarfile reads it, chunk by chunk, watching for ``needle``
+    (the layer's path, which the worker's path replaces only in templates)."""
+
+    def __init__(self, stream: BinaryIO, needle: bytes) -> None:
+        self.stream, self.needle, self.found, self.tail = stream, needle, False, b""
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self.stream.read(size)
+        if self.needle and not self.found and chunk:
+            joined = self.tail + chunk
+            self.found = self.needle in joined
+            self.tail = joined[len(joined) - len(self.needle) + 1:]
+        return chunk
+
+
+def _head(path: Path, size: int = 1 << 16) -> bytes:
+    with open(path, "rb") as stream:
+        return stream.read(size)
+
+
+def as_template(member: Member, root: str, entries: list[dict[str, object]]) -> Member:
+    """A script whose ``#!`` names the layer's interpreter goes to the templates, without
+    its header (the worker writes one for its path); anything else stays."""
+    if member.kind != "file" or member.rel.endswith(".pyc"):
+        return member
+    head = member.data if member.data is not None else _head(member.source)
+    header = script_header(head, root)
+    if header is None:
+        return member
+    length, python = header
+    entries.append({"path": member.rel, "kind": "script", "python": python,
+                    "mode": member.mode})
+    rel = f"{PACK_DIR}/templates/{member.rel}"
+    if member.data is not None:
+        return replace(member, rel=rel, data=member.data[length:], size=member.size - length)
+    return replace(member, rel=rel, offset=length, size=member.size - length)
+
+
+def add_member(tar: tarfile.TarFile, name: str, member: Member, when: int,
+               needle: bytes = b"") -> bool:
+    """Write ``member`` under ``name/``, streaming a file's content from disk; whether
+    the content holds ``needle``."""
     info = tarfile.TarInfo(f"{name}/{member.rel}" if member.rel != "." else name)
     info.mtime = when
     info.uid = info.gid = 0
@@ -358,9 +576,27 @@ def add_member(tar: tarfile.TarFile, name: str, member: Member, when: int) -> No
         info.linkname = member.target
         info.mode = 0o777
         tar.addfile(info)
-    else:
+    elif member.data is not None:
         info.size = len(member.data)
         tar.addfile(info, io.BytesIO(member.data))
+        return bool(needle) and needle in member.data
+    else:
+        info.size = member.size
+        with open(member.source, "rb") as stream:
+            stream.seek(member.offset)
+            reading = _Reading(stream, needle)
+            try:
+                tar.addfile(info, reading)
+            except OSError as error:
+                if error.errno is None:  # tarfile's "unexpected end of data"
+                    raise FileChanged(str(member.source)) from None
+                raise
+            return bool(needle) and reading.found
+    return False
+
+
+class FileChanged(Exception):
+    """A file got shorter while it was packed."""
 
 
 def unpack_source() -> str:
@@ -383,121 +619,57 @@ def stack_facts(layer: Layer) -> dict[str, object]:
             "directories": directories, "fingerprint": digest}
 
 
-def pack(directory: str | None, output: str | None) -> PackResult:
-    """Pack the layer ``directory`` into ``output``.
+@dataclass
+class Packed:
+    """What :func:`write_archive` made."""
 
-    It holds the layer's lock: snapshotting an editable project runs pip in the layer and
-    builds in the project's directory, which two packs at once break.  A pip run in the
-    layer that took no lock is caught too: an archive of packages that changed while it
-    was made is refused, with nothing written, as ``rebase`` does.
-    """
-    start = time.perf_counter()
-    layer = Layer.from_argument(directory)
-    with layer_write_lock(layer.root, "pack"):
-        return _pack(layer, output, start)
+    files: int
+    snapshots: list[Snapshot]
+    notes: list[str]
 
 
-def _pack(layer: Layer, output: str | None, start: float) -> PackResult:
-    packages_before = site_snapshot(layer.site_packages)
-    layer.refuse_if_moved("packed from")
-    name = layer.root.name
-    target = Path(output or f"{name}.tar.gz").absolute()
+def archive_name(layer: Layer, output: str | None) -> Path:
+    """Where the archive goes (``NAME.tar.gz`` in the current directory by default)."""
+    target = Path(output or f"{layer.root.name}.tar.gz").absolute()
     if not target.name.endswith((".tar.gz", ".tgz")):
         raise UserError(f"the archive's name must end in .tar.gz or .tgz: {target}")
+    return target
+
+
+def write_archive(layer: Layer, target: Path, find_links: Sequence[str] = ()) -> Packed:
+    """Pack ``layer`` (whose write lock the caller holds) into ``target``, atomically.
+
+    A pip run in the layer that took no lock is caught: an archive of packages that
+    changed while it was made is refused, with nothing written, as ``rebase`` does.
+    """
+    packages_before = site_snapshot(layer.site_packages)
+    layer.refuse_if_moved("packed from")
     root = str(layer.root)
     when = epoch()
     templates = rendered_files(layer, PLACEHOLDER)
     manifest: dict[str, object] = {
-        "format": 1, "layervenv": __version__, "name": name, "placeholder": PLACEHOLDER,
-        "unsafe_characters": unsafe_characters(layer, templates),
+        "format": 1, "layervenv": __version__, "name": layer.root.name,
+        "placeholder": PLACEHOLDER, "unsafe_characters": unsafe_characters(layer, templates),
         "stack": stack_facts(layer),
     }
     env = layer_environment(layer, dict(os.environ), "run")
-    site = layer.site_packages
-    editables = editable_installs(site)
-    # (a writer's lock, kept inside the layer where its parent is read-only, is not packed)
-    skip = {layer.root / rel for rel in templates} | {layer.root / INSIDE_NAME}
-    for editable in editables:
-        skip |= editable.files
-    files: dict[str, int] = {}
-    links: dict[str, str] = {}
-    directory_links: dict[str, str] = {}
-    entries: list[dict[str, object]] = []
-    notes = []
-    flags_field = tuple(int(p) for p in layer.config.stack.python_version.split(".")[:2]) >= (3, 7)
+    editables = editable_installs(layer.site_packages)
     try:
         tmp_fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     except OSError as error:
         raise UserError(f"cannot write {target}: {error.strerror}") from None
-    skip.add(Path(tmp_name))
-    skip.add(target)
-    snapshots = []
+    # (a writer's lock, kept inside the layer where its parent is read-only, is not packed)
+    skip = {layer.root / rel for rel in templates} | {layer.root / INSIDE_NAME,
+                                                      Path(tmp_name), target}
+    for editable in editables:
+        skip |= editable.files
     try:
         with os.fdopen(tmp_fd, "wb") as raw, \
-                gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0,
-                              compresslevel=COMPRESSLEVEL) as gz, \
-                tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar, \
                 tempfile.TemporaryDirectory(prefix="layervenv-pack-") as work:
             staging = Path(work)
-            for editable in editables:
-                snapshots.append(snapshot(layer, editable, staging, env))
-            members: dict[str, Member] = {}
-            for member, path in layer_members(layer.root, layer.bin_dir, skip, flags_field, when):
-                if member.kind == "link" and path.is_dir():
-                    directory_links[member.rel] = member.target
-                    continue
-                header = script_header(member.data, root) if member.kind == "file" else None
-                if header is not None:
-                    length, python = header
-                    entries.append({"path": member.rel, "kind": "script", "python": python,
-                                    "mode": member.mode})
-                    members[f"{PACK_DIR}/templates/{member.rel}"] = replace(
-                        member, rel=f"{PACK_DIR}/templates/{member.rel}",
-                        data=member.data[length:])
-                    continue
-                if member.kind == "file" and root.encode() in member.data \
-                        and not member.rel.endswith(".pyc"):
-                    notes.append(f"note: {member.rel} names the layer's path {root} and is "
-                                 f"packed as it is")
-                members[member.rel] = member
-            for path in sorted(staging.rglob("*")):
-                rel = str(path.relative_to(staging))
-                if path.is_dir():
-                    members.setdefault(rel, Member(rel, "dir", mode=0o755))
-                    continue
-                data = path.read_bytes()
-                header = script_header(data, root)
-                mode = 0o755 if os.stat(path).st_mode & 0o111 else 0o644
-                if header is not None:
-                    entries.append({"path": rel, "kind": "script", "python": header[1],
-                                    "mode": mode})
-                    rel = f"{PACK_DIR}/templates/{rel}"
-                    data = data[header[0]:]
-                members[rel] = Member(rel, "file", data, mode)
-            for rel, data in templates.items():
-                entries.append({"path": rel, "kind": "text", "mode": 0o644})
-                members[f"{PACK_DIR}/templates/{rel}"] = Member(
-                    f"{PACK_DIR}/templates/{rel}", "file", data)
-            members[f"{PACK_DIR}/unpack.py"] = Member(f"{PACK_DIR}/unpack.py", "file",
-                                                      unpack_source().encode("utf-8"))
-            launcher_rel = f"{layer.config.scripts}/{LAUNCHER}"
-            members[launcher_rel] = Member(launcher_rel, "file",
-                                           launcher(layer.config.stack.python).encode(), 0o755)
-            for rel in _parents(members):
-                members.setdefault(rel, Member(rel, "dir", mode=0o755))
-            for rel in sorted(members, key=_sort_key):
-                member = members[rel]
-                add_member(tar, name, member, when)
-                if member.kind == "file":
-                    files[rel] = len(member.data)
-                elif member.kind == "link":
-                    links[rel] = member.target
-            manifest.update(files=files, links=links, directory_links=directory_links,
-                            templates=sorted(entries, key=lambda e: str(e["path"])),
-                            snapshots=[{"name": s.name, "version": s.version,
-                                        "project": s.project} for s in snapshots])
-            data = (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode("utf-8")
-            add_member(tar, name, Member(f"{PACK_DIR}/manifest.json", "file", data), when)
+            snapshots = [snapshot(layer, editable, staging, env, find_links)
+                         for editable in editables]
+            packed = _write(layer, raw, staging, templates, skip, when, manifest, snapshots)
         if site_snapshot(layer.site_packages) != packages_before:
             raise UserError(f"the packages of {root} changed while it was being packed (a "
                             f"pip run in it?): nothing was written; pack it again")
@@ -505,15 +677,72 @@ def _pack(layer: Layer, output: str | None, start: float) -> PackResult:
     except BaseException as error:
         with contextlib.suppress(OSError):
             os.unlink(tmp_name)
+        if isinstance(error, FileChanged):
+            raise UserError(f"{error} changed while {root} was being packed: nothing was "
+                            f"written; pack it again") from None
         if isinstance(error, OSError):  # an unreadable file, a full disk
             where = f" {error.filename}" if error.filename else ""
             raise UserError(f"cannot pack {root} into {target}:{where} {error.strerror}"
                             ) from None
         raise
-    return PackResult(path=str(target), layer=root, size=target.stat().st_size,
-                      files=len(files), seconds=round(time.perf_counter() - start, 3),
-                      snapshots=snapshots, notes=notes)
+    return packed
 
+
+def _write(layer: Layer, raw: BinaryIO, staging: Path, templates: dict[str, bytes],
+           skip: set[Path], when: int, manifest: dict[str, object],
+           snapshots: list[Snapshot]) -> Packed:
+    """The members, sorted, then the manifest, into a reproducible ``.tar.gz``."""
+    root = str(layer.root)
+    name = layer.root.name
+    version = layer.config.stack.python_version.split(".")[:2]
+    walk = LayerWalk(layer.root, layer.bin_dir, skip,
+                     flags_field=tuple(int(p) for p in version) >= (3, 7), when=when,
+                     stack_dirs=stack_directories(layer))
+    entries: list[dict[str, object]] = []
+    members: dict[str, Member] = {}
+    for member in walk.members():
+        member = as_template(member, root, entries)
+        members[member.rel] = member
+    snapshot_walk = LayerWalk(staging, staging / layer.config.scripts, set(), True, when, [])
+    for member in snapshot_walk.members():
+        if member.rel == ".":
+            continue
+        member = as_template(member, root, entries)
+        if member.kind != "dir" or member.rel not in members:
+            members[member.rel] = member
+    for rel, data in templates.items():
+        entries.append({"path": rel, "kind": "text", "mode": 0o644})
+        members[f"{PACK_DIR}/templates/{rel}"] = made(f"{PACK_DIR}/templates/{rel}", data)
+    members[f"{PACK_DIR}/unpack.py"] = made(f"{PACK_DIR}/unpack.py",
+                                            unpack_source().encode("utf-8"))
+    launcher_rel = f"{layer.config.scripts}/{LAUNCHER}"
+    members[launcher_rel] = made(launcher_rel, launcher(layer.config.stack.python).encode(),
+                                 0o755)
+    for rel in _parents(members):
+        members.setdefault(rel, Member(rel, "dir", 0o755))
+    files: dict[str, int] = {}
+    links: dict[str, str] = {}
+    notes = list(walk.notes)
+    with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0,
+                       compresslevel=COMPRESSLEVEL) as gz, \
+            tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for rel in sorted(members, key=_sort_key):
+            member = members[rel]
+            plain = member.kind == "file" and not rel.startswith(f"{PACK_DIR}/") \
+                and not rel.endswith(".pyc")
+            if add_member(tar, name, member, when, root.encode() if plain else b""):
+                notes.append(f"note: {rel} names the layer's path {root} and is packed as it is")
+            if member.kind == "file":
+                files[rel] = member.size
+            elif member.kind == "link":
+                links[rel] = member.target
+        manifest.update(files=files, links=links, directory_links=walk.directory_links,
+                        templates=sorted(entries, key=lambda e: str(e["path"])),
+                        snapshots=[{"name": s.name, "version": s.version, "project": s.project}
+                                   for s in snapshots])
+        data = (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode("utf-8")
+        add_member(tar, name, made(f"{PACK_DIR}/manifest.json", data), when)
+    return Packed(files=len(files), snapshots=snapshots, notes=notes)
 
 def _parents(members: dict[str, Member]) -> set[str]:
     parents = {"."}
@@ -526,18 +755,3 @@ def _parents(members: dict[str, Member]) -> set[str]:
 def _sort_key(rel: str) -> tuple[int, list[str]]:
     """Sorted by path components; the root first."""
     return (0, []) if rel == "." else (1, rel.split("/"))
-
-
-def add_arguments(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """``layervenv pack``'s options and help."""
-    parser = commands.add_parser(
-        "pack", help="one archive of the layer for batch jobs (Slurm, HTCondor)",
-        description="Pack the layer into a .tar.gz that a job unpacks anywhere: "
-                    "tar -xzf FILE -C DEST, then DEST/NAME/bin/layervenv-run COMMAND "
-                    "[ARGS...]. Editable projects are packed as a snapshot of their "
-                    "current code.")
-    add_active_dir(parser)
-    parser.add_argument("-o", "--output", metavar="FILE",
-                        help="the archive (default: NAME.tar.gz in the current directory)")
-    add_format(parser)
-    return parser
