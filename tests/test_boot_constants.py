@@ -14,8 +14,8 @@ from helpers import SRC
 
 from layervenv import boot
 from layervenv.boot import _layervenv_boot, layervenv_unpack
-from layervenv.commands import pack
 from layervenv.dists import seed
+from layervenv.services import packing as pack
 
 PACKAGE = Path(SRC) / "layervenv"
 BOOT = PACKAGE / "boot"

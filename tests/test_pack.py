@@ -23,8 +23,6 @@ from pathlib import Path
 
 import pytest
 from helpers import POSIX_SHELLS, SHELLS, run_shell, run_tool
-from hypothesis import assume, given, settings
-from hypothesis import strategies as st
 from packlayer import (
     PROJECT_MARK,
     PROJECT_VERSION,
@@ -37,9 +35,9 @@ from packlayer import (
     unpack,
 )
 
-from layervenv.commands.pack import PLACEHOLDER, rendered_files, script_header, unsafe_characters
 from layervenv.model.layer import Layer, LayerConfig
 from layervenv.model.stack import StackRecord
+from layervenv.services.packing import PLACEHOLDER, rendered_files, script_header, unsafe_characters
 from layervenv.services.simstack import Dist, SimStack, build_stack, build_wheel
 
 if sys.version_info >= (3, 11):
@@ -472,9 +470,6 @@ def test_first_runs_killed_half_way(packed, tmp_path):
 
 # --- the placeholder: rendering for it and replacing it is rendering for the path -------
 
-SAFE = st.characters(blacklist_characters="\'!:\n\0\\", blacklist_categories=("Cs", "Cc"))
-
-
 @functools.lru_cache(maxsize=1)
 def _templates() -> tuple[Layer, dict[str, bytes], str]:
     layer = Layer(root=Path("/made/here/ana"), config=LayerConfig(
@@ -492,16 +487,35 @@ def test_unsafe_characters_are_the_quoted_ones():
     assert set(_templates()[2]) == set("\0\n:!'\\\"")
 
 
-@settings(max_examples=60, deadline=None)
-@given(parts=st.lists(st.text(SAFE, min_size=1, max_size=12).filter(
-    lambda p: p not in (".", "..") and "/" not in p), min_size=1, max_size=4))
-def test_templates_render_like_the_real_path(parts):
-    layer, templates, unsafe = _templates()
-    path = "/" + "/".join(parts)
-    assume(not any(c in unsafe for c in path))
-    expected = rendered_files(layer, path)
-    assert {rel: data.replace(PLACEHOLDER.encode(), path.encode())
-            for rel, data in templates.items()} == expected
+#: directory names a job's path may hold: every probed character but the seven the
+#: worker refuses (written out here, not taken from the tool)
+ODD_DIRS = ["a b\tc \u00e9", "$HOME`id`;&|<>", "*?[a]{b,c}(x)", "#~%=@^+,-._", "-lead ~x {} $"]
+#: what the activated layer's python sees, printed as JSON; the same line in every shell
+SEEN = ("python -c 'import json, os, sys, shutil; print(json.dumps([sys.prefix, "
+        "os.environ.get(\"VIRTUAL_ENV\"), shutil.which(\"python\")]))'")
+
+
+@pytest.mark.parametrize("where", [ODD_DIRS[:2], ODD_DIRS[2:4], ODD_DIRS[4:]],
+                         ids=["spaces-tab-accent-shell", "globs-punctuation", "leading"])
+def test_rendered_scripts_work_in_real_shells_at_odd_paths(packed, tmp_path, where):
+    """The templates, made for the placeholder and finished on the worker, at paths with
+    odd characters: every shell's activation gives the unpacked layer's python and
+    VIRTUAL_ENV, and deactivate gives PATH back; the console scripts and
+    ``layervenv.toml`` (read with tomllib) name the path."""
+    dest = tmp_path.joinpath(*where)
+    unpacked = unpack(packed.archive, dest)
+    first = run_in_job(unpacked, "pip", "--version")
+    assert first.returncode == 0 and str(unpacked / "lib") in first.stdout, first.stderr
+    config = tomllib.loads((unpacked / "layervenv.toml").read_text())
+    assert config["layervenv"]["path"] == str(unpacked)
+    env = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    python = str(unpacked / "bin" / "python")
+    for shell in (*POSIX_SHELLS, "fish", "tcsh", "csh"):
+        script = "\n".join([SHELLS[shell].source(unpacked), SEEN, "deactivate",
+                            "printenv PATH"])
+        out = run_shell(shell, script, env).stdout.splitlines()
+        assert out == [json.dumps([str(unpacked), str(unpacked), python]), "/usr/bin:/bin"], \
+            (shell, out)
 
 
 @pytest.mark.parametrize("root", ["/short/ana", "/with space/ana", "/long" + "x" * 130])
@@ -562,33 +576,45 @@ def test_packs_of_one_layer_at_once(packed, tmp_path):
     assert [a for a in archives if a not in made and a.exists()] == []
 
 
-def test_a_package_change_while_packing_is_refused(packed, tmp_path, monkeypatch):
-    """A pip run in the layer while it is packed (here: a .dist-info appears while the
-    archive is written): one refusal, no archive; nothing of the layer changed by pack."""
-    from layervenv.commands import pack as pack_module
-    from layervenv.infra.errors import UserError
+def test_a_pip_install_racing_pack_is_refused(packed, tmp_path, backend_wheels):
+    """A real ``pip install`` in the layer (it takes no lock) while ``pack`` runs: the
+    pack is refused in one line with no archive, or its archive holds the package whole
+    or not at all (judged from the archive with tarfile).  Most trials hit the window."""
+    import random
 
-    site = Layer.open(packed.layer).site_packages
-    arrived = site / "latecomer-1.0.dist-info"
-    real_add = pack_module.add_member
-    calls = []
+    from helpers import tool_command
 
-    def add_and_install(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 5:
-            arrived.mkdir()
-        return real_add(*args, **kwargs)
-
-    monkeypatch.setattr(pack_module, "add_member", add_and_install)
-    monkeypatch.setattr(os, "environ", dict(packed.env))
-    archive = tmp_path / "changed.tar.gz"
-    try:
-        with pytest.raises(UserError, match="changed while it was being packed"):
-            pack_module.pack(str(packed.layer), str(archive))
-    finally:
-        if arrived.exists():
-            arrived.rmdir()
-    assert not archive.exists() and list(tmp_path.iterdir()) == []
+    pip = [str(packed.layer / "bin" / "python"), "-m", "pip", "--disable-pip-version-check",
+           "-q"]
+    install = [*pip, "install", "--no-deps", "--find-links", str(backend_wheels), "editables"]
+    trials, outcomes = 10, {"refused": 0, "without": 0, "with": 0}
+    rng = random.Random(22)
+    for trial in range(trials):
+        archive = tmp_path / f"race{trial}.tar.gz"
+        packing = subprocess.Popen(tool_command("pack", "-q", str(packed.layer), "-o",
+                                                str(archive)),
+                                   env=packed.env, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+        time.sleep(rng.uniform(0, 1.0))
+        subprocess.run(install, env=packed.env, check=True, capture_output=True)
+        _, errors = packing.communicate(timeout=300)
+        if packing.returncode == 2:
+            assert errors.count("\n") == 1 and "changed while it was being packed" in errors, \
+                errors
+            assert not archive.exists()
+            outcomes["refused"] += 1
+        else:
+            assert packing.returncode == 0, errors
+            with tarfile.open(archive) as tar:
+                names = set(tar.getnames())
+            info = [n for n in names if n.endswith(".dist-info") and "/editables-" in n]
+            module = {n for n in names if "/site-packages/editables/" in n}
+            assert bool(info) == bool(module), sorted(info)
+            outcomes["with" if info else "without"] += 1
+        subprocess.run([*pip, "uninstall", "-y", "editables"], env=packed.env, check=True,
+                       capture_output=True)
+    print(f"pack racing pip install, {trials} trials: {outcomes}")
+    assert outcomes["refused"] >= trials // 2, outcomes
 
 
 #: an in-tree build backend (stdlib only): the wheel holds a data file whose name has a

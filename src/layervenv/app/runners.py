@@ -102,7 +102,7 @@ def _run(args: argparse.Namespace) -> int:
 def _pack(args: argparse.Namespace) -> int:
     from layervenv.commands.pack import pack
 
-    emit(pack(args.dir, args.output), args.format)
+    emit(pack(args.dir, args.output, args.find_links), args.format)
     return 0
 
 
