@@ -9,6 +9,7 @@ LD_LIBRARY_PATH) is compared with the stacks' own setup.sh, never with the tool'
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -21,6 +22,8 @@ from pathlib import Path
 import pytest
 from conftest import STACK_PYTHON
 from helpers import clean_env, other_python, run_tool, shell_path
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from layervenv.runtime.envchange import LeaveStacks, apply_to
 from layervenv.runtime.kernel_launcher import STACK_LINE
@@ -521,6 +524,104 @@ def test_install_list_remove(stack_with_ipykernel: SimStack, tmp_path: Path) -> 
     assert (layer / "bin" / "layervenv-kernel").is_file()  # the layer is untouched
     missing = run_tool("kernel", "remove", "my-layer", env=env, check=False)
     assert missing.returncode == 2 and "no layervenv kernel named" in missing.stderr
+
+
+@contextlib.contextmanager
+def _read_only(directory: Path) -> Iterator[None]:
+    """``directory`` unwritable, also for root (who ignores its mode): immutable."""
+    directory.mkdir()
+    if os.geteuid() == 0:
+        made = subprocess.run(["chattr", "+i", str(directory)], capture_output=True)
+        if made.returncode != 0:
+            pytest.skip(f"root cannot make a read-only directory here: {made.stderr!r}")
+    else:
+        directory.chmod(0o555)
+    try:
+        yield
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["chattr", "-i", str(directory)], check=True)
+        directory.chmod(0o755)
+
+
+def test_a_place_or_name_that_cannot_be_is_one_line_with_nothing_written(
+        stack_with_ipykernel: SimStack, tmp_path: Path) -> None:
+    """Each: exit 2, one line naming the cause, and nothing written anywhere (not the
+    layer's launcher, not a directory under the prefix, not the user's kernels)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = stack_with_ipykernel.env(clean_env(home))
+    layer = tmp_path / "layer"
+    run_tool("create", str(layer), env=env)
+    a_file = tmp_path / "a-file"
+    a_file.write_text("mine\n")
+    cases = {
+        "a file": (["--prefix", str(a_file)], f"{a_file} is not a directory"),
+        "under a file": (["--prefix", str(a_file / "sub")], f"{a_file} is not a directory"),
+        "/sys": (["--prefix", "/sys"], "cannot write the kernelspec in /sys/share/jupyter/"
+                                       "kernels: Operation not permitted"),
+        "read-only": (["--prefix", str(tmp_path / "ro")], "cannot write the kernelspec in "
+                                                         f"{tmp_path / 'ro'}/share/jupyter"),
+        "empty": (["--prefix", ""], "--prefix needs a directory"),
+        "256 long": (["--name", "k" * 256], "at most 255 characters; this one has 256"),
+        ".": (["--name", "."], "'.' cannot name a kernel"),
+        "..": (["--name", ".."], "'..' cannot name a kernel"),
+        "newline": (["--name", "k\n"], "'k\\n' cannot name a kernel"),
+    }
+    before = tree_digest(tmp_path)
+    with _read_only(tmp_path / "ro"):
+        before = tree_digest(tmp_path)
+        for case, (args, said) in cases.items():
+            result = run_tool("kernel", "install", str(layer), *args, env=env, cwd=tmp_path,
+                              check=False)
+            assert result.returncode == 2, (case, result.stderr)
+            assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, \
+                (case, result.stderr)
+            assert result.stderr.startswith("layervenv: error: ") and said in result.stderr, \
+                (case, result.stderr)
+            assert tree_digest(tmp_path) == before, case
+    assert not (layer / "bin" / "layervenv-kernel").exists()
+    # the longest name there may be is written (its staging directory's name is cut)
+    longest = "k" * 255
+    run_tool("kernel", "install", str(layer), "--name", longest, "--prefix",
+             str(tmp_path / "pfx"), env=env)
+    specs = KernelSpecManager(kernel_dirs=[str(tmp_path / "pfx/share/jupyter/kernels")])
+    assert longest in specs.find_kernel_specs()
+
+
+@settings(max_examples=400, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.one_of(
+    st.text(alphabet="abcXYZ019._-\n/ é", max_size=8),
+    st.sampled_from([".", "..", "...", "-", "a\n", "\na", "a/b"]),
+    st.integers(250, 260).map(lambda n: "k" * n)))
+def test_a_kernel_name_is_taken_exactly_when_jupyter_and_the_file_system_take_it(
+        tmp_path: Path, name: str) -> None:
+    """jupyter_client's own rule (``_is_valid_kernel_name``, as ``jupyter kernelspec
+    install`` applies it after lowercasing) and a real directory of that name as the
+    judges: a name is taken if and only if Jupyter takes it unchanged (lowercase), and
+    it makes a directory of its own in the kernels directory."""
+    from jupyter_client.kernelspec import _is_valid_kernel_name
+
+    from layervenv.infra.errors import UserError
+    from layervenv.model.kernelspec import check_name
+
+    try:
+        check_name(name)
+        taken = True
+    except UserError as error:
+        assert "\n" not in str(error)
+        taken = False
+    kernels = tmp_path / "kernels"
+    kernels.mkdir(exist_ok=True)
+    try:
+        os.mkdir(kernels / name)
+        own = (kernels / name).parent == kernels and (kernels / name).name == name
+        os.rmdir(kernels / name)
+    except OSError:
+        own = False
+    jupyter = bool(_is_valid_kernel_name(name)) and name == name.lower() and "\n" not in name
+    assert taken == (jupyter and own), (name, jupyter, own)
 
 
 # ---------------------------------------------------------------------------------------

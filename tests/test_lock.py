@@ -242,7 +242,7 @@ def test_editable_install_is_locked_and_recreated(make_layer, tmp_path, stack_en
     before = installed(layer.root)
     shutil.rmtree(layer.root)
     run_tool("create", str(layer.root), "--from", str(lock), "--find-links", str(backend_wheels),
-             env=stack_env)
+             "--trust-build", env=stack_env)
     assert installed(layer.root) == before
     assert py(layer.python, "import hepconf; print(hepconf.__file__)",
               stack_env).startswith(str(project))
@@ -444,7 +444,7 @@ def test_direct_urls_are_locked_recreated_and_locked_again_identically(direct_la
     before = installed(layer.root)
     again = tmp_path / "again"
     created = json.loads(run_tool("create", str(again), "--from", str(lock), "--format", "json",
-                                  env=layer.env).stdout)
+                                  "--trust-build", env=layer.env).stdout)
     assert created["packages"]["hepdir"] == created["packages"]["hepgit"] == "0.1.0"
     assert installed(again) == before
     out = subprocess.run([str(again / "bin" / "hepgit-main")], env=layer.env,
@@ -493,12 +493,12 @@ def test_a_package_installed_from_an_sdist_is_locked_as_sdist(make_layer, tmp_pa
                    .hexdigest()}}
     assert "wheels" not in packages["hepsrc"] and "wheels" in packages["hepconf"]
     before = installed(layer.root)
-    run_tool("create", str(tmp_path / "again"), "--from", str(lock), env=env)
+    run_tool("create", str(tmp_path / "again"), "--from", str(lock), "--trust-build", env=env)
     assert installed(tmp_path / "again") == before
     moved = tmp_path / "moved"
     sdists.rename(moved)
     run_tool("create", str(tmp_path / "third"), "--from", str(lock), "--find-links", str(moved),
-             env=env)
+             "--trust-build", env=env)
     assert installed(tmp_path / "third") == before
     assert py(tmp_path / "third" / "bin" / "python", "import hepsrc; print(hepsrc.__version__)",
               env) == "0.2.0"

@@ -209,6 +209,105 @@ def test_trust_setup_needs_from(tmp_path, stack_env):
 
 
 # ---------------------------------------------------------------------------------------
+# Projects a lock would build: their setup.py is code too
+# ---------------------------------------------------------------------------------------
+
+def marking_project(root: Path, marker: Path) -> Path:
+    """A plain setuptools project that appends to ``marker`` each time its ``setup.py``
+    runs, as any build of it does."""
+    root.mkdir()
+    (root / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n')
+    (root / "hepmark.py").write_text("VALUE = 'mark'\n")
+    (root / "setup.py").write_text(
+        f"open({str(marker)!r}, 'a').write('built\\n')\n"
+        "from setuptools import setup\n"
+        "setup(name='hepmark', version='0.3', py_modules=['hepmark'])\n")
+    return root
+
+
+@pytest.mark.parametrize("how", ["directory", "editable", "vcs"])
+def test_a_lock_builds_projects_only_with_trust_build(how, tmp_path, stack, base_env,
+                                                      backend_wheels):
+    """A real lock of a layer holding a project installed from a directory (plainly or
+    editable) or a git commit: ``create --from`` refuses in one line naming it and its
+    source, with nothing built (the marker its setup.py writes never appears) and
+    nothing created; with --trust-build it is built, and the layer has it."""
+    marker = tmp_path / "marker"
+    project = marking_project(tmp_path / "hepmark", marker)
+    env = dict(base_env, PIP_NO_INDEX="1",
+               PIP_FIND_LINKS=f"{stack.wheelhouse} {backend_wheels}")
+    made = tmp_path / "made" / "layer"
+    run_tool("create", str(made), "--setup", f". '{stack.setup_script}'", env=env)
+    source = str(project)
+    if how == "vcs":
+        git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(project)]
+        for args in (["init", "-q"], ["add", "."], ["commit", "-q", "-m", "one"]):
+            subprocess.run([*git, *args], check=True, capture_output=True)
+        source = f"git+{project.as_uri()}"
+    pip = [str(made / "bin" / "python"), "-m", "pip", "install", "-q"]
+    done = subprocess.run([*pip, *(["-e"] if how == "editable" else []), source],
+                          env=stack.env(env), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    lock = tmp_path / "pylock.toml"
+    run_tool("lock", str(made), "-o", str(lock), env=env)
+    entry = package(tomllib.loads(lock.read_text()), "hepmark")
+    assert ("vcs" if how == "vcs" else "directory") in entry
+    shutil.rmtree(made.parent)
+    marker.unlink()
+
+    home = tmp_path / "layers"
+    home.mkdir()
+    target = home / "layer"
+    result = run_tool("create", str(target), "--from", str(lock), "--trust-setup", env=env,
+                      check=False)
+    refused(result, "would build 1 package from source", "--trust-build",
+            "hepmark (", str(project), "nothing was run or created")
+    assert ("git+" in result.stderr) == (how == "vcs")
+    assert not marker.exists()
+    nothing_made(home)
+
+    made_now = run_tool("create", str(target), "--from", str(lock), "--trust-setup",
+                        "--trust-build", env=env)
+    assert marker.exists()
+    assert "built from source (--trust-build): hepmark (" in made_now.stdout
+    found = subprocess.run(
+        [str(target / "bin" / "python"), "-c",
+         "import importlib.metadata as m, hepmark; print(m.version('hepmark'), hepmark.VALUE)"],
+        env=env, check=True, capture_output=True, text=True).stdout.split()
+    assert found == ["0.3", "mark"]
+
+
+def test_only_what_is_built_needs_trust_build(real_lock, tmp_path, stack):
+    """An sdist is built (refused without --trust-build); a wheel named by an archive
+    URL, like locked wheels, is only unpacked (no flag needed)."""
+    data, env = real_lock
+    wheel = next(stack.wheelhouse.glob("hepnum-1.24.2-*.whl"))
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    as_sdist = copy.deepcopy(data)
+    entry = package(as_sdist, "hepnum")
+    del entry["wheels"]
+    entry["sdist"] = {"name": "hepnum-1.24.2.tar.gz", "url": "https://example.org/hepnum.tar.gz",
+                      "hashes": {"sha256": digest}}
+    result = run_tool("create", str(tmp_path / "layer"), "--from",
+                      str(write_lock(tmp_path / "sdist.toml", as_sdist)), env=env, check=False)
+    refused(result, "hepnum (sdist https://example.org/hepnum.tar.gz)", "--trust-build")
+    nothing_made(tmp_path)
+    as_archive = copy.deepcopy(data)
+    entry = package(as_archive, "hepnum")
+    del entry["wheels"]
+    entry["archive"] = {"url": wheel.as_uri(), "hashes": {"sha256": digest}}
+    run_tool("create", str(tmp_path / "layer"), "--from",
+             str(write_lock(tmp_path / "archive.toml", as_archive)), env=env)
+    assert (tmp_path / "layer" / "lib").exists()
+
+
+def test_trust_build_needs_from(tmp_path, stack_env):
+    refused(run_tool("create", str(tmp_path / "layer"), "--trust-build", env=stack_env,
+                     check=False), "--trust-build needs --from FILE")
+
+
+# ---------------------------------------------------------------------------------------
 # Every field checked
 # ---------------------------------------------------------------------------------------
 
@@ -239,6 +338,11 @@ HOSTILE = {
     "version-r-file": (_set(["hepnum", "version"], "1.24.2\n-r /etc/passwd"), ".version"),
     "version-trailing-newline": (_set(["hepnum", "version"], "1.24.2\n"), ".version"),
     "version-not-pep440": (_set(["hepnum", "version"], "1.24.2;rm"), "is not a version"),
+    # a PEP 440 version, 40,000 characters long
+    "version-40000": (_set(["hepnum", "version"], "1." + "0" * 40_000),
+                      "(hepnum).version is longer than 200 characters (40002)"),
+    "stack-version-40000": (lambda d, _: d["tool"]["layervenv"]["stack-distributions"].update(
+        hepio="5." + "4" * 40_000), "is longer than 200 characters (40002)"),
     "name-index-url": (_set(["hepnum", "name"], "hepnum --index-url=http://127.0.0.1:9/"),
                        "is not a package name"),
     "name-option": (_set(["hepnum", "name"], "-rhepnum"), "is not a package name"),
@@ -366,6 +470,53 @@ def test_hostile_strings_are_refused_or_harmless(tmp_path, name, version, url, f
         assert PIP_LINE.fullmatch(line) and requirement_line(line) == line
         assert "\n" not in line and not line.startswith("-")
     assert NAME.fullmatch(locked.name)
+
+
+def test_a_deeply_nested_value_is_refused_in_one_line(real_lock, tmp_path, stack):
+    """TOML's parser recurses into each nested array: a value nested 5,000 deep (in a
+    table of another tool's, which the checks leave alone) is one line, not a
+    RecursionError's traceback."""
+    data, env = real_lock
+    lock = write_lock(tmp_path / "pylock.toml", data)
+    with open(lock, "a", encoding="utf-8") as handle:
+        handle.write("\n[tool.deep]\nx = " + "[" * 5000 + "]" * 5000 + "\n")
+    result = run_tool("create", str(tmp_path / "layer"), "--from", str(lock), env=env,
+                      check=False)
+    refused(result, "nests arrays or tables too deeply", "nothing was run or created")
+    nothing_made(tmp_path)
+
+
+VERSION_LIKE = st.one_of(
+    st.from_regex(r"\A[0-9]{1,4}(\.[0-9]{1,4}){0,3}((a|b|rc)[0-9]{1,3})?(\.post[0-9])?"
+                  r"(\.dev[0-9])?(\+[a-z0-9]{1,8}(\.[a-z0-9]{1,8})*)?\Z"),
+    st.integers(0, 400).map(lambda n: "1." + "0" * n),  # about the length limit
+    st.integers(0, 300).map(lambda n: "1.0+" + "a" * n),
+    HOSTILE_TEXT, st.text(max_size=12))
+
+
+@settings(max_examples=400, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(version=VERSION_LIKE)
+def test_a_version_is_taken_exactly_when_packaging_parses_it(tmp_path, version):
+    """packaging's own parser is the judge: a locked version is taken if and only if
+    ``packaging.version.Version`` parses it, written with nothing around it (no
+    whitespace, control character), and at most 200 characters long."""
+    from packaging.version import InvalidVersion, Version
+
+    data = {"lock-version": "1.0", "created-by": "layervenv",
+            "tool": {"layervenv": {"python-version": "3.11.7", "stack-distributions": {}}},
+            "packages": [{"name": "hepnum", "version": version, "wheels": [{
+                "name": "hepnum-1.24.2-py3-none-any.whl",
+                "url": "https://example.invalid/hepnum-1.24.2-py3-none-any.whl",
+                "hashes": {"sha256": "0" * 64}}]}]}
+    try:
+        Version(version)
+        parses = True
+    except InvalidVersion:
+        parses = False
+    plain = version.isprintable() and not any(c.isspace() for c in version)
+    expected = parses and plain and len(version) <= 200
+    assert (_read(tmp_path / "pylock.toml", data) is not None) == expected, repr(version)
 
 
 def test_the_last_guard_refuses_an_option_line():

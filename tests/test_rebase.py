@@ -179,6 +179,31 @@ def test_interrupted_rebase_leaves_the_old_or_the_new_layer(old_layer, next_stac
         assert installed(old_layer.root)["hepnum"] == ("1.24.2", True)
 
 
+@pytest.mark.parametrize("how", ["PIP_FIND_LINKS", "pip.conf"])
+def test_rebase_uses_the_users_pip_configuration(old_layer, next_stack, stack, base_env,
+                                                 tmp_path, how):
+    """The packages came from a wheel directory that only the user's pip configuration
+    names (PIP_FIND_LINKS, or find-links in $XDG_CONFIG_HOME/pip/pip.conf), offline:
+    rebase, with no --find-links, finds them there as the user's own pip did; the new
+    setup command's clean environment does not lose it."""
+    env = {k: v for k, v in old_layer.env.items() if not k.startswith("PIP_")}
+    if how == "PIP_FIND_LINKS":
+        env.update(PIP_NO_INDEX="1", PIP_FIND_LINKS=str(stack.wheelhouse))
+    else:
+        config = tmp_path / "config"
+        (config / "pip").mkdir(parents=True)
+        (config / "pip" / "pip.conf").write_text(
+            f"[global]\nno-index = true\nfind-links = {stack.wheelhouse}\n")
+        env["XDG_CONFIG_HOME"] = str(config)
+    result = run_tool("rebase", str(old_layer.root), "--setup", f". '{next_stack.setup_script}'",
+                      "--format", "json", env=env, check=False)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["unpinned"] == {}
+    out = py(old_layer.python, VERSIONS, next_stack.env(base_env)).split()
+    assert out[:3] == ["1.24.2", "1.0.0", "5.6.0"]
+    assert out[4].startswith(str(next_stack.root))  # hepconf now comes from the stack
+
+
 def test_rebase_needs_a_new_stack(old_layer):
     result = run_tool("rebase", str(old_layer.root), env=old_layer.env, check=False)
     assert result.returncode == 2 and result.stderr.count("\n") == 1

@@ -53,7 +53,7 @@ def _create(args: argparse.Namespace) -> int:
         from layervenv.commands.create_from import create_from
 
         result = create_from(options, args.from_file, args.allow_stack_drift, _sources(args),
-                             args.trust_setup)
+                             args.trust_setup, args.trust_build)
     else:
         _refuse_without_from(args)
         result = create(options)
@@ -63,8 +63,9 @@ def _create(args: argparse.Namespace) -> int:
 
 def _refuse_without_from(args: argparse.Namespace) -> None:
     """Options that only ``--from`` reads: given alone, they would be ignored silently."""
-    if args.allow_stack_drift or args.trust_setup:
-        flag = "--allow-stack-drift" if args.allow_stack_drift else "--trust-setup"
+    if args.allow_stack_drift or args.trust_setup or args.trust_build:
+        flag = ("--allow-stack-drift" if args.allow_stack_drift else
+                "--trust-setup" if args.trust_setup else "--trust-build")
         raise UserError(f"{flag} needs --from FILE")
     if args.find_links or args.index_url:
         raise UserError("--find-links and --index-url are for --from FILE: create alone "
@@ -169,7 +170,8 @@ def _completion(args: argparse.Namespace) -> int:
 def _kernel_install(args: argparse.Namespace) -> int:
     from layervenv.commands.kernel import InstallOptions, install
 
-    location = "sys-prefix" if args.sys_prefix else "prefix" if args.prefix else "user"
+    location = ("sys-prefix" if args.sys_prefix else
+                "prefix" if args.prefix is not None else "user")
     emit(install(InstallOptions(
         directory=args.dir, name=args.name, display_name=args.display_name, location=location,
         prefix=args.prefix, install_ipykernel=args.install_ipykernel, sources=_sources(args),

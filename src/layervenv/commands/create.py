@@ -58,6 +58,10 @@ def add_arguments(commands: argparse._SubParsersAction) -> argparse.ArgumentPars
     create.add_argument("--trust-setup", action="store_true",
                         help="with --from: run the lock's setup command (shown when refused); "
                              "needed unless a layer of yours beside DIR already uses it")
+    create.add_argument("--trust-build", action="store_true",
+                        help="with --from: build the lock's directory, VCS, archive and sdist "
+                             "entries, which runs their setup.py or build backend (listed "
+                             "when refused); locked wheels need nothing")
     add_sources(create)
     add_format(create)
     return create

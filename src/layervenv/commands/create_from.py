@@ -300,10 +300,37 @@ def trusted_setup(lock: Lock, trust: bool, target: Path) -> str:
         + "\n".join("  " + line for line in visible(lock.setup).split("\n")))
 
 
+class UntrustedBuild(UserError):
+    """The lock names projects pip would build (running their code), and the user has not
+    said it may."""
+
+
+def trusted_build(lock: Lock, trust: bool) -> str | None:
+    """A note naming what will be built from source, or a refusal naming it (one line):
+    building a directory, a VCS checkout, an archive or an sdist runs its ``setup.py`` or
+    build backend, code the lock's author chose.  Locked wheels need nothing."""
+    built = [f"{p.name} ({p.build_source()})" for p in lock.packages if p.build_source()]
+    if not built:
+        return None
+    if trust:
+        return "note: built from source (--trust-build): " + ", ".join(built)
+    raise UntrustedBuild(
+        f"the lock would build {len(built)} package{'s' if len(built) > 1 else ''} from "
+        f"source, running {'their' if len(built) > 1 else 'its'} code (setup.py, build "
+        f"backend): {', '.join(built)}; nothing was run or created: read "
+        f"{'them' if len(built) > 1 else 'it'}, then pass --trust-build to build "
+        f"{'them' if len(built) > 1 else 'it'}")
+
+
 def create_from(options: CreateOptions, lock_file: str, allow_drift: bool,
-                sources: Sources, trust_setup: bool = False) -> FromResult:
+                sources: Sources, trust_setup: bool = False,
+                trust_build: bool = False) -> FromResult:
     path = Path(lock_file).absolute()
     lock = Lock.read(path)
+    # the user's pip configuration: a setup command's environment starts from a clean login
+    sources = sources.with_configuration(
+        dict(os.environ if options.environ is None else options.environ))
+    built = trusted_build(lock, trust_build)  # before the setup command runs: one refusal
     note = None
     if options.setup is None and options.python is None and lock.setup:
         note = trusted_setup(lock, trust_setup, Path(os.path.abspath(options.directory)))
@@ -319,8 +346,9 @@ def create_from(options: CreateOptions, lock_file: str, allow_drift: bool,
     extension = FromLock(lock=lock, allow_drift=allow_drift, sources=sources)
     options.extension = extension
     created = create(options)
-    if note:
-        created.notes.insert(0, note)
+    for told in (built, note):
+        if told:
+            created.notes.insert(0, told)
     created.pip = extension.installed.get("pip")
     problems = run_checks(Layer.open(Path(created.path))).lines()
     return FromResult(created=created, lock=str(path),

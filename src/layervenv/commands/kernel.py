@@ -83,8 +83,54 @@ def kernels_dir(options: InstallOptions, layer: Layer, environ: dict[str, str]) 
     if options.location == "sys-prefix":
         return prefix_kernels_dir(layer.root)
     if options.location == "prefix":
-        return prefix_kernels_dir(Path(os.path.abspath(options.prefix or "")))
+        if not options.prefix:  # "" would be the current directory, silently
+            raise UserError("--prefix needs a directory (an empty one names none); leave "
+                            "--prefix out for your user directory")
+        return prefix_kernels_dir(Path(os.path.abspath(options.prefix)))
     return user_data_dir(environ) / "kernels"
+
+
+def _make_place(kernels: Path) -> list[Path]:
+    """Make ``kernels`` (and what is missing above it) and prove a kernelspec can be
+    written there; the directories made, outermost first.
+
+    Checked before anything is written (the launcher, ipykernel): a prefix that is a
+    file, read-only, on a file system that takes no new directory (``/sys``) or too long
+    a path fails here in one line, and what was made for it is removed again.
+    """
+    missing = []
+    created: list[Path] = []
+    try:
+        here = kernels
+        while not here.is_dir():
+            if here.exists() or here.is_symlink():
+                raise UserError(f"cannot write the kernelspec in {kernels}: {here} is not a "
+                                "directory")
+            missing.append(here)
+            if here.parent == here:
+                break
+            here = here.parent
+        for directory in reversed(missing):
+            directory.mkdir()
+            created.append(directory)
+        os.rmdir(tempfile.mkdtemp(prefix=".layervenv-probe-", dir=kernels))
+    except OSError as error:
+        _remove_made(created)
+        raise UserError(f"cannot write the kernelspec in {kernels}: "
+                        f"{error.strerror or error}") from None
+    except UserError:
+        _remove_made(created)
+        raise
+    return created
+
+
+def _remove_made(created: list[Path]) -> None:
+    """Remove the directories :func:`_make_place` made, innermost first, where still empty."""
+    for directory in reversed(created):
+        try:
+            directory.rmdir()
+        except OSError:
+            return
 
 
 def find_ipykernel(layer: Layer, env: dict[str, str]) -> str | None:
@@ -105,6 +151,17 @@ def install(options: InstallOptions, environ: dict[str, str] | None = None) -> I
     display = options.display_name or f"Python (layer {layer.config.prompt})"
     env = layer_environment(layer, environ, "kernel")
     target = kernels_dir(options, layer, environ) / name
+    made = _make_place(target.parent)
+    try:
+        return _install(options, layer, name, display, env, environ, target)
+    except BaseException:
+        _remove_made(made)
+        raise
+
+
+def _install(options: InstallOptions, layer: Layer, name: str, display: str,
+             env: dict[str, str], environ: dict[str, str], target: Path) -> InstallResult:
+    """:func:`install` once the kernels directory is there and writable."""
     replaced = _check_replaceable(target, layer)
     installed = False
     where = find_ipykernel(layer, env)
@@ -160,13 +217,16 @@ def _check_replaceable(target: Path, layer: Layer) -> bool:
 def _write_spec(target: Path, data: dict[str, Any], stub: str) -> None:
     """The kernelspec directory, complete or not at all (assembled beside it, then swapped)."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.layervenv-", dir=target.parent))
+    # the name cut short: a name of 255 characters is allowed, a longer file name is not
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name[:40]}.layervenv-",
+                                    dir=target.parent))
     try:
         atomic_write(staging / KERNEL_FILE, json.dumps(data, indent=1) + "\n")
         atomic_write(staging / STUB_NAME, stub, mode=0o755)
         staging.chmod(0o755)
         if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name[:40]}.old-",
+                                        dir=target.parent))
             os.replace(target, old / "spec")
             os.replace(staging, target)
             shutil.rmtree(old, ignore_errors=True)
@@ -274,7 +334,9 @@ def add_arguments(commands: argparse._SubParsersAction) -> argparse.ArgumentPars
                             "$JUPYTER_DATA_DIR/kernels or ~/.local/share/jupyter/kernels")
     where.add_argument("--sys-prefix", action="store_true",
                        help="in the layer's own prefix: DIR/share/jupyter/kernels")
-    where.add_argument("--prefix", metavar="PATH", help="in PATH/share/jupyter/kernels")
+    where.add_argument("--prefix", metavar="PATH",
+                       help="in PATH/share/jupyter/kernels (made if missing; refused in one "
+                            "line, with nothing written, where it cannot be written)")
     install.add_argument("--install-ipykernel", action="store_true",
                          help="install ipykernel into the layer when neither the layer nor "
                               "its stack has it")

@@ -253,6 +253,9 @@ def rebase(directory: str | None, setup: str | None, python: str | None, sources
     if not setup and not python:
         raise UserError("rebase needs the new stack: --setup CMD or --python PATH")
     start = time.perf_counter()
+    # the user's own pip configuration (PIP_FIND_LINKS, PIP_INDEX_URL, pip.conf's place):
+    # the new stack's setup starts from a clean login, which has none of it
+    sources = sources.with_configuration(dict(os.environ if environ is None else environ))
     old = Layer.from_argument(directory)
     with layer_write_lock(old.root, "rebase"):
         return _rebase(old, setup, python, sources, environ, start)

@@ -41,8 +41,11 @@ from layervenv.runtime.quoting import quote
 
 KERNEL_FILE = "kernel.json"
 STUB_NAME = "launch"
-#: what jupyter_client accepts as a kernel name (``_kernel_name_pat``), lowercase
-NAME_PATTERN = re.compile(r"^[a-z0-9._-]+$")
+#: what jupyter_client accepts as a kernel name (``_kernel_name_pat``), lowercase; matched
+#: whole (``re.fullmatch``: its ``$`` would let a final newline by)
+NAME_PATTERN = re.compile(r"[a-z0-9._-]+")
+#: a kernel name is a directory's name: at most NAME_MAX bytes (all ASCII here)
+MAX_NAME = 255
 SYSTEM_DATA_DIRS = ("/usr/local/share/jupyter", "/usr/share/jupyter")
 
 
@@ -74,14 +77,32 @@ def search_dirs(environ: dict[str, str]) -> list[Path]:
 def derive_name(layer_name: str) -> str:
     """A kernel name from the layer's name: lowercase, runs of other characters as ``-``."""
     name = re.sub(r"[^a-z0-9._-]+", "-", layer_name.lower()).strip("-.")
-    return name or "layer"
+    return name[:MAX_NAME].rstrip("-.") or "layer"
 
 
 def check_name(name: str) -> str:
-    if not NAME_PATTERN.match(name):
-        raise UserError(f"{name!r} cannot name a kernel: use lowercase letters, digits, "
-                        f"'.', '_' and '-' only (Jupyter's rule)")
+    """``name`` when it can name a kernelspec directory, else a one-line UserError.
+
+    Jupyter's rule (letters, digits, ``.``, ``_``, ``-``; lowercase here, as
+    ``jupyter kernelspec install`` lowercases) lets by ``.`` and ``..``, which name the
+    kernels directory or its parent, not a kernel of their own, and a name longer than
+    a file name may be."""
+    if not NAME_PATTERN.fullmatch(name):
+        raise UserError(f"{shown_name(name)} cannot name a kernel: use lowercase letters, "
+                        f"digits, '.', '_' and '-' only (Jupyter's rule)")
+    if name in (".", ".."):
+        raise UserError(f"{name!r} cannot name a kernel: it names a directory, not a "
+                        f"kernel's own (use letters or digits)")
+    if len(name) > MAX_NAME:
+        raise UserError(f"a kernel name is a directory name, at most {MAX_NAME} characters; "
+                        f"this one has {len(name)}")
     return name
+
+
+def shown_name(name: str, limit: int = 60) -> str:
+    """``name`` quoted for a one-line message, cut short."""
+    text = repr(name)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 @dataclass

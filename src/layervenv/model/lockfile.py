@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import tomli_w
 from packaging.utils import canonicalize_name
@@ -59,6 +60,32 @@ class LockedPackage:
         for table in tables:
             if table and table.get("path") and not Path(str(table["path"])).is_absolute():
                 table["path"] = str(base / str(table["path"]))
+
+    def build_source(self) -> str | None:
+        """What pip would build this package from, shown as ``KIND WHERE`` (``directory
+        /p/proj``), or None when nothing is built: a wheel (locked ``wheels``, or an
+        ``archive`` whose file is a ``.whl``) is only unpacked, while building a project
+        runs its code (``setup.py``, a build backend fetched for it).  A lock from
+        elsewhere is data: ``create --from`` builds only with ``--trust-build``."""
+        if self.wheels:
+            return None
+        for kind in ("directory", "vcs", "archive", "sdist"):
+            table = getattr(self, kind)
+            if not table:
+                continue
+            where = str(table.get("url") or table.get("path") or "")
+            if kind == "archive" and urlsplit(where).path.endswith(".whl"):
+                return None
+            if kind == "vcs":
+                revision = table.get("commit-id") or table.get("requested-revision")
+                where = f"{table.get('type', 'git')}+{where}" + (f"@{revision}" if revision
+                                                                   else "")
+            if kind == "directory" and table.get("editable"):
+                kind = "editable directory"
+            if table.get("subdirectory"):
+                where += f"#subdirectory={table['subdirectory']}"
+            return f"{kind} {where}"
+        return None
 
     @property
     def source_tree(self) -> bool:
@@ -148,6 +175,9 @@ class Lock:
             raise UserError(f"cannot read {path}: it is not UTF-8 text") from None
         except tomllib.TOMLDecodeError as error:
             raise UserError(f"{path} is not valid TOML: {error}") from None
+        except RecursionError:  # the parser recurses into each nested array or table
+            raise UserError(f"{path} nests arrays or tables too deeply to be read; the lock "
+                            "is refused (nothing was run or created)") from None
         if str(data.get("lock-version", "")).split(".")[0] != "1":
             raise UserError(f"{path} is not a PEP 751 lock (lock-version 1.x)")
         tools = data.get("tool", {})
@@ -156,7 +186,11 @@ class Lock:
             raise UserError(f"{path} was not written by layervenv lock (no [tool.layervenv] "
                             "with stack-distributions), so it does not say which stack it is "
                             "for")
-        validate(data, str(path))
+        try:
+            validate(data, str(path))
+        except RecursionError:  # a value nested deeper than it can be walked or shown
+            raise UserError(f"{path} nests arrays or tables too deeply to be checked; the lock "
+                            "is refused (nothing was run or created)") from None
         packages = [LockedPackage.from_dict(p) for p in data.get("packages", [])]
         for package in packages:
             package.resolve_paths(path.parent)

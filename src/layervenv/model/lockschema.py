@@ -28,6 +28,9 @@ from layervenv.infra.errors import UserError
 
 #: PEP 508's name, matched whole (``re.fullmatch``: ``$`` would let a final newline by)
 NAME = re.compile(r"[A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9]", re.IGNORECASE)
+#: the longest name or version taken: PEP 508 and 440 set none, but no published one comes
+#: near it, and a 40,000-character "version" is no version anyone locked
+MAX_NAME = MAX_VERSION = 200
 #: URL schemes pip may fetch a locked file or archive from
 FILE_SCHEMES = ("https", "http", "file")
 #: ... and a VCS checkout (written ``type+URL`` for pip)
@@ -80,7 +83,10 @@ class LockRefused(UserError):
 
 def shown(value: Any, limit: int = 80) -> str:
     """``value`` for a one-line message: quoted, control characters escaped, cut short."""
-    text = repr(value)
+    try:
+        text = repr(value)
+    except RecursionError:  # a value nested deeper than repr goes
+        text = f"<a {type(value).__name__} nested too deeply to show>"
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
@@ -141,10 +147,14 @@ class _Checker:
     def name(self, value: Any, where: str) -> str:
         if not isinstance(value, str) or not NAME.fullmatch(value):
             self.fail(where, "is not a package name", value)
+        if len(value) > MAX_NAME:
+            self.fail(where, f"is longer than {MAX_NAME} characters ({len(value)})", value)
         return value
 
     def version(self, value: Any, where: str) -> str:
         text = self.word(value, where)
+        if len(text) > MAX_VERSION:
+            self.fail(where, f"is longer than {MAX_VERSION} characters ({len(text)})", value)
         try:
             Version(text)
         except InvalidVersion:
@@ -313,6 +323,9 @@ class _Checker:
         for name, version in stack.items():
             self.name(name, f"{where}.stack-distributions")
             self.string(version, f"{where}.stack-distributions.{name}")
+            if len(version) > MAX_VERSION:  # a stack's version need not be PEP 440's
+                self.fail(f"{where}.stack-distributions.{name}",
+                          f"is longer than {MAX_VERSION} characters ({len(version)})", version)
 
 
 def validate(data: dict[str, Any], source: str) -> None:

@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +33,43 @@ from layervenv.infra.output import VERBOSITY, progress
 MIN_PIP = Version("22.2")
 
 
+#: What pip reads from the environment besides ``PIP_*``: where its configuration files
+#: are (``$XDG_CONFIG_HOME/pip/pip.conf``, ``$XDG_CONFIG_DIRS``; ``HOME`` is kept by every
+#: setup) and how it reaches an index (proxies, certificate bundles, ``.netrc``).
+PIP_READS = ("XDG_CONFIG_HOME", "XDG_CONFIG_DIRS", "http_proxy", "https_proxy", "no_proxy",
+             "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY",
+             "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR", "NETRC")
+#: ``PIP_*`` settings that say where pip installs, not where it looks: a layer being built
+#: is pip's target, so the user's ``PIP_TARGET`` or ``PIP_USER`` must not send it elsewhere
+PIP_ELSEWHERE = ("PIP_TARGET", "PIP_PREFIX", "PIP_ROOT", "PIP_USER")
+
+
+def pip_configuration(environ: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    """The user's pip configuration in ``environ`` (their shell's): ``PIP_*`` (as
+    ``PIP_FIND_LINKS``, ``PIP_INDEX_URL``, ``PIP_CONFIG_FILE``) and what pip reads besides
+    (:data:`PIP_READS`), except where pip installs (:data:`PIP_ELSEWHERE`)."""
+    return tuple(sorted((k, v) for k, v in environ.items()
+                        if (k.startswith("PIP_") or k in PIP_READS)
+                        and k not in PIP_ELSEWHERE))
+
+
 @dataclass(frozen=True)
 class Sources:
-    """Where pip looks: passed through to every pip run (``--find-links``, ``--index-url``)."""
+    """Where pip looks: the user's pip configuration (``configuration``: their shell's
+    ``PIP_*`` and what pip reads besides) with the command's ``--find-links`` and
+    ``--index-url`` on top, as pip itself combines them (``--find-links`` adds to
+    ``PIP_FIND_LINKS``, ``--index-url`` replaces ``PIP_INDEX_URL``), for every pip run.
+
+    A setup command's environment starts from a clean login (see
+    :func:`layervenv.model.stack.capture_setup`), so without ``configuration`` the pip
+    of a layer being made with ``--setup`` would not see the mirror or the wheel
+    directory that the user's own ``pip install`` used moments before.
+    """
 
     find_links: tuple[str, ...] = ()
     index_url: str | None = None
+    #: ``(name, value)`` of the user's pip variables (:func:`pip_configuration`)
+    configuration: tuple[tuple[str, str], ...] = ()
 
     def args(self) -> list[str]:
         out = []
@@ -48,10 +79,16 @@ class Sources:
             out += ["--index-url", self.index_url]
         return out
 
+    def with_configuration(self, environ: dict[str, str]) -> Sources:
+        """These sources with the user's pip configuration as ``environ`` (their shell's
+        environment, before any setup command) holds it."""
+        return replace(self, configuration=pip_configuration(environ))
 
-def pip_environment(environ: dict[str, str]) -> dict[str, str]:
-    """The stack's environment for pip runs: no ~/.local packages, no version nagging."""
-    env = dict(environ)
+
+def pip_environment(environ: dict[str, str], sources: Sources = Sources()) -> dict[str, str]:
+    """The stack's environment for pip runs, over the user's pip configuration (what the
+    stack's setup sets itself wins): no ~/.local packages, no version nagging."""
+    env = {**dict(sources.configuration), **environ}
     env.update(PYTHONNOUSERSITE="1", PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INPUT="1")
     env.pop("PYTHONHOME", None)
     return env
@@ -63,7 +100,8 @@ def run_pip(python: Path, args: Sequence[str], environ: dict[str, str], what: st
     command = [str(python), "-m", "pip", *args, *sources.args()]
     progress(what)
     try:
-        result = subprocess.run(command, env=pip_environment(environ), capture_output=True,
+        result = subprocess.run(command, env=pip_environment(environ, sources),
+                                capture_output=True,
                                 text=True, check=False)
     except OSError as error:
         raise UserError(f"cannot run {python}: {error.strerror}") from None
