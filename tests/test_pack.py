@@ -35,6 +35,7 @@ from packlayer import (
     unpack,
 )
 
+from layervenv.boot._layervenv_boot import INDEX_NAME
 from layervenv.model.layer import Layer, LayerConfig
 from layervenv.model.stack import StackRecord
 from layervenv.services.packing import PLACEHOLDER, rendered_files, script_header, unsafe_characters
@@ -178,7 +179,9 @@ def test_concurrent_first_runs(packed, tmp_path):
                                     [unpacked] * width))
         assert [(r.returncode, r.stdout, r.stderr) for r in results] == \
             [(0, "1.24.2\n", "")] * width
-        leftovers = [p for p in unpacked.rglob("*.layervenv-*") if p.name != ".layervenv-pack"]
+        # (the import index is the layer's own: the boot hook records the stack's entries)
+        leftovers = [p for p in unpacked.rglob("*.layervenv-*")
+                     if p.name not in (".layervenv-pack", INDEX_NAME)]
         assert leftovers == []
 
 
@@ -491,7 +494,7 @@ def test_unsafe_characters_are_the_quoted_ones():
 #: worker refuses (written out here, not taken from the tool)
 ODD_DIRS = ["a b\tc \u00e9", "$HOME`id`;&|<>", "*?[a]{b,c}(x)", "#~%=@^+,-._", "-lead ~x {} $"]
 #: what the activated layer's python sees, printed as JSON; the same line in every shell
-SEEN = ("python -c 'import json, os, sys, shutil; print(json.dumps([sys.prefix, "
+ACTIVE_SEEN = ("python -c 'import json, os, sys, shutil; print(json.dumps([sys.prefix, "
         "os.environ.get(\"VIRTUAL_ENV\"), shutil.which(\"python\")]))'")
 
 
@@ -511,7 +514,7 @@ def test_rendered_scripts_work_in_real_shells_at_odd_paths(packed, tmp_path, whe
     env = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
     python = str(unpacked / "bin" / "python")
     for shell in (*POSIX_SHELLS, "fish", "tcsh", "csh"):
-        script = "\n".join([SHELLS[shell].source(unpacked), SEEN, "deactivate",
+        script = "\n".join([SHELLS[shell].source(unpacked), ACTIVE_SEEN, "deactivate",
                             "printenv PATH"])
         out = run_shell(shell, script, env).stdout.splitlines()
         assert out == [json.dumps([str(unpacked), str(unpacked), python]), "/usr/bin:/bin"], \
