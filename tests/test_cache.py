@@ -20,15 +20,16 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from helpers import clean_env, py, run_tool
+from helpers import clean_env, find_python, py, pythons, run_tool
 
 from layervenv.infra.cache import LAYOUT
 from layervenv.services.simstack import tree_digest
 
 PYTHON = os.path.realpath(sys.executable)
 BUNDLED = sorted(Path(PYTHON).parent.parent.glob("lib/python3*/ensurepip/_bundled/pip-*.whl"))
-NEWER_PIP = sorted(Path("/root/.pyenv/versions").glob("3.13*/lib/python3.13/ensurepip/"
-                                                         "_bundled/pip-*-py3-none-any.whl"))
+_PY313 = find_python("3.13")
+NEWER_PIP = sorted(Path(os.path.realpath(_PY313)).parent.parent.glob(
+    "lib/python3.13/ensurepip/_bundled/pip-*-py3-none-any.whl")) if _PY313 else []
 
 
 def create(layer: Path, env: dict[str, str], python: str = PYTHON) -> None:
@@ -234,9 +235,9 @@ def test_pip_upgrade_and_uninstall_touch_neither_cache_nor_other_layers(tmp_path
 def test_interpreter_answer_follows_a_replaced_interpreter(tmp_path):
     """A stack's python3 replaced in place by another Python: the next layer is made on
     the new one, not on the cached answer for the old one."""
-    others = sorted(Path("/root/.pyenv/versions").glob("3.1[23]*/bin/python3.1[23]"))
+    others = [found for found in map(find_python, ("3.12", "3.13")) if found]
     if not others:
-        pytest.skip("needs a Python 3.12 or 3.13 under ~/.pyenv")
+        pytest.skip("needs a Python 3.12 or 3.13 (found through pyenv, uv or PATH)")
     stack_python = tmp_path / "stack" / "bin" / "python3"
     stack_python.parent.mkdir(parents=True)
     shutil.copy2(PYTHON, stack_python)
@@ -253,7 +254,7 @@ def test_interpreter_answer_follows_a_replaced_interpreter(tmp_path):
     os.replace(replacement, stack_python)
     run_tool("create", "--without-pip", "--python", str(stack_python), str(tmp_path / "new"),
              env=env)
-    new_version = others[-1].name.removeprefix("python")
+    new_version = others[-1].name.removeprefix("python")  # python3.13
     assert py(tmp_path / "new" / "bin" / "python",
               "import sys; print('%d.%d' % sys.version_info[:2])", env) == new_version
     assert (tmp_path / "new" / "lib" / f"python{new_version}" / "site-packages").is_dir()
@@ -271,11 +272,15 @@ def _wheel_pip_scripts(python: str) -> set[str] | None:
                 if line.startswith("pip")}
 
 
+_FOUND = {str(found.path): found.version for found in pythons() if found.version[0] == 3}
+#: newest first (pip 18 of Python 3.6 is not the case of interest)
+_PYTHONS = list(reversed(_FOUND))
+
+
 def _version(python: str) -> str:
-    return Path(python).resolve().parent.parent.name.rsplit(".", 1)[0]  # 3.10.13 -> 3.10
+    return "{}.{}".format(*_FOUND[python])  # 3.10
 
 
-_PYTHONS = sorted(map(str, Path("/root/.pyenv/versions").glob("3.*/bin/python3")))
 #: interpreters whose bundled pip names another Python's pipX.Y (3.10's says pip3.9),
 #: and none at all (pip 24's wheels: pip and pip3 only)
 OTHER_PIPS = [p for p in (

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from conftest import STACK_PYTHON
-from helpers import clean_env, other_python, run_tool, shell_path
+from helpers import clean_env, import_or_missing, missing, other_python, run_tool, shell_path
 
 from layervenv.runtime.envchange import LeaveStacks, apply_to
 from layervenv.runtime.kernel_launcher import STACK_LINE
@@ -33,9 +33,9 @@ from layervenv.services.simstack import (
     tree_digest,
 )
 
-jupyter_client = pytest.importorskip("jupyter_client")
-nbformat = pytest.importorskip("nbformat")
-nbclient = pytest.importorskip("nbclient")
+jupyter_client = import_or_missing("jupyter_client")
+nbformat = import_or_missing("nbformat")
+nbclient = import_or_missing("nbclient")
 
 from jupyter_client.blocking import BlockingKernelClient  # noqa: E402
 from jupyter_client.kernelspec import KernelSpecManager  # noqa: E402
@@ -51,9 +51,7 @@ def jupyter_wheels() -> Path:
     path = Path(os.environ.get("LAYERVENV_TEST_JUPYTER_WHEELS")
                 or REPO / ".cache" / "wheels-jupyter")
     if not any(path.glob("ipykernel-*.whl")):
-        if os.environ.get("CI"):
-            pytest.fail(f"no ipykernel wheel in {path} (dev/test fetches it)")
-        pytest.skip(f"no ipykernel wheel in {path}: run dev/test once (it fetches them)")
+        missing(f"no ipykernel wheel in {path}", "dev/test fetches them")
     return path
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 import tomli_w
-from helpers import clean_env, run_tool, tool_command
+from helpers import clean_env, missing, run_tool, tool_command
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -444,7 +444,7 @@ def test_lock_into_a_read_only_directory_is_one_line(real_lock, tmp_path):
     A read-only tmpfs mounted in a user namespace of its own."""
     unshare = shutil.which("unshare")
     if unshare is None:
-        pytest.skip("unshare is not installed")
+        missing("unshare is not installed", "util-linux has it")
     probe = subprocess.run([unshare, "-rm", "sh", "-c", "mount -t tmpfs -o ro none /mnt"],
                            capture_output=True, text=True, check=False)
     if probe.returncode != 0:
