@@ -31,7 +31,7 @@ from layervenv.dists.seed import seed_wheel
 from layervenv.infra.errors import UserError
 from layervenv.infra.interrupts import uninterrupted
 from layervenv.infra.renames import exchange, rename_new
-from layervenv.infra.writelock import INSIDE_NAME, layer_write_lock
+from layervenv.infra.writelock import INSIDE_NAME, layer_write_lock, refuse_if_busy
 from layervenv.interp.interpreter import (
     Interpreter,
     find_default_python,
@@ -172,7 +172,15 @@ def check_target(target: Path, clear: bool, locked: bool = False) -> list[Leftov
     except UnicodeEncodeError:
         raise UserError(f"a layer path must be valid UTF-8: {str(target)!r}") from None
     leftovers = find_leftovers(target, skip_running=not locked)
-    if is_layer(target):
+    layer = is_layer(target)
+    if not (layer or locked) and target.is_dir() and not is_empty_directory(target, True):
+        # Not a layer *yet*?  A create filling this directory moves bin/ and lib/ in
+        # before layervenv.toml, holding the lock until the config is there.  So a held
+        # lock names its holder; a free one means any fill seen just now has finished:
+        # look again (the directory may have become a layer meanwhile).
+        refuse_if_busy(target)
+        layer = is_layer(target)
+    if layer:
         if not clear:
             raise UserError(f"{target} is already a layer; pass --clear to replace it")
         return leftovers
