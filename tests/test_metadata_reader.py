@@ -67,10 +67,12 @@ def _own_site_dirs(python: str) -> list[str]:
 
 def machine_directories() -> list[tuple[str, str]]:
     """(directory, its interpreter): every interpreter's own site-packages (pyenv's,
-    uv's, PATH's: tests/helpers.py finds them) and Debian's dist-packages."""
+    uv's, PATH's: tests/helpers.py finds them) that holds metadata (Debian's python3.11
+    has an empty /usr/local one), and Debian's dist-packages."""
     found = []
     for python in (str(found.path) for found in pythons()):
-        found += [(d, python) for d in _own_site_dirs(python)]
+        found += [(d, python) for d in _own_site_dirs(python)
+                  if any(Path(d).glob("*.dist-info")) or any(Path(d).glob("*.egg-info"))]
     if os.path.isdir("/usr/lib/python3/dist-packages") and os.path.exists("/usr/bin/python3"):
         found.append(("/usr/lib/python3/dist-packages", "/usr/bin/python3"))
     return found

@@ -173,7 +173,11 @@ def check_target(target: Path, clear: bool, locked: bool = False) -> list[Leftov
         raise UserError(f"a layer path must be valid UTF-8: {str(target)!r}") from None
     leftovers = find_leftovers(target, skip_running=not locked)
     layer = is_layer(target)
-    if not (layer or locked) and target.is_dir() and not is_empty_directory(target, True):
+    # Whether the path is free is looked at once: a create filling it may move entries
+    # in at any moment, and two looks could disagree.
+    free = not layer and (not (target.exists() or target.is_symlink())
+                          or is_empty_directory(target, not locked))
+    if not (layer or free or locked):
         # Not a layer *yet*?  A create filling this directory moves bin/ and lib/ in
         # before layervenv.toml, holding the lock until the config is there.  So a held
         # lock names its holder; a free one means any fill seen just now has finished:
@@ -189,7 +193,7 @@ def check_target(target: Path, clear: bool, locked: bool = False) -> list[Leftov
     if in_the_way:
         raise UserError("; ".join(x.message(target) for x in in_the_way)
                         + "; then run layervenv create again")
-    if not (target.exists() or target.is_symlink()) or is_empty_directory(target, not locked):
+    if free:
         return leftovers
     raise UserError(f"{target} exists and is not a layer; choose another directory")
 
