@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from helpers import cached_wheels, clean_env, run_tool
+from helpers import cached_wheels, clean_env, missing, run_tool
 from realstack import DebianStack, RealStack, build_real_stack, debian_stack
 from realstack import wheel_cache as real_wheel_cache
 
@@ -70,9 +70,8 @@ def debian_system_stack(tmp_path_factory: pytest.TempPathFactory) -> DebianStack
     installs them) with /usr/bin/python3, set up by a script putting it on PYTHONPATH."""
     found = debian_stack(tmp_path_factory.mktemp("debian"))
     if found is None:
-        if os.environ.get("CI"):
-            pytest.fail("python3-numpy and python3-scipy are not installed (dev/test does it)")
-        pytest.skip("Debian's python3-numpy and python3-scipy are not installed")
+        missing("Debian's python3-numpy and python3-scipy are not installed",
+                "dev/test installs them")
     return found
 
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
+from typing import NamedTuple, NoReturn
 
 SRC = Path(__file__).resolve().parent.parent / "src"
 
@@ -49,30 +53,61 @@ def run_tool(*args: str, env: dict[str, str] | None = None, check: bool = True,
     return result
 
 
+#: dev/test exports it (and CI runs dev/test): every tool, wheel cache or module a test
+#: needs and dev/test provides must be there -- a missing one fails the test instead of
+#: skipping it, so that no run is emptied silently.
+REQUIRE_ALL = "LAYERVENV_REQUIRE_ALL"
+
+
+def require_all() -> bool:
+    """Whether a missing tool fails (``LAYERVENV_REQUIRE_ALL=1``, or ``CI`` set)."""
+    return os.environ.get(REQUIRE_ALL) == "1" or bool(os.environ.get("CI"))
+
+
+def missing(what: str, provider: str = "dev/test provides it") -> NoReturn:
+    """The test cannot run because ``what`` is missing: a failure under
+    ``LAYERVENV_REQUIRE_ALL=1`` (``provider`` says who should have provided it), else a
+    skip.  The one home of that policy: tests never read the variable themselves."""
+    import pytest
+
+    if require_all():
+        pytest.fail(f"{what} ({provider}; {REQUIRE_ALL}=1 makes this a failure)",
+                    pytrace=False)
+    pytest.skip(f"{what} ({provider})", allow_module_level=True)  # (also at a file's top)
+
+
+def import_or_missing(module: str, provider: str = "the test extra has it") -> ModuleType:
+    """``pytest.importorskip`` that honours ``LAYERVENV_REQUIRE_ALL``: at a module's top it
+    is a collection error there, so the whole file cannot vanish from a run."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        missing(f"the Python module {module} is not installed", provider)
+
+
 def shell_path(name: str) -> str:
-    """Absolute path of a shell (or of strace); fails (not skips) in CI when it is missing."""
+    """Absolute path of a shell (or of strace); fails (not skips) under
+    ``LAYERVENV_REQUIRE_ALL`` when it is missing."""
     # "csh" is BSD csh (Debian's bsd-csh), also where /usr/bin/csh is tcsh
     found = (name == "csh" and shutil.which("bsd-csh")) or shutil.which(name)
     if found is None:
-        import pytest
-
-        if os.environ.get("CI"):
-            pytest.fail(f"{name} is not installed (dev/test installs it)")
-        pytest.skip(f"{name} is not installed")
+        missing(f"{name} is not installed", "dev/test installs it")
     return found
 
 
 def strace_path() -> str:
     """strace, where it can trace: installed (else as :func:`shell_path`), and allowed to
-    use ptrace (a container without CAP_SYS_PTRACE is a limit of the machine, not of
-    the code under test: skip there, saying so)."""
+    use ptrace.  A container without CAP_SYS_PTRACE (or under a seccomp or Yama policy
+    denying it) cannot run these proofs: skipped there, saying why -- but a failure under
+    ``LAYERVENV_REQUIRE_ALL``, where a proof that did not run must not pass as one."""
     strace = shell_path("strace")
     probe = subprocess.run([strace, "-f", "-qq", "-o", os.devnull, "true"],
                            capture_output=True, text=True, check=False)
     if probe.returncode != 0:
-        import pytest
-
-        pytest.skip(f"strace cannot trace here: {probe.stderr.strip()[:200]}")
+        missing(f"strace cannot trace here (ptrace denied?): {probe.stderr.strip()[:200]}",
+                "run where ptrace is allowed, e.g. docker run --cap-add SYS_PTRACE")
     return strace
 
 
@@ -126,33 +161,80 @@ def clean_env(home: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+class FoundPython(NamedTuple):
+    version: tuple[int, int]
+    path: Path
+
+
+#: the minor versions looked for by name (python2.7, python3.6 ...)
+_MINORS = ("2.7", *(f"3.{minor}" for minor in range(6, 16)))
+_NAME = re.compile(r"python(\d)\.(\d+)")
+_VERSION = "import sys; print('%d.%d' % sys.version_info[:2])"  # Python 2 too
+
+
+def _pyenv_root() -> Path | None:
+    pyenv = shutil.which("pyenv")
+    if pyenv:
+        found = subprocess.run([pyenv, "root"], capture_output=True, text=True, check=False)
+        if found.returncode == 0 and found.stdout.strip():
+            return Path(found.stdout.strip())
+    root = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
+    return Path(root) if os.path.isdir(root) else None
+
+
+def _candidates() -> list[Path]:
+    """pythonX.Y binaries: pyenv's versions, then uv's, then PATH's (never a shim)."""
+    root = _pyenv_root()
+    pyenv = sorted((root / "versions").glob("*/bin/python[23].*")) if root else []
+    on_path = [found for folder in os.environ.get("PATH", "").split(os.pathsep)
+               if folder and os.path.basename(folder.rstrip("/")) != "shims"
+               for found in sorted(Path(folder).glob("python[23].*"))]
+    uv, by_uv = shutil.which("uv"), []
+    for minor in _MINORS if uv else ():
+        where = subprocess.run([uv, "python", "find", "--no-python-downloads", minor],
+                               capture_output=True, text=True, check=False)
+        if where.returncode == 0 and where.stdout.strip():
+            by_uv.append(Path(where.stdout.strip()))
+    named = [p for p in (*pyenv, *on_path) if _NAME.fullmatch(p.name)]  # no python3.11-config
+    return [p for p in named if p in pyenv] + by_uv + [p for p in named if p not in pyenv]
+
+
+@functools.cache
+def pythons() -> tuple[FoundPython, ...]:
+    """Every interpreter on this machine found through ``pyenv root``, ``uv python find``
+    or PATH (``python3.X``): each distinct one (by real path) that runs, with its
+    (major, minor) as it says itself, oldest version first.  Several may share a minor
+    version (a pyenv 3.11 and Debian's): pyenv's first, then uv's, then PATH's."""
+    seen: set[str] = set()
+    result = []
+    for path in _candidates():
+        real = os.path.realpath(path)
+        if real in seen or not os.access(real, os.X_OK):
+            continue
+        seen.add(real)
+        said = subprocess.run([str(path), "-c", _VERSION], capture_output=True, text=True,
+                              check=False)
+        if said.returncode == 0:
+            major, minor = said.stdout.strip().split(".")
+            result.append(FoundPython((int(major), int(minor)), path))
+    return tuple(sorted(result, key=lambda found: found.version))
+
+
+def find_python(version: str) -> Path | None:
+    """An interpreter of ``version`` ("3.12", "2.7"), pyenv's first, or None."""
+    wanted = tuple(int(part) for part in version.split("."))
+    return next((found.path for found in pythons() if found.version == wanted), None)
+
+
 def other_python() -> Path | None:
     """An interpreter of another minor version than the one running the tests, if any."""
-    import glob
-
-    here = f"{sys.version_info[0]}.{sys.version_info[1]}"
     for minor in ("3.12", "3.13", "3.11", "3.10"):
-        if minor == here:
+        if tuple(int(p) for p in minor.split(".")) == sys.version_info[:2]:
             continue
-        found = sorted(glob.glob(f"/root/.pyenv/versions/{minor}*/bin/python{minor}"))
+        found = find_python(minor)
         if found:
-            return Path(found[-1])
+            return found
     return None
-
-
-def find_python(minor: str) -> Path | None:
-    """An interpreter of version ``minor`` ("3.6"): on PATH (no pyenv shim), else among
-    pyenv's versions (``$PYENV_ROOT`` or ``~/.pyenv``), else None."""
-    import glob
-
-    for folder in os.environ.get("PATH", "").split(os.pathsep):
-        candidate = Path(folder) / f"python{minor}"
-        if folder and "/shims" not in folder and candidate.is_file():
-            return candidate
-    root = os.environ.get("PYENV_ROOT") or str(Path.home() / ".pyenv")
-    found = sorted(glob.glob(os.path.join(glob.escape(root), "versions", f"{minor}.*",
-                                          "bin", f"python{minor}")))
-    return Path(found[-1]) if found else None
 
 
 def py(python: Path | str, code: str, env: dict[str, str], cwd: Path | None = None) -> str:
@@ -265,13 +347,9 @@ SHELLS: dict[str, ShellSyntax] = {
 
 def cached_wheels() -> Path:
     """The wheels dev/test fetches once (build backends; the suite stays offline): the
-    test fails in CI where they are missing, and is skipped elsewhere."""
-    import pytest
-
+    test fails under ``LAYERVENV_REQUIRE_ALL`` where they are missing, else is skipped."""
     value = os.environ.get("LAYERVENV_TEST_WHEELS")
     path = Path(value) if value else Path(__file__).resolve().parent.parent / ".cache" / "wheels"
     if not (path / ".complete").exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"build backend wheels missing in {path}: dev/test downloads them")
-        pytest.skip(f"build backend wheels missing in {path}: run dev/test once")
+        missing(f"build backend wheels missing in {path}", "dev/test downloads them")
     return path

@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from helpers import clean_env, tool_command
+from helpers import clean_env, missing, tool_command
 from packlayer import PROJECT_MARK, PROJECT_VERSION, REPORT, make_batch_layer, pack_layer, unpack
 from slurm import SlurmCluster, missing_binaries, start_cluster
 
@@ -40,20 +40,16 @@ def dask_wheels() -> Path:
     path = Path(value) if value else Path(__file__).resolve().parent.parent / ".cache" / \
         "dask-wheels"
     if not (path / ".complete").exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"dask wheels missing in {path}: dev/test downloads them")
-        pytest.skip(f"dask wheels missing in {path}: run dev/test once")
+        missing(f"dask wheels missing in {path}", "dev/test downloads them")
     return path
 
 
 @pytest.fixture(scope="session")
 def slurm_cluster():
-    missing = missing_binaries()
-    if missing:
-        if os.environ.get("CI"):
-            pytest.fail(f"Slurm is not installed ({', '.join(missing)}): dev/test installs it")
-        pytest.skip(f"Slurm is not installed ({', '.join(missing)}): apt-get install "
-                    "slurm-wlm munge")
+    absent = missing_binaries()
+    if absent:
+        missing(f"Slurm is not installed ({', '.join(absent)})",
+                "dev/test installs it: apt-get install slurm-wlm munge")
     cluster = start_cluster()
     yield cluster
     cluster.stop()

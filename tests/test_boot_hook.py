@@ -17,11 +17,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import clean_env, py, run_tool
+from helpers import clean_env, py, pythons, run_tool
 
-CANDIDATES = sorted(set(glob.glob("/root/.pyenv/versions/3.*/bin/python3")
-                        + glob.glob("/usr/bin/python3.[0-9]*")))
-PYTHONS = [p for p in CANDIDATES if not p.endswith("-config")] or [None]
+#: every Python 3 on this machine (pyenv's, uv's, PATH's: tests/helpers.py finds them)
+PYTHONS = [str(found.path) for found in pythons() if found.version[0] == 3] or [None]
 
 REPORT = """
 import json, sys, hepnum, hepfinder, hepstackonly

@@ -14,6 +14,7 @@ layer and not on the stack alone is what the layer breaks.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -22,18 +23,27 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from helpers import clean_env, run_tool
+from helpers import clean_env, missing, run_tool
 
 from layervenv.services.simstack import install_into, tree_digest
 
 pytestmark = pytest.mark.network
 
+#: Debian's own interpreter: its dist-packages are built for it, whatever version it is
 SYSTEM_PYTHON = Path("/usr/bin/python3")
 DIST_PACKAGES = Path("/usr/lib/python3/dist-packages")
-NUMPY_2 = ("numpy2-cp311", ["numpy>=2,<3"])
-STACK_WHEELS = ("numpy1-stack-cp311", [
-    "awkward==2.4.6", "awkward-cpp==24", "boost-histogram==1.3.2", "importlib-metadata==6.8.0",
-    "zipp==3.17.0", "packaging==23.1"])
+
+
+def stack_wheels(version: tuple[int, int]) -> tuple[tuple[str, list[str]], tuple[str, list[str]]]:
+    """(numpy 2 for the layer, the stack's prefix): real wheels for the Debian Python's
+    ``version`` (cp311 on bookworm, cp312 on Ubuntu 24.04), so the scenario runs on
+    whatever Debian's python3 is.  boost-histogram 1.3.2 has wheels up to cp311 only; 1.4.0
+    (cp38-cp312) is the same kind (pybind11, no numpy C API)."""
+    tag = "cp{}{}".format(*version)
+    histogram = "boost-histogram==1.3.2" if version <= (3, 11) else "boost-histogram==1.4.0"
+    return (f"numpy2-{tag}", ["numpy>=2,<3"]), (f"numpy1-stack-{tag}", [
+        "awkward==2.4.6", "awkward-cpp==24", histogram, "importlib-metadata==6.8.0",
+        "zipp==3.17.0", "packaging==23.1"])
 
 #: every distribution of ``sys.argv[1:]`` (directories) and its top-level import names
 DISTRIBUTIONS = r"""
@@ -78,15 +88,16 @@ with open(sys.argv[1], "w") as handle:
 """
 
 
-def _wheels(subdir: str, requirements: list[str]) -> Path:
-    """Real cp311 wheels, downloaded once into LAYERVENV_TEST_WHEELS (dev/test does)."""
+def _wheels(subdir: str, requirements: list[str], version: tuple[int, int]) -> Path:
+    """Real wheels for Python ``version``, downloaded once into LAYERVENV_TEST_WHEELS
+    (dev/test does)."""
     value = os.environ.get("LAYERVENV_TEST_WHEELS")
     base = Path(value) if value else Path(__file__).resolve().parent.parent / ".cache" / "wheels"
     path = base / subdir
     if not (path / ".complete").exists():
         path.mkdir(parents=True, exist_ok=True)
         subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps",
-                        "--only-binary=:all:", "--python-version", "3.11",
+                        "--only-binary=:all:", "--python-version", "{}.{}".format(*version),
                         "--platform", "manylinux2014_x86_64",
                         "--platform", "manylinux_2_17_x86_64",
                         "--platform", "manylinux_2_28_x86_64", "-d", str(path), *requirements],
@@ -101,33 +112,50 @@ def debian_stack(tmp_path_factory: pytest.TempPathFactory):
     /usr/bin/python3 with numpy 2; the stack's hash checked after the module's tests."""
     if not (SYSTEM_PYTHON.exists() and (DIST_PACKAGES / "scipy").is_dir()
             and (DIST_PACKAGES / "numpy").is_dir()):
-        if os.environ.get("CI"):
-            pytest.fail("python3-numpy and python3-scipy are not installed (dev/test does)")
-        pytest.skip("needs Debian's python3-numpy and python3-scipy")
-    version = subprocess.run([str(SYSTEM_PYTHON), "-c", "import sys; print(sys.version_info[:2])"],
-                             capture_output=True, text=True, check=True).stdout.strip()
-    if version != "(3, 11)":
-        pytest.skip(f"the wheels are for Python 3.11, /usr/bin/python3 is {version}")
+        missing("Debian's python3-numpy and python3-scipy are not installed",
+                "dev/test installs them")
+    version, numpy = debian_versions()["python"], debian_versions()["numpy"]
+    if int(numpy.split(".")[0]) >= 2:  # (Debian 13 on): no numpy 1 stack to break
+        missing(f"Debian's numpy is {numpy}: the scenario is numpy 2 over a numpy 1 stack",
+                "Debian 12 or Ubuntu 24.04 has numpy 1")
+    numpy_2, prefix_wheels = stack_wheels(version)
     tmp = tmp_path_factory.mktemp("debian")
     prefix = tmp / "stack"
-    site = prefix / "lib" / "python3.11" / "site-packages"
+    site = prefix / "lib" / "python{}.{}".format(*version) / "site-packages"
     site.mkdir(parents=True)
     (prefix / "bin").mkdir()
-    for wheel in sorted(_wheels(*STACK_WHEELS).glob("*.whl")):
+    for wheel in sorted(_wheels(*prefix_wheels, version).glob("*.whl")):
         install_into(wheel, site, prefix / "bin", SYSTEM_PYTHON)
     home = tmp / "home"
     home.mkdir()
     env = clean_env(home, PYTHONPATH=f"{site}:{DIST_PACKAGES}", PIP_NO_INDEX="1")
     guarded = [prefix, DIST_PACKAGES / "numpy", DIST_PACKAGES / "scipy",
-               DIST_PACKAGES / "numpy-1.24.2.egg-info", DIST_PACKAGES / "scipy-1.10.1.dist-info"]
+               *DIST_PACKAGES.glob("numpy-*-info"), *DIST_PACKAGES.glob("scipy-*-info")]
     before = [tree_digest(path) for path in guarded]
     layer = tmp / "layer"
     run_tool("create", str(layer), "--python", str(SYSTEM_PYTHON), env=env)
-    numpy2 = sorted(_wheels(*NUMPY_2).glob("numpy-2*.whl"))
+    numpy2 = sorted(_wheels(*numpy_2, version).glob("numpy-2*.whl"))
     subprocess.run([str(layer / "bin" / "python"), "-m", "pip", "install", "-q", str(numpy2[-1])],
                    env=env, check=True, capture_output=True)
     yield layer, env, [site, DIST_PACKAGES]
     assert [tree_digest(path) for path in guarded] == before, "the stack was modified"
+
+
+_VERSIONS = r"""
+import importlib.metadata as md, json, sys
+print(json.dumps({"python": list(sys.version_info[:2]), **{
+    name: md.version(name) for name in ("numpy", "scipy")}}))
+"""
+
+
+@functools.cache
+def debian_versions() -> dict:
+    """Debian's python3 version and its own numpy's and scipy's, as that Python's
+    importlib.metadata reads them from dist-packages."""
+    said = json.loads(subprocess.run(
+        [str(SYSTEM_PYTHON), "-I", "-c", _VERSIONS], env={"PATH": "/usr/bin:/bin"},
+        capture_output=True, text=True, check=True).stdout)
+    return {**said, "python": tuple(said["python"])}
 
 
 def _failures(python: Path, env: dict[str, str], modules: list[str], tmp: Path) -> dict:
@@ -195,7 +223,7 @@ def test_check_predicts_every_real_import_failure(debian_stack, reference):
     # scipy is an error for its C API, whatever its metadata says
     broken_by_api = [p for p in data["problems"] if p["kind"] == "dependents"
                      and p["severity"] == "error"]
-    assert "scipy 1.10.1" in broken_by_api[0]["message"]
+    assert f"scipy {debian_versions()['scipy']}" in broken_by_api[0]["message"]
     assert "built against numpy 1's C API" in broken_by_api[0]["message"]
 
 
@@ -211,3 +239,9 @@ def test_check_imports_reports_exactly_the_real_failures(debian_stack, reference
     scipy = next(p for p in imports if p["distribution"] == "scipy")
     assert "ValueError: numpy.dtype size changed" in scipy["message"]
     assert data["ok"] is False
+
+
+if __name__ == "__main__":  # dev/test: python tests/test_check_breakage.py (fetches once)
+    if SYSTEM_PYTHON.exists() and int(debian_versions()["numpy"].split(".")[0]) < 2:
+        for subdir, requirements in stack_wheels(debian_versions()["python"]):
+            print(_wheels(subdir, requirements, debian_versions()["python"]))

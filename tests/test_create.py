@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import py, run_shell, run_tool, tool_command
+from helpers import find_python, py, run_shell, run_tool, tool_command
 
 from layervenv.model.layer import Layer
 
@@ -98,8 +98,7 @@ def test_bad_interpreter_leaves_nothing(tmp_path, stack_env, python):
 ])
 def test_bad_python_is_one_line_saying_why(tmp_path, stack_env, kind, message):
     if kind == "python2":
-        python = next((p for p in Path.home().glob(".pyenv/versions/2.*/bin/python")), None)
-        python = python or Path("/usr/bin/python2")
+        python = find_python("2.7") or Path("/usr/bin/python2")
         if not python.exists():
             pytest.skip("no Python 2 here")
     elif kind == "directory":

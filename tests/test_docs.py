@@ -21,6 +21,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 from conftest import REPO
+from helpers import missing
 
 # [text](target) and [text](target "title"); images too. Code spans and fenced code are
 # removed first, so a `[x](y)` shown as code is not taken for a link.
@@ -35,9 +36,8 @@ def _mkdocs() -> list[str]:
     if os.access(mkdocs, os.X_OK):
         return [mkdocs]
     if importlib.util.find_spec("mkdocs") is None:
-        if os.environ.get("CI"):
-            pytest.fail("mkdocs is not installed (dev/test puts it into .cache/tools)")
-        pytest.skip("mkdocs is not installed (the docs extra)")
+        missing("mkdocs is not installed (the docs extra)",
+                "dev/test puts it into .cache/tools")
     return [sys.executable, "-m", "mkdocs"]
 
 

@@ -17,7 +17,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from helpers import run_tool
+from helpers import missing, run_tool
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -39,8 +39,8 @@ def uv_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
     wheels = sorted(UV_WHEELS.glob("uv-*.whl"))
     if not wheels:
         if os.environ.get("LAYERVENV_NETWORK_TESTS") != "1":
-            pytest.skip("no uv wheel in .cache/wheels-uv (dev/test fetches it; or set "
-                        "LAYERVENV_NETWORK_TESTS=1)")
+            missing("no uv wheel in .cache/wheels-uv",
+                    "dev/test fetches it; or set LAYERVENV_NETWORK_TESTS=1")
         UV_WHEELS.mkdir(parents=True, exist_ok=True)
         subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps",
                         "--only-binary", ":all:", "-d", str(UV_WHEELS), "uv"], check=True)

@@ -14,9 +14,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import clean_env, run_tool, shell_path
+from helpers import clean_env, import_or_missing, run_tool, shell_path
 
-pexpect = pytest.importorskip("pexpect")
+pexpect = import_or_missing("pexpect")
 
 #: what every session's prompt ends with (the layer's prefix goes in front of it)
 MARK = "@@P@@ "

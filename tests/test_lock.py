@@ -12,7 +12,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from helpers import other_python, py, run_tool
+from helpers import find_python, missing, other_python, py, run_tool
 from test_editable import _project
 
 from layervenv.model.layer import Layer
@@ -311,10 +311,10 @@ def test_requested_pip_is_marked(upgraded, tmp_path, stack_env):
 
 
 def test_lock_needs_pip_22_2(tmp_path, _built_stack, base_env):
-    python = sorted(glob.glob("/root/.pyenv/versions/3.7*/bin/python3.7"))
-    if not python:
+    python = find_python("3.7")
+    if python is None:
         pytest.skip("no Python 3.7 (bundling pip 22.0) on this machine")
-    old = build_stack(tmp_path / "LCG_37", Path(python[-1]), name="LCG_37")
+    old = build_stack(tmp_path / "LCG_37", python, name="LCG_37")
     env = dict(old.env(base_env), PIP_NO_INDEX="1", PIP_FIND_LINKS=str(old.wheelhouse))
     root = tmp_path / "layer"
     run_tool("create", str(root), env=env)
@@ -413,7 +413,7 @@ def direct_layer(make_layer, tmp_path, stack_env, backend_wheels):
     """A layer with one package from each kind of direct URL (PEP 610): a git checkout,
     a local wheel file (an archive), and a local project directory (not editable)."""
     if shutil.which("git") is None:
-        pytest.skip("git is not installed")
+        missing("git is not installed", "dev/test's machine has it: apt-get install git")
     layer = make_layer("direct")
     env = dict(stack_env, PIP_FIND_LINKS=f"{backend_wheels} {stack_env['PIP_FIND_LINKS']}")
     repo = _hatch_project(tmp_path / "repo", "hepgit")

@@ -9,6 +9,7 @@ line, exit 2, before anything runs or is created; the stack is hashed before and
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import os
 import shutil
@@ -20,13 +21,14 @@ from typing import Any
 
 import pytest
 import tomli_w
-from helpers import clean_env, run_tool, tool_command
+from helpers import clean_env, missing, run_tool, tool_command
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from packaging.utils import canonicalize_name
 
 from layervenv.infra.errors import UserError
 from layervenv.model.lockfile import Lock
-from layervenv.model.lockschema import NAME, PIP_LINE, requirement_line
+from layervenv.model.lockschema import NAME, requirement_line
 from layervenv.services.simstack import Dist, build_wheel
 
 if sys.version_info >= (3, 11):
@@ -426,6 +428,29 @@ HOSTILE_TEXT = st.lists(st.one_of(HOSTILE_PARTS, st.text(max_size=6)), min_size=
                         max_size=5).map("".join)
 
 
+@functools.cache
+def _pip_session() -> Any:
+    from pip._internal.network.session import PipSession
+
+    return PipSession()
+
+
+def pip_reads(lines: list[str], path: Path) -> list[Any]:
+    """What pip itself makes of ``lines`` as a requirements file: its own parser
+    (``parse_requirements``, the one ``pip install -r`` runs) and its own constructor of
+    the requirement it installs -- the judge of "harmless", not the tool's pattern."""
+    from pip._internal.req.constructors import install_req_from_parsed_requirement
+    from pip._internal.req.req_file import parse_requirements
+
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    parsed = list(parse_requirements(str(path), session=_pip_session()))
+    assert len(parsed) == len(lines), (lines, parsed)  # an option line yields none
+    for one in parsed:
+        assert not one.is_editable and not one.constraint, one.requirement
+        assert set(one.options or {}) <= {"hashes"}, one.options  # no per-line option
+    return [install_req_from_parsed_requirement(one) for one in parsed]
+
+
 def _read(path: Path, data: dict[str, Any]) -> Lock | None:
     """The lock, or None when it is refused; anything else (a traceback) fails the test."""
     write_lock(path, data)
@@ -465,10 +490,18 @@ def test_hostile_strings_are_refused_or_harmless(tmp_path, name, version, url, f
     (locked,) = lock.packages
     where = locked.wheels[0].get("url") or Path(locked.wheels[0]["path"]).as_uri()
     digest = locked.wheels[0]["hashes"]["sha256"]
-    for line in (f"{locked.name}=={locked.version} --hash=sha256:{digest}",
-                 f"{where} --hash=sha256:{digest}"):
-        assert PIP_LINE.fullmatch(line) and requirement_line(line) == line
-        assert "\n" not in line and not line.startswith("-")
+    lines = [f"{locked.name}=={locked.version} --hash=sha256:{digest}",
+             f"{where} --hash=sha256:{digest}"]
+    for line in lines:  # what the tool would write, it lets through
+        assert requirement_line(line) == line
+    by_name, by_url = pip_reads(lines, tmp_path / "requirements.txt")
+    for req in (by_name, by_url):  # one plain requirement each, pinned by the hash
+        assert req.hash_options == {"sha256": [digest]}, req.hash_options
+        assert req.markers is None and not req.editable and not (req.req and req.req.extras)
+    assert by_name.link is None
+    assert canonicalize_name(by_name.req.name) == canonicalize_name(locked.name)
+    assert str(by_name.req.specifier) == f"=={locked.version}"
+    assert by_url.link is not None and by_url.link.url == where, (by_url.link, where)
     assert NAME.fullmatch(locked.name)
 
 
@@ -595,7 +628,7 @@ def test_lock_into_a_read_only_directory_is_one_line(real_lock, tmp_path):
     A read-only tmpfs mounted in a user namespace of its own."""
     unshare = shutil.which("unshare")
     if unshare is None:
-        pytest.skip("unshare is not installed")
+        missing("unshare is not installed", "util-linux has it")
     probe = subprocess.run([unshare, "-rm", "sh", "-c", "mount -t tmpfs -o ro none /mnt"],
                            capture_output=True, text=True, check=False)
     if probe.returncode != 0:

@@ -10,7 +10,6 @@ reference; name, version and every Requires-Dist must be equal, string for strin
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import subprocess
@@ -20,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from helpers import SRC
+from helpers import SRC, pythons
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -67,11 +66,13 @@ def _own_site_dirs(python: str) -> list[str]:
 
 
 def machine_directories() -> list[tuple[str, str]]:
-    """(directory, its interpreter): every pyenv interpreter's own site-packages and
-    Debian's dist-packages."""
+    """(directory, its interpreter): every interpreter's own site-packages (pyenv's,
+    uv's, PATH's: tests/helpers.py finds them) that holds metadata (Debian's python3.11
+    has an empty /usr/local one), and Debian's dist-packages."""
     found = []
-    for python in sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/*/bin/python"))):
-        found += [(d, python) for d in _own_site_dirs(python)]
+    for python in (str(found.path) for found in pythons()):
+        found += [(d, python) for d in _own_site_dirs(python)
+                  if any(Path(d).glob("*.dist-info")) or any(Path(d).glob("*.egg-info"))]
     if os.path.isdir("/usr/lib/python3/dist-packages") and os.path.exists("/usr/bin/python3"):
         found.append(("/usr/lib/python3/dist-packages", "/usr/bin/python3"))
     return found

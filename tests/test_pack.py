@@ -536,13 +536,13 @@ def test_worker_shebang_is_the_installers(root):
 @pytest.mark.parametrize("version", ["3.6", "3.13"])
 def test_unpacked_on_the_oldest_and_newest_python(version, tmp_path, base_env):
     """The worker-side code and the bytecode headers on the stack's own Python."""
-    import glob
+    from helpers import find_python
 
-    found = sorted(glob.glob(f"/root/.pyenv/versions/{version}*/bin/python{version}"))
-    if not found:
+    found = find_python(version)
+    if found is None:
         pytest.skip(f"no Python {version} here")
     layer = tmp_path / "old"
-    run_tool("create", str(layer), "--python", found[-1], env=base_env)
+    run_tool("create", str(layer), "--python", str(found), env=base_env)
     run_tool("pack", str(layer), "-o", str(tmp_path / "old.tar.gz"), env=base_env)
     unpacked = unpack(tmp_path / "old.tar.gz", tmp_path / "job dir")
     code = ("import os, sys, _layervenv_boot as m; "

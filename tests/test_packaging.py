@@ -16,13 +16,12 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, wheel_cache
+from helpers import missing
 
 
 def _needs(module: str) -> None:
     if importlib.util.find_spec(module) is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{module} is not installed (the test extra has it)")
-        pytest.skip(f"{module} is not installed")
+        missing(f"{module} is not installed", "the test extra has it")
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ runs on another Python).
 
 from __future__ import annotations
 
-import glob
 import json
 import re
 import subprocess
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import clean_env, run_tool
+from helpers import clean_env, pythons, run_tool
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from packaging.markers import Marker, default_environment
@@ -33,9 +32,8 @@ from layervenv.inspection.pipeline import inspect_layer
 from layervenv.model.layer import Layer
 from layervenv.services.simstack import Dist, write_dist_info
 
-CANDIDATES = sorted(set(glob.glob("/root/.pyenv/versions/3.*/bin/python3")
-                        + glob.glob("/usr/bin/python3.[0-9]*")))
-PYTHONS = [p for p in CANDIDATES if not p.endswith("-config")] or [None]
+#: every Python 3 on this machine (pyenv's, uv's, PATH's: tests/helpers.py finds them)
+PYTHONS = [str(found.path) for found in pythons() if found.version[0] == 3] or [None]
 
 
 def _version_id(python: str | None) -> str:

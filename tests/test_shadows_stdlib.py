@@ -7,7 +7,6 @@ json.tool`` in the layer (and not on the stack's own Python); ``check`` says so.
 
 from __future__ import annotations
 
-import glob
 import json
 import re
 import subprocess
@@ -15,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import run_tool
+from helpers import pythons, run_tool
 from test_list_check import assert_check_shape
 
 from layervenv.dists.files import top_level_name
@@ -99,8 +98,7 @@ def test_a_namespace_portion_is_not_a_shadow(tmp_path, files, shadows):
     assert found_before_namespaces(tmp_path, "json") == shadows
 
 
-OLD_PYTHONS = sorted(p for p in glob.glob("/root/.pyenv/versions/3.[6-9].*/bin/python3")
-                     if re.search(r"/3\.[6-9]\.\d+/", p))
+OLD_PYTHONS = [str(found.path) for found in pythons() if (3, 6) <= found.version <= (3, 9)]
 #: test-only and build-time modules that ``sys.stdlib_module_names`` leaves out too
 NOT_LISTED = re.compile(r"_?test.*|_?xx.*|_ctypes_test|_sysconfigdata.*|_peg_parser")
 #: in the 3.10 list for other platforms (Windows, macOS), or not built here

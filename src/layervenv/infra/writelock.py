@@ -133,6 +133,16 @@ class _Taken:
         os.close(self.fd)
 
 
+def refuse_if_busy(target: Path) -> None:
+    """Raise :class:`LayerBusy`, naming the holder, when a live process holds the write
+    lock of ``target``; return when nobody does (a stale lock is removed, as a writer
+    taking it would).  For a check made before taking the lock: what a writer is
+    changing right now must not be judged as the user's."""
+    for path in _locations(Path(os.path.abspath(target))):
+        if os.path.lexists(path):
+            _judge_existing(path, target)
+
+
 def _locations(target: Path) -> list[Path]:
     return [lock_path_beside(target), target / INSIDE_NAME]
 

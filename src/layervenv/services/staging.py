@@ -31,7 +31,7 @@ from layervenv.dists.seed import seed_wheel
 from layervenv.infra.errors import UserError
 from layervenv.infra.interrupts import uninterrupted
 from layervenv.infra.renames import exchange, rename_new
-from layervenv.infra.writelock import INSIDE_NAME, layer_write_lock
+from layervenv.infra.writelock import INSIDE_NAME, layer_write_lock, refuse_if_busy
 from layervenv.interp.interpreter import (
     Interpreter,
     find_default_python,
@@ -164,7 +164,19 @@ def check_target(target: Path, clear: bool, locked: bool = False) -> list[Leftov
     except UnicodeEncodeError:
         raise UserError(f"a layer path must be valid UTF-8: {str(target)!r}") from None
     leftovers = find_leftovers(target, skip_running=not locked)
-    if is_layer(target):
+    layer = is_layer(target)
+    # Whether the path is free is looked at once: a create filling it may move entries
+    # in at any moment, and two looks could disagree.
+    free = not layer and (not (target.exists() or target.is_symlink())
+                          or is_empty_directory(target, not locked))
+    if not (layer or free or locked):
+        # Not a layer *yet*?  A create filling this directory moves bin/ and lib/ in
+        # before layervenv.toml, holding the lock until the config is there.  So a held
+        # lock names its holder; a free one means any fill seen just now has finished:
+        # look again (the directory may have become a layer meanwhile).
+        refuse_if_busy(target)
+        layer = is_layer(target)
+    if layer:
         if not clear:
             raise UserError(f"{target} is already a layer; pass --clear to replace it")
         return leftovers
@@ -173,7 +185,7 @@ def check_target(target: Path, clear: bool, locked: bool = False) -> list[Leftov
     if in_the_way:
         raise UserError("; ".join(x.message(target) for x in in_the_way)
                         + "; then run layervenv create again")
-    if not (target.exists() or target.is_symlink()) or is_empty_directory(target, not locked):
+    if free:
         return leftovers
     raise UserError(f"{target} exists and is not a layer; choose another directory")
 
