@@ -17,7 +17,16 @@ from pathlib import Path
 
 import pytest
 from conftest import STACK_PYTHON
-from helpers import clean_env, parse_env0, run_tool, tool_command
+from helpers import (
+    SHELLS,
+    clean_env,
+    parse_env0,
+    run_shell,
+    run_tool,
+    significant,
+    split_dumps,
+    tool_command,
+)
 from packaging.utils import canonicalize_name
 from packlayer import run_in_job, unpack
 from stackkinds import Stack, build_conda, build_key4hep, importlib_view, pip_check
@@ -258,3 +267,32 @@ def test_group_layer_is_part_of_the_stack(key4hep: Stack, tmp_path: Path) -> Non
     lock = (tmp_path / "me.lock")
     run_tool("lock", str(me), "-o", str(lock), env=in_group)
     assert str(group) in lock.read_text()
+
+
+# --- zsh and tcsh ---------------------------------------------------------------------------
+
+@network
+@pytest.mark.parametrize("shell", ["zsh", "tcsh"])
+@pytest.mark.parametrize("kind", ["key4hep", "conda"])
+def test_activation_in_zsh_and_tcsh(kind: str, shell: str, request: pytest.FixtureRequest,
+                                    tmp_path: Path) -> None:
+    """Activated in zsh and tcsh, the layer's copy wins and the stack's is imported;
+    deactivate gives back exactly the environment of before."""
+    stack: Stack = request.getfixturevalue(kind)
+    env = _offline(stack.env(clean_env(tmp_path)), stack)
+    layer = tmp_path / "ana"
+    how = ["--python", str(stack.python)] if stack.setup_script is None else \
+        ["--setup", f". {shlex.quote(str(stack.setup_script))}"]
+    run_tool("create", str(layer), *how, env=env)
+    _pip(layer, env, "--no-deps", "packaging==24.1")
+    syntax = SHELLS[shell]
+    probe = syntax.quote("import packaging, six; print(packaging.__version__, six.__file__)")
+    into = syntax.quote(str(tmp_path / "probe.txt"))
+    script = "\n".join([syntax.dump("BEFORE"), syntax.source(layer),
+                        f"python -c {probe} > {into}",
+                        "deactivate", syntax.dump("AFTER")])
+    out = run_shell(shell, script, env).stdout
+    dumps = split_dumps(out)
+    assert significant(dumps["AFTER"]) == significant(dumps["BEFORE"])
+    version, six = (tmp_path / "probe.txt").read_text().split()
+    assert version == "24.1" and six.startswith(str(stack.root))
