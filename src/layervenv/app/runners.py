@@ -145,8 +145,15 @@ def split_install_args(words: list[str]) -> tuple[str | None, list[str]]:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from layervenv.commands.check import check_layer
+    from layervenv.commands.check import check_layer, explain_name
 
+    if args.explain is not None:
+        if args.imports:
+            raise UserError("--explain reads the layer's sys.path and imports nothing: "
+                            "it does not go with --imports")
+        explained = explain_name(args.dir, args.explain)
+        emit(explained, args.format)
+        return 0 if explained.found else 1
     result = check_layer(args.dir, imports=args.imports, import_timeout=args.import_timeout)
     emit(result, args.format)
     return 0 if result.ok else 1

@@ -14,10 +14,11 @@ import argparse
 
 from layervenv.infra.arguments import add_active_dir, add_format, positive_seconds
 from layervenv.inspection.checks import CheckResult, run_checks
+from layervenv.inspection.explain import Explanation, explain
 from layervenv.inspection.importcheck import IMPORT_TIMEOUT
 from layervenv.model.layer import Layer
 
-__all__ = ["CheckResult", "check_layer"]
+__all__ = ["CheckResult", "check_layer", "explain_name"]
 
 
 def check_layer(directory: str | None, environ: dict[str, str] | None = None,
@@ -25,6 +26,11 @@ def check_layer(directory: str | None, environ: dict[str, str] | None = None,
     """The layer's problems as it runs in ``environ`` (default: this process's); with
     ``imports``, also what fails to import (which runs the packages' code)."""
     return run_checks(Layer.from_argument(directory), environ, imports, import_timeout)
+
+
+def explain_name(directory: str | None, name: str) -> Explanation:
+    """Every copy of ``name`` on the layer's sys.path, which one wins and why."""
+    return explain(Layer.from_argument(directory), name)
 
 
 def add_arguments(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -42,5 +48,12 @@ def add_arguments(commands: argparse._SubParsersAction) -> argparse.ArgumentPars
     parser.add_argument("--import-timeout", metavar="SECONDS", type=positive_seconds,
                         default=60.0, help="time limit of one distribution's imports "
                                            "(default: 60)")
+    parser.add_argument("--explain", metavar="NAME",
+                        help="say instead where NAME (a distribution or a top-level module) "
+                             "is on the layer's sys.path: every copy in order, which one "
+                             "wins and why (the layer's boot hook, PYTHONPATH, the "
+                             "interpreter's site-packages, a .pth file, an editable finder, "
+                             "the user site), and what pip list sees; exit 1 when nothing "
+                             "is found")
     add_format(parser)
     return parser
