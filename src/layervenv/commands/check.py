@@ -11,25 +11,30 @@ Exit status 0 when there is no error (warnings allowed), 1 when there is one.
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from layervenv.infra.arguments import add_active_dir, add_format, positive_seconds
 from layervenv.inspection.checks import CheckResult, run_checks
-from layervenv.inspection.explain import Explanation, explain
-from layervenv.inspection.importcheck import IMPORT_TIMEOUT
 from layervenv.model.layer import Layer
+
+if TYPE_CHECKING:
+    from layervenv.inspection.explain import Explanation
 
 __all__ = ["CheckResult", "check_layer", "explain_name"]
 
 
 def check_layer(directory: str | None, environ: dict[str, str] | None = None,
-                imports: bool = False, import_timeout: float = IMPORT_TIMEOUT) -> CheckResult:
+                imports: bool = False, import_timeout: float | None = None) -> CheckResult:
     """The layer's problems as it runs in ``environ`` (default: this process's); with
     ``imports``, also what fails to import (which runs the packages' code)."""
     return run_checks(Layer.from_argument(directory), environ, imports, import_timeout)
 
 
 def explain_name(directory: str | None, name: str) -> Explanation:
-    """Every copy of ``name`` on the layer's sys.path, which one wins and why."""
+    """Every copy of ``name`` on the layer's sys.path, which one wins and why (imported
+    here: a plain ``check`` does without it)."""
+    from layervenv.inspection.explain import explain
+
     return explain(Layer.from_argument(directory), name)
 
 

@@ -23,7 +23,6 @@ from typing import Any
 
 from layervenv.infra.output import count
 from layervenv.inspection.import_index import import_index_problems
-from layervenv.inspection.importcheck import IMPORT_TIMEOUT, import_problems
 from layervenv.inspection.kernel_check import kernel_problems
 from layervenv.inspection.layer_problems import leftover_problems
 from layervenv.inspection.pipeline import Inspection, inspect_layer
@@ -93,19 +92,23 @@ CHECKS: tuple[Callable[[Checked], list[Problem]], ...] = (_view, _leftovers, _ke
 
 
 def run_checks(layer: Layer, environ: dict[str, str] | None = None, imports: bool = False,
-               import_timeout: float = IMPORT_TIMEOUT,
+               import_timeout: float | None = None,
                shown_as: Path | None = None) -> CheckResult:
     """The problems of ``layer`` as it runs in ``environ`` (default: this process's): every
-    check of :data:`CHECKS` and, with ``imports``, what fails to import.  ``shown_as``:
-    see the module's text."""
+    check of :data:`CHECKS` and, with ``imports``, what fails to import (each
+    distribution's imports limited to ``import_timeout`` seconds, default
+    :data:`~layervenv.inspection.importcheck.IMPORT_TIMEOUT`).  ``shown_as``: see the
+    module's text."""
     environ = dict(os.environ if environ is None else environ)
     inspection = inspect_layer(layer, environ)
     located = layer if shown_as is None else Layer(
         root=shown_as, config=replace(layer.config, path=str(shown_as)))
     checked = Checked(inspection, located, environ)
     problems = [p for check in CHECKS for p in check(checked)]
-    if imports:
-        problems += import_problems(inspection, import_timeout)
+    if imports:  # imported here: a check without --imports does without it
+        from layervenv.inspection.importcheck import IMPORT_TIMEOUT, import_problems
+
+        problems += import_problems(inspection, import_timeout or IMPORT_TIMEOUT)
     if shown_as is not None:
         problems = [replace(p, message=p.message.replace(str(layer.root), str(shown_as)))
                     for p in problems]
