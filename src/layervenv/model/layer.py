@@ -191,16 +191,17 @@ def is_layer(path: Path) -> bool:
 
 
 #: Entries of site-packages whose name, inode and time say which distributions are there.
-_METADATA = (".dist-info", ".egg-info", ".egg-link", ".pth")
+_METADATA = (".dist-info", ".egg-info", ".egg-link")
 
 
 def site_snapshot(site_packages: Path) -> frozenset[tuple[str, int, int]]:
     """What changes when pip installs, upgrades or removes anything in ``site_packages``:
     the name, inode and time of each metadata entry (every pip run that changes packages
-    writes or removes a ``.dist-info``, ``.egg-info``, ``.egg-link`` or ``.pth``; a
-    reinstall of the same version makes a new ``.dist-info``).  The user's own entries
-    are left out: ``rebase`` carries them into the new layer while it watches for pip,
-    and running the layer's Python writes ``__pycache__``."""
+    writes or removes a ``.dist-info``, ``.egg-info`` or ``.egg-link``; a reinstall of
+    the same version makes a new ``.dist-info``).  The rest is left out, ``.pth`` files
+    too (pip writes one only with a ``.dist-info``): ``rebase`` carries the user's own
+    entries into the new layer while it watches for pip, and running the layer's Python
+    writes ``__pycache__``."""
     found = set()
     try:
         entries = list(os.scandir(site_packages))

@@ -90,6 +90,23 @@ def _relocate(rel: str, moves: Iterable[tuple[str, str]]) -> str:
     return rel
 
 
+#: directories of site-packages that are a distribution's metadata, all of them pip's
+METADATA_DIRECTORIES = (".dist-info", ".egg-info")
+
+
+def _python_dir(purelib: str) -> str:
+    """``python3.11`` of ``lib/python3.11/site-packages`` ("" when there is none)."""
+    return next((part for part in purelib.split("/") if part.startswith("python")), "")
+
+
+def _other_version(rel: str, new: str, old: str) -> str:
+    """``rel`` of the new layer as the old layer (another Python version) has it:
+    ``bin/python3.12`` -> ``bin/python3.11``, ``include/python3.12`` -> ``include/python3.11``."""
+    if not new or new == old:
+        return rel
+    return "/".join(old if part == new else part for part in rel.split("/"))
+
+
 def _pycache_of_ours(rel: PurePosixPath, ours: set[str]) -> bool:
     """``pkg/__pycache__/mod.cpython-311.pyc`` is the layer's when ``pkg/mod.py`` is."""
     if rel.parent.name != "__pycache__" or rel.suffix != ".pyc":
@@ -104,14 +121,18 @@ def users_entries(old_root: Path, old_purelib: str, old_scripts: str,
     that holds nothing of the layer's is one entry, moved whole.
 
     ``new_root`` is the new layer as staged: whatever path it holds is the layer's in
-    the old one too (after relocating ``site-packages`` and ``bin``), and so is every
-    path a ``RECORD`` under ``old_purelib`` lists."""
+    the old one too (after relocating ``site-packages`` and ``bin``, and the new Python
+    version's names -- ``bin/python3.12`` -- to the old one's), and so is every path a
+    ``RECORD`` under ``old_purelib`` lists and everything in a distribution's
+    ``.dist-info``.  A file of the user's at a path ``create`` writes is the layer's: it
+    cannot be told apart."""
     moves = [(new_purelib, old_purelib), (new_scripts, old_scripts)]
+    versions = (_python_dir(new_purelib), _python_dir(old_purelib))
     ours: set[str] = set()
     for dirpath, dirnames, filenames in os.walk(new_root):
         for name in (*dirnames, *filenames):
             rel = os.path.relpath(os.path.join(dirpath, name), new_root).replace(os.sep, "/")
-            ours.add(_relocate(rel, moves))
+            ours.add(_other_version(_relocate(rel, moves), *versions))
     ours |= installed_by_pip(old_root, old_purelib)
     holders = {PurePosixPath(rel).parents[i].as_posix()
                for rel in ours for i in range(len(PurePosixPath(rel).parents) - 1)}
@@ -133,6 +154,8 @@ def users_entries(old_root: Path, old_purelib: str, old_scripts: str,
             rel = f"{directory}/{name}" if directory else name
             path = old_root / rel
             if path.is_dir() and not path.is_symlink():
+                if directory == old_purelib and name.endswith(METADATA_DIRECTORIES):
+                    continue  # a distribution's metadata: pip's, whatever it holds
                 if rel in holders or rel in ours or name == "__pycache__":
                     visit(rel)  # the layer's directory: look inside
                 elif not layers(rel):
