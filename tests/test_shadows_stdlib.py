@@ -68,6 +68,26 @@ def test_a_layer_argparse_that_breaks_json_tool_is_named(make_layer, tmp_path, s
     assert _shadows(layer.root, layer.env) == []
 
 
+@pytest.mark.parametrize("module", ["json", "csv", "zipfile"])
+def test_a_shadow_of_what_the_probe_imports_is_named_not_fatal(make_layer, tmp_path, module):
+    """A layer distribution named like a module the tool's own probe imports (``json``
+    has no ``dumps`` then): the layer's import really gets it, and ``check`` and ``list``
+    still run -- they said "failed to start: module 'json' has no attribute 'dumps'"."""
+    layer = make_layer()
+    wheels = tmp_path / "wheels"
+    build_wheel(Dist(module, "0.1"), wheels)
+    subprocess.run([str(layer.python), "-m", "pip", "install", "-q", "--find-links",
+                    str(wheels), f"{module}==0.1"], env=layer.env, check=True,
+                   capture_output=True)
+    seen = subprocess.run([str(layer.python), "-c", f"import {module}; print({module}.__file__)"],
+                          env=layer.env, capture_output=True, text=True, check=True)
+    assert seen.stdout.startswith(str(layer.root))  # the real import gets the layer's copy
+    (problem,) = _shadows(layer.root, layer.env)
+    assert problem["distribution"] == module
+    listed = run_tool("list", str(layer.root), "--format", "json", env=layer.env)
+    assert module in {d["name"] for d in json.loads(listed.stdout)}
+
+
 @pytest.mark.parametrize(("path", "module"), [
     ("argparse.py", "argparse"), ("argparse/__init__.py", "argparse"),
     ("typing.cpython-311-x86_64-linux-gnu.so", "typing"), ("json/__init__.abi3.so", "json"),

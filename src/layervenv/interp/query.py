@@ -15,6 +15,7 @@ A query runs in a process group of its own, which is killed whole when the query
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import signal
@@ -60,6 +61,46 @@ def ended(status: int) -> str:
 def script_source(name: str, package: str = SCRIPTS) -> str:
     """The source of the query script ``name`` (``probe.py``), as shipped."""
     return resources.files(package).joinpath(name).read_text(encoding="utf-8")
+
+
+#: Runs first in every query: the modules the script imports at its top come from the
+#: standard library, whatever the path of the interpreter puts first (a layer's
+#: ``json.py`` would otherwise break the very check that reports it).  Python 3.6+; ``os``
+#: is the standard library's (imported before any path of the user's is read).
+STDLIB_FIRST = """import sys as _lv_sys, os as _lv_os
+def _lv_from_stdlib(names):
+    home = _lv_os.path.dirname(_lv_os.__file__)
+    saved = _lv_sys.path[:]
+    zips = _lv_os.path.dirname(home)
+    _lv_sys.path[:] = [p for p in saved if p and (
+        p == home or p.startswith(home + _lv_os.sep)
+        or (p.endswith(".zip") and _lv_os.path.dirname(p) == zips)) and not (
+        "site-packages" in p.split(_lv_os.sep) or "dist-packages" in p.split(_lv_os.sep))]
+    try:
+        for name in names:
+            try:
+                __import__(name)
+            except ImportError:
+                pass
+    finally:
+        _lv_sys.path[:] = saved
+_lv_from_stdlib({names!r})
+del _lv_from_stdlib, _lv_sys, _lv_os
+"""
+
+
+def stdlib_first(source: str) -> str:
+    """``source`` after :data:`STDLIB_FIRST` for the modules it imports at its top (as it
+    is, where a ``from __future__`` import must stay first)."""
+    names = []
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.ImportFrom) and node.module == "__future__":
+            return source
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.append(node.module)
+    return STDLIB_FIRST.format(names=names) + source
 
 
 def last_line(output: bytes) -> str:
@@ -177,7 +218,7 @@ def query(python: str | Path, script: str, args: Sequence[str] = (),
     interrupt of the tool, or when the answer is in, the whole group is killed.
     ``batch``: the :class:`QueryBatch` this query is one of.
     """
-    source = script_source(script, package)
+    source = stdlib_first(script_source(script, package))
     with tempfile.TemporaryDirectory(prefix="layervenv-query-") as tmp:
         report = os.path.join(tmp, "report.json")
         argv = [str(python), *flags, "-c", source, report, *args]
