@@ -565,6 +565,7 @@ def test_a_place_or_name_that_cannot_be_is_one_line_with_nothing_written(
         ".": (["--name", "."], "'.' cannot name a kernel"),
         "..": (["--name", ".."], "'..' cannot name a kernel"),
         "newline": (["--name", "k\n"], "'k\\n' cannot name a kernel"),
+        "empty name": (["--name", ""], "cannot name a kernel"),  # was the default name
     }
     before = tree_digest(tmp_path)
     with _read_only(tmp_path / "ro"):

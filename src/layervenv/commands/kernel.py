@@ -147,7 +147,7 @@ def install(options: InstallOptions, environ: dict[str, str] | None = None) -> I
     environ = dict(os.environ if environ is None else environ)
     layer = Layer.from_argument(options.directory)
     layer.refuse_if_moved()
-    name = check_name(options.name) if options.name else derive_name(layer.config.prompt)
+    name = derive_name(layer.config.prompt) if options.name is None else check_name(options.name)
     display = options.display_name or f"Python (layer {layer.config.prompt})"
     env = layer_environment(layer, environ, "kernel")
     target = kernels_dir(options, layer, environ) / name

@@ -247,8 +247,8 @@ class _Checker:
 
     def package(self, value: Any, where: str) -> None:
         name = value.get("name") if isinstance(value, dict) else None
-        if isinstance(name, str) and NAME.fullmatch(name):
-            where = f"{where} ({name})"  # named from here on
+        if isinstance(name, str) and NAME.fullmatch(name) and len(name) <= MAX_NAME:
+            where = f"{where} ({name})"  # named from here on (a name too long is not)
         table = self.table(value, where, PACKAGE_KEYS)
         if "name" not in table:
             self.fail(where, "has no name", show=False)
