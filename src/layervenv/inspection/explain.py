@@ -274,6 +274,9 @@ def module_candidates(layer: Layer, report: dict[str, Any], name: str, reasons: 
     if name in (report.get("builtin_module_names") or ()):
         found.append(Found("built-in", "built-in", None, "", Reason("built-in",
                            "built into the interpreter")))
+    if name in (report.get("frozen_module_names") or ()):
+        found.append(Found("frozen", "frozen", None, "", Reason(
+            "frozen", "frozen into the interpreter: taken before any path entry")))
     mapped = _editable_mapping(str(layer.site_packages), name)
     if mapped:
         found.append(Found("editable-finder", _editable_origin(mapped), None, mapped,

@@ -391,6 +391,19 @@ def _scan_entry(entry, real, is_dir):
     return scan_zip(real), []
 
 
+def frozen_module_names():
+    """The top-level modules this interpreter takes frozen, ahead of every path entry
+    (``os``, ``stat``, ``codecs`` on 3.11+, unless ``-X frozen_modules=off``)."""
+    try:
+        import _imp
+        from importlib.machinery import FrozenImporter
+    except ImportError:
+        return []
+    names = getattr(_imp, "_frozen_module_names", lambda: ())()
+    return sorted(name for name in names if "." not in name and not name.startswith("_")
+                  and FrozenImporter.find_spec(name) is not None)
+
+
 def marker_environment():
     """What ``packaging.markers.default_environment()`` returns, for this interpreter."""
     info = sys.implementation.version
@@ -444,6 +457,7 @@ def report():
         # the standard library's names (3.10+; the tool knows older ones) and its place
         "stdlib_module_names": sorted(getattr(sys, "stdlib_module_names", ())) or None,
         "builtin_module_names": sorted(sys.builtin_module_names),
+        "frozen_module_names": frozen_module_names(),
         "stdlib_dir": os.path.dirname(os.__file__),
         "sys_path": entries,
     }
