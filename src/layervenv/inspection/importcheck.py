@@ -23,6 +23,8 @@ Importing runs the packages' code, which is why this is opt-in.
 
 from __future__ import annotations
 
+import json
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -41,6 +43,8 @@ IMPORTER_SCRIPT = "importer.py"
 #: seconds one distribution's imports may take
 IMPORT_TIMEOUT = 60.0
 OWN_ORIGINS = ("layer", "editable")
+#: ``LAYERVENV_IMPORTS_FORK=0`` in the tool's environment: one process per distribution
+FORK_SWITCH = "LAYERVENV_IMPORTS_FORK"
 
 
 @dataclass
@@ -109,13 +113,66 @@ def run_imports(python: Path, environ: dict[str, str], cwd: Path, modules: list[
     return Outcome(dict(answer.value.get("failed", {})), lingered=answer.lingered)
 
 
+def shared_modules(inspection: Inspection, targets: list[Target]) -> list[str]:
+    """What the forked imports share: the top-level modules of the targets that are the
+    layer's copies of a stack distribution (``changed``), which the reached stack
+    distributions import."""
+    changed_keys = {dist.key for dist, _ in changed(inspection.view)}
+    return [m for t in targets if t.dist.key in changed_keys for m in t.modules]
+
+
+def forked_outcomes(inspection: Inspection, targets: list[Target], timeout: float,
+                    jobs: int, batch: QueryBatch) -> list[Outcome | None] | None:
+    """Each target's outcome from one importer that imports :func:`shared_modules` once
+    and forks a child per target; None where that cannot be done safely (see the module
+    docstring): the caller imports each in a process of its own."""
+    if os.environ.get(FORK_SWITCH, "1") == "0" or not hasattr(os, "fork"):
+        return None
+    shared = shared_modules(inspection, targets)
+    if not shared:
+        return None
+    layer = inspection.layer
+    request = {"shared": shared, "targets": [t.modules for t in targets],
+               "timeout": timeout, "jobs": jobs}
+    # the whole run's limit: the shared imports, then every round of children
+    limit = timeout * (1 + math.ceil(len(targets) / jobs)) + 30
+    try:
+        answer = query(layer.python, IMPORTER_SCRIPT, ["--fork"], env=inspection.environ,
+                       timeout=limit, cwd=layer.root, stdin=json.dumps(request), batch=batch)
+    except QueryFailed:
+        return None
+    value = answer.value
+    if answer.lingered or not isinstance(value, dict) or not value.get("forked"):
+        return None  # lingered: the shared imports left a process (said by a fresh run)
+    results = value.get("results")
+    if not isinstance(results, list) or len(results) != len(targets):
+        return None
+    outcomes: list[Outcome | None] = []
+    for result in results:
+        if not isinstance(result, dict):
+            outcomes.append(None)
+        elif result.get("timed_out"):
+            outcomes.append(Outcome({}, f"importing did not finish within {timeout:g} s"))
+        elif "status" in result:
+            outcomes.append(None)  # a crash: said as a process of its own says it
+        else:
+            failed = result.get("failed")
+            if isinstance(failed, dict) and all(isinstance(v, str) for v in failed.values()):
+                outcomes.append(Outcome(dict(failed), lingered=bool(result.get("lingered"))))
+            else:
+                outcomes.append(None)
+    return outcomes
+
+
 def _check_one(inspection: Inspection, target: Target, timeout: float,
-               batch: QueryBatch | None = None) -> list[Problem]:
+               batch: QueryBatch | None = None, outcome: Outcome | None = None
+               ) -> list[Problem]:
     layer = inspection.layer
     dist = target.dist
     described = f"{dist.name} {dist.winner.version} ({dist.winner.origin})"
-    outcome = run_imports(layer.python, inspection.environ, layer.root, target.modules,
-                          True, timeout, batch)
+    if outcome is None:
+        outcome = run_imports(layer.python, inspection.environ, layer.root, target.modules,
+                              True, timeout, batch)
     if outcome.broken:
         return [Problem("import", "error",
                         f"{described}: import {', '.join(target.modules)}: {outcome.broken}",
@@ -168,7 +225,10 @@ def import_problems(inspection: Inspection, timeout: float = IMPORT_TIMEOUT,
     batch = QueryBatch()
     pool = ThreadPoolExecutor(max_workers=workers)
     try:
-        results = list(pool.map(lambda t: _check_one(inspection, t, timeout, batch), targets))
+        forked = forked_outcomes(inspection, targets, timeout, workers, batch)
+        outcomes = forked or [None] * len(targets)
+        results = list(pool.map(lambda t, o: _check_one(inspection, t, timeout, batch, o),
+                                targets, outcomes))
     except BaseException:  # Ctrl-C: the imports run in sessions of their own; kill them
         batch.stop()
         pool.shutdown(wait=True, cancel_futures=True)

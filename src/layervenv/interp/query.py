@@ -10,7 +10,9 @@ print.  Whatever goes wrong (no such interpreter, a hang, a crash, no report) is
 cause, never a traceback.
 
 A query runs in a process group of its own, which is killed whole when the query ends
-(answered, timed out, or the tool interrupted): nothing it started outlives it.
+(answered, timed out, or the tool interrupted): nothing it started outlives it.  A
+script that starts processes in sessions of their own (``importer.py --fork``) lists
+their pids in ``REPORT.groups`` before they run; those groups are killed with it.
 """
 
 from __future__ import annotations
@@ -191,6 +193,18 @@ def group_alive(pgid: int) -> bool:
     return False
 
 
+def kill_listed_groups(report: str) -> None:
+    """SIGKILL to the process groups a script listed in ``REPORT.groups`` (see above)."""
+    try:
+        with open(report + ".groups", encoding="ascii") as handle:
+            listed = handle.read().split()
+    except OSError:
+        return
+    for pgid in listed:
+        if pgid.isdigit() and int(pgid) > 1:
+            kill_group(int(pgid))
+
+
 def run_query(python: str | Path, script: str, args: Sequence[str] = (),
               env: dict[str, str] | None = None, timeout: float = 120, *,
               flags: Sequence[str] = (), cwd: str | Path | None = None,
@@ -243,6 +257,8 @@ def query(python: str | Path, script: str, args: Sequence[str] = (),
             except subprocess.TimeoutExpired:
                 raise QueryFailed(python, f"{python} did not answer within {timeout:g} s",
                                   timed_out=True) from None
+            finally:
+                kill_listed_groups(report)
             lingered = group_alive(process.pid)
             if lingered:
                 kill_group(process.pid)

@@ -1,0 +1,102 @@
+"""``layervenv check --imports`` against the layer python's ``pip check``, on the real-wheel stack.
+
+    python3 benchmarks/check_imports.py [--repeat 3] [--wheels DIR] [--scenario numpy-2]
+
+Builds, as the tests do (``tests/realstack.py``), the stack of ~20 real 2023 wheels
+(numpy 1.24, scipy, pandas, awkward, ...) from ``--wheels`` (default
+``.cache/wheels/real-cpXY``, what ``dev/test`` downloads), creates a layer on it and
+installs the scenario's upgrades into it (``numpy-2``: numpy 2.0.2, which scipy, pandas,
+contourpy, ... are imported under).  Then times, as a user runs them (a fresh process
+each, wall time; best and median of REPEAT runs):
+
+    layervenv check --imports         DIR/bin/python -m pip check
+    LAYERVENV_IMPORTS_FORK=0 layervenv check --imports   (one process per distribution)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SRC = ROOT / "src"
+sys.path.insert(0, str(SRC))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from realstack import build_real_stack, short_version  # noqa: E402
+
+TOOL = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
+        "from layervenv.app.main import main; sys.exit(main(sys.argv[1:]))")
+SCENARIOS = {
+    "numpy-2": ("numpy==2.0.2",),
+    "packaging-too-old": ("packaging==18.0",),
+}
+
+
+def tool(*args: str) -> list[str]:
+    return [sys.executable, "-c", TOOL, str(SRC), *args]
+
+
+def timed(command: list[str], env: dict[str, str], repeat: int) -> tuple[float, float, str]:
+    runs = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        runs.append(time.perf_counter() - start)
+        if result.returncode not in (0, 1):
+            raise SystemExit(f"{command} failed:\n{result.stderr}")
+    return min(runs), statistics.median(runs), result.stdout
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--wheels", type=Path)
+    parser.add_argument("--scenario", choices=sorted(SCENARIOS), default="numpy-2")
+    args = parser.parse_args()
+    python = Path(getattr(sys, "_base_executable", None) or sys.executable).resolve()
+    tag = short_version(python).replace(".", "")
+    wheels = args.wheels or ROOT / ".cache" / "wheels" / f"real-cp{tag}"
+    if not (wheels / ".complete").exists():
+        raise SystemExit(f"no real wheels in {wheels}: python3 tests/realstack.py .cache/wheels")
+    with tempfile.TemporaryDirectory(prefix="layervenv-bench-") as tmp:
+        stack = build_real_stack(Path(tmp) / "LCG_real", python, wheels)
+        env = stack.env({k: v for k, v in os.environ.items()
+                         if k not in ("PYTHONPATH", "VIRTUAL_ENV")})
+        env.update(PIP_NO_INDEX="1", PIP_FIND_LINKS=str(stack.wheelhouse),
+                   PIP_DISABLE_PIP_VERSION_CHECK="1", HOME=tmp)
+        layer = Path(tmp) / "layer"
+        subprocess.run(tool("create", str(layer)), env=env, check=True, capture_output=True)
+        subprocess.run([str(layer / "bin" / "python"), "-m", "pip", "install", "-q",
+                        "--no-deps", *SCENARIOS[args.scenario]], env=env, check=True,
+                       capture_output=True)
+        env = dict(env, VIRTUAL_ENV=str(layer), PATH=f"{layer / 'bin'}:{env['PATH']}")
+        commands = {
+            "layervenv check --imports": (tool("check", "--imports", "--format", "json"), {}),
+            "  one process per distribution": (
+                tool("check", "--imports", "--format", "json"), {"LAYERVENV_IMPORTS_FORK": "0"}),
+            "python -m pip check": ([str(layer / "bin" / "python"), "-m", "pip", "check"], {}),
+        }
+        print(f"real-wheel stack, scenario {args.scenario}, {os.cpu_count()} CPUs; "
+              f"best / median of {args.repeat} runs, Python {sys.version.split()[0]}")
+        results = {name: timed(cmd, dict(env, **extra), args.repeat)
+                   for name, (cmd, extra) in commands.items()}
+        pip_best = results["python -m pip check"][0]
+        for name, (best, median, out) in results.items():
+            problems = ""
+            if out.startswith("{"):
+                found = json.loads(out)["problems"]
+                problems = f", {sum(p['kind'] == 'import' for p in found)} import problems"
+            print(f"  {name:<32} {best:6.3f} s / {median:6.3f} s  "
+                  f"(this / pip check = {best / pip_best:4.1f}x{problems})")
+
+
+if __name__ == "__main__":
+    main()
