@@ -332,15 +332,20 @@ def test_an_interrupted_fill_leaves_no_partial_entry(tmp_path):
     start = time.perf_counter()
     create(tmp_path / "timed", cache_env(tmp_path, tmp_path / "timing"))
     cold = time.perf_counter() - start
-    stopped = in_fill = 0
-    for trial in range(KILL_TRIALS):
+    stopped = in_fill = trials = 0
+    # up to three rounds of KILL_TRIALS: the timing adapts to a run that finished first
+    # (a loaded machine times its first create slow); done once enough landed
+    for trial in range(3 * KILL_TRIALS):
+        if trial >= KILL_TRIALS and stopped >= KILL_TRIALS * STOPPED_SHARE and in_fill >= 1:
+            break
+        trials += 1
         cache = tmp_path / f"cache{trial}"
         env = cache_env(tmp_path, cache)
         begun = time.perf_counter()
         child = subprocess.Popen(tool_command("create", "-q", "--python", PYTHON,
                                               str(tmp_path / f"layer{trial}")),
                                  env=env, stderr=subprocess.PIPE, text=True)
-        delay = started + (cold - started) * (trial + 1) / (KILL_TRIALS + 1)
+        delay = started + (cold - started) * (trial % KILL_TRIALS + 1) / (KILL_TRIALS + 1)
         while child.poll() is None and time.perf_counter() - begun < delay:
             time.sleep(0.005)
         if child.poll() is not None:  # finished first: a cold create takes this long
@@ -357,7 +362,7 @@ def test_an_interrupted_fill_leaves_no_partial_entry(tmp_path):
             assert (wheels / name / "contents.json").is_file()
         # stopped once the cache's section was made and before its entry was whole
         in_fill += child.returncode == 130 and wheels.is_dir() and not leftovers
-    print(f"{KILL_TRIALS} trials: {stopped} stopped by the signal ({in_fill} of them with the "
+    print(f"{trials} trials: {stopped} stopped by the signal ({in_fill} of them with the "
           "cache's entry begun, not whole), the others finished")
     # signals that all came too early or too late (a fast or a slow machine) prove nothing
     assert stopped >= KILL_TRIALS * STOPPED_SHARE and in_fill >= 1, (stopped, in_fill)

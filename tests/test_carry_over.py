@@ -84,7 +84,8 @@ def _digest(path: Path) -> str:
     if path.is_symlink():
         return "link:" + os.readlink(path)
     if path.is_dir():
-        return "dir:" + ",".join(sorted(os.listdir(path)))
+        return "dir:" + ",".join(sorted(n for n in os.listdir(path)
+                                        if n not in (INDEX_NAME, "__pycache__")))
     return f"{oct(path.stat().st_mode & 0o777)}:" + hashlib.sha256(path.read_bytes()).hexdigest()
 
 

@@ -393,9 +393,10 @@ def _guarded(function, *args):
         return None
 
 
-#: The layer's record of which PYTHONPATH directories are read-only, in its root (the
-#: ``.layervenv-`` prefix marks it as the layer's own, never carried over by a rebase).
-INDEX_NAME = ".layervenv-import-index"
+#: The layer's record of which PYTHONPATH directories are read-only, beside this hook in
+#: the layer's site-packages (not an importable name; the layer's own file, which
+#: ``--clear`` and ``rebase`` do not carry over: :mod:`layervenv.model.ownership`).
+INDEX_NAME = "_layervenv_import_index.txt"
 INDEX_HEADER = "layervenv-import-index 1"
 #: ``LAYERVENV_IMPORT_INDEX=0`` turns the import index off (Python's own finders only).
 INDEX_SWITCH = "LAYERVENV_IMPORT_INDEX"
@@ -559,7 +560,8 @@ def install_import_index(layer, index_path=None):
                if type(cache.get(e)) is file_finder]
     if not entries:
         return 0
-    index_path = os.path.join(sys.prefix, INDEX_NAME) if index_path is None else index_path
+    if index_path is None:
+        index_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), INDEX_NAME)
     flags = read_index(index_path)
     new = [e for e in entries if e not in flags]
     if new:

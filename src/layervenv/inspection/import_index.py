@@ -40,7 +40,7 @@ def import_index_problems(layer: Layer, environ: dict[str, str]) -> list[Problem
                         f"the import index is off ({INDEX_SWITCH}=0): every import of a name "
                         f"the stack does not hold costs {cost} "
                         f"(one per PYTHONPATH directory); unset {INDEX_SWITCH}")]
-    path = os.path.join(root, INDEX_NAME)
+    path = str(layer.site_packages / INDEX_NAME)
     flags = read_index(path)
     changed = [e for e in entries if e in flags and flags[e] != is_read_only(e)]
     if changed:

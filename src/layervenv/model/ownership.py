@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from layervenv.boot._layervenv_boot import INDEX_NAME
 from layervenv.dists.record import installed_paths
 from layervenv.model.layer import CONFIG_NAME, LayerConfig
 
@@ -139,10 +140,14 @@ def users_entries(old_root: Path, old_purelib: str, old_scripts: str,
     back = [(old_purelib, new_purelib), (old_scripts, new_scripts)]
     found: list[Carried] = []
 
+    written = f"{old_purelib}/{INDEX_NAME}"  # by the boot hook, when the layer runs
+
     def layers(rel: str) -> bool:
         """A file (or link) that is the layer's, which the new layer replaces."""
         if "/" not in rel and (rel.startswith(STAGING_INSIDE) or rel in MADE_ENTRIES):
             return True  # an unfinished create's staging; pyvenv.cfg, the lock
+        if rel == written or rel.startswith(written + "."):
+            return True  # the import index (and a temporary file of its writing)
         return rel in ours or _pycache_of_ours(PurePosixPath(rel), ours)
 
     def visit(directory: str) -> None:

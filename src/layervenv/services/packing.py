@@ -695,7 +695,7 @@ def write_archive(layer: Layer, target: Path, find_links: Sequence[str] = ()) ->
     # the import index, whose read-only flags are this machine's (the worker's first
     # process records its own)
     skip = {layer.root / rel for rel in templates} | {layer.root / INSIDE_NAME,
-                                                      layer.root / INDEX_NAME,
+                                                      layer.site_packages / INDEX_NAME,
                                                       Path(tmp_name), target}
     for editable in editables:
         skip |= editable.files
