@@ -19,7 +19,8 @@ from helpers import SRC, py, run_tool, shell_path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from layervenv.app.main import build_parser
+from layervenv.app.parser import build_parser
+from layervenv.app.runners import RUNNERS
 from layervenv.infra.output import count
 from layervenv.inspection.problems import Problem
 
@@ -35,7 +36,7 @@ def _leaves(parser: argparse.ArgumentParser, words: tuple[str, ...] = ()
             for leaf in _leaves(child, (*words, name))]
 
 
-LEAVES = dict(_leaves(build_parser()))
+LEAVES = dict(_leaves(build_parser(RUNNERS)))
 #: the top-level commands, in the parser's order
 COMMANDS = tuple(dict.fromkeys(words[0] for words in LEAVES))
 #: the leaves that offer --format

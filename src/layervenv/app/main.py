@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from layervenv import __version__
 from layervenv.app.parser import build_parser
+from layervenv.app.runners import RUNNERS
 from layervenv.infra.errors import UserError
 from layervenv.infra.interrupts import Interrupted, handle_interrupts, ignore_interrupts
 
@@ -24,7 +25,7 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     the command has.)
     """
     words = sys.argv[1:] if argv is None else list(argv)
-    args, unknown = build_parser(words).parse_known_args(words)
+    args, unknown = build_parser(RUNNERS, words).parse_known_args(words)
     if args.command == "install":  # PKG... after an option: argparse leaves them over
         args.args += [word for word in unknown if not word.startswith("-")]
         unknown = [word for word in unknown if word.startswith("-")]

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 from layervenv import __version__
 
@@ -72,12 +73,13 @@ def walk(parser: argparse.ArgumentParser, words: tuple[str, ...] = ()
         yield from walk(child, (*words, name))
 
 
-def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+def build_parser(runners: Mapping[tuple[str, ...], Callable[[argparse.Namespace], Any]],
+                 argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The command line: the commands' own options, then what every leaf has.
 
-    With ``argv``, only the command it names (when it names one) is in the parser."""
-    from layervenv.app.runners import RUNNERS
-
+    With ``argv``, only the command it names (when it names one) is in the parser.
+    ``runners``: what each leaf runs, by its words (:data:`layervenv.app.runners.RUNNERS`;
+    given, not imported, so that the runners may build a parser: ``completion``)."""
     parser = argparse.ArgumentParser(prog="layervenv", description=DESCRIPTION)
     parser.add_argument("-V", "--version", action="version", version=f"layervenv {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -88,5 +90,5 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         command.set_defaults(command_parser=command)
         if not sub_commands(command):
             add_verbosity(command)
-            command.set_defaults(func=RUNNERS[words])
+            command.set_defaults(func=runners[words])
     return parser

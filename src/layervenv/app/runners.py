@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from layervenv.app.parser import build_parser
 from layervenv.infra.errors import UserError
 
 if TYPE_CHECKING:
@@ -167,10 +168,9 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _completion(args: argparse.Namespace) -> int:
     """The completion code, read from the whole parser (built again: it is cheap)."""
-    from layervenv.app.parser import build_parser
     from layervenv.commands.completion import GENERATORS
 
-    print(GENERATORS[args.shell](build_parser()), end="")
+    print(GENERATORS[args.shell](build_parser(RUNNERS)), end="")
     return 0
 
 

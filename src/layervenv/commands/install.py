@@ -39,11 +39,11 @@ from layervenv.dists.requirements import requirement_closure
 from layervenv.infra.arguments import add_format, add_sources
 from layervenv.infra.errors import UserError
 from layervenv.infra.output import count, progress
+from layervenv.infra.quoting import quote
 from layervenv.infra.writelock import layer_write_lock
 from layervenv.inspection.effective_view import Distribution
 from layervenv.inspection.pipeline import inspect_layer
 from layervenv.model.layer import Layer
-from layervenv.runtime.quoting import quote
 from layervenv.services.packages import Sources, pip_environment, run_pip
 
 INSTALLERS = ("pip", "uv")

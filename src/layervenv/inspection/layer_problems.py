@@ -9,8 +9,7 @@ from __future__ import annotations
 import os
 
 from layervenv.inspection.problems import Problem
-from layervenv.model.layer import Layer
-from layervenv.model.leftovers import find_leftovers
+from layervenv.model.layer import Layer, find_leftovers
 
 
 def moved_problems(layer: Layer) -> list[Problem]:

@@ -36,8 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from layervenv.infra.errors import UserError
-from layervenv.runtime.kernel_launcher import LAUNCHER_NAME
-from layervenv.runtime.quoting import quote
+from layervenv.infra.quoting import quote
 
 KERNEL_FILE = "kernel.json"
 STUB_NAME = "launch"
@@ -47,6 +46,10 @@ NAME_PATTERN = re.compile(r"[a-z0-9._-]+")
 #: a kernel name is a directory's name: at most NAME_MAX bytes (all ASCII here)
 MAX_NAME = 255
 SYSTEM_DATA_DIRS = ("/usr/local/share/jupyter", "/usr/share/jupyter")
+
+#: The kernel launcher every layer kernel runs, in the layer's ``bin/`` (written by
+#: :mod:`layervenv.runtime.kernel_launcher`).
+LAUNCHER_NAME = "layervenv-kernel"
 
 
 def user_data_dir(environ: dict[str, str]) -> Path:

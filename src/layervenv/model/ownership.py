@@ -23,8 +23,9 @@ from pathlib import Path, PurePosixPath
 
 from layervenv.boot._layervenv_boot import INDEX_NAME
 from layervenv.dists.record import installed_paths
-from layervenv.model.layer import CONFIG_NAME, LayerConfig
 
+#: A layer's configuration file, at its root: what makes a directory a layer.
+CONFIG_NAME = "layervenv.toml"
 #: The top-level entries ``create`` writes in every layer directory (with the first
 #: part of the install scheme's paths, and the lock of a layer whose parent is not
 #: writable: see ``writelock``).  Everything else in the directory is the user's or
@@ -52,21 +53,21 @@ def installed_by_pip(root: Path, purelib: str) -> set[str]:
     return found
 
 
-def made_by_the_layer(root: Path, config: LayerConfig) -> set[str]:
+def made_by_the_layer(root: Path, purelib: str, scripts: str) -> set[str]:
     """The top-level names in ``root`` that are the layer's: what ``create`` writes, and
     every top-level entry a distribution installed there (``share/``, ``etc/`` from a
     wheel's data, as its ``RECORD`` says)."""
     names = set(MADE_ENTRIES)
-    names.update(Path(rel).parts[0] for rel in (config.scripts, config.purelib) if rel)
-    names.update(rel.split("/")[0] for rel in installed_by_pip(root, config.purelib))
+    names.update(Path(rel).parts[0] for rel in (scripts, purelib) if rel)
+    names.update(rel.split("/")[0] for rel in installed_by_pip(root, purelib))
     return names
 
 
-def not_made_by_the_layer(root: Path, config: LayerConfig) -> list[str]:
+def not_made_by_the_layer(root: Path, purelib: str, scripts: str) -> list[str]:
     """The top-level entries of the layer directory ``root`` that are not the layer's
     (sorted); an unfinished ``create``'s staging directory is neither (see
-    :func:`~layervenv.model.leftovers.find_leftovers`)."""
-    made = made_by_the_layer(root, config)
+    :func:`~layervenv.model.layer.find_leftovers`)."""
+    made = made_by_the_layer(root, purelib, scripts)
     try:
         entries = os.listdir(root)
     except OSError:

@@ -27,11 +27,11 @@ from pathlib import Path
 
 from layervenv import __version__
 from layervenv.infra.atomic import atomic_write
+from layervenv.model.kernelspec import LAUNCHER_NAME
 from layervenv.model.layer import CONFIG_NAME, Layer
 from layervenv.runtime.activation import env_change, leave_other_stacks
 from layervenv.runtime.envchange import EnvChange, RequirePath, SetPrompt
 
-LAUNCHER_NAME = "layervenv-kernel"
 #: the line of the launcher that says which stack it was made for
 STACK_LINE = "# layervenv-kernel-stack: "
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from layervenv.infra.quoting import quote
 from layervenv.runtime.envchange import EnvChange
-from layervenv.runtime.quoting import quote
 from layervenv.runtime.shells.dialect import render_script
 from layervenv.runtime.shells.posix import DIALECT
 

@@ -20,8 +20,8 @@ import os
 from pathlib import Path
 
 from layervenv import __version__
+from layervenv.infra.quoting import quote
 from layervenv.infra.toolhome import is_zipapp, package_home, tool_argv
-from layervenv.runtime.quoting import quote
 
 NAME = "layervenv"
 

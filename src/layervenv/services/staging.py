@@ -38,8 +38,14 @@ from layervenv.interp.interpreter import (
     probe_interpreter,
     python_from_option,
 )
-from layervenv.model.layer import CONFIG_NAME, Layer, LayerConfig, is_layer
-from layervenv.model.leftovers import Leftover, find_leftovers
+from layervenv.model.layer import (
+    CONFIG_NAME,
+    Layer,
+    LayerConfig,
+    Leftover,
+    find_leftovers,
+    is_layer,
+)
 from layervenv.model.ownership import Carried, not_made_by_the_layer, users_entries
 from layervenv.model.stack import StackEnvironment, StackRecord, capture_setup
 from layervenv.runtime.activation import without_active_environment, write_activation_scripts
@@ -196,7 +202,8 @@ def carry_over(target: Path) -> list[str]:
     deeper down are found once the new layer is staged: :func:`users_entries_to_carry`.)"""
     if not is_layer(target):
         return []
-    names = not_made_by_the_layer(target, Layer.open(target).config)
+    config = Layer.open(target).config
+    names = not_made_by_the_layer(target, config.purelib, config.scripts)
     for name in names:
         refuse_unmovable(target, target / name)
     return names
@@ -463,8 +470,10 @@ def _clean_up(staging: Path | None, created: list[Path]) -> None:
     """Remove the unfinished layer and the parents made for it -- never the user's files
     (carried into it and, through some failure, not back out: it is left to be named)."""
     with uninterrupted():
-        if staging is not None and not (is_layer(staging) and not_made_by_the_layer(
-                staging, Layer.open(staging).config)):
+        config = Layer.open(staging).config if staging is not None and is_layer(staging) \
+            else None
+        if staging is not None and not (config is not None and not_made_by_the_layer(
+                staging, config.purelib, config.scripts)):
             shutil.rmtree(staging, ignore_errors=True)
         for parent in created:
             try:

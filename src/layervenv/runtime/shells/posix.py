@@ -11,8 +11,8 @@ one of these shells treats as plain text, whatever the layer's path contains.
 
 from __future__ import annotations
 
+from layervenv.infra.quoting import quote
 from layervenv.runtime.envchange import STATE_PREFIX, EnvChange, saved_name
-from layervenv.runtime.quoting import quote
 from layervenv.runtime.shells.dialect import (
     PREFIX,
     Dialect,
