@@ -18,11 +18,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,27 +30,14 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from realstack import build_real_stack, short_version  # noqa: E402
 
-TOOL = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
-        "from layervenv.app.main import main; sys.exit(main(sys.argv[1:]))")
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from list_check import timed, tool  # noqa: E402
+
+#: the layer's upgrades, each a way to break what the stack imports
 SCENARIOS = {
     "numpy-2": ("numpy==2.0.2",),
     "packaging-too-old": ("packaging==18.0",),
 }
-
-
-def tool(*args: str) -> list[str]:
-    return [sys.executable, "-c", TOOL, str(SRC), *args]
-
-
-def timed(command: list[str], env: dict[str, str], repeat: int) -> tuple[float, float, str]:
-    runs = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-        runs.append(time.perf_counter() - start)
-        if result.returncode not in (0, 1):
-            raise SystemExit(f"{command} failed:\n{result.stderr}")
-    return min(runs), statistics.median(runs), result.stdout
 
 
 def main() -> None:

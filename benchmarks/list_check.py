@@ -37,7 +37,8 @@ def tool(*args: str) -> list[str]:
     return [sys.executable, "-c", TOOL, str(SRC), *args]
 
 
-def timed(command: list[str], env: dict[str, str], repeat: int) -> tuple[float, float, int]:
+def timed(command: list[str], env: dict[str, str], repeat: int) -> tuple[float, float, str]:
+    """Best and median wall time of ``repeat`` fresh runs, and the last run's output."""
     runs = []
     for _ in range(repeat):
         start = time.perf_counter()
@@ -45,7 +46,7 @@ def timed(command: list[str], env: dict[str, str], repeat: int) -> tuple[float, 
         runs.append(time.perf_counter() - start)
         if result.returncode not in (0, 1):
             raise SystemExit(f"{command} failed:\n{result.stderr}")
-    return min(runs), statistics.median(runs), len(result.stdout.splitlines())
+    return min(runs), statistics.median(runs), result.stdout
 
 
 def main() -> None:
@@ -82,9 +83,10 @@ def main() -> None:
               f"Python {sys.version.split()[0]}")
         results = {name: timed(cmd, env, args.repeat) for name, cmd in commands.items()}
         pip_best = results["python -m pip list"][0]
-        for name, (best, median, lines) in results.items():
+        for name, (best, median, output) in results.items():
             print(f"  {name:<30} {best:6.3f} s / {median:6.3f} s  "
-                  f"({lines} lines, pip list / this = {pip_best / best:4.1f}x)")
+                  f"({len(output.splitlines())} lines, pip list / this = "
+                  f"{pip_best / best:4.1f}x)")
 
 
 if __name__ == "__main__":
