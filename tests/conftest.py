@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +18,13 @@ from realstack import DebianStack, RealStack, build_real_stack, debian_stack
 from realstack import wheel_cache as real_wheel_cache
 
 from layervenv.services.simstack import SimStack, build_stack, tree_digest
+
+# The tests that send SIGINT play a terminal's Ctrl-C: the processes they start must not
+# inherit an ignored SIGINT from the way the suite itself was started (a background job of
+# a non-interactive shell, as a CI runner may start it, ignores SIGINT, and so does every
+# process it starts: the tool then rightly leaves SIGINT ignored and runs to its end).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 #: The interpreter the simulated stack brings (the real one behind the test Python).
 STACK_PYTHON = Path(getattr(sys, "_base_executable", None) or sys.executable)
