@@ -32,6 +32,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from run import spack_like_stack  # benchmarks/run.py: the one Spack-like stack
+
 ROOT = Path(__file__).resolve().parent.parent
 SRC = ROOT / "src"
 TOOL = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
@@ -65,20 +67,11 @@ def run(argv: list[str], env: dict[str, str], cwd: Path | None = None) -> str:
     return result.stdout
 
 
-def spack_like_stack(root: Path, python: str, entries: int) -> list[str]:
-    """One prefix per package, each with its own ``lib/pythonX.Y/site-packages`` holding
-    one tiny package ``pkgN``; byte-compiled and then made read-only, as an installed
-    stack on CVMFS is (directories without write bits)."""
-    version = run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                  clean_env()).strip()
-    dirs = []
-    for index in range(entries):
-        folder = root / f"pkg{index}-1.0-{index:07x}" / "lib" / f"python{version}" / \
-            "site-packages"
-        (folder / f"pkg{index}").mkdir(parents=True)
-        (folder / f"pkg{index}" / "__init__.py").write_text("x = 1\n", encoding="utf-8")
-        dirs.append(str(folder))
-    run([python, "-m", "compileall", "-q", str(root)], clean_env())
+def read_only_spack_stack(root: Path, python: str, entries: int) -> list[str]:
+    """The Spack-like stack of ``benchmarks/run.py`` (one prefix per package, one tiny
+    package ``pkgN`` each, byte-compiled), then made read-only, as an installed stack on
+    CVMFS is (directories without write bits)."""
+    dirs = spack_like_stack(root, python, entries)
     for top, subdirs, _ in os.walk(root):
         for name in subdirs:
             os.chmod(os.path.join(top, name), 0o555)
@@ -118,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for entries in sizes:
                 base = work / f"n{entries}"
-                dirs = spack_like_stack(base / "stack", args.python, entries)
+                dirs = read_only_spack_stack(base / "stack", args.python, entries)
                 env = clean_env(PYTHONPATH=os.pathsep.join(dirs), HOME=str(work))
                 venv = base / "venv"
                 run([args.python, "-m", "venv", "--without-pip", "--system-site-packages",
