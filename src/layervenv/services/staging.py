@@ -482,16 +482,10 @@ def _clean_up(staging: Path | None, created: list[Path]) -> None:
                 break
 
 
-def create(options: CreateOptions) -> CreateResult:
-    """Create the layer described by ``options``; raise UserError on a user's mistake."""
-    start = time.perf_counter()
-    target = Path(os.path.abspath(options.directory))
-    check_target(target, options.clear)
-    if options.prompt is not None and ("\n" in options.prompt or "\0" in options.prompt):
-        # pyvenv.cfg is one setting a line, and a prompt is one line
-        raise UserError(f"a prompt cannot contain a newline: {options.prompt!r}")
-    if options.rerun_setup and not options.setup:
-        raise UserError("--rerun-setup needs --setup CMD")
+def _prepare(target: Path, options: CreateOptions
+             ) -> tuple[Layer, Interpreter, dict[str, str], list[str]]:
+    """The stack's environment and Python, probed, and the layer to be made of them
+    (with the notes for the result)."""
     environ, python, captured = _environment_and_python(options)
     note = None if captured is None or options.python else python_not_from_setup(python, captured)
     interp = probe_interpreter(python)
@@ -510,12 +504,28 @@ def create(options: CreateOptions) -> CreateResult:
         path=str(target),
     )
     layer = Layer(root=target, config=config)
+    return layer, interp, environ, [note] if note else []
+
+
+def create(options: CreateOptions) -> CreateResult:
+    """Create the layer described by ``options``; raise UserError on a user's mistake."""
+    start = time.perf_counter()
+    target = Path(os.path.abspath(options.directory))
+    check_target(target, options.clear)
+    if options.prompt is not None and ("\n" in options.prompt or "\0" in options.prompt):
+        # pyvenv.cfg is one setting a line, and a prompt is one line
+        raise UserError(f"a prompt cannot contain a newline: {options.prompt!r}")
+    if options.rerun_setup and not options.setup:
+        raise UserError("--rerun-setup needs --setup CMD")
     created: list[Path] = []
     staging = None
-    notes = [note] if note else []
     try:
         _make_parents(target.parent, created)
+        # The lock is held for the whole run, the stack's set-up and probe included: a
+        # second create of the same directory is then refused as busy from its start,
+        # not only while the first one is building.
         with layer_write_lock(target, "create"):
+            layer, interp, environ, notes = _prepare(target, options)
             leftovers = check_target(target, options.clear, locked=True)
             notes += [f"note: {leftover.message(target)}" for leftover in leftovers]
             fill = is_empty_directory(target)
