@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from helpers import cached_wheels, clean_env, missing, run_tool
 from realstack import DebianStack, RealStack, build_real_stack, debian_stack
 from realstack import wheel_cache as real_wheel_cache
+from stackkinds import build_conda, build_key4hep
 
 from layervenv.services.simstack import SimStack, build_stack, tree_digest
 
@@ -166,3 +167,21 @@ def zipapp(tmp_path_factory: pytest.TempPathFactory) -> Path:
     subprocess.run([sys.executable, str(REPO / "dev" / "build-zipapp"), str(out),
                     "--wheels", str(wheel_cache())], check=True, capture_output=True)
     return out
+
+
+# --- the kinds of stack of docs/stacks/ (tests/stackkinds.py), read-only, hashed ---------
+
+@pytest.fixture(scope="session")
+def key4hep(tmp_path_factory: pytest.TempPathFactory, real_wheels: Path):
+    stack = build_key4hep(tmp_path_factory.mktemp("k4") / "key4hep", STACK_PYTHON, real_wheels)
+    before = tree_digest(stack.root)
+    yield stack
+    assert tree_digest(stack.root) == before, "the Key4hep-like stack was modified"
+
+
+@pytest.fixture(scope="session")
+def conda(tmp_path_factory: pytest.TempPathFactory, real_wheels: Path):
+    stack = build_conda(tmp_path_factory.mktemp("conda") / "env", STACK_PYTHON, real_wheels)
+    before = tree_digest(stack.root)
+    yield stack
+    assert tree_digest(stack.root) == before, "the conda-like Python was modified"

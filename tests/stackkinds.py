@@ -23,11 +23,19 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from helpers import parse_env0, run_tool
+from packaging.utils import canonicalize_name
+from packlayer import run_in_job, unpack
+
+from layervenv.inspection.explain import explain
+from layervenv.inspection.pipeline import inspect_layer
+from layervenv.model.layer import Layer
 from layervenv.services.simstack import Dist, build_wheel, install_into, sourced_environment
 
 #: Key4hep-like packages, each in its own prefix (real wheels of the test cache).
@@ -198,4 +206,92 @@ def pip_check(python: Path, env: dict[str, str]) -> tuple[int, str]:
     return result.returncode, result.stdout
 
 
-__all__ = ["Stack", "build_conda", "build_key4hep", "importlib_view", "pip_check"]
+# --- the checks every kind goes through (tests/test_stack_*.py) -----------------------
+
+def offline(env: dict[str, str], stack: Stack) -> dict[str, str]:
+    return dict(env, PIP_NO_INDEX="1", PIP_FIND_LINKS=str(stack.wheelhouse),
+                PIP_DISABLE_PIP_VERSION_CHECK="1")
+
+
+def pip_install(layer: Path, env: dict[str, str], *args: str) -> None:
+    subprocess.run([str(layer / "bin" / "python"), "-m", "pip", "install", "-q", *args],
+                   env=env, check=True, capture_output=True)
+
+
+def bash(script: str, env: dict[str, str], cwd: Path | None = None) -> str:
+    return subprocess.run(["bash", "--noprofile", "--norc", "-c", script], env=env, cwd=cwd,
+                          capture_output=True, text=True, check=True).stdout
+
+
+def assert_list_and_check_agree(layer: Path, env: dict[str, str], cwd: Path) -> dict:
+    """``list`` is importlib.metadata's first copy of each name; ``check`` is ok exactly
+    when ``pip check`` (by the layer's python) is."""
+    ref = importlib_view(layer / "bin" / "python", env, cwd)
+    rows = json.loads(run_tool("list", str(layer), "--format", "json", env=env).stdout)
+    listed = {canonicalize_name(r["name"]): r["version"] for r in rows}
+    assert listed == {canonicalize_name(k): v[0] for k, v in ref["dists"].items()}
+    status, said = pip_check(layer / "bin" / "python", env)
+    checked = run_tool("check", str(layer), "--format", "json", env=env, check=False)
+    conflicts = [p for p in json.loads(checked.stdout)["problems"] if p["kind"] == "conflict"]
+    assert bool(conflicts) == (status != 0), (conflicts, said)
+    return ref
+
+
+def assert_explain_agrees(layer: Path, env: dict[str, str], cwd: Path) -> int:
+    """``check --explain`` of every top-level name gives find_spec's origin; its winning
+    distribution is importlib.metadata's.  Returns how many names were explained."""
+    ref = importlib_view(layer / "bin" / "python", env, cwd)
+    opened = Layer.open(layer)
+    once = inspect_layer(opened, env, need_interpreter=True)  # one probe for every name
+    for top, origin in ref["specs"].items():
+        explained = explain(opened, top, inspection=once)
+        assert explained.module_origin(top) == origin, (top, explained.human())
+        for dist in ref["tops"][top]:
+            key = dist.lower().replace("_", "-").replace(".", "-")
+            copies = explain(opened, dist, inspection=once).distribution
+            assert copies and copies[0].copy.version == ref["dists"][key][0], (dist, copies)
+    # and one through the command line, as JSON
+    top = sorted(ref["specs"])[0]
+    shown = json.loads(run_tool("check", "--explain", top, str(layer), "--format", "json",
+                                env=env).stdout)
+    assert shown["modules"][top]["origin"] == ref["specs"][top]
+    return len(ref["specs"])
+
+
+def assert_activation_restores(layer: Path, env: dict[str, str], probe: str) -> str:
+    """Activate in bash, run ``probe`` with the layer's python, deactivate: the environment
+    is exactly the one before."""
+    act = shlex.quote(str(layer / "bin" / "activate"))
+    out = bash(f"env -0 > before; . {act}; python -c {shlex.quote(probe)}; deactivate; "
+                "env -0 > after", env, cwd=layer.parent)
+    before = parse_env0((layer.parent / "before").read_text())
+    after = parse_env0((layer.parent / "after").read_text())
+    noise = {"_", "SHLVL", "PWD", "OLDPWD"}
+    assert {k: v for k, v in after.items() if k not in noise} == \
+        {k: v for k, v in before.items() if k not in noise}
+    return out
+
+
+def assert_lock_and_from(layer: Path, env: dict[str, str], tmp_path: Path, cwd: Path) -> None:
+    lock = tmp_path / "layer.lock"
+    run_tool("lock", str(layer), "-o", str(lock), env=env)
+    again = tmp_path / "again"
+    run_tool("create", str(again), "--from", str(lock), env=env)
+    old = importlib_view(layer / "bin" / "python", env, cwd)["dists"]
+    new = importlib_view(again / "bin" / "python", env, cwd)["dists"]
+    assert {k: v[0] for k, v in new.items()} == {k: v[0] for k, v in old.items()}
+
+
+def assert_pack_runs(layer: Path, env: dict[str, str], tmp_path: Path, probe: str) -> str:
+    archive = tmp_path / "layer.tar.gz"
+    run_tool("pack", str(layer), "-o", str(archive), env=env)
+    unpacked = unpack(archive, tmp_path / "job")
+    result = run_in_job(unpacked, "python", "-c", probe)  # env -i
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+__all__ = ["Stack", "assert_activation_restores", "assert_explain_agrees",
+           "assert_list_and_check_agree", "assert_lock_and_from", "assert_pack_runs", "bash",
+           "build_conda", "build_key4hep", "importlib_view", "offline", "pip_check",
+           "pip_install"]

@@ -10,13 +10,11 @@ of docs/stacks/.
 
 from __future__ import annotations
 
-import json
 import shlex
 import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import STACK_PYTHON
 from helpers import (
     SHELLS,
     clean_env,
@@ -27,117 +25,23 @@ from helpers import (
     split_dumps,
     tool_command,
 )
-from packaging.utils import canonicalize_name
-from packlayer import run_in_job, unpack
-from stackkinds import Stack, build_conda, build_key4hep, importlib_view, pip_check
+from stackkinds import (
+    Stack,
+    assert_activation_restores,
+    assert_explain_agrees,
+    assert_list_and_check_agree,
+    assert_lock_and_from,
+    assert_pack_runs,
+    bash,
+    offline,
+    pip_install,
+)
 
 from layervenv.inspection.explain import explain
-from layervenv.inspection.pipeline import inspect_layer
 from layervenv.model.layer import Layer
 from layervenv.services.simstack import tree_digest
 
 network = pytest.mark.network  # the real wheels are downloaded once into the test cache
-
-
-@pytest.fixture(scope="module")
-def key4hep(tmp_path_factory: pytest.TempPathFactory, real_wheels: Path):
-    stack = build_key4hep(tmp_path_factory.mktemp("k4") / "key4hep", STACK_PYTHON, real_wheels)
-    before = tree_digest(stack.root)
-    yield stack
-    assert tree_digest(stack.root) == before, "the Key4hep-like stack was modified"
-
-
-@pytest.fixture(scope="module")
-def conda(tmp_path_factory: pytest.TempPathFactory, real_wheels: Path):
-    stack = build_conda(tmp_path_factory.mktemp("conda") / "env", STACK_PYTHON, real_wheels)
-    before = tree_digest(stack.root)
-    yield stack
-    assert tree_digest(stack.root) == before, "the conda-like Python was modified"
-
-
-def _offline(env: dict[str, str], stack: Stack) -> dict[str, str]:
-    return dict(env, PIP_NO_INDEX="1", PIP_FIND_LINKS=str(stack.wheelhouse),
-                PIP_DISABLE_PIP_VERSION_CHECK="1")
-
-
-def _pip(layer: Path, env: dict[str, str], *args: str) -> None:
-    subprocess.run([str(layer / "bin" / "python"), "-m", "pip", "install", "-q", *args],
-                   env=env, check=True, capture_output=True)
-
-
-def _bash(script: str, env: dict[str, str], cwd: Path | None = None) -> str:
-    return subprocess.run(["bash", "--noprofile", "--norc", "-c", script], env=env, cwd=cwd,
-                          capture_output=True, text=True, check=True).stdout
-
-
-# --- the checks every kind goes through ---------------------------------------------------
-
-def assert_list_and_check_agree(layer: Path, env: dict[str, str], cwd: Path) -> dict:
-    """``list`` is importlib.metadata's first copy of each name; ``check`` is ok exactly
-    when ``pip check`` (by the layer's python) is."""
-    ref = importlib_view(layer / "bin" / "python", env, cwd)
-    rows = json.loads(run_tool("list", str(layer), "--format", "json", env=env).stdout)
-    listed = {canonicalize_name(r["name"]): r["version"] for r in rows}
-    assert listed == {canonicalize_name(k): v[0] for k, v in ref["dists"].items()}
-    status, said = pip_check(layer / "bin" / "python", env)
-    checked = run_tool("check", str(layer), "--format", "json", env=env, check=False)
-    conflicts = [p for p in json.loads(checked.stdout)["problems"] if p["kind"] == "conflict"]
-    assert bool(conflicts) == (status != 0), (conflicts, said)
-    return ref
-
-
-def assert_explain_agrees(layer: Path, env: dict[str, str], cwd: Path) -> int:
-    """``check --explain`` of every top-level name gives find_spec's origin; its winning
-    distribution is importlib.metadata's.  Returns how many names were explained."""
-    ref = importlib_view(layer / "bin" / "python", env, cwd)
-    opened = Layer.open(layer)
-    once = inspect_layer(opened, env, need_interpreter=True)  # one probe for every name
-    for top, origin in ref["specs"].items():
-        explained = explain(opened, top, inspection=once)
-        assert explained.module_origin(top) == origin, (top, explained.human())
-        for dist in ref["tops"][top]:
-            key = dist.lower().replace("_", "-").replace(".", "-")
-            copies = explain(opened, dist, inspection=once).distribution
-            assert copies and copies[0].copy.version == ref["dists"][key][0], (dist, copies)
-    # and one through the command line, as JSON
-    top = sorted(ref["specs"])[0]
-    shown = json.loads(run_tool("check", "--explain", top, str(layer), "--format", "json",
-                                env=env).stdout)
-    assert shown["modules"][top]["origin"] == ref["specs"][top]
-    return len(ref["specs"])
-
-
-def assert_activation_restores(layer: Path, env: dict[str, str], probe: str) -> str:
-    """Activate in bash, run ``probe`` with the layer's python, deactivate: the environment
-    is exactly the one before."""
-    act = shlex.quote(str(layer / "bin" / "activate"))
-    out = _bash(f"env -0 > before; . {act}; python -c {shlex.quote(probe)}; deactivate; "
-                "env -0 > after", env, cwd=layer.parent)
-    before = parse_env0((layer.parent / "before").read_text())
-    after = parse_env0((layer.parent / "after").read_text())
-    noise = {"_", "SHLVL", "PWD", "OLDPWD"}
-    assert {k: v for k, v in after.items() if k not in noise} == \
-        {k: v for k, v in before.items() if k not in noise}
-    return out
-
-
-def assert_lock_and_from(layer: Path, env: dict[str, str], tmp_path: Path, cwd: Path) -> None:
-    lock = tmp_path / "layer.lock"
-    run_tool("lock", str(layer), "-o", str(lock), env=env)
-    again = tmp_path / "again"
-    run_tool("create", str(again), "--from", str(lock), env=env)
-    old = importlib_view(layer / "bin" / "python", env, cwd)["dists"]
-    new = importlib_view(again / "bin" / "python", env, cwd)["dists"]
-    assert {k: v[0] for k, v in new.items()} == {k: v[0] for k, v in old.items()}
-
-
-def assert_pack_runs(layer: Path, env: dict[str, str], tmp_path: Path, probe: str) -> str:
-    archive = tmp_path / "layer.tar.gz"
-    run_tool("pack", str(layer), "-o", str(archive), env=env)
-    unpacked = unpack(archive, tmp_path / "job")
-    result = run_in_job(unpacked, "python", "-c", probe)  # env -i
-    assert result.returncode == 0, result.stderr
-    return result.stdout
 
 
 # --- Key4hep / Spack -----------------------------------------------------------------------
@@ -150,12 +54,12 @@ K4_PROBE = ("import packaging, six, dateutil, k4gen; "
 def test_key4hep(key4hep: Stack, tmp_path: Path) -> None:
     base = clean_env(tmp_path)
     once = key4hep.env(base)
-    env = _offline(key4hep.env(once), key4hep)  # the setup sourced twice
+    env = offline(key4hep.env(once), key4hep)  # the setup sourced twice
     assert env["PYTHONPATH"].count("py-six-") == 2
     layer = tmp_path / "ana"
     setup = shlex.quote(str(key4hep.setup_script))
     run_tool("create", str(layer), "--setup", f". {setup}", env=env)
-    _pip(layer, env, "--no-deps", "packaging==24.1")  # over the stack's 23.1
+    pip_install(layer, env, "--no-deps", "packaging==24.1")  # over the stack's 23.1
     # activation: the layer's packaging wins, the stack's six is imported
     out = assert_activation_restores(layer, env, K4_PROBE)
     assert out.split()[:2] == ["24.1", "0.4.0"] and str(key4hep.root) in out.split()[2]
@@ -165,8 +69,8 @@ def test_key4hep(key4hep: Stack, tmp_path: Path) -> None:
     # k4_local_repo after the layer is activated: the checkout's k4gen wins over the
     # stack's, the layer still wins over both
     act = shlex.quote(str(layer / "bin" / "activate"))
-    out = _bash(f". {setup}; . {setup}; . {act}; k4_local_repo; python -c {shlex.quote(K4_PROBE)}",
-                _offline(base, key4hep), cwd=key4hep.local_repo)
+    out = bash(f". {setup}; . {setup}; . {act}; k4_local_repo; python -c {shlex.quote(K4_PROBE)}",
+                offline(base, key4hep), cwd=key4hep.local_repo)
     assert out.split()[:2] == ["24.1", "0.5.0"]
     ref = assert_list_and_check_agree(layer, env, tmp_path)
     assert ref["dists"]["packaging"][0] == "24.1"
@@ -192,11 +96,11 @@ CONDA_PROBE = "import packaging, six, dateutil; print(packaging.__version__, six
 @network
 def test_conda_like(conda: Stack, tmp_path: Path) -> None:
     base = clean_env(tmp_path)
-    env = _offline(conda.env(base), conda)
+    env = offline(conda.env(base), conda)
     assert "PYTHONPATH" not in env
     layer = tmp_path / "ana"
     run_tool("create", str(layer), "--python", str(conda.python), env=env)
-    _pip(layer, env, "--no-deps", "packaging==24.1")
+    pip_install(layer, env, "--no-deps", "packaging==24.1")
     out = assert_activation_restores(layer, env, CONDA_PROBE)
     assert out.split()[0] == "24.1" and out.split()[1].startswith(str(conda.root))
     out = run_tool("run", str(layer), "python", "-c", CONDA_PROBE, env=base).stdout
@@ -220,18 +124,18 @@ def _group_and_personal(key4hep: Stack, tmp_path: Path) -> tuple[Path, Path, dic
     """The group layer (read-only, packaging 18.0 and kiwisolver over the stack) and a
     personal layer (packaging 24.1) made in a shell where the group layer is activated;
     that shell's environment."""
-    env = _offline(key4hep.env(clean_env(tmp_path)), key4hep)
+    env = offline(key4hep.env(clean_env(tmp_path)), key4hep)
     group = tmp_path / "group"
     run_tool("create", str(group), "--export-pythonpath", env=env)
-    _pip(group, env, "--no-deps", "packaging==18.0")
-    _pip(group, dict(env, PIP_FIND_LINKS=str(key4hep.wheelhouse.parent / "stack")),
+    pip_install(group, env, "--no-deps", "packaging==18.0")
+    pip_install(group, dict(env, PIP_FIND_LINKS=str(key4hep.wheelhouse.parent / "stack")),
          "--no-deps", "kiwisolver")
     subprocess.run(["chmod", "-R", "a-w", str(group)], check=True)
     me = tmp_path / "me"
     act = shlex.quote(str(group / "bin" / "activate"))
-    _bash(f". {act}; " + shlex.join(tool_command("create", str(me), isolated=True)), env)
-    in_group = parse_env0(_bash(f". {act}; env -0", env))
-    _pip(me, in_group, "--no-deps", "packaging==24.1")  # personal wins over the group's
+    bash(f". {act}; " + shlex.join(tool_command("create", str(me), isolated=True)), env)
+    in_group = parse_env0(bash(f". {act}; env -0", env))
+    pip_install(me, in_group, "--no-deps", "packaging==24.1")  # personal wins over the group's
     return group, me, in_group
 
 
@@ -279,12 +183,12 @@ def test_activation_in_zsh_and_tcsh(kind: str, shell: str, request: pytest.Fixtu
     """Activated in zsh and tcsh, the layer's copy wins and the stack's is imported;
     deactivate gives back exactly the environment of before."""
     stack: Stack = request.getfixturevalue(kind)
-    env = _offline(stack.env(clean_env(tmp_path)), stack)
+    env = offline(stack.env(clean_env(tmp_path)), stack)
     layer = tmp_path / "ana"
     how = ["--python", str(stack.python)] if stack.setup_script is None else \
         ["--setup", f". {shlex.quote(str(stack.setup_script))}"]
     run_tool("create", str(layer), *how, env=env)
-    _pip(layer, env, "--no-deps", "packaging==24.1")
+    pip_install(layer, env, "--no-deps", "packaging==24.1")
     syntax = SHELLS[shell]
     probe = syntax.quote("import packaging, six; print(packaging.__version__, six.__file__)")
     into = syntax.quote(str(tmp_path / "probe.txt"))
