@@ -221,3 +221,23 @@ def test_pack_streams_large_files(make_layer, tmp_path):
     with tarfile.open(archive) as tar:
         sizes = {m.name: m.size for m in tar.getmembers() if m.name.endswith(".bin")}
     assert sorted(sizes.values()) == [100_000_000] * 3
+
+
+@pytest.mark.parametrize("where", ["file", "link target"])
+def test_a_name_that_is_not_utf8_is_named(make_layer, tmp_path, where):
+    """A file (or a link's target) whose name is not UTF-8: the refusal names it, with
+    its bytes shown as \\xNN, in one line; no archive is left."""
+    layer = make_layer("keep", "--without-pip")
+    site = next((layer.root / "lib").glob("python*/site-packages"))
+    bad = os.fsdecode(b"bad\xff.py")
+    if where == "file":
+        (site / bad).write_text("x = 1\n")
+        named = f"{site}/bad\\xff.py"
+    else:
+        os.symlink(os.fsdecode(b"gone\xfe"), layer.root / "data")
+        named = f"the target of the link {layer.root / 'data'}"
+    archive = tmp_path / "out.tar.gz"
+    result = run_tool("pack", str(layer.root), "-o", str(archive), env=layer.env, check=False)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert f"cannot pack {named}: its name is not valid UTF-8" in result.stderr
+    assert not archive.exists() and [p for p in tmp_path.iterdir() if "out" in p.name] == []

@@ -457,6 +457,7 @@ class LayerWalk:
             kept = []
             for name in dirs:
                 path = here / name
+                refuse_non_utf8(path)
                 if path in self.skip:
                     continue
                 if path.is_symlink():
@@ -467,6 +468,7 @@ class LayerWalk:
             yield Member(str(here.relative_to(self.root)), "dir", 0o755)
             for name in sorted(files):
                 path = here / name
+                refuse_non_utf8(path)
                 if path in self.skip or (here == self.bin_dir and name == LAUNCHER):
                     continue
                 if path.is_symlink():
@@ -495,6 +497,7 @@ class LayerWalk:
     def _link(self, path: Path, real_root: str) -> Iterator[Member]:
         rel = str(path.relative_to(self.root))
         target = os.readlink(path)
+        refuse_non_utf8(Path(target), f"the target of the link {path}")
         resolved = os.path.realpath(path)
         if not os.path.exists(resolved):
             self.notes.append(f"note: {rel} is a link to {target}, which does not exist: "
@@ -538,6 +541,19 @@ class LayerWalk:
                                       f"which does not exist: not packed")
                     continue
                 yield from self._file(path, f"{here}/{name}", copied=True)
+
+
+def refuse_non_utf8(path: Path, what: str | None = None) -> None:
+    """Refuse a name an archive's manifest and the worker's records cannot hold: tar
+    carries any bytes, but the manifest, RECORD and the scripts name paths in UTF-8.
+    The refusal names the file (its undecodable bytes as \\xNN), so the user can find
+    and rename it."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        shown = os.fsencode(path).decode("utf-8", "backslashreplace")
+        raise UserError(f"cannot pack {what or shown}: its name is not valid UTF-8"
+                        f"{'' if what is None else f' ({shown})'}; rename it") from None
 
 
 def _kind(mode: int) -> str:
