@@ -135,3 +135,16 @@ def test_setup_line_is_the_pages() -> None:
     for line in ("module use", "module load", "layervenv create ana --setup", "module purge",
                  "pip install packaging==24.1", "layervenv check --explain packaging"):
         assert line in page, line
+
+
+@network
+@pytest.mark.xfail(strict=True, reason="check --explain gives a module's EBPYTHONPREFIXES entry "
+                   "the generic reason 'other' (start-up: site or sitecustomize), right but not "
+                   "naming EBPYTHONPREFIXES: the probe does not report that variable; "
+                   "docs/stacks/lmod.md")
+def test_explain_names_ebpythonprefixes(lmod: LmodStack, tmp_path: Path) -> None:
+    if lmod.search_path != "EBPYTHONPREFIXES":
+        pytest.xfail("only the EBPYTHONPREFIXES variant")
+    layer, _, env = _layer(lmod, tmp_path)
+    said = explain(Layer.open(layer), "packaging", environ=env).distribution
+    assert said[1].reason.code == "ebpythonprefixes", said[1].reason
