@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from helpers import cached_wheels, clean_env, missing, run_tool
 from realstack import DebianStack, RealStack, build_real_stack, debian_stack
 from realstack import wheel_cache as real_wheel_cache
-from stackkinds import build_conda, build_key4hep
+from stackkinds import build_conda, build_key4hep, build_lmod, easybuild_sdists, lmod_init
 
 from layervenv.services.simstack import SimStack, build_stack, tree_digest
 
@@ -185,3 +185,20 @@ def conda(tmp_path_factory: pytest.TempPathFactory, real_wheels: Path):
     before = tree_digest(stack.root)
     yield stack
     assert tree_digest(stack.root) == before, "the conda-like Python was modified"
+
+
+@pytest.fixture(scope="session", params=["PYTHONPATH", "EBPYTHONPREFIXES"])
+def lmod(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+         real_wheels: Path):
+    """An Lmod module tree written by EasyBuild 5's own code (tests/stackkinds.py,
+    build_lmod), one module per package: modules that prepend PYTHONPATH (older sites) and
+    modules that prepend EBPYTHONPREFIXES, read by EasyBuild's sitecustomize.py."""
+    if lmod_init() is None:
+        missing("Lmod is not installed", "dev/test installs Debian's lmod")
+    base = os.environ.get("LAYERVENV_TEST_EASYBUILD")
+    cache = Path(base) if base else Path(__file__).resolve().parent.parent / ".cache/easybuild"
+    stack = build_lmod(tmp_path_factory.mktemp("lmod") / request.param.lower(), STACK_PYTHON,
+                       real_wheels, easybuild_sdists(cache), request.param)
+    before = tree_digest(stack.root)
+    yield stack
+    assert tree_digest(stack.root) == before, "the Lmod/EasyBuild stack was modified"

@@ -26,6 +26,8 @@ import os
 import shlex
 import shutil
 import subprocess
+import sys
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -150,8 +152,9 @@ def build_key4hep(root: Path, python: Path, cache: Path) -> Stack:
     return Stack("key4hep", root, view / "python3", setup, wheelhouse, local)
 
 
-def build_conda(root: Path, python: Path, cache: Path) -> Stack:
-    """The conda-like Python at ``root`` (see the module's text)."""
+def _python_prefix(root: Path, python: Path) -> Path:
+    """A prefix of its own for ``python`` at ``root``: a copy of the executable, its standard
+    library linked entry by entry, an empty ``site-packages`` (returned)."""
     real = Path(os.path.realpath(python))
     base = real.parent.parent
     short = _short(python)
@@ -168,6 +171,12 @@ def build_conda(root: Path, python: Path, cache: Path) -> Stack:
         os.symlink(item, root / "lib" / item.name)
     site = stdlib / "site-packages"
     site.mkdir()
+    return site
+
+
+def build_conda(root: Path, python: Path, cache: Path) -> Stack:
+    """The conda-like Python at ``root`` (see the module's text)."""
+    site = _python_prefix(root, python)
     for stem in CONDA_PACKAGES:
         install_into(_wheel(cache, stem), site, root / "bin", root / "bin" / "python3")
     (root / "conda-meta").mkdir()
@@ -175,6 +184,152 @@ def build_conda(root: Path, python: Path, cache: Path) -> Stack:
     _byte_compile(root / "bin" / "python3", site)
     _read_only(root)
     return Stack("conda", root, root / "bin" / "python3", None, cache / "upgrades")
+
+
+#: Lmod's init scripts, where Debian's ``lmod`` package (and Lmod's own install) put them.
+LMOD_HOMES = ("/usr/share/lmod/lmod", "/opt/apps/lmod/lmod", "/usr/local/lmod/lmod")
+#: The EasyBuild release whose own code writes the module files and ``sitecustomize.py``.
+EASYBUILD = ("easybuild-framework==5.4.1", "easybuild-easyblocks==5.4.1")
+#: Packages of the Lmod stack, one EasyBuild module (and prefix) each; the first four
+#: are loaded by the setup, ``cycler`` is loaded later, while a layer is active.
+LMOD_PACKAGES = ("six", "python_dateutil", "packaging", "pytz", "cycler")
+
+EB_PYTHON = """\
+easyblock = 'Bundle'
+name = 'Python'
+version = '{version}'
+homepage = 'https://www.python.org'
+description = "Python (a copy of the test's interpreter, with EasyBuild's sitecustomize.py)"
+toolchain = SYSTEM
+"""
+EB_PACKAGE = """\
+easyblock = 'Tarball'
+name = '{name}'
+version = '{version}'
+homepage = 'https://pypi.org/project/{name}'
+description = "{name} (installed from its real wheel)"
+toolchain = SYSTEM
+dependencies = [('Python', '{python}')]
+"""
+
+
+def lmod_init(shell: str = "bash") -> Path | None:
+    """Lmod's init script for ``shell`` (it defines ``module``), or None: no Lmod here."""
+    homes = [os.environ["LMOD_PKG"]] if os.environ.get("LMOD_PKG") else []
+    for home in (*homes, *LMOD_HOMES):
+        script = Path(home) / "init" / shell
+        if script.is_file():
+            return script
+    return None
+
+
+def easybuild_sdists(cache: Path) -> list[Path]:
+    """EasyBuild's sdists (framework, easyblocks) in ``cache``, downloaded with ``pip
+    download`` on first use (dev/test fetches them into ``.cache/easybuild``)."""
+    sdists = sorted(cache.glob("easybuild_*-5.4.1.tar.gz"))
+    if len(sdists) < 2:
+        cache.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps",
+                        "--no-binary=:all:", "--disable-pip-version-check", "-d", str(cache),
+                        *EASYBUILD], check=True)
+        sdists = sorted(cache.glob("easybuild_*-5.4.1.tar.gz"))
+    return sdists
+
+
+def _unpack_easybuild(sdists: list[Path], into: Path) -> str:
+    """EasyBuild's code, unpacked from its sdists (PyPI's own): the PYTHONPATH to run it."""
+    paths = []
+    for sdist in sdists:
+        with tarfile.open(sdist) as archive:
+            if hasattr(tarfile, "data_filter"):
+                archive.extractall(into, filter="data")
+            else:
+                archive.extractall(into)
+        paths.append(str(into / sdist.name[:-len(".tar.gz")]))
+    return os.pathsep.join(paths)
+
+
+@dataclass
+class LmodStack(Stack):
+    """An Lmod module tree written by EasyBuild: ``module use`` it, ``module load`` them."""
+
+    modulepath: Path | None = None
+    modules: tuple[str, ...] = ()  # what the setup loads
+    later: str = ""  # a module a test loads while a layer is active
+    search_path: str = "PYTHONPATH"  # or EBPYTHONPREFIXES
+
+    def env(self, base: dict[str, str]) -> dict[str, str]:
+        """The environment after :meth:`setup_line` in bash."""
+        out = subprocess.run(["bash", "--noprofile", "--norc", "-c",
+                              f"{self.setup_line()} >/dev/null 2>&1 && env -0"],
+                             env=base, capture_output=True, text=True, check=True).stdout
+        return parse_env0(out)
+
+    def setup_line(self) -> str:
+        """The ``--setup`` of a layer over these modules: Lmod's init, then the modules."""
+        init, tree = shlex.quote(str(lmod_init())), shlex.quote(str(self.modulepath))
+        return f". {init}; module use {tree}; module load {' '.join(self.modules)}"
+
+
+def build_lmod(root: Path, python: Path, cache: Path, easybuild: list[Path],
+               search_path: str = "PYTHONPATH") -> LmodStack:
+    """An EasyBuild-installed software tree at ``root`` and its Lmod module files, written by
+    EasyBuild 5 itself (``eb --module-only`` over prefixes we fill from real wheels):
+
+    - ``Python/<version>``: a prefix of its own (as :func:`build_conda`) whose site-packages
+      holds EasyBuild's ``sitecustomize.py`` (the text of its python easyblock), which adds
+      ``$EBPYTHONPREFIXES``' site-packages *after* a venv's;
+    - one module and prefix per package; with ``search_path="PYTHONPATH"`` (EasyBuild's
+      default, what older sites have) its module prepends its site-packages to PYTHONPATH,
+      with ``"EBPYTHONPREFIXES"`` it prepends its prefix to ``$EBPYTHONPREFIXES``.
+
+    ``easybuild``: :func:`easybuild_sdists`' answer."""
+    init = lmod_init()
+    assert init is not None, "Lmod is not installed"
+    short = _short(python)
+    version = subprocess.run([str(python), "-I", "-S", "-c",
+                              "import platform; print(platform.python_version())"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    software = root / "software"
+    prefix = software / "Python" / version
+    site = _python_prefix(prefix, python)
+    build = root.parent / f"{root.name}-build"
+    configs = build / "easyconfigs"
+    configs.mkdir(parents=True)
+    code = _unpack_easybuild(easybuild, build)
+    sitecustomize = subprocess.run(
+        [str(python), "-I", "-c", "import sys; sys.path[:0] = sys.argv[1].split(':'); "
+         "from easybuild.easyblocks.p.python import SITECUSTOMIZE; print(SITECUSTOMIZE, end='')",
+         code], capture_output=True, text=True, check=True).stdout
+    (site / "sitecustomize.py").write_text(sitecustomize, encoding="utf-8")
+    (configs / f"Python-{version}.eb").write_text(EB_PYTHON.format(version=version))
+    modules = []
+    for stem in LMOD_PACKAGES:
+        wheel = _wheel(cache, stem)
+        name = canonicalize_name(stem)
+        release = wheel.name.split("-")[1]
+        home = software / name / release
+        into = home / "lib" / f"python{short}" / "site-packages"
+        into.mkdir(parents=True)
+        install_into(wheel, into, home / "bin", prefix / "bin" / "python3")
+        (configs / f"{name}-{release}.eb").write_text(
+            EB_PACKAGE.format(name=name, version=release, python=version))
+        modules.append(f"{name}/{release}")
+    _byte_compile(prefix / "bin" / "python3", software)
+    eb = [str(python), "-m", "easybuild.main", "--allow-use-as-root-and-accept-consequences",
+          "--module-only", "--force", "--modules-tool=Lmod", "--module-syntax=Lua",
+          f"--prefer-python-search-path={search_path}", f"--installpath={root}",
+          f"--prefix={build}", f"--buildpath={build / 'build'}", f"--tmpdir={build / 'tmp'}",
+          f"--robot={configs}", *(str(configs / f"{m.replace('/', '-')}.eb") for m in modules)]
+    env = dict(os.environ, HOME=str(build), PYTHONPATH=code)
+    env.pop("PYTHONHOME", None)
+    subprocess.run(["bash", "--noprofile", "--norc", "-c", '. "$1" && shift && exec "$@"', "eb",
+                    str(init), *eb], env=env, check=True, capture_output=True)
+    shutil.rmtree(build)
+    _read_only(root)
+    return LmodStack(f"lmod-{search_path.lower()}", root, prefix / "bin" / "python3", None,
+                     cache / "upgrades", modulepath=root / "modules" / "all",
+                     modules=tuple(modules[:-1]), later=modules[-1], search_path=search_path)
 
 
 def importlib_view(python: Path, env: dict[str, str], cwd: Path) -> dict[str, object]:
