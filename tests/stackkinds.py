@@ -36,7 +36,13 @@ from packlayer import run_in_job, unpack
 from layervenv.inspection.explain import explain
 from layervenv.inspection.pipeline import inspect_layer
 from layervenv.model.layer import Layer
-from layervenv.services.simstack import Dist, build_wheel, install_into, sourced_environment
+from layervenv.services.simstack import (
+    Dist,
+    build_wheel,
+    install_into,
+    make_prefix,
+    sourced_environment,
+)
 
 #: Key4hep-like packages, each in its own prefix (real wheels of the test cache).
 K4_PACKAGES = ("six", "python_dateutil", "packaging", "pytz", "cycler", "typing_extensions",
@@ -517,3 +523,104 @@ def platform_version(python: Path) -> str:
 
 
 __all__ += ["CmsStack", "build_cmssw", "own_python"]
+
+
+# --- ATLAS ---------------------------------------------------------------------------------
+
+ATLAS_PLATFORM = "x86_64-el9-gcc13-opt"
+#: The LCG externals of the release (real wheels), as an LCG view holds them.
+ATLAS_EXTERNALS = ("six", "python_dateutil", "packaging", "pytz", "cycler")
+#: The releases: 25.2.1 and the next one, whose own distribution is upgraded.
+ATLAS_RELEASES = ("25.2.1", "25.2.2")
+
+#: ALRB's ``user/atlasLocalSetup.sh``: defines ``asetup`` (and ``lsetup``) as functions;
+#: ``asetup AnalysisBase,VERSION`` sources that release's setup.
+ATLAS_LOCAL_SETUP = """\
+# atlasLocalSetup.sh (layervenv tests' stand-in for ATLASLocalRootBase)
+export ALRB_availableTools="asetup views"
+asetup () {{
+    local project=${{1%%,*}} version=${{1#*,}}
+    local setup={sw}/$project/$version/InstallArea/{platform}/setup.sh
+    [ -f "$setup" ] || {{ echo "asetup: no release $1" >&2; return 1; }}
+    . "$setup"
+}}
+lsetup () {{ echo "lsetup: not in this stand-in: $*" >&2; return 1; }}
+"""
+
+ATLAS_RELEASE_SETUP = """\
+# the release's setup (what asetup sources)
+export AtlasProject=AnalysisBase AtlasVersion={version} AtlasBuildBranch=25.2
+export ROOTSYS={view}
+export PATH="{area}/bin:{view}/bin${{PATH:+:$PATH}}"
+export LD_LIBRARY_PATH="{area}/lib:{view}/lib${{LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}}"
+export PYTHONPATH="{area}/python:{area}/lib:{site}${{PYTHONPATH:+:$PYTHONPATH}}"
+"""
+
+
+@dataclass
+class AtlasStack(Stack):
+    """The ATLAS-like stack: ``setup_script`` is ALRB's ``atlasLocalSetup.sh``."""
+
+    alrb: Path | None = None
+    releases: tuple[str, ...] = ATLAS_RELEASES
+
+    def setup_command(self, version: str) -> str:
+        """The ``--setup`` an ATLAS user passes (setupATLAS is an alias in users' .bashrc:
+        layervenv's --setup defines it from ATLAS_LOCAL_ROOT_BASE)."""
+        return f"setupATLAS; asetup AnalysisBase,{version}"
+
+    def base(self, base: dict[str, str]) -> dict[str, str]:
+        return dict(base, ATLAS_LOCAL_ROOT_BASE=str(self.alrb))
+
+    def asetup(self, base: dict[str, str], version: str) -> dict[str, str]:
+        """The environment after ``setupATLAS; asetup AnalysisBase,VERSION``."""
+        local = shlex.quote(str(self.setup_script))
+        return parse_env0(bash(f". {local}; asetup AnalysisBase,{version}; env -0",
+                               self.base(base)))
+
+
+def build_atlas(root: Path, python: Path, cache: Path) -> AtlasStack:
+    """An ATLAS-like stack at ``root`` (``/cvmfs``): ATLASLocalRootBase (its
+    ``user/atlasLocalSetup.sh`` defines ``asetup``), an LCG view
+    (``sft.cern.ch/lcg/views/LCG_105/PLATFORM``, made by simstack's :func:`make_prefix`,
+    real wheels, its ``bin/python3`` the interpreter) and two AnalysisBase releases
+    (``atlas.cern.ch/repo/sw/software/25.2/AnalysisBase/VERSION/InstallArea/PLATFORM``:
+    ``python/`` with a package and a distribution of the release's own, ``lib/`` with a
+    compiled-looking one, a ``setup.sh`` putting both and the view on PYTHONPATH)."""
+    view = make_prefix(root / "sft.cern.ch" / "lcg" / "views" / "LCG_105" / ATLAS_PLATFORM,
+                       python)
+    for stem in ATLAS_EXTERNALS:
+        view.install(_wheel(cache, stem))
+    view.byte_compile()
+    sw = root / "atlas.cern.ch" / "repo" / "sw" / "software" / "25.2"
+    build = root.parent / f"{root.name}-build"
+    wheelhouse = root.parent / f"{root.name}-wheelhouse"
+    wheelhouse.mkdir()
+    for wheel in (cache / "upgrades").glob("*.whl"):
+        os.symlink(wheel, wheelhouse / wheel.name)
+    for version in ATLAS_RELEASES:
+        area = sw / "AnalysisBase" / version / "InstallArea" / ATLAS_PLATFORM
+        for sub in ("python/AnaAlgorithm", "lib", "bin"):
+            (area / sub).mkdir(parents=True)
+        (area / "python" / "AnaAlgorithm" / "__init__.py").write_text(
+            f"RELEASE = {version!r}\n")
+        (area / "lib" / "libAnaAlgorithmLib.so").write_bytes(b"")
+        install_into(build_wheel(Dist("atlasutil", version), build, view.tag),
+                     area / "python", area / "bin", view.python)
+        install_into(build_wheel(Dist("xaodcore", version, compiled=True), build, view.tag),
+                     area / "lib", area / "bin", view.python)
+        _byte_compile(view.python, area / "python", area / "lib")
+        (area / "setup.sh").write_text(ATLAS_RELEASE_SETUP.format(
+            version=version, area=shlex.quote(str(area)), view=shlex.quote(str(view.prefix)),
+            site=shlex.quote(str(view.site_packages))), encoding="utf-8")
+    shutil.rmtree(build)
+    alrb = root / "atlas.cern.ch" / "repo" / "ATLASLocalRootBase"
+    (alrb / "user").mkdir(parents=True)
+    local = alrb / "user" / "atlasLocalSetup.sh"
+    local.write_text(ATLAS_LOCAL_SETUP.format(sw=shlex.quote(str(sw)), platform=ATLAS_PLATFORM),
+                     encoding="utf-8")
+    _read_only(root)
+    return AtlasStack("atlas", root, view.python, local, wheelhouse, alrb=alrb)
+
+
+__all__ += ["AtlasStack", "build_atlas"]
