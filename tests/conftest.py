@@ -16,7 +16,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from helpers import cached_wheels, clean_env, missing, run_tool
 from realstack import DebianStack, RealStack, build_real_stack, debian_stack
 from realstack import wheel_cache as real_wheel_cache
-from stackkinds import build_conda, build_key4hep, build_lmod, easybuild_sdists, lmod_init
+from stackkinds import (
+    build_atlas,
+    build_cmssw,
+    build_conda,
+    build_key4hep,
+    build_lmod,
+    easybuild_sdists,
+    lmod_init,
+)
 
 from layervenv.services.simstack import SimStack, build_stack, tree_digest
 
@@ -202,3 +210,20 @@ def lmod(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     before = tree_digest(stack.root)
     yield stack
     assert tree_digest(stack.root) == before, "the Lmod/EasyBuild stack was modified"
+
+
+@pytest.fixture(scope="session")
+def cmssw(tmp_path_factory: pytest.TempPathFactory, real_wheels: Path):
+    stack = build_cmssw(tmp_path_factory.mktemp("cms") / "cms.cern.ch", STACK_PYTHON,
+                        real_wheels)
+    before = tree_digest(stack.root)
+    yield stack
+    assert tree_digest(stack.root) == before, "the CMSSW-like stack was modified"
+
+
+@pytest.fixture(scope="session")
+def atlas(tmp_path_factory: pytest.TempPathFactory, real_wheels: Path):
+    stack = build_atlas(tmp_path_factory.mktemp("atlas") / "cvmfs", STACK_PYTHON, real_wheels)
+    before = tree_digest(stack.root)
+    yield stack
+    assert tree_digest(stack.root) == before, "the ATLAS-like stack was modified"

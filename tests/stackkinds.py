@@ -38,7 +38,13 @@ from packlayer import run_in_job, unpack
 from layervenv.inspection.explain import explain
 from layervenv.inspection.pipeline import inspect_layer
 from layervenv.model.layer import Layer
-from layervenv.services.simstack import Dist, build_wheel, install_into, sourced_environment
+from layervenv.services.simstack import (
+    Dist,
+    build_wheel,
+    install_into,
+    make_prefix,
+    sourced_environment,
+)
 
 #: Key4hep-like packages, each in its own prefix (real wheels of the test cache).
 K4_PACKAGES = ("six", "python_dateutil", "packaging", "pytz", "cycler", "typing_extensions",
@@ -152,9 +158,11 @@ def build_key4hep(root: Path, python: Path, cache: Path) -> Stack:
     return Stack("key4hep", root, view / "python3", setup, wheelhouse, local)
 
 
-def _python_prefix(root: Path, python: Path) -> Path:
-    """A prefix of its own for ``python`` at ``root``: a copy of the executable, its standard
-    library linked entry by entry, an empty ``site-packages`` (returned)."""
+def own_python(root: Path, python: Path) -> Path:
+    """An interpreter prefix of its own at ``root``: ``bin/pythonX.Y`` (a copy of the real
+    executable), its standard library linked entry by entry (a real directory, so a file
+    can be added to it: CMSSW's ``sitecustomize.py``), an empty ``site-packages``.
+    Returns that ``site-packages``."""
     real = Path(os.path.realpath(python))
     base = real.parent.parent
     short = _short(python)
@@ -176,7 +184,7 @@ def _python_prefix(root: Path, python: Path) -> Path:
 
 def build_conda(root: Path, python: Path, cache: Path) -> Stack:
     """The conda-like Python at ``root`` (see the module's text)."""
-    site = _python_prefix(root, python)
+    site = own_python(root, python)
     for stem in CONDA_PACKAGES:
         install_into(_wheel(cache, stem), site, root / "bin", root / "bin" / "python3")
     (root / "conda-meta").mkdir()
@@ -292,7 +300,7 @@ def build_lmod(root: Path, python: Path, cache: Path, easybuild: list[Path],
                              capture_output=True, text=True, check=True).stdout.strip()
     software = root / "software"
     prefix = software / "Python" / version
-    site = _python_prefix(prefix, python)
+    site = own_python(prefix, python)
     build = root.parent / f"{root.name}-build"
     configs = build / "easyconfigs"
     configs.mkdir(parents=True)
@@ -450,3 +458,317 @@ __all__ = ["Stack", "assert_activation_restores", "assert_explain_agrees",
            "assert_list_and_check_agree", "assert_lock_and_from", "assert_pack_runs", "bash",
            "build_conda", "build_key4hep", "importlib_view", "offline", "pip_check",
            "pip_install"]
+
+
+# --- CMSSW -------------------------------------------------------------------------------
+
+#: The SCRAM architecture and release of the CMSSW-like stack.
+CMS_ARCH = "el9_amd64_gcc12"
+CMS_RELEASE = "CMSSW_14_0_0"
+#: Externals (py3-* packages of cmsdist), each in its own prefix, real wheels.
+CMS_EXTERNALS = ("six", "python_dateutil", "packaging", "pytz", "cycler", "typing_extensions")
+#: A distribution the release's own python/ directory holds, and a newer one for a layer.
+CMS_OWN = Dist("cmstools", "1.0.0")
+CMS_NEWER = Dist("cmstools", "1.1.0")
+
+#: What CMSSW's Python runs at start-up.  cmsdist's python3.spec writes it into the
+#: interpreter's ``lib/pythonX.Y/`` (the standard library's directory, not site-packages):
+#: each PYTHON3PATH entry goes to ``site.addsitedir``, which *appends* it to sys.path,
+#: after the interpreter's own site-packages (and a venv's), and reads its .pth files.
+CMS_SITECUSTOMIZE = """\
+# CMSSW's Python (cms-sw/cmsdist python3.spec): PYTHON3PATH, one site directory each.
+import os
+if "PYTHON3PATH" in os.environ:
+    import site
+    for _entry in os.environ["PYTHON3PATH"].split(os.pathsep):
+        site.addsitedir(_entry)
+"""
+
+#: ``scramv1``: the two commands the tests use.  ``project`` makes a user area (what
+#: ``cmsrel`` does); ``runtime -sh`` prints the runtime environment of the area around the
+#: current directory (what ``cmsenv`` evaluates): it takes its own earlier additions out
+#: first (remembered in SCRAMRT_*), so it can be re-run, and puts a scram-venv's ``bin``
+#: (``$CMSSW_BASE/venv/$SCRAM_ARCH``) first on PATH when there is one.
+CMS_SCRAM = """\
+#!/bin/bash
+# scramv1 stand-in (layervenv tests): project NAME | runtime -sh
+cms={root}
+case "$1" in
+project)
+    name=${{@: -1}}
+    release="$cms/$SCRAM_ARCH/cms/cmssw/$name"
+    [ -d "$release" ] || {{ echo "ERROR: no release $name for $SCRAM_ARCH" >&2; exit 1; }}
+    mkdir -p "$name/.SCRAM/$SCRAM_ARCH" "$name/src" "$name/python" \\
+        "$name/lib/$SCRAM_ARCH" "$name/bin/$SCRAM_ARCH"
+    printf 'RELEASETOP=%s\\n' "$release" > "$name/.SCRAM/$SCRAM_ARCH/Environment"
+    ;;
+runtime)
+    [ "$2" = -sh ] || {{ echo "scramv1 stand-in: runtime -sh only" >&2; exit 1; }}
+    top=$PWD
+    while [ ! -f "$top/.SCRAM/$SCRAM_ARCH/Environment" ]; do
+        [ "$top" = / ] && {{ echo "ERROR: not in a SCRAM area" >&2; exit 1; }}
+        top=$(dirname "$top")
+    done
+    . "$top/.SCRAM/$SCRAM_ARCH/Environment"
+    without () {{  # VALUE ENTRIES: VALUE without ENTRIES
+        local out= entry IFS=:
+        for entry in $1; do
+            case ":$2:" in *":$entry:"*) ;; *) out=${{out:+$out:}}$entry ;; esac
+        done
+        printf %s "$out"
+    }}
+    venv=
+    [ -f "$top/venv/$SCRAM_ARCH/pyvenv.cfg" ] && venv="$top/venv/$SCRAM_ARCH/bin:"
+    add_path="$venv$top/bin/$SCRAM_ARCH:$RELEASETOP/bin/$SCRAM_ARCH:{python_home}/bin"
+    add_ld="$top/lib/$SCRAM_ARCH:$RELEASETOP/lib/$SCRAM_ARCH:{python_home}/lib"
+    add_py="$top/python:$top/lib/$SCRAM_ARCH:$RELEASETOP/python"
+    add_py="$add_py:$RELEASETOP/lib/$SCRAM_ARCH:{toolconf}"
+    rest=$(without "$PATH" "$SCRAMRT_PATH")
+    printf 'export PATH=%q;\\n' "$add_path${{rest:+:$rest}}"
+    rest=$(without "$LD_LIBRARY_PATH" "$SCRAMRT_LD_LIBRARY_PATH")
+    printf 'export LD_LIBRARY_PATH=%q;\\n' "$add_ld${{rest:+:$rest}}"
+    rest=$(without "$PYTHON3PATH" "$SCRAMRT_PYTHON3PATH")
+    printf 'export PYTHON3PATH=%q;\\n' "$add_py${{rest:+:$rest}}"
+    printf 'export SCRAMRT_PATH=%q SCRAMRT_LD_LIBRARY_PATH=%q SCRAMRT_PYTHON3PATH=%q;\\n' \\
+        "$add_path" "$add_ld" "$add_py"
+    printf 'export CMSSW_BASE=%q CMSSW_RELEASE_BASE=%q CMSSW_VERSION=%q SCRAMRT_SET=%q;\\n' \\
+        "$top" "$RELEASETOP" "${{RELEASETOP##*/}}" "$top:$SCRAM_ARCH"
+    ;;
+*) echo "scramv1 stand-in: project or runtime -sh" >&2; exit 1 ;;
+esac
+"""
+
+#: ``cmsset_default.sh``: scramv1 on PATH, SCRAM_ARCH, and cmsenv/cmsrel as the aliases
+#: they are (a non-interactive bash does not expand them: a ``--setup`` says
+#: ``eval "$(scramv1 runtime -sh)"``).
+CMS_SET_DEFAULT = """\
+# cmsset_default.sh (layervenv tests' stand-in for /cvmfs/cms.cern.ch/cmsset_default.sh)
+export CMS_PATH={root}
+export SCRAM_ARCH=${{SCRAM_ARCH:-{arch}}}
+case ":$PATH:" in
+    *":$CMS_PATH/common:"*) ;;
+    *) export PATH="$CMS_PATH/common${{PATH:+:$PATH}}" ;;
+esac
+alias cmsenv='eval `scramv1 runtime -sh`'
+alias cmsrel='scramv1 project CMSSW'
+"""
+
+
+@dataclass
+class CmsStack(Stack):
+    """The CMSSW-like stack: ``setup_script`` is ``cmsset_default.sh``; a user area is
+    made with :meth:`cmsrel` and set up with :meth:`cmsenv`."""
+
+    release: str = CMS_RELEASE
+    arch: str = CMS_ARCH
+
+    def cmsrel(self, where: Path) -> Path:
+        """``cmsrel CMSSW_X`` in ``where``: the user area (``$CMSSW_BASE``)."""
+        where.mkdir(parents=True, exist_ok=True)
+        bash(f". {shlex.quote(str(self.setup_script))}; scramv1 project CMSSW {self.release}",
+             {"PATH": "/usr/bin:/bin", "HOME": str(where)}, cwd=where)
+        return where / self.release
+
+    def setup_command(self, area: Path) -> str:
+        """The ``--setup`` a CMS user passes: cmsset_default.sh, then what cmsenv evaluates
+        in the area (an alias is not expanded in the non-interactive bash of --setup)."""
+        return (f"source {shlex.quote(str(self.setup_script))} && "
+                f"cd {shlex.quote(str(area / 'src'))} && eval \"$(scramv1 runtime -sh)\"")
+
+    def cmsenv(self, base: dict[str, str], area: Path) -> dict[str, str]:
+        """The environment after ``cmsset_default.sh`` and ``cmsenv`` in ``area/src``."""
+        return parse_env0(bash(self.setup_command(area) + "; env -0", base))
+
+
+def build_cmssw(root: Path, python: Path, cache: Path) -> CmsStack:
+    """A CMSSW-like stack at ``root`` (``/cvmfs/cms.cern.ch``), as cmsdist builds one:
+
+    - CMS's own Python: an interpreter prefix of its own (:func:`own_python`) under
+      ``ARCH/external/python3/VERSION`` with CMS's ``sitecustomize.py`` in its standard
+      library's directory (cms-sw/cmsdist ``python3.spec``, which writes it there:
+      ``site.addsitedir`` for each PYTHON3PATH entry, appended after site-packages);
+    - externals (real 2023 wheels), one prefix each (``ARCH/external/py3-NAME/VER``), not
+      on PYTHON3PATH one by one: cmssw-tool-conf's ``python-paths`` site-packages holds a
+      ``tool-deps.pth`` naming them all (cms-sw/cmsdist ``scram/tool-conf-src.file``), and
+      that one directory is on PYTHON3PATH;
+    - the release ``ARCH/cms/cmssw/CMSSW_X``: ``python/`` (a package and a distribution of
+      its own, :data:`CMS_OWN`), ``lib/ARCH`` (a library), ``bin/ARCH``;
+    - ``common/scramv1`` and ``cmsset_default.sh`` (:data:`CMS_SCRAM`,
+      :data:`CMS_SET_DEFAULT`).
+
+    ``cmsenv`` sets PYTHON3PATH (not PYTHONPATH) to the user area's and the release's
+    ``python`` and ``lib/ARCH`` and the tool-conf directory, plus PATH, LD_LIBRARY_PATH,
+    CMSSW_BASE (the user's area, made by :meth:`CmsStack.cmsrel`), SCRAM_ARCH.
+    ``scram-venv`` makes a venv with ``include-system-site-packages = true`` under
+    ``$CMSSW_BASE/venv/$SCRAM_ARCH`` and cmsenv puts its ``bin`` first on PATH
+    (cms-sw.github.io/venv.html); a layer made there takes its place.
+    """
+    short = _short(python)
+    arch = root / CMS_ARCH
+    home = arch / "external" / "python3" / f"{platform_version(python)}-cms"
+    site = own_python(home, python)
+    (site.parent / "sitecustomize.py").write_text(CMS_SITECUSTOMIZE, encoding="utf-8")
+    # its bytecode goes into a __pycache__ of this prefix's own (the linked one is the
+    # real interpreter's): the real one's files linked into it
+    cached = site.parent / "__pycache__"
+    real_cache = Path(os.readlink(cached))
+    cached.unlink()
+    cached.mkdir()
+    for item in real_cache.iterdir():
+        os.symlink(item, cached / item.name)
+    cms_python = home / "bin" / "python3"
+    build = root.parent / f"{root.name}-build"
+    externals = []
+    for stem in CMS_EXTERNALS:
+        wheel = _wheel(cache, stem)
+        prefix = arch / "external" / f"py3-{stem.replace('_', '-')}" / wheel.name.split("-")[1]
+        ext_site = prefix / "lib" / f"python{short}" / "site-packages"
+        ext_site.mkdir(parents=True)
+        install_into(wheel, ext_site, prefix / "bin", cms_python)
+        externals.append(ext_site)
+    toolconf = arch / "cms" / "cmssw-tool-conf" / "60.0" / "lib" / f"python{short}"
+    toolconf = toolconf / "site-packages"
+    toolconf.mkdir(parents=True)
+    (toolconf / "tool-deps.pth").write_text("".join(f"{e}\n" for e in externals), encoding="utf-8")
+    release = arch / "cms" / "cmssw" / CMS_RELEASE
+    for sub in ("python", f"lib/{CMS_ARCH}", f"bin/{CMS_ARCH}", f".SCRAM/{CMS_ARCH}"):
+        (release / sub).mkdir(parents=True)
+    (release / f"lib/{CMS_ARCH}" / "libFWCoreFramework.so").write_bytes(b"")
+    (release / "python" / "FWCore" / "ParameterSet").mkdir(parents=True)
+    (release / "python" / "FWCore" / "__init__.py").write_text("")
+    (release / "python" / "FWCore" / "ParameterSet" / "__init__.py").write_text("")
+    (release / "python" / "FWCore" / "ParameterSet" / "Config.py").write_text(
+        "class Process:\n    def __init__(self, name):\n        self.name = name\n")
+    tag = "cp" + short.replace(".", "")
+    install_into(build_wheel(CMS_OWN, build, tag), release / "python",
+                 release / f"bin/{CMS_ARCH}", cms_python)
+    wheelhouse = root.parent / f"{root.name}-wheelhouse"
+    wheelhouse.mkdir()
+    build_wheel(CMS_NEWER, wheelhouse, tag)
+    for wheel in (cache / "upgrades").glob("*.whl"):
+        os.symlink(wheel, wheelhouse / wheel.name)
+    shutil.rmtree(build)
+    common = root / "common"
+    common.mkdir()
+    (common / "scramv1").write_text(CMS_SCRAM.format(
+        root=shlex.quote(str(root)), python_home=shlex.quote(str(home)),
+        toolconf=shlex.quote(str(toolconf))), encoding="utf-8")
+    (common / "scramv1").chmod(0o755)
+    os.symlink("scramv1", common / "scram")
+    setup = root / "cmsset_default.sh"
+    setup.write_text(CMS_SET_DEFAULT.format(root=shlex.quote(str(root)), arch=CMS_ARCH),
+                     encoding="utf-8")
+    _byte_compile(cms_python, *externals, release / "python", site.parent / "sitecustomize.py")
+    _read_only(root)
+    return CmsStack("cmssw", root, cms_python, setup, wheelhouse)
+
+
+def platform_version(python: Path) -> str:
+    """``3.11.7`` of ``python``."""
+    return subprocess.run([str(python), "-I", "-S", "-c",
+                           "import platform; print(platform.python_version())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+__all__ += ["CmsStack", "build_cmssw", "own_python"]
+
+
+# --- ATLAS ---------------------------------------------------------------------------------
+
+ATLAS_PLATFORM = "x86_64-el9-gcc13-opt"
+#: The LCG externals of the release (real wheels), as an LCG view holds them.
+ATLAS_EXTERNALS = ("six", "python_dateutil", "packaging", "pytz", "cycler")
+#: The releases: 25.2.1 and the next one, whose own distribution is upgraded.
+ATLAS_RELEASES = ("25.2.1", "25.2.2")
+
+#: ALRB's ``user/atlasLocalSetup.sh``: defines ``asetup`` (and ``lsetup``) as functions;
+#: ``asetup AnalysisBase,VERSION`` sources that release's setup.
+ATLAS_LOCAL_SETUP = """\
+# atlasLocalSetup.sh (layervenv tests' stand-in for ATLASLocalRootBase)
+export ALRB_availableTools="asetup views"
+asetup () {{
+    local project=${{1%%,*}} version=${{1#*,}}
+    local setup={sw}/$project/$version/InstallArea/{platform}/setup.sh
+    [ -f "$setup" ] || {{ echo "asetup: no release $1" >&2; return 1; }}
+    . "$setup"
+}}
+lsetup () {{ echo "lsetup: not in this stand-in: $*" >&2; return 1; }}
+"""
+
+ATLAS_RELEASE_SETUP = """\
+# the release's setup (what asetup sources)
+export AtlasProject=AnalysisBase AtlasVersion={version} AtlasBuildBranch=25.2
+export ROOTSYS={view}
+export PATH="{area}/bin:{view}/bin${{PATH:+:$PATH}}"
+export LD_LIBRARY_PATH="{area}/lib:{view}/lib${{LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}}"
+export PYTHONPATH="{area}/python:{area}/lib:{site}${{PYTHONPATH:+:$PYTHONPATH}}"
+"""
+
+
+@dataclass
+class AtlasStack(Stack):
+    """The ATLAS-like stack: ``setup_script`` is ALRB's ``atlasLocalSetup.sh``."""
+
+    alrb: Path | None = None
+    releases: tuple[str, ...] = ATLAS_RELEASES
+
+    def setup_command(self, version: str) -> str:
+        """The ``--setup`` an ATLAS user passes (setupATLAS is an alias in users' .bashrc:
+        layervenv's --setup defines it from ATLAS_LOCAL_ROOT_BASE)."""
+        return f"setupATLAS; asetup AnalysisBase,{version}"
+
+    def base(self, base: dict[str, str]) -> dict[str, str]:
+        return dict(base, ATLAS_LOCAL_ROOT_BASE=str(self.alrb))
+
+    def asetup(self, base: dict[str, str], version: str) -> dict[str, str]:
+        """The environment after ``setupATLAS; asetup AnalysisBase,VERSION``."""
+        local = shlex.quote(str(self.setup_script))
+        return parse_env0(bash(f". {local}; asetup AnalysisBase,{version}; env -0",
+                               self.base(base)))
+
+
+def build_atlas(root: Path, python: Path, cache: Path) -> AtlasStack:
+    """An ATLAS-like stack at ``root`` (``/cvmfs``): ATLASLocalRootBase (its
+    ``user/atlasLocalSetup.sh`` defines ``asetup``), an LCG view
+    (``sft.cern.ch/lcg/views/LCG_105/PLATFORM``, made by simstack's :func:`make_prefix`,
+    real wheels, its ``bin/python3`` the interpreter) and two AnalysisBase releases
+    (``atlas.cern.ch/repo/sw/software/25.2/AnalysisBase/VERSION/InstallArea/PLATFORM``:
+    ``python/`` with a package and a distribution of the release's own, ``lib/`` with a
+    compiled-looking one, a ``setup.sh`` putting both and the view on PYTHONPATH)."""
+    view = make_prefix(root / "sft.cern.ch" / "lcg" / "views" / "LCG_105" / ATLAS_PLATFORM,
+                       python)
+    for stem in ATLAS_EXTERNALS:
+        view.install(_wheel(cache, stem))
+    view.byte_compile()
+    sw = root / "atlas.cern.ch" / "repo" / "sw" / "software" / "25.2"
+    build = root.parent / f"{root.name}-build"
+    wheelhouse = root.parent / f"{root.name}-wheelhouse"
+    wheelhouse.mkdir()
+    for wheel in (cache / "upgrades").glob("*.whl"):
+        os.symlink(wheel, wheelhouse / wheel.name)
+    for version in ATLAS_RELEASES:
+        area = sw / "AnalysisBase" / version / "InstallArea" / ATLAS_PLATFORM
+        for sub in ("python/AnaAlgorithm", "lib", "bin"):
+            (area / sub).mkdir(parents=True)
+        (area / "python" / "AnaAlgorithm" / "__init__.py").write_text(
+            f"RELEASE = {version!r}\n")
+        (area / "lib" / "libAnaAlgorithmLib.so").write_bytes(b"")
+        install_into(build_wheel(Dist("atlasutil", version), build, view.tag),
+                     area / "python", area / "bin", view.python)
+        install_into(build_wheel(Dist("xaodcore", version, compiled=True), build, view.tag),
+                     area / "lib", area / "bin", view.python)
+        _byte_compile(view.python, area / "python", area / "lib")
+        (area / "setup.sh").write_text(ATLAS_RELEASE_SETUP.format(
+            version=version, area=shlex.quote(str(area)), view=shlex.quote(str(view.prefix)),
+            site=shlex.quote(str(view.site_packages))), encoding="utf-8")
+    shutil.rmtree(build)
+    alrb = root / "atlas.cern.ch" / "repo" / "ATLASLocalRootBase"
+    (alrb / "user").mkdir(parents=True)
+    local = alrb / "user" / "atlasLocalSetup.sh"
+    local.write_text(ATLAS_LOCAL_SETUP.format(sw=shlex.quote(str(sw)), platform=ATLAS_PLATFORM),
+                     encoding="utf-8")
+    _read_only(root)
+    return AtlasStack("atlas", root, view.python, local, wheelhouse, alrb=alrb)
+
+
+__all__ += ["AtlasStack", "build_atlas"]

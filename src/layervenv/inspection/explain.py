@@ -20,7 +20,8 @@ Each sys.path entry is given its reason (:class:`Reasons`): the layer's site-pac
 (moved first by the boot hook), a path a layer ``.pth`` file adds, a PYTHONPATH entry
 (the stack's recorded one, or one set after the stack's setup), the user site, the
 standard library, the interpreter's own site-packages, a ``.pth`` file of a site
-directory, another layer's site-packages, or none of these (``sitecustomize``).
+directory, a PYTHON3PATH entry the interpreter's ``sitecustomize`` adds (CMSSW's Python),
+another layer's site-packages, or none of these (``sitecustomize``).
 The tests hold the winner to ``importlib.util.find_spec(NAME).origin`` in the layer's
 own interpreter.
 """
@@ -110,6 +111,12 @@ class Reasons:
         self.pythonpath = [os.path.realpath(e or ".") for e in value.split(os.pathsep)] \
             if value else []
         self.recorded = {os.path.realpath(e) for e in layer.config.stack.stack_pythonpath()}
+        # CMSSW: the interpreter's sitecustomize.py gives each PYTHON3PATH entry to
+        # site.addsitedir (appended after site-packages, its .pth files read)
+        self.sitecustomize = report.get("sitecustomize")
+        value = report.get("python3path") or ""
+        self.python3path = [os.path.realpath(e) for e in value.split(os.pathsep) if e] \
+            if self.sitecustomize else []
         self.base_prefix = os.path.realpath(report.get("base_prefix") or "")
         self.stdlib = os.path.realpath(report.get("stdlib_dir") or "")
         self.user_site = os.path.realpath(report["user_site"]) if report.get("user_site") \
@@ -155,8 +162,17 @@ class Reasons:
                                               "PYTHONPATH (set after the stack's setup)")
         if self.user_site and real == self.user_site:
             return Reason("user-site", "the user site (~/.local), added by site")
+        if real in self.python3path:
+            return Reason("sitecustomize",
+                          f"PYTHON3PATH entry {self.python3path.index(real) + 1} of "
+                          f"{len(self.python3path)}, added by {self.sitecustomize} "
+                          "(site.addsitedir: after the site-packages, as CMSSW's Python does)")
         if real in self.site_pth:
-            return Reason("pth", f"added by {self.site_pth[real]}")
+            pth = self.site_pth[real]
+            if os.path.realpath(os.path.dirname(pth)) in self.python3path:
+                return Reason("pth", f"added by {pth}, in a PYTHON3PATH directory that "
+                                     f"{self.sitecustomize} adds as a site directory")
+            return Reason("pth", f"added by {pth}")
         if self._is_stdlib(real):
             return Reason("stdlib", "the standard library")
         owner = _owning_layer(real)

@@ -452,6 +452,9 @@ def report():
         "user_site": user_site,
         "user_site_enabled": bool(site.ENABLE_USER_SITE),
         "pythonpath": None if sys.flags.ignore_environment else os.environ.get("PYTHONPATH"),
+        # CMSSW's Python maps PYTHON3PATH into sys.path from its sitecustomize.py
+        "python3path": os.environ.get("PYTHON3PATH"),
+        "sitecustomize": getattr(sys.modules.get("sitecustomize"), "__file__", None),
         "boot_disabled": bool(os.environ.get("LAYERVENV_BOOT_DISABLE")),
         "markers": marker_environment(),
         # the standard library's names (3.10+; the tool knows older ones) and its place
