@@ -138,13 +138,13 @@ def test_setup_line_is_the_pages() -> None:
 
 
 @network
-@pytest.mark.xfail(strict=True, reason="check --explain gives a module's EBPYTHONPREFIXES entry "
-                   "the generic reason 'other' (start-up: site or sitecustomize), right but not "
-                   "naming EBPYTHONPREFIXES: the probe does not report that variable; "
-                   "docs/stacks/lmod.md")
 def test_explain_names_ebpythonprefixes(lmod: LmodStack, tmp_path: Path) -> None:
+    """The module's copy is there through EasyBuild's sitecustomize: explain says so,
+    naming the variable and its entry."""
     if lmod.search_path != "EBPYTHONPREFIXES":
-        pytest.xfail("only the EBPYTHONPREFIXES variant")
+        pytest.skip("only the EBPYTHONPREFIXES variant")
     layer, _, env = _layer(lmod, tmp_path)
     said = explain(Layer.open(layer), "packaging", environ=env).distribution
-    assert said[1].reason.code == "ebpythonprefixes", said[1].reason
+    assert said[1].reason.code == "sitecustomize", said[1].reason
+    assert "EBPYTHONPREFIXES entry" in said[1].reason.text \
+        and "sitecustomize.py" in said[1].reason.text, said[1].reason

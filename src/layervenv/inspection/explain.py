@@ -20,7 +20,8 @@ Each sys.path entry is given its reason (:class:`Reasons`): the layer's site-pac
 (moved first by the boot hook), a path a layer ``.pth`` file adds, a PYTHONPATH entry
 (the stack's recorded one, or one set after the stack's setup), the user site, the
 standard library, the interpreter's own site-packages, a ``.pth`` file of a site
-directory, a PYTHON3PATH entry the interpreter's ``sitecustomize`` adds (CMSSW's Python),
+directory, a site directory the interpreter's ``sitecustomize`` adds from a variable
+(:data:`SITECUSTOMIZE_VARIABLES`: CMSSW's PYTHON3PATH, EasyBuild's EBPYTHONPREFIXES),
 another layer's site-packages, or none of these (``sitecustomize``).
 The tests hold the winner to ``importlib.util.find_spec(NAME).origin`` in the layer's
 own interpreter.
@@ -111,12 +112,8 @@ class Reasons:
         self.pythonpath = [os.path.realpath(e or ".") for e in value.split(os.pathsep)] \
             if value else []
         self.recorded = {os.path.realpath(e) for e in layer.config.stack.stack_pythonpath()}
-        # CMSSW: the interpreter's sitecustomize.py gives each PYTHON3PATH entry to
-        # site.addsitedir (appended after site-packages, its .pth files read)
         self.sitecustomize = report.get("sitecustomize")
-        value = report.get("python3path") or ""
-        self.python3path = [os.path.realpath(e) for e in value.split(os.pathsep) if e] \
-            if self.sitecustomize else []
+        self.sitecustomized = sitecustomize_directories(report) if self.sitecustomize else {}
         self.base_prefix = os.path.realpath(report.get("base_prefix") or "")
         self.stdlib = os.path.realpath(report.get("stdlib_dir") or "")
         self.user_site = os.path.realpath(report["user_site"]) if report.get("user_site") \
@@ -162,16 +159,17 @@ class Reasons:
                                               "PYTHONPATH (set after the stack's setup)")
         if self.user_site and real == self.user_site:
             return Reason("user-site", "the user site (~/.local), added by site")
-        if real in self.python3path:
+        if real in self.sitecustomized:
             return Reason("sitecustomize",
-                          f"PYTHON3PATH entry {self.python3path.index(real) + 1} of "
-                          f"{len(self.python3path)}, added by {self.sitecustomize} "
-                          "(site.addsitedir: after the site-packages, as CMSSW's Python does)")
+                          f"{self.sitecustomized[real]}, added by {self.sitecustomize} "
+                          "(site.addsitedir: after the site-packages)")
         if real in self.site_pth:
             pth = self.site_pth[real]
-            if os.path.realpath(os.path.dirname(pth)) in self.python3path:
-                return Reason("pth", f"added by {pth}, in a PYTHON3PATH directory that "
-                                     f"{self.sitecustomize} adds as a site directory")
+            directory = os.path.realpath(os.path.dirname(pth))
+            if directory in self.sitecustomized:
+                named = self.sitecustomized[directory]
+                return Reason("pth", f"added by {pth}, in a site directory that "
+                                     f"{self.sitecustomize} adds ({named})")
             return Reason("pth", f"added by {pth}")
         if self._is_stdlib(real):
             return Reason("stdlib", "the standard library")
@@ -183,6 +181,31 @@ class Reasons:
                                               f"(below sys.base_prefix {self.base_prefix})")
         return Reason("other", "put on sys.path at start-up, not by PYTHONPATH nor a .pth "
                                "file (the interpreter's site or sitecustomize)")
+
+
+#: Variables a stack's ``sitecustomize.py`` reads to add site directories (with
+#: ``site.addsitedir``, after the site-packages; which is why a layer still wins over
+#: them): the probe's report key, and how an entry names its site directory.
+SITECUSTOMIZE_VARIABLES = {
+    # CMSSW's Python (cms-sw/cmsdist python3.spec): each entry is a site directory
+    "PYTHON3PATH": ("python3path", lambda entry, short: entry),
+    # EasyBuild 5 (easyblocks' python.py SITECUSTOMIZE): each entry is an install prefix
+    "EBPYTHONPREFIXES": ("ebpythonprefixes", lambda entry, short: os.path.join(
+        entry, "lib", f"python{short}", "site-packages")),
+}
+
+
+def sitecustomize_directories(report: dict[str, Any]) -> dict[str, str]:
+    """The site directories a stack's sitecustomize adds, real path -> which entry of
+    which variable names it ("EBPYTHONPREFIXES entry 2 of 9")."""
+    short = ".".join(str(report.get("version", "")).split(".")[:2])
+    found: dict[str, str] = {}
+    for variable, (key, site_dir) in SITECUSTOMIZE_VARIABLES.items():
+        entries = [e for e in (report.get(key) or "").split(os.pathsep) if e]
+        for index, entry in enumerate(entries, 1):
+            found.setdefault(os.path.realpath(site_dir(entry, short)),
+                             f"{variable} entry {index} of {len(entries)}")
+    return found
 
 
 # ---------------------------------------------------------------------------------------

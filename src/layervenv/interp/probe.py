@@ -452,8 +452,10 @@ def report():
         "user_site": user_site,
         "user_site_enabled": bool(site.ENABLE_USER_SITE),
         "pythonpath": None if sys.flags.ignore_environment else os.environ.get("PYTHONPATH"),
-        # CMSSW's Python maps PYTHON3PATH into sys.path from its sitecustomize.py
+        # CMSSW's Python maps PYTHON3PATH into sys.path from its sitecustomize.py, and
+        # EasyBuild 5's the site-packages of each EBPYTHONPREFIXES prefix
         "python3path": os.environ.get("PYTHON3PATH"),
+        "ebpythonprefixes": os.environ.get("EBPYTHONPREFIXES"),
         "sitecustomize": getattr(sys.modules.get("sitecustomize"), "__file__", None),
         "boot_disabled": bool(os.environ.get("LAYERVENV_BOOT_DISABLE")),
         "markers": marker_environment(),
