@@ -15,8 +15,14 @@
   (``chmod -R a-w``); a personal layer is made from the shell where the group layer is
   activated (the group layer made with ``--export-pythonpath``).
 
-Each stack is read-only after it is built; the tests hash it before and after
-(:func:`~layervenv.services.simstack.tree_digest`).
+Each builder takes ``next_release=True`` for the next release of the same kind (one
+package upgraded, one added: :data:`NEXT_UPGRADED`, :data:`NEXT_ADDED`), the stack a
+layer is rebased onto.  Each stack is read-only after it is built; the tests hash it
+before and after (:func:`~layervenv.services.simstack.tree_digest`).
+
+The checks every kind goes through (``assert_*``) each compare a command with a
+reference of its own: importlib.metadata, ``pip check``, ``find_spec``, the shell's own
+environment, the layer's python run directly, real imports in processes of their own.
 """
 
 from __future__ import annotations
