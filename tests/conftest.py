@@ -227,3 +227,23 @@ def atlas(tmp_path_factory: pytest.TempPathFactory, real_wheels: Path):
     before = tree_digest(stack.root)
     yield stack
     assert tree_digest(stack.root) == before, "the ATLAS-like stack was modified"
+
+
+@pytest.fixture(scope="session")
+def key4hep_next(tmp_path_factory: pytest.TempPathFactory, real_wheels: Path):
+    """The next release of the Key4hep-like stack (a stack to ``rebase`` onto)."""
+    stack = build_key4hep(tmp_path_factory.mktemp("k4next") / "key4hep", STACK_PYTHON,
+                          real_wheels, next_release=True)
+    before = tree_digest(stack.root)
+    yield stack
+    assert tree_digest(stack.root) == before, "the next Key4hep-like stack was modified"
+
+
+@pytest.fixture(scope="session")
+def conda_next(tmp_path_factory: pytest.TempPathFactory, real_wheels: Path):
+    """The next version of the conda-like Python (a prefix to ``rebase`` onto)."""
+    stack = build_conda(tmp_path_factory.mktemp("condanext") / "env", STACK_PYTHON,
+                        real_wheels, next_release=True)
+    before = tree_digest(stack.root)
+    yield stack
+    assert tree_digest(stack.root) == before, "the next conda-like Python was modified"
