@@ -93,21 +93,10 @@ def test_shell(kind: Kind, shell: str) -> None:
 SHADOWED = {"key4hep": ("zipp", "importlib-metadata"), "conda": ("six", "python-dateutil")}
 
 
-#: why check --imports misses, on a conda-like stack, what the layer breaks
-CONDA_IMPORTS_GAP = (
-    "check --imports imports a failing stack module again with the boot hook off to see "
-    "whether the layer caused it; on a stack whose packages are the interpreter's own "
-    "site-packages (conda-like) the layer's copies still come first there (as in any "
-    "venv), so dateutil.tz failing on the layer's six is taken for a failure of the "
-    "stack's own and left out; docs/stacks/conda.md")
-
-
-def test_check_imports(kind: Kind, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+def test_check_imports(kind: Kind, tmp_path: Path) -> None:
     """A broken package of the layer's own, and a broken copy of a stack package over the
     stack's: check --imports names both and the stack's package that imports it, exactly
     as real imports fail (and not those of the stack that fail without the layer too)."""
-    if kind.name == "conda":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=CONDA_IMPORTS_GAP))
     shadow, dependent = SHADOWED[kind.name]
     reported = assert_imports_check_agrees(kind.layer, kind.env, tmp_path, kind.stack,
                                            shadow=shadow)

@@ -12,11 +12,14 @@ have returned: a module that forks a server as it is imported is not a timeout (
 imports returned; a warning says a process lingered), and the server does not outlive
 the check.
 
-A failure of a stack distribution's module is imported again with the layer's boot
-hook off (``LAYERVENV_BOOT_DISABLE=1``: the stack's copies win, as in a plain venv):
-a top-level module that fails there too, the same way, is a warning (the layer did
-not cause it), a submodule that fails there too the same way is left out (optional
-dependencies: ``pythran.magic`` needs IPython).  Everything else that fails is an ``import`` error.
+A failure of a stack distribution's module is imported again by the stack's own
+interpreter in the same environment (:func:`stack_alone`): the stack without the layer.
+(The layer's python with its boot hook off is not that: on a stack whose packages are
+the interpreter's own site-packages -- conda, a container -- the layer's site-packages
+still comes first there, as in any venv.) A top-level module that fails there too, the
+same way, is a warning (the layer did not cause it), a submodule that fails there too
+the same way is left out (optional dependencies: ``pythran.magic`` needs IPython).
+Everything else that fails is an ``import`` error.
 
 Importing runs the packages' code, which is why this is opt-in.
 """
@@ -164,6 +167,16 @@ def forked_outcomes(inspection: Inspection, targets: list[Target], timeout: floa
     return outcomes
 
 
+def stack_alone(inspection: Inspection) -> tuple[Path, dict[str, str]]:
+    """The stack without the layer: its recorded interpreter, in the layer's environment,
+    with the user site off when the layer's interpreter has it off (a venv does; the
+    stack's python run directly would add ~/.local)."""
+    environ = dict(inspection.environ, LAYERVENV_BOOT_DISABLE="1")
+    if inspection.report is not None and not inspection.report.get("user_site_enabled"):
+        environ["PYTHONNOUSERSITE"] = "1"
+    return Path(inspection.record.python), environ
+
+
 def _check_one(inspection: Inspection, target: Target, timeout: float,
                batch: QueryBatch | None = None, outcome: Outcome | None = None
                ) -> list[Problem]:
@@ -188,8 +201,8 @@ def _check_one(inspection: Inspection, target: Target, timeout: float,
         return problems
     also_alone: dict[str, str] = {}
     if target.from_stack:
-        alone = dict(inspection.environ, LAYERVENV_BOOT_DISABLE="1")
-        baseline = run_imports(layer.python, alone, layer.root, sorted(failed), False, timeout,
+        python, alone = stack_alone(inspection)
+        baseline = run_imports(python, alone, layer.root, sorted(failed), False, timeout,
                                batch)
         if baseline.broken is None:
             also_alone = {m: line for m, line in baseline.failed.items()
