@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--markdown", help="also write the table to this file")
     parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument("--plot", help="draw operations and wall time against PYTHONPATH "
-                                       "length into this SVG file (needs matplotlib)")
+                                       "length into this file, .svg or .png (needs matplotlib)")
     parser.add_argument("--from-json", help="measure nothing: take the figures from this "
                                             "file (written by --json)")
     args = parser.parse_args(argv)
@@ -354,15 +354,18 @@ def plot(data: dict, target: Path) -> None:
                          ".cache/bench-venv/bin/pip install matplotlib, then run this "
                          "script with .cache/bench-venv/bin/python (--from-json FILE "
                          "redraws a saved run)") from None
-    matplotlib.use("svg")
+    matplotlib.use("Agg")  # no display; saves SVG (the docs' plot) and PNG alike
     matplotlib.rcParams["svg.hashsalt"] = "layervenv"  # the same run draws the same file
+    matplotlib.rcParams["svg.fonttype"] = "none"  # text stays text: a small, greppable file
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     panels = [m for m in ("ops", "wall") if m in data["metrics"]]
     titles = {"ops": "metadata operations (strace -c)", "wall": "wall time, ms (median)"}
     colours = {"plain venv": "#d62728", "layer, index off": "#7f7f7f", "layer": "#1f77b4"}
     styles = {"pkg": "-", "numpy": "--"}
     labels = {"pkg": "import pkgN (last entry)", "numpy": "import numpy"}
+    sizes: list[int] = []
     figure, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.2),
                                 squeeze=False)
     for axis, metric in zip(axes[0], panels):
@@ -376,9 +379,17 @@ def plot(data: dict, target: Path) -> None:
                 axis.plot([c["entries"] for c in cases],
                           [c["values"][variant][metric] for c in cases],
                           styles[what], marker="o", markersize=3, color=colours[variant],
+                          # the plain venv wide below: the layer before the index lies on it
+                          linewidth=4 if variant == "plain venv" else 1.5,
+                          alpha=0.45 if variant == "plain venv" else 1.0,
                           label=f"{labels[what]}: {variant}")
+            sizes = [c["entries"] for c in cases]
         axis.set_xscale("log")
         axis.set_yscale("log")
+        axis.set_xticks(sizes, [str(n) for n in sizes])
+        axis.minorticks_off()
+        axis.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(
+            lambda value, _: f"{value:,.0f}"))
         axis.set_xlabel("PYTHONPATH entries (one package each, read-only)")
         axis.set_title(titles[metric], fontsize=10)
         axis.grid(True, which="major", alpha=0.3)
@@ -387,7 +398,7 @@ def plot(data: dict, target: Path) -> None:
                     f"index (LAYERVENV_IMPORT_INDEX=0), layer", fontsize=10)
     figure.tight_layout()
     target.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(target, format="svg", metadata={"Date": None})
+    figure.savefig(target, metadata={"Date": None} if target.suffix == ".svg" else None)
     plt.close(figure)
     print(f"plot: {target}")
 
