@@ -350,7 +350,8 @@ def plot(data: dict, target: Path) -> None:
     try:
         import matplotlib
     except ImportError:
-        raise SystemExit("--plot needs matplotlib: python3 -m venv .cache/bench-venv && "
+        raise SystemExit("--plot needs matplotlib: python3 -m venv --system-site-packages "
+                         ".cache/bench-venv && "
                          ".cache/bench-venv/bin/pip install matplotlib, then run this "
                          "script with .cache/bench-venv/bin/python (--from-json FILE "
                          "redraws a saved run)") from None
