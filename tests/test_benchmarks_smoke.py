@@ -76,3 +76,36 @@ def test_quick_run_has_every_row(tmp_path: Path) -> None:
     else:
         assert counted["note"] == "valgrind is not installed"
     assert list(tmp_path.glob("layervenv-bench-*")) == []  # the work directory is removed
+
+
+SYSCALLS = RUN.parent / "import_syscalls.py"
+
+
+def test_import_syscalls_quick_run_has_every_figure(tmp_path: Path) -> None:
+    """``import_syscalls.py`` (issue 23's table and plot) on a one-entry stack: every
+    variant has each metric it was asked for, in the table and in the JSON, and the JSON
+    alone redraws the same table (``--from-json``, what ``--plot`` runs from)."""
+    out = tmp_path / "figures.json"
+    metrics = ["wall"] + [m for m, tool in (("ops", "strace"), ("instructions", "valgrind"))
+                          if shutil.which(tool)]
+    result = subprocess.run(
+        [sys.executable, str(SYSCALLS), "--entries", "1", "--measure", ",".join(metrics),
+         "--repeat", "1", "--python", sys.executable, "--json", str(out),
+         "--workdir", str(tmp_path)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert sorted(data["metrics"]) == sorted(metrics)
+    assert [case["code"] for case in data["cases"]] == ["import pkg0"]
+    values = data["cases"][0]["values"]
+    assert set(values) == {"plain venv", "layer, index off", "layer"}
+    for variant in values.values():
+        assert set(variant) == set(metrics)
+        assert all(value > 0 for value in variant.values())
+    assert "| spack | `import pkg0` | 1 |" in result.stdout
+    again = subprocess.run([sys.executable, str(SYSCALLS), "--from-json", str(out)],
+                           capture_output=True, text=True, timeout=60, check=False)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == result.stdout[result.stdout.index("Spack-like"):]
+    assert list(tmp_path.glob("layervenv-syscalls-*")) == []  # the work directory is removed
