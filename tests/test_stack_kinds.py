@@ -10,6 +10,8 @@ of docs/stacks/.
 
 from __future__ import annotations
 
+import json
+import re
 import shlex
 import subprocess
 from pathlib import Path
@@ -25,6 +27,7 @@ from helpers import (
     split_dumps,
     tool_command,
 )
+from packlayer import run_in_job, unpack
 from stackkinds import (
     Stack,
     assert_activation_restores,
@@ -34,12 +37,13 @@ from stackkinds import (
     assert_pack_runs,
     bash,
     offline,
+    pip_check,
     pip_install,
 )
 
 from layervenv.inspection.explain import explain
 from layervenv.model.layer import Layer
-from layervenv.services.simstack import tree_digest
+from layervenv.services.simstack import Dist, build_wheel, tree_digest
 
 network = pytest.mark.network  # the real wheels are downloaded once into the test cache
 
@@ -120,20 +124,25 @@ GROUP_PROBE = ("import packaging, cycler, six; "
                "print(packaging.__version__, cycler.__file__, six.__file__)")
 
 
-def _group_and_personal(key4hep: Stack, tmp_path: Path) -> tuple[Path, Path, dict[str, str]]:
+def _group_and_personal(key4hep: Stack, tmp_path: Path, over: bool = True
+                        ) -> tuple[Path, Path, dict[str, str]]:
     """The group layer (read-only, packaging 18.0 and kiwisolver over the stack) and a
-    personal layer (packaging 24.1) made in a shell where the group layer is activated;
-    that shell's environment."""
+    personal layer (packaging 24.1) made in a shell where the group layer is activated
+    (with ``--over "$VIRTUAL_ENV"``: the group layer part of its stack); that shell's
+    environment."""
     env = offline(key4hep.env(clean_env(tmp_path)), key4hep)
     group = tmp_path / "group"
     run_tool("create", str(group), "--export-pythonpath", env=env)
     pip_install(group, env, "--no-deps", "packaging==18.0")
     pip_install(group, dict(env, PIP_FIND_LINKS=str(key4hep.wheelhouse.parent / "stack")),
          "--no-deps", "kiwisolver")
+    if over:  # the group's own tool, which needs the group's packaging (< 20)
+        pip_install(group, env, "--no-deps", str(build_wheel(GROUP_TOOL, tmp_path / "wheels")))
     subprocess.run(["chmod", "-R", "a-w", str(group)], check=True)
     me = tmp_path / "me"
     act = shlex.quote(str(group / "bin" / "activate"))
-    bash(f". {act}; " + shlex.join(tool_command("create", str(me), isolated=True)), env)
+    create = tool_command("create", str(me), *(["--over"] if over else []), isolated=True)
+    bash(f". {act}; " + shlex.join(create) + (' "$VIRTUAL_ENV"' if over else ""), env)
     in_group = parse_env0(bash(f". {act}; env -0", env))
     pip_install(me, in_group, "--no-deps", "packaging==24.1")  # personal wins over the group's
     return group, me, in_group
@@ -144,7 +153,7 @@ def test_group_layer(key4hep: Stack, tmp_path: Path) -> None:
     """What works: in the shell where the group layer is active, the personal layer's
     python sees both layers and the stack, the personal copy first; --explain agrees with
     find_spec and names the group's layer."""
-    group, me, in_group = _group_and_personal(key4hep, tmp_path)
+    group, me, in_group = _group_and_personal(key4hep, tmp_path, over=False)
     group_digest = tree_digest(group)
     out = subprocess.run([str(me / "bin" / "python"), "-c", GROUP_PROBE + "\nimport kiwisolver;"
                           " print(kiwisolver.__file__)"], env=in_group, capture_output=True,
@@ -157,20 +166,82 @@ def test_group_layer(key4hep: Stack, tmp_path: Path) -> None:
     assert tree_digest(group) == group_digest
 
 
+#: the group's own tool: a console script in the group layer's bin
+GROUP_TOOL = Dist("groupana", "1.0", requires=("packaging<20",), scripts=("groupana",))
+GROUP_KIWI = GROUP_PROBE + "\nimport kiwisolver; print(kiwisolver.__file__)"
+
+
 @network
-@pytest.mark.xfail(strict=True, reason="a personal layer over a group layer: list, check, run "
-                   "and lock leave the active group layer out (it is taken for another layer "
-                   "active in the shell, not for part of the stack); docs/stacks/group-layer.md")
 def test_group_layer_is_part_of_the_stack(key4hep: Stack, tmp_path: Path) -> None:
+    """``create --over GROUP`` (docs/stacks/group-layer.md): the group layer is part of the
+    personal layer's stack, in the shell where it is active and in one where only the
+    stack is set up: explain, list, check, run, activation, lock -> create --from and pack
+    see both layers, the personal copy first; the group layer is never written."""
     group, me, in_group = _group_and_personal(key4hep, tmp_path)
+    group_digest = tree_digest(group)
+    stack_only = offline(key4hep.env(clean_env(tmp_path)), key4hep)
     assert assert_explain_agrees(me, in_group, tmp_path) >= 9
+    assert assert_explain_agrees(me, stack_only, tmp_path) >= 9
     said = explain(Layer.open(me), "packaging", environ=in_group).distribution
-    assert [c.reason.code for c in said][:3] == ["layer", "pythonpath-other", "pythonpath"]
+    assert [c.reason.code for c in said][:3] == ["layer", "group-layer", "pythonpath"]
     assert str(group) in said[1].reason.text  # named as the group's layer
-    assert_list_and_check_agree(me, in_group, tmp_path)
+    # where only the stack is set up, the reference is the personal layer activated in bash
+    activated = parse_env0(bash(f". {shlex.quote(str(me / 'bin' / 'activate'))}; env -0",
+                                stack_only))
+    assert str(group) in activated["PYTHONPATH"]
+    for env in (in_group, activated):
+        ref = assert_list_and_check_agree(me, env, tmp_path)
+        assert ref["dists"]["packaging"][0] == "24.1"
+        assert ref["dists"]["kiwisolver"][1].startswith(str(group))
+        # list names the layer each copy comes from
+        rows = {r["name"].lower(): r for r in json.loads(
+            run_tool("list", str(me), "--format", "json", env=env).stdout)}
+        assert rows["packaging"]["layer"] == str(me)
+        assert next(c["location"] for c in rows["packaging"]["shadows"]).startswith(str(group))
+        assert rows["kiwisolver"]["layer"] == str(group) and rows["six"]["layer"] is None
+    table = run_tool("list", str(me), env=stack_only).stdout
+    assert re.search(r"^kiwisolver\s+\S+\s+group\s+" + re.escape(str(group)), table, re.M)
+    # run and activation from a shell where only the stack is set up: the group is there
+    for out in (run_tool("run", str(me), "python", "-c", GROUP_KIWI, env=stack_only).stdout,
+                assert_activation_restores(me, stack_only, GROUP_KIWI)):
+        version, _cycler, six, kiwi = out.split()
+        assert version == "24.1" and kiwi.startswith(str(group)) \
+            and six.startswith(str(key4hep.root))
+    # the group's tool is on PATH, behind the layer's bin
+    out = run_tool("run", str(me), "groupana", env=stack_only).stdout
+    assert "1.0" in out and str(group) in out
+    # check: the personal packaging breaks the group tool's requirement (packaging<20), as
+    # pip check in the personal layer says
+    checked = json.loads(run_tool("check", str(me), "--format", "json", env=stack_only,
+                                  check=False).stdout)
+    assert any(p["kind"] == "conflict" and "groupana" in p["message"]
+               for p in checked["problems"]), checked
+    assert "groupana" in pip_check(me / "bin" / "python", activated)[1]
+    # lock records the group layer; create --from stands on it again, or refuses without it
     lock = (tmp_path / "me.lock")
     run_tool("lock", str(me), "-o", str(lock), env=in_group)
     assert str(group) in lock.read_text()
+    assert_lock_and_from(me, stack_only, tmp_path, tmp_path)
+    assert Layer.open(tmp_path / "again").config.stack.over_layers()[0].root == str(group)
+    elsewhere = tmp_path / "elsewhere.lock"
+    elsewhere.write_text(lock.read_text().replace(str(group), str(tmp_path / "gone")))
+    refused = run_tool("create", str(tmp_path / "third"), "--from", str(elsewhere),
+                       env=stack_only, check=False)
+    assert refused.returncode == 2 and "group layer" in refused.stderr \
+        and "Traceback" not in refused.stderr and not (tmp_path / "third").exists()
+    # rebase refuses, naming what to do
+    refused = run_tool("rebase", str(me), "--python", str(key4hep.python), env=stack_only,
+                       check=False)
+    assert refused.returncode == 2 and "--over" in refused.stderr
+    # pack: the worker has the group layer at its path, as it has the stack (set up by the
+    # job, as the group layer was made without --setup); the launcher puts the group in
+    archive = tmp_path / "me.tar.gz"
+    run_tool("pack", str(me), "-o", str(archive), env=stack_only)
+    job = key4hep.env({"PATH": "/usr/bin:/bin"})
+    result = run_in_job(unpack(archive, tmp_path / "job"), "python", "-c", GROUP_KIWI, env=job)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[0] == "24.1" and result.stdout.split()[3].startswith(str(group))
+    assert tree_digest(group) == group_digest
 
 
 # --- zsh and tcsh ---------------------------------------------------------------------------

@@ -49,6 +49,7 @@ def _create(args: argparse.Namespace) -> int:
         directory=args.dir, python=args.python, prompt=args.prompt, clear=args.clear,
         without_pip=args.without_pip, export_pythonpath=args.export_pythonpath,
         setup=args.setup, rerun_setup=args.rerun_setup, prompt_hook=not args.no_prompt_hook,
+        over=args.over,
     )
     if args.from_file:
         from layervenv.commands.create_from import create_from

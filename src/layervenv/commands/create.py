@@ -47,6 +47,10 @@ def add_arguments(commands: argparse._SubParsersAction) -> argparse.ArgumentPars
                         help="command that sets the stack up (e.g. 'asetup AnalysisBase,25.2.15'); "
                              "run once in a clean bash, its environment is recorded so that "
                              "activation and 'layervenv run' re-establish the stack")
+    create.add_argument("--over", metavar="GROUP",
+                        help="make the layer over the layer GROUP (a group's read-only layer): "
+                             "GROUP's packages and its stack become this layer's stack; "
+                             "this layer's own packages win over them")
     create.add_argument("--rerun-setup", action="store_true",
                         help="with --setup: activation re-runs CMD instead of replaying the "
                              "recorded environment (for stacks that define shell functions)")

@@ -26,7 +26,7 @@ from layervenv.infra.errors import UserError
 from layervenv.inspection.checks import problems_line, run_checks
 from layervenv.interp.interpreter import Interpreter
 from layervenv.interp.stack_contents import Drift, compare, python_identity, stack_distributions
-from layervenv.model.layer import CONFIG_NAME, Layer
+from layervenv.model.layer import CONFIG_NAME, Layer, is_layer
 from layervenv.model.lockfile import (
     Lock,
     LockedPackage,
@@ -322,6 +322,18 @@ def trusted_build(lock: Lock, trust: bool) -> str | None:
         f"{'them' if len(built) > 1 else 'it'}")
 
 
+def group_layer_of(lock: Lock) -> str:
+    """The group layer the locked layer stood on (``create --over``), which must be here,
+    at the same path: it is part of the stack, as the stack's release is.  Its
+    ``layervenv.toml`` gives the stack (read as data; its setup is never run)."""
+    root = lock.over[0]
+    if not is_layer(Path(root)):
+        raise UserError(f"the lock's layer stands on the group layer {root}, part of its "
+                        "stack, and there is no layer there (is it mounted?); nothing was "
+                        "created")
+    return root
+
+
 def create_from(options: CreateOptions, lock_file: str, allow_drift: bool,
                 sources: Sources, trust_setup: bool = False,
                 trust_build: bool = False) -> FromResult:
@@ -332,7 +344,9 @@ def create_from(options: CreateOptions, lock_file: str, allow_drift: bool,
         dict(os.environ if options.environ is None else options.environ))
     built = trusted_build(lock, trust_build)  # before the setup command runs: one refusal
     note = None
-    if options.setup is None and options.python is None and lock.setup:
+    if lock.over and options.over is None and options.setup is None and options.python is None:
+        options.over = group_layer_of(lock)
+    if options.over is None and options.setup is None and options.python is None and lock.setup:
         note = trusted_setup(lock, trust_setup, Path(os.path.abspath(options.directory)))
         options.setup = lock.setup
         options.rerun_setup = options.rerun_setup or lock.rerun_setup

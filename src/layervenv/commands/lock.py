@@ -7,7 +7,8 @@ found again by ONE run of the layer's pip (``install --dry-run --ignore-installe
 --no-deps --prefer-binary --report``), which names the wheel file (or, for a version
 published only as an sdist, the sdist) and its sha256 on the index or find-links
 directory.  The stack is recorded beside it: its
-interpreter and setup command, and its distributions with their fingerprint.
+interpreter and setup command, the group layers it includes (``create --over``), and its
+distributions (the group layers' among them) with their fingerprint.
 """
 
 from __future__ import annotations
@@ -181,7 +182,7 @@ def build_lock(layer: Layer, environ: dict[str, str], sources: Sources) -> tuple
                 stack_distributions=view.distributions, setup=stack.setup,
                 requested_from_stack=list(layer.config.requested_from_stack),
                 rerun_setup=stack.rerun_setup, export_pythonpath=layer.config.export_pythonpath,
-                prompt=layer.given_prompt())
+                prompt=layer.given_prompt(), over=[o.root for o in stack.over_layers()])
     return lock, notes
 
 

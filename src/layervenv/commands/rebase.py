@@ -248,6 +248,18 @@ class RebaseResult:
         return "\n".join(lines + self.notes)
 
 
+def refuse_over_group(layer: Layer) -> None:
+    """A layer over a group layer (``create --over``) is not rebased: its stack is the
+    group layer's, and a new stack means a new group layer, which only its group makes.
+    Refused in one line, naming what to do, before anything runs."""
+    over = layer.config.stack.over_layers()
+    if over:
+        raise UserError(f"{layer.root} stands on the group layer {over[0].root} (create "
+                        "--over): rebase cannot move it to another stack; make a new layer "
+                        "over the group's new layer (layervenv create DIR --over NEW_GROUP) "
+                        "and install your packages there; nothing was changed")
+
+
 def rebase(directory: str | None, setup: str | None, python: str | None, sources: Sources,
            environ: dict[str, str] | None = None) -> RebaseResult:
     if not setup and not python:
@@ -257,6 +269,7 @@ def rebase(directory: str | None, setup: str | None, python: str | None, sources
     # the new stack's setup starts from a clean login, which has none of it
     sources = sources.with_configuration(dict(os.environ if environ is None else environ))
     old = Layer.from_argument(directory)
+    refuse_over_group(old)
     with layer_write_lock(old.root, "rebase"):
         return _rebase(old, setup, python, sources, environ, start)
 

@@ -10,7 +10,9 @@ Each copy has an origin:
 ``editable``   an editable install of the layer (PEP 610 ``direct_url.json``, or found
                on a path the layer's ``.pth`` files add);
 ``user-site``  under the user base (``~/.local``), by the user site or on PYTHONPATH;
-``stack``      everything else: PYTHONPATH, the interpreter's own site-packages.
+``stack``      everything else: PYTHONPATH, the interpreter's own site-packages; a group
+               layer's site-packages (``create --over``) is part of the stack: its copies
+               are ``stack`` copies whose ``layer`` names the group layer.
 
 What the probe could not read is kept too (:func:`unreadable_paths`), so that a short
 list is not taken for all there is.
@@ -71,6 +73,9 @@ class Copy:
     compiled: bool
     requested: bool
     editable: str | None  # the project of an editable install
+    #: the root of the layer holding the copy: this layer's, a group layer's (part of the
+    #: stack: ``create --over``), "" for the stack's own and the user site's
+    layer: str = ""
 
     def brief(self) -> dict[str, str]:
         return {"version": self.version, "location": self.location, "origin": self.origin}
@@ -132,6 +137,10 @@ class Origins:
 
     def __init__(self, layer: Layer, report: dict[str, Any]) -> None:
         self.layer_root = _real(str(layer.root))
+        self.root = str(layer.root)
+        #: the group layers of the stack: real site-packages -> root
+        self.over = {_real(o.site_packages): o.root
+                     for o in layer.config.stack.over_layers()}
         site = str(layer.site_packages)
         self.editable_entries = {_real(p) for p in pth_paths(site)}
         self.user_roots = [_real(os.path.join(report["user_base"], "lib"))] \
@@ -148,6 +157,12 @@ class Origins:
             return "user-site"
         return "stack"
 
+    def layer_of(self, real: str, origin: str) -> str:
+        """The root of the layer an entry is in: this layer, a group layer, or ""."""
+        if origin in ("layer", "editable"):
+            return self.root
+        return self.over.get(real, "")
+
 
 def copies_in_path_order(layer: Layer, report: dict[str, Any]) -> list[Copy]:
     """Every distribution on the interpreter's sys.path, in the order imports find them."""
@@ -157,6 +172,7 @@ def copies_in_path_order(layer: Layer, report: dict[str, Any]) -> list[Copy]:
         if not entry["distributions"]:
             continue
         origin = origins.of_entry(entry["real"])
+        holder = origins.layer_of(entry["real"], origin)
         for dist in entry["distributions"]:
             requires = list(dist["requires"])
             if not requires and dist.get("requires_txt"):
@@ -176,7 +192,7 @@ def copies_in_path_order(layer: Layer, report: dict[str, Any]) -> list[Copy]:
                 name=name, key=canonicalize_name(name), version=(dist["version"] or "").strip(),
                 origin=own, location=location, path_entry=entry["path"],
                 metadata=dist["metadata"], requires=requires, compiled=bool(dist["compiled"]),
-                requested=bool(dist["requested"]), editable=editable,
+                requested=bool(dist["requested"]), editable=editable, layer=holder,
             ))
     return copies
 

@@ -18,7 +18,8 @@ interpreter, after its boot hook), never from a second probe:
 
 Each sys.path entry is given its reason (:class:`Reasons`): the layer's site-packages
 (moved first by the boot hook), a path a layer ``.pth`` file adds, a PYTHONPATH entry
-(the stack's recorded one, or one set after the stack's setup), the user site, the
+(the stack's recorded one, or one set after the stack's setup), a group layer's
+site-packages (part of the stack: ``create --over``), the user site, the
 standard library, the interpreter's own site-packages, a ``.pth`` file of a site
 directory, a site directory the interpreter's ``sitecustomize`` adds from a variable
 (:data:`SITECUSTOMIZE_VARIABLES`: CMSSW's PYTHON3PATH, EasyBuild's EBPYTHONPREFIXES),
@@ -144,6 +145,12 @@ class Reasons:
                                        "(an editable install), moved ahead with the layer")
         if is_under(real, self.origins.layer_root):
             return Reason("layer", "inside the layer")
+        if real in self.origins.over:
+            where = f"PYTHONPATH entry {self.pythonpath.index(real) + 1} of " \
+                    f"{len(self.pythonpath)}, " if real in self.pythonpath else ""
+            return Reason("group-layer", f"{where}the site-packages of the group layer "
+                                         f"{self.origins.over[real]}, part of this layer's "
+                                         "stack (create --over), behind the layer's own")
         if real in self.pythonpath:
             where = f"PYTHONPATH entry {self.pythonpath.index(real) + 1} of " \
                     f"{len(self.pythonpath)}"

@@ -2,7 +2,10 @@
 
 One row per name: the copy that wins (the first on ``sys.path`` after the boot hook),
 its origin (layer, editable, user-site, stack) and location, and the copies it
-shadows.  ``--shadowed`` keeps only names with more than one copy.
+shadows.  A copy in a group layer the layer stands on (``create --over``) is the stack's
+(JSON: origin ``stack``, ``layer`` the group layer's root); the table shows it as
+``group``, so that which layer each copy comes from is read at a glance.
+``--shadowed`` keeps only names with more than one copy.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from layervenv.infra.output import count
-from layervenv.inspection.effective_view import Distribution, Unreadable
+from layervenv.inspection.effective_view import Copy, Distribution, Unreadable
 from layervenv.inspection.pipeline import inspect_layer
 from layervenv.inspection.stack_problems import stack_not_set_up_message, unset_stack_entries
 from layervenv.model.layer import Layer
@@ -32,7 +35,8 @@ class ListResult:
             win = dist.winner
             rows.append({
                 "name": win.name, "version": win.version, "origin": win.origin,
-                "location": win.location, "shadows": [c.brief() for c in dist.shadowed],
+                "location": win.location, "layer": win.layer or None,
+                "shadows": [c.brief() for c in dist.shadowed],
                 "compiled": win.compiled, "requested": win.requested,
                 "editable": win.editable, "metadata": win.metadata,
             })
@@ -44,7 +48,7 @@ class ListResult:
                 else "no distributions are visible"
             return f"{what} in layer {self.layer} (Python {self.python_version})"
         header = ("Name", "Version", "Origin", "Location")
-        rows = [(d.name, d.winner.version, d.winner.origin, d.winner.location)
+        rows = [(d.name, d.winner.version, shown_origin(d.winner, self.layer), d.winner.location)
                 for d in self.distributions]
         widths = [max(len(r[i]) for r in [header, *rows]) for i in range(3)]
 
@@ -55,17 +59,25 @@ class ListResult:
         for dist, row in zip(self.distributions, rows):
             out.append(line(row).rstrip())
             indent = " " * (widths[0] + 2)
-            out += [f"{indent}shadows {c.version} ({c.origin}) {c.location}"
+            out += [f"{indent}shadows {c.version} ({shown_origin(c, self.layer)}) {c.location}"
                     for c in dist.shadowed]
         counts: dict[str, int] = {}
         for dist in self.distributions:
-            counts[dist.winner.origin] = counts.get(dist.winner.origin, 0) + 1
+            shown = shown_origin(dist.winner, self.layer)
+            counts[shown] = counts.get(shown, 0) + 1
         hidden = sum(len(d.shadowed) for d in self.distributions)
         parts = ", ".join(f"{n} {o}" for o, n in sorted(counts.items()))
         out.append(f"{count(len(self.distributions), 'distribution')} ({parts}), "
                    f"{count(hidden, 'shadowed copy', 'shadowed copies')}; "
                    f"Python {self.python_version}")
         return "\n".join(out)
+
+
+def shown_origin(copy: Copy, layer: str) -> str:
+    """A copy's origin as the table shows it: ``group`` for a group layer's copy (part of
+    the stack, ``create --over``), else its origin."""
+    return "group" if copy.origin == "stack" and copy.layer and copy.layer != layer \
+        else copy.origin
 
 
 def list_layer(directory: str | None, shadowed_only: bool = False,

@@ -132,6 +132,9 @@ class Lock:
     rerun_setup: bool = False
     export_pythonpath: bool = False
     prompt: str | None = None
+    #: the group layers the stack includes, nearest first (``create --over``): their
+    #: packages are counted in ``stack_distributions``; ``create --from`` stands on them
+    over: list[str] = field(default_factory=list)
 
     @property
     def stack_digest(self) -> str:
@@ -153,6 +156,8 @@ class Lock:
             tool["prompt"] = self.prompt
         if self.requested_from_stack:
             tool["requested-from-stack"] = self.requested_from_stack
+        if self.over:
+            tool["over"] = list(self.over)
         tool["stack-fingerprint"] = self.stack_digest
         tool["stack-distributions"] = dict(sorted(self.stack_distributions.items()))
         data = {
@@ -203,7 +208,8 @@ class Lock:
                    rerun_setup=tool.get("rerun-setup", False),
                    export_pythonpath=tool.get("export-pythonpath", False),
                    prompt=tool.get("prompt"),
-                   requested_from_stack=list(tool.get("requested-from-stack", [])))
+                   requested_from_stack=list(tool.get("requested-from-stack", [])),
+                   over=list(tool.get("over", [])))
 
 
 @dataclass

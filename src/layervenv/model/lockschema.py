@@ -54,7 +54,7 @@ VCS_KEYS = {"type", "url", "path", "requested-revision", "commit-id", "subdirect
 DIRECTORY_KEYS = {"path", "editable", "subdirectory"}
 TOOL_KEYS = {"python-version", "implementation", "python", "setup", "rerun-setup",
              "export-pythonpath", "prompt", "requested-from-stack", "stack-fingerprint",
-             "stack-distributions"}
+             "stack-distributions", "over"}
 PACKAGE_TOOL_KEYS = {"requested"}
 
 
@@ -314,6 +314,11 @@ class _Checker:
             self.optional(table, key, where, self.boolean)
         if "setup" in table and not isinstance(table["setup"], str):
             self.fail(f"{where}.setup", "is not a string", table["setup"])
+        for index, root in enumerate(self.array(table.get("over", []), f"{where}.over")):
+            # a group layer of the stack (create --over): an absolute path, only looked at
+            text = self.path(root, f"{where}.over[{index}]")
+            if not text.startswith("/") or ":" in text:
+                self.fail(f"{where}.over[{index}]", "is not an absolute path", root)
         for index, pin in enumerate(self.array(table.get("requested-from-stack", []),
                                                f"{where}.requested-from-stack")):
             self.pin(pin, f"{where}.requested-from-stack[{index}]")

@@ -109,6 +109,36 @@ class StackEnvironment:
         return bool(wanted) and all(entry in have for entry in wanted)
 
 
+@dataclass(frozen=True)
+class OverLayer:
+    """A layer that is part of another layer's stack (``create --over GROUP``): a group's
+    read-only layer under a member's personal one.  Only its paths are recorded: its
+    site-packages goes on PYTHONPATH and its ``bin`` on PATH, behind the personal layer's
+    and ahead of the stack's; nothing of it (its activation, its setup) is ever run."""
+
+    root: str
+    site_packages: str
+    scripts: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"root": self.root, "site_packages": self.site_packages, "scripts": self.scripts}
+
+
+def _over_layer(data: object) -> OverLayer:
+    """One ``[[stack.over]]`` table, validated: three absolute paths (a ValueError names
+    what is wrong; ``Layer.open`` turns it into "layervenv.toml is damaged")."""
+    if not isinstance(data, dict):
+        raise ValueError(f"stack.over holds {data!r}, not a table")
+    values = {}
+    for key in ("root", "site_packages", "scripts"):
+        value = data.get(key)
+        if not isinstance(value, str) or not os.path.isabs(value) or "\0" in value \
+                or os.pathsep in value:
+            raise ValueError(f"stack.over.{key} is not an absolute path: {value!r}")
+        values[key] = value
+    return OverLayer(**values)
+
+
 @dataclass
 class StackRecord:
     """The stack a layer stands on, as it was when the layer was created: the ``[stack]``
@@ -125,6 +155,23 @@ class StackRecord:
     rerun_setup: bool = False
     #: what ``setup`` changed: ``{"prepend": {VAR: [entries]}, "set": {VAR: value}}``
     environment: dict[str, Any] = field(default_factory=dict)
+    #: layers that are part of this stack, nearest first (``create --over GROUP``): as
+    #: ``[[stack.over]]`` tables of :class:`OverLayer`; empty for a layer on the stack
+    over: list[dict[str, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.over, list):
+            raise ValueError(f"stack.over is not an array of tables: {self.over!r}")
+        self.over_layers()  # refused now, when layervenv.toml is read
+
+    def over_layers(self) -> list[OverLayer]:
+        """The group layers under this layer, nearest first."""
+        return [_over_layer(item) for item in self.over]
+
+    def over_pythonpath(self) -> list[str]:
+        """The group layers' site-packages, nearest first: PYTHONPATH entries of this
+        stack, ahead of the stack's own."""
+        return [o.site_packages for o in self.over_layers()]
 
     @property
     def short_version(self) -> str:
@@ -135,9 +182,12 @@ class StackRecord:
         return StackEnvironment.from_dict(self.environment)
 
     def stack_pythonpath(self) -> list[str]:
-        """The stack's own PYTHONPATH entries: from the setup record, else from creation."""
+        """The stack's own PYTHONPATH entries: from the setup record, else from creation;
+        a group layer's site-packages (``create --over``) first: it is part of the stack,
+        never "another stack"."""
         recorded = self.stack_environment().prepend.get("PYTHONPATH")
-        return list(recorded) if recorded is not None else list(self.pythonpath)
+        own = list(recorded) if recorded is not None else list(self.pythonpath)
+        return self.over_pythonpath() + own
 
 
 

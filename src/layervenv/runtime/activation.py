@@ -13,8 +13,9 @@ import os
 from pathlib import Path
 
 from layervenv import __version__
+from layervenv.infra.errors import UserError
 from layervenv.model.layer import CONFIG_NAME, Layer
-from layervenv.model.stack import StackEnvironment, refuse_missing_or_other_stack
+from layervenv.model.stack import StackEnvironment, StackRecord, refuse_missing_or_other_stack
 from layervenv.runtime.envchange import (
     MARKER,
     PATH_SEPARATOR,
@@ -80,13 +81,39 @@ def recorded_stack_changes(record: StackEnvironment) -> tuple[Change, ...]:
     return tuple(changes)
 
 
+#: the keys of the saved state of a group layer's entries (``create --over``)
+OVER_PYTHONPATH_KEY = "OVER_PYTHONPATH"
+OVER_PATH_KEY = "OVER_PATH"
+
+
+def over_changes(stack: StackRecord) -> tuple[Change, ...]:
+    """The group layers of the stack (``create --over``), as the stack's last part: their
+    site-packages on PYTHONPATH and their ``bin`` on PATH, nearest first, ahead of the
+    stack's entries and behind the layer's own (the boot hook moves the layer's
+    site-packages ahead of PYTHONPATH; the layer's ``bin`` is prepended after these).
+
+    Paths only: a group layer's activation is never sourced (it would deactivate what is
+    active, and it is code of someone else's), so every shell, ``run``, the kernel's
+    launcher and a pack's launcher get the same entries from this one model.
+    """
+    over = stack.over_layers()
+    if not over:
+        return ()
+    return (PrependPath("PYTHONPATH", PATH_SEPARATOR.join(o.site_packages for o in over),
+                        key=OVER_PYTHONPATH_KEY),
+            PrependPath("PATH", PATH_SEPARATOR.join(o.scripts for o in over),
+                        key=OVER_PATH_KEY))
+
+
 def layer_changes(layer: Layer) -> tuple[Change, ...]:
-    """The changes that activate ``layer`` itself (in the order they are applied)."""
+    """The changes that activate ``layer`` itself (in the order they are applied): its
+    group layers first (:func:`over_changes`), then the layer."""
     root = str(layer.root)
     changes = [
         SetVar("VIRTUAL_ENV", root),
         SetVar("VIRTUAL_ENV_PROMPT", layer.config.prompt),
         UnsetVar("PYTHONHOME"),
+        *over_changes(layer.config.stack),
         PrependPath("PATH", str(layer.bin_dir)),
     ]
     if layer.config.export_pythonpath:
@@ -121,8 +148,17 @@ def describe_stack(layer: Layer) -> str:
 def require_layer_stack(layer: Layer, environ: dict[str, str]) -> None:
     """One-line error when the layer's stack is gone or another stack is set up."""
     stack = layer.config.stack
+    require_over_layers(stack)
     refuse_missing_or_other_stack(stack.python, stack.stack_pythonpath(),
                                   stack.stack_environment(), environ, describe_stack(layer))
+
+
+def require_over_layers(stack: StackRecord) -> None:
+    """One-line error when a group layer of the stack (``create --over``) is gone."""
+    for over in stack.over_layers():
+        if not os.path.isdir(over.site_packages):
+            raise UserError(f"the group layer {over.root}, part of this layer's stack, is "
+                            f"missing ({over.site_packages} is not there): is it mounted?")
 
 
 def write_activation_scripts(layer: Layer, bin_dir: Path) -> list[Path]:
@@ -141,18 +177,20 @@ def write_activation_scripts(layer: Layer, bin_dir: Path) -> list[Path]:
     return written
 
 
-def without_active_environment(environ: dict[str, str],
-                               also: Path | None = None) -> dict[str, str]:
+def without_active_environment(environ: dict[str, str], also: Path | None = None,
+                               over: tuple[str, ...] = ()) -> dict[str, str]:
     """``environ`` without the virtual environment active in it (and ``also``), if any.
 
     A layer created, or rebased, from a shell where a layer (or a plain venv) is active
     must stand on the stack, not on that environment: its ``bin`` must not provide the
     ``python3``, its site-packages must not be recorded as part of the stack's
     PYTHONPATH.  The stack variables a layer's activation re-established stay: they
-    are the stack.
+    are the stack.  The group layers ``over`` (roots) of a layer go too, wherever they
+    are in PATH and PYTHONPATH: their entries are put back, in their place, by
+    :func:`over_changes`.
     """
     roots = {r.rstrip("/") for r in (environ.get("VIRTUAL_ENV"), environ.get(MARKER),
-                                     str(also) if also else None) if r}
+                                     str(also) if also else None, *over) if r}
     env = {k: v for k, v in environ.items()
            if k not in ("VIRTUAL_ENV", "VIRTUAL_ENV_PROMPT") and not k.startswith(STATE_PREFIX)}
 

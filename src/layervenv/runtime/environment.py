@@ -14,7 +14,9 @@ ipykernel) all start the layer's interpreter.  They differ only where the use do
              problem ``check`` reports, not a reason to stop.
 
 Every one starts by leaving a layer or venv active in ``environ``, as activating this
-layer in that shell would, and applies the same change model the activation scripts
+layer in that shell would (a group layer of the stack, ``create --over``, is left too and
+put back in its place, between the layer and the stack's PYTHONPATH, with the stack),
+and applies the same change model the activation scripts
 and the kernel launcher are rendered from (:mod:`layervenv.runtime.envchange`).
 """
 
@@ -27,6 +29,7 @@ from layervenv.model.stack import foreign_site_packages
 from layervenv.runtime.activation import (
     layer_changes,
     leave_other_stacks,
+    over_changes,
     require_layer_stack,
     stack_changes,
     without_active_environment,
@@ -39,12 +42,14 @@ Purpose = Literal["run", "kernel", "inspect"]
 
 def layer_environment(layer: Layer, environ: dict[str, str], purpose: Purpose) -> dict[str, str]:
     """``environ`` as the layer's interpreter gets it for ``purpose`` (see the module)."""
-    environ = without_active_environment(environ)
+    stack = layer.config.stack
+    environ = without_active_environment(
+        environ, over=tuple(o.root for o in stack.over_layers()))
     if purpose == "kernel":
         environ = apply_to((leave_other_stacks(layer),), environ)
     if purpose == "inspect":
-        if foreign_site_packages(environ, layer.config.stack.stack_pythonpath()):
+        if foreign_site_packages(environ, stack.stack_pythonpath()):
             return environ  # activation would refuse; the interpreter runs as it is
-        return apply_to(stack_changes(layer, environ), environ)
+        return apply_to(stack_changes(layer, environ) + over_changes(stack), environ)
     require_layer_stack(layer, environ)
     return apply_to(stack_changes(layer, environ) + layer_changes(layer), environ)

@@ -47,8 +47,14 @@ from layervenv.model.layer import (
     is_layer,
 )
 from layervenv.model.ownership import Carried, not_made_by_the_layer, users_entries
-from layervenv.model.stack import StackEnvironment, StackRecord, capture_setup
-from layervenv.runtime.activation import without_active_environment, write_activation_scripts
+from layervenv.model.stack import OverLayer, StackEnvironment, StackRecord, capture_setup
+from layervenv.runtime.activation import (
+    over_changes,
+    stack_changes,
+    without_active_environment,
+    write_activation_scripts,
+)
+from layervenv.runtime.envchange import apply_to
 from layervenv.runtime.kernel_launcher import keep_kernel_launcher
 from layervenv.runtime.toolshim import write_tool_shim
 from layervenv.services.packages import StagingTarget
@@ -79,6 +85,8 @@ class CreateOptions:
     prompt_hook: bool = True
     #: adds packages to the layer while it is staged (``create --from``, ``rebase``)
     extension: CreateExtension | None = None
+    #: a group's layer this layer stands on, as part of its stack (``create --over``)
+    over: str | None = None
 
 
 class CreateExtension(Protocol):
@@ -421,11 +429,50 @@ def _stack_record(interp: Interpreter, environ: dict[str, str], setup: str | Non
     )
 
 
+def open_group_layer(path: str) -> Layer:
+    """The group layer ``create --over PATH`` names, or a one-line refusal.
+
+    Only its ``layervenv.toml`` is read (data: paths and the stack it records); nothing
+    of it runs.  A group layer that re-runs its setup command at every activation
+    (``--rerun-setup``) is refused: the personal layer would run a command it took from
+    someone else's file.
+    """
+    root = Path(os.path.abspath(path))
+    if not is_layer(root):
+        raise UserError(f"--over {path}: no layer there (a group layer is a layer made by "
+                        "layervenv create, with its layervenv.toml)")
+    group = Layer.open(root)
+    if group.config.stack.rerun_setup:
+        raise UserError(f"--over {path}: that layer re-runs its setup command at every "
+                        "activation (--rerun-setup); a layer over it would run a command "
+                        "from another's file: make yours with --setup CMD instead")
+    return group
+
+
+def over_record(group: Layer) -> StackRecord:
+    """The stack of a layer made over ``group``: the group's own stack record, with the
+    group layer (and the layers it stands on) as part of it, nearest first."""
+    stack = group.config.stack
+    own = OverLayer(root=str(group.root), site_packages=str(group.site_packages),
+                    scripts=str(group.bin_dir))
+    return StackRecord(
+        python=stack.python, python_version=stack.python_version,
+        implementation=stack.implementation, pythonpath=list(stack.pythonpath),
+        pythonpath_set=stack.pythonpath_set, setup=stack.setup, rerun_setup=False,
+        environment=dict(stack.environment), over=[own.to_dict(), *stack.over])
+
+
 def _environment_and_python(options: CreateOptions) -> tuple[dict[str, str], Path,
                                                                StackEnvironment | None]:
     """The stack's environment (captured from --setup, or this one) and its python3."""
     environ = without_active_environment(
         dict(os.environ) if options.environ is None else dict(options.environ))
+    if options.over:
+        group = open_group_layer(options.over)
+        # the group layer's entries, wherever they are, go; over_changes puts them back
+        environ = without_active_environment(environ, over=tuple(
+            o.root for o in over_record(group).over_layers()))
+        return environ, Path(group.config.stack.python), None
     captured = None
     if options.setup:
         captured, environ = capture_setup(options.setup, environ)
@@ -486,15 +533,19 @@ def _prepare(target: Path, options: CreateOptions
              ) -> tuple[Layer, Interpreter, dict[str, str], list[str]]:
     """The stack's environment and Python, probed, and the layer to be made of them
     (with the notes for the result)."""
+    if options.over and (options.setup or options.python):
+        raise UserError("--over takes the stack of the group layer (its Python and setup): "
+                        f"--{'setup' if options.setup else 'python'} cannot be given with it")
+    active = (os.environ if options.environ is None else options.environ).get("VIRTUAL_ENV")
     environ, python, captured = _environment_and_python(options)
     note = None if captured is None or options.python else python_not_from_setup(python, captured)
     interp = probe_interpreter(python)
     if tuple(int(p) for p in interp.version.split(".")[:2]) < (3, 6):
         raise UserError(f"{python} is Python {interp.version}; layers need Python 3.6 or newer")
-    if options.extension is not None:
-        options.extension.before(interp, environ)
+    record = over_record(open_group_layer(options.over)) if options.over else \
+        _stack_record(interp, environ, options.setup, captured, options.rerun_setup)
     config = LayerConfig(
-        stack=_stack_record(interp, environ, options.setup, captured, options.rerun_setup),
+        stack=record,
         prompt=options.prompt or target.name,
         purelib=interp.purelib,
         scripts=interp.scripts,
@@ -504,6 +555,15 @@ def _prepare(target: Path, options: CreateOptions
         path=str(target),
     )
     layer = Layer(root=target, config=config)
+    if options.over:  # the group layer (and its recorded stack) as the layer will run on it
+        environ = apply_to(stack_changes(layer, environ) + over_changes(record), environ)
+        note = f"note: over the group layer {record.over_layers()[0].root} (part of the stack)"
+    elif active and is_layer(Path(active)) and not note:
+        note = (f"note: the layer {active} active in this shell is not part of the new "
+                f"layer's stack; to stand on it: layervenv create {target} --clear --over "
+                f"{active}")
+    if options.extension is not None:
+        options.extension.before(interp, environ)
     return layer, interp, environ, [note] if note else []
 
 
