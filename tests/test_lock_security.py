@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 from packaging.utils import canonicalize_name
 
 from layervenv.infra.errors import UserError
+from layervenv.model.layer import Layer
 from layervenv.model.lockfile import Lock
 from layervenv.model.lockschema import NAME, requirement_line
 from layervenv.services.simstack import Dist, build_wheel
@@ -203,6 +204,45 @@ def test_a_setup_a_layer_of_yours_beside_it_uses_runs_without_asking(setup_lock,
                       check=False)
     assert theirs.returncode == 2 and "--trust-setup" in theirs.stderr
     assert not (elsewhere / "mine").exists()
+
+
+def test_a_locks_group_layer_of_someone_else_runs_only_when_asked(tmp_path, stack_env):
+    """A lock's ``over`` names a group layer (``create --over``): its recorded Python
+    runs and its site-packages is imported from (its ``sitecustomize.py``), so a lock
+    naming a directory of someone else's is refused, naming it, nothing run or made;
+    --over GROUP or --trust-setup take it (the markers prove it would have run), and so
+    does a lock over a group layer of the user's own."""
+    env = stack_env
+    group, mine = tmp_path / "group", tmp_path / "made"
+    run_tool("create", str(group), env=env)
+    run_tool("create", str(mine), "--over", str(group), env=env)
+    lock = tmp_path / "made.toml"
+    run_tool("lock", str(mine), "-o", str(lock), env=env)
+    run_tool("create", str(tmp_path / "again"), "--from", str(lock), env=env)  # yours
+    # someone else's directory, a real layer made to look like the group layer
+    theirs = tmp_path / "shared" / "theirs"
+    run_tool("create", str(theirs), env=env)
+    markers = tmp_path / "ran-python", tmp_path / "ran-sitecustomize"
+    wrapper = theirs / "bin" / "stackpython"
+    python = Layer.open(group).config.stack.python
+    wrapper.write_text(f"#!/bin/sh\necho >> '{markers[0]}'\nexec '{python}' \"$@\"\n")
+    wrapper.chmod(0o755)
+    config = theirs / "layervenv.toml"
+    config.write_text(config.read_text().replace(f'python = "{python}"',
+                                                 f'python = "{wrapper}"'))
+    site = Layer.open(theirs).site_packages
+    (site / "sitecustomize.py").write_text(f"open({str(markers[1])!r}, 'a').write('x')\n")
+    for path in (theirs, *theirs.rglob("*")):
+        os.chown(path, 4242, 4242, follow_symlinks=False)
+    hostile = tmp_path / "hostile.toml"
+    hostile.write_text(lock.read_text().replace(str(group), str(theirs)))
+    target = tmp_path / "shared" / "mine"
+    refused(run_tool("create", str(target), "--from", str(hostile), env=env, check=False),
+            str(theirs), f"--over {theirs}", "--trust-setup")
+    assert not any(m.exists() for m in markers) and not target.exists()
+    run_tool("create", str(target), "--from", str(hostile), "--trust-setup",
+             "--allow-stack-drift", env=env, check=False)
+    assert all(m.exists() for m in markers)
 
 
 def test_trust_setup_needs_from(tmp_path, stack_env):

@@ -322,15 +322,44 @@ def trusted_build(lock: Lock, trust: bool) -> str | None:
         f"{'them' if len(built) > 1 else 'it'}")
 
 
-def group_layer_of(lock: Lock) -> str:
+def layer_over(group: str, target: Path) -> Path | None:
+    """A layer of this user's that already stands on the group layer ``group``: the
+    group layer itself, ``target`` (``--clear``) or a layer beside it.  Only files owned
+    by this user count (as for :func:`layer_using_setup`)."""
+    try:
+        beside = [Path(e.path) for e in os.scandir(target.parent) if e.is_dir()]
+    except OSError:
+        beside = []
+    for root in [Path(group), target, *beside]:
+        try:
+            if (root / CONFIG_NAME).stat().st_uid != os.getuid():
+                continue
+            layer = Layer.open(root)
+        except (OSError, UserError):
+            continue
+        if root == Path(group) or any(o.root == group
+                                      for o in layer.config.stack.over_layers()):
+            return root
+    return None
+
+
+def group_layer_of(lock: Lock, trust: bool, target: Path) -> str:
     """The group layer the locked layer stood on (``create --over``), which must be here,
     at the same path: it is part of the stack, as the stack's release is.  Its
-    ``layervenv.toml`` gives the stack (read as data; its setup is never run)."""
+    ``layervenv.toml`` gives the stack (read as data; its setup is never run), but its
+    Python runs and its packages are imported: a path a lock names is someone else's
+    choice, so it is taken without asking only where it is the user's own, or a layer of
+    theirs here already stands on it; else a refusal that names it."""
     root = lock.over[0]
     if not is_layer(Path(root)):
         raise UserError(f"the lock's layer stands on the group layer {root}, part of its "
                         "stack, and there is no layer there (is it mounted?); nothing was "
                         "created")
+    if not trust and layer_over(root, target) is None:
+        raise UntrustedSetup(
+            f"the lock's layer stands on the group layer {visible(root)}, and no layer of "
+            "yours here does: its Python and its packages would run now; nothing was run "
+            f"or created: pass --over {visible(root)} to stand on it, or --trust-setup")
     return root
 
 
@@ -345,7 +374,8 @@ def create_from(options: CreateOptions, lock_file: str, allow_drift: bool,
     built = trusted_build(lock, trust_build)  # before the setup command runs: one refusal
     note = None
     if lock.over and options.over is None and options.setup is None and options.python is None:
-        options.over = group_layer_of(lock)
+        options.over = group_layer_of(lock, trust_setup,
+                                      Path(os.path.abspath(options.directory)))
     if options.over is None and options.setup is None and options.python is None and lock.setup:
         note = trusted_setup(lock, trust_setup, Path(os.path.abspath(options.directory)))
         options.setup = lock.setup
