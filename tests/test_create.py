@@ -405,3 +405,22 @@ def test_create_inside_an_active_layer_stands_on_the_stack(setup, tmp_path, stac
     assert record.python == str(stack.python)
     assert record.pythonpath == [str(stack.site_packages), str(stack.egg)]
     assert (b / "bin" / "python").resolve() == stack.python.resolve()
+
+
+def test_a_layer_cannot_stand_on_itself(make_layer, stack_env, tmp_path):
+    """``create DIR --clear --over DIR`` (itself, through a group layer over it, or a layer
+    inside it) is refused in one line, the layer left as it was: it made a layer whose
+    stack held its own site-packages."""
+    mine = make_layer("mine")
+    make_layer("inside", env=stack_env)
+    (tmp_path / "inside").rename(mine.root / "inside")
+    (mine.root / "kept.txt").write_text("mine")
+    run_tool("create", str(tmp_path / "group"), "--over", str(mine.root), env=stack_env)
+    before = (mine.root / "layervenv.toml").read_text()
+    for over in (mine.root, tmp_path / "group", mine.root / "inside"):
+        result = run_tool("create", str(mine.root), "--clear", "--over", str(over),
+                          env=stack_env, check=False)
+        assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+        assert "cannot stand on" in result.stderr and "Traceback" not in result.stderr
+        assert (mine.root / "layervenv.toml").read_text() == before
+        assert (mine.root / "kept.txt").read_text() == "mine"

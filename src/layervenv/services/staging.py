@@ -449,6 +449,19 @@ def open_group_layer(path: str) -> Layer:
     return group
 
 
+def refuse_over_itself(target: Path, group: Layer) -> None:
+    """A layer cannot stand on itself, nor on a layer inside it (``--clear`` would empty
+    or carry it), nor on a group layer that stands on it: refused in one line."""
+    real = os.path.realpath(target)
+    for root in [str(group.root), *(o.root for o in group.config.stack.over_layers())]:
+        under = os.path.realpath(root)
+        if under == real or under.startswith(real.rstrip("/") + "/"):
+            raise UserError(f"--over {group.root}: {target} cannot stand on "
+                            f"{'itself' if under == real else 'a layer inside it'}"
+                            f"{'' if root == str(group.root) else f' (through {group.root})'}"
+                            "; nothing was changed")
+
+
 def over_record(group: Layer) -> StackRecord:
     """The stack of a layer made over ``group``: the group's own stack record, with the
     group layer (and the layers it stands on) as part of it, nearest first."""
@@ -536,6 +549,8 @@ def _prepare(target: Path, options: CreateOptions
     if options.over and (options.setup or options.python):
         raise UserError("--over takes the stack of the group layer (its Python and setup): "
                         f"--{'setup' if options.setup else 'python'} cannot be given with it")
+    if options.over:
+        refuse_over_itself(target, open_group_layer(options.over))
     active = (os.environ if options.environ is None else options.environ).get("VIRTUAL_ENV")
     environ, python, captured = _environment_and_python(options)
     note = None if captured is None or options.python else python_not_from_setup(python, captured)
