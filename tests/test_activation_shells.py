@@ -595,3 +595,33 @@ def test_a_moved_layer_refuses_to_activate(shell, moved_layer, base_env):
     assert significant(dumps["AFTER"]) == significant(dumps["BEFORE"])
     assert result.stderr.count("\n") == 1, result.stderr
     assert "is not there any more (a layer cannot be moved" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def layer_over_a_gone_group(tmp_path_factory, _built_stack) -> Path:
+    """A layer over a group layer (``create --over``) whose group layer was then moved
+    away (not mounted, removed)."""
+    from helpers import clean_env, run_tool
+
+    base = tmp_path_factory.mktemp("overgone")
+    env = _built_stack.env(clean_env(base))
+    group, mine = base / f"{HOSTILE} group", base / "mine"
+    run_tool("create", "--without-pip", str(group), env=env)
+    run_tool("create", "--without-pip", str(mine), "--over", str(group), env=env)
+    group.rename(base / "gone")
+    return mine
+
+
+@pytest.mark.parametrize("shell", ALL_SHELLS)
+def test_a_layer_over_a_missing_group_refuses_to_activate(shell, layer_over_a_gone_group,
+                                                          base_env):
+    """As ``layervenv run`` does: one line, nothing changed.  It used to activate, with
+    the group layer's packages gone from the stack it reports."""
+    syntax = SHELLS[shell]
+    script = "\n".join([syntax.dump("BEFORE"), syntax.source(layer_over_a_gone_group),
+                        syntax.dump("AFTER")])
+    result = run_shell(shell, script, base_env, check=False)
+    dumps = split_dumps(result.stdout)
+    assert significant(dumps["AFTER"]) == significant(dumps["BEFORE"])
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "part of this layer's stack, is missing" in result.stderr

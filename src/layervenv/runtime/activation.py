@@ -39,6 +39,9 @@ def env_change(layer: Layer) -> EnvChange:
     requires = [layer_requirement(layer), RequirePath(layer.config.stack.python, "interpreter")]
     requires += [RequirePath(e, "directory") for e in record.prepend.get("PYTHONPATH", [])
                  if os.path.isabs(e)]
+    requires += [RequirePath(o.site_packages, "directory",
+                             "layervenv: " + over_missing(o.root, o.site_packages))
+                 for o in layer.config.stack.over_layers()]  # as run's require_over_layers
     stack = None
     if not record.is_empty():
         var, markers = record.presence_markers()
@@ -157,8 +160,13 @@ def require_over_layers(stack: StackRecord) -> None:
     """One-line error when a group layer of the stack (``create --over``) is gone."""
     for over in stack.over_layers():
         if not os.path.isdir(over.site_packages):
-            raise UserError(f"the group layer {over.root}, part of this layer's stack, is "
-                            f"missing ({over.site_packages} is not there): is it mounted?")
+            raise UserError(over_missing(over.root, over.site_packages))
+
+
+def over_missing(root: str, site_packages: str) -> str:
+    """The refusal for a group layer of the stack that is not there."""
+    return (f"the group layer {root}, part of this layer's stack, is missing "
+            f"({site_packages} is not there): is it mounted?")
 
 
 def write_activation_scripts(layer: Layer, bin_dir: Path) -> list[Path]:
