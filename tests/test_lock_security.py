@@ -245,6 +245,31 @@ def test_a_locks_group_layer_of_someone_else_runs_only_when_asked(tmp_path, stac
     assert all(m.exists() for m in markers)
 
 
+def test_a_group_layer_path_of_two_lines_is_refused(tmp_path, stack_env):
+    """The group layer's site-packages becomes a line of the new layer's ``.pth``, which
+    ``site`` reads in every process: a lock whose ``over`` paths hold a line break (a
+    second line, ``import ...``, would be code) is refused in one line, --trust-setup or
+    not; nothing is made and nothing runs."""
+    env = stack_env
+    group, mine = tmp_path / "group", tmp_path / "made"
+    run_tool("create", str(group), env=env)
+    run_tool("create", str(mine), "--over", str(group), env=env)
+    lock = tmp_path / "made.toml"
+    run_tool("lock", str(mine), "-o", str(lock), env=env)
+    marker = tmp_path / "ran"
+    code = f"import os; os.system('touch {marker}')"
+    text = lock.read_text()
+    assert text.count(f'"{group}"') == 1, text  # the lock names the group layer's root
+    hostile = tmp_path / "hostile.toml"
+    hostile.write_text(text.replace(f'"{group}"', f'"{group}\\n{code}"'))
+    for trust in ([], ["--trust-setup", "--allow-stack-drift"]):
+        target = tmp_path / f"mine{len(trust)}"
+        result = run_tool("create", str(target), "--from", str(hostile), *trust, env=env,
+                          check=False)
+        assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+        assert not target.exists() and not marker.exists()
+
+
 def test_trust_setup_needs_from(tmp_path, stack_env):
     refused(run_tool("create", str(tmp_path / "layer"), "--trust-setup", env=stack_env,
                      check=False), "--trust-setup needs --from FILE")

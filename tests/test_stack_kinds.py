@@ -201,9 +201,14 @@ def test_group_layer_is_part_of_the_stack(key4hep: Stack, tmp_path: Path) -> Non
         assert rows["kiwisolver"]["layer"] == str(group) and rows["six"]["layer"] is None
     table = run_tool("list", str(me), env=stack_only).stdout
     assert re.search(r"^kiwisolver\s+\S+\s+group\s+" + re.escape(str(group)), table, re.M)
-    # run and activation from a shell where only the stack is set up: the group is there
+    # run, activation, and the layer's python run directly (not activated: in a shell
+    # where only the stack is set up, and in the group's shell, where its site-packages
+    # is first on PYTHONPATH): the group is there, behind the personal layer
+    direct = [subprocess.run([str(me / "bin" / "python"), "-c", GROUP_KIWI], env=env,
+                             capture_output=True, text=True, check=True).stdout
+              for env in (stack_only, in_group)]
     for out in (run_tool("run", str(me), "python", "-c", GROUP_KIWI, env=stack_only).stdout,
-                assert_activation_restores(me, stack_only, GROUP_KIWI)):
+                assert_activation_restores(me, stack_only, GROUP_KIWI), *direct):
         version, _cycler, six, kiwi = out.split()
         assert version == "24.1" and kiwi.startswith(str(group)) \
             and six.startswith(str(key4hep.root))

@@ -16,12 +16,13 @@ from __future__ import annotations
 import base64
 import os
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from layervenv.boot._layervenv_boot import OWN_PTH, PTH_SUFFIX
+from layervenv.boot._layervenv_boot import OVER_PTH, OWN_PTH, PTH_SUFFIX
 
 MODULE_NAME = "_layervenv_boot"
 #: the hook's own ``.pth``: named in the hook itself, which must know it to skip it
@@ -73,8 +74,11 @@ class HookBytecode:
         return pycs
 
 
-def install_boot_hook(site_packages: Path, bytecode: HookBytecode | None = None) -> list[Path]:
-    """Write the hook, its ``.pth`` and its ``.start`` into ``site_packages``.
+def install_boot_hook(site_packages: Path, bytecode: HookBytecode | None = None,
+                      over: Sequence[str] = ()) -> list[Path]:
+    """Write the hook, its ``.pth`` and its ``.start`` into ``site_packages``; with
+    ``over`` (the site-packages of the group layers under this one, ``create --over``),
+    their ``.pth`` too, so that every process of the layer sees them, activated or not.
 
     With ``bytecode``, the hook's ``.pyc`` files too (plain, ``-O`` and ``-OO``):
     compiling the hook on every start-up (stacks and containers often set
@@ -85,6 +89,10 @@ def install_boot_hook(site_packages: Path, bytecode: HookBytecode | None = None)
         PTH_NAME: PTH_LINE,
         START_NAME: START_LINE,
     }
+    if over:
+        if any("\n" in path or "\r" in path or not os.path.isabs(path) for path in over):
+            raise ValueError(f"a group layer's site-packages must be one absolute path: {over!r}")
+        files[OVER_PTH] = "".join(f"{path}\n" for path in over)
     written = []
     for name, text in files.items():
         path = site_packages / name

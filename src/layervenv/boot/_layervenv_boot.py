@@ -27,6 +27,11 @@ import sys
 PTH_SUFFIX = ".pth"
 #: this hook's own ``.pth`` file: an import line only, never read for paths
 OWN_PTH = "~layervenv.pth"
+#: the site-packages of the group layers this layer stands on (``create --over``), one
+#: path a line: ``site`` adds them (sorted before OWN_PTH: before the hook runs), and
+#: the hook keeps them right behind the layer's own entries, ahead of PYTHONPATH, in
+#: every process of the layer, activated or not
+OVER_PTH = "~layervenv-over.pth"
 
 
 def _key(path):
@@ -86,7 +91,14 @@ def _layer_site_dirs(path_keys):
 
 
 def pth_paths(sitedir):
-    """Path lines of the ``.pth`` files in ``sitedir``, resolved like ``site`` does.
+    """Path lines of the ``.pth`` files in ``sitedir``, resolved like ``site`` does
+    (not the hook's own files: see :func:`pth_scan`)."""
+    return pth_scan(sitedir)[0]
+
+
+def pth_scan(sitedir):
+    """The path lines of the ``.pth`` files in ``sitedir``, resolved like ``site`` does,
+    and those of OVER_PTH (the group layers' site-packages) apart.
 
     Reading the files ourselves (instead of looking at what was appended after the
     site dir) also works when Python defers ``.pth`` processing (PEP 829), where the
@@ -95,8 +107,9 @@ def pth_paths(sitedir):
     try:
         names = sorted(os.listdir(sitedir))
     except OSError:
-        return []
+        return [], []
     found = []
+    over = []
     for name in names:
         if not name.endswith(PTH_SUFFIX) or name.startswith(".") or name == OWN_PTH:
             continue
@@ -105,13 +118,14 @@ def pth_paths(sitedir):
                 lines = _decoded(handle.read()).splitlines()
         except (OSError, UnicodeDecodeError):
             continue
+        into = over if name == OVER_PTH else found
         for line in lines:
             if not line.strip() or line.startswith("#"):
                 continue
             if line.startswith(("import ", "import\t")):
                 continue
-            found.append(os.path.join(sitedir, line.rstrip()))
-    return found
+            into.append(os.path.join(sitedir, line.rstrip()))
+    return found, over
 
 
 def _decoded(data):
@@ -142,14 +156,23 @@ def _pythonpath_keys(value=None):
 
 
 def layer_keys(path_keys=None):
-    """Keys of the layer's site-packages and of the paths its ``.pth`` files add.
+    """Keys of the layer's site-packages, of the paths its ``.pth`` files add (0) and of
+    its group layers' site-packages (1): the layer's block, its own entries in their
+    order on ``sys.path`` (eggs a ``.pth`` inserts go in front of its site-packages), then
+    the group layers' -- whatever their place on ``sys.path`` (a group layer's
+    site-packages may come first there, on a PYTHONPATH its activation exported).
 
     ``path_keys``: the keys of ``sys.path`` as it is now, if already computed.
     """
-    keys = set()
+    keys = {}
+    later = []
     for sitedir in _layer_site_dirs(_keys(sys.path) if path_keys is None else path_keys):
-        keys.add(_key(sitedir))
-        keys.update(_key(p) for p in pth_paths(sitedir))
+        paths, over = pth_scan(sitedir)
+        for path in [sitedir, *paths]:
+            keys[_key(path)] = 0
+        later.extend(over)
+    for path in later:
+        keys.setdefault(_key(path), 1)
     return keys
 
 
@@ -174,9 +197,11 @@ def reorder_sys_path(layer=None, keys=None):
             where.append(flags.index(True, where[-1] + 1 if where else 0))
     except ValueError:
         pass
+    if isinstance(layer, dict):  # the layer's own first, then its group layers' (stable)
+        where.sort(key=lambda index: layer[keys[index]])
     block = [sys.path[i] for i in where]  # every one at or after the anchor
     rest = sys.path[anchor:]
-    for index in reversed(where):
+    for index in sorted(where, reverse=True):
         del rest[index - anchor]
     new_path = sys.path[:anchor] + block + rest
     if new_path == sys.path:
@@ -200,7 +225,7 @@ def _anchor(keys, layer):
     end = value.find(os.pathsep)
     if value and keys[0] == _key(value if end < 0 else value[:end]):
         return 0
-    env_keys = _pythonpath_keys(value) - layer
+    env_keys = _pythonpath_keys(value)
     for index, key in enumerate(keys):
         if key in env_keys or key in layer:
             return index
@@ -224,7 +249,7 @@ def move_late_prepends(layer, known, before=None):
     (the usual case), none of this work is needed.
     """
     if before is not None and sys.path[:len(before)] == before and \
-            not layer.intersection(_keys(sys.path[len(before):])):
+            not any(map(layer.__contains__, _keys(sys.path[len(before):]))):
         return False
     known = set(known)
     keys = _keys(sys.path)

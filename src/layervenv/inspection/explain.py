@@ -40,7 +40,7 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
-from layervenv.boot._layervenv_boot import OWN_PTH, PACKAGE_DIRECTORIES, PTH_SUFFIX
+from layervenv.boot._layervenv_boot import OVER_PTH, OWN_PTH, PACKAGE_DIRECTORIES, PTH_SUFFIX
 from layervenv.dists.files import top_level_modules
 from layervenv.infra.errors import UserError
 from layervenv.inspection.effective_view import (
@@ -70,15 +70,16 @@ class Reason:
 
 def _pth_lines(sitedir: str) -> dict[str, str]:
     """``{real path: .pth file}`` of the path lines of ``sitedir``'s ``.pth`` files, read
-    the way ``site`` reads them (import lines and comments skipped)."""
+    the way ``site`` reads them (import lines and comments skipped).  (Not the boot
+    hook's :func:`~layervenv.boot._layervenv_boot.pth_scan`: this one names the file.)"""
     found: dict[str, str] = {}
     try:
         names = sorted(os.listdir(sitedir))
     except OSError:
         return found
     for name in names:
-        if not name.endswith(PTH_SUFFIX) or name.startswith(".") or name == OWN_PTH:
-            continue
+        if not name.endswith(PTH_SUFFIX) or name.startswith(".") or name in (OWN_PTH, OVER_PTH):
+            continue  # the hook's own, and the group layers' (their own reason)
         path = os.path.join(sitedir, name)
         try:
             with open(path, encoding="utf-8-sig") as handle:

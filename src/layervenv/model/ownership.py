@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from layervenv.boot._layervenv_boot import INDEX_NAME
+from layervenv.boot._layervenv_boot import INDEX_NAME, OVER_PTH
 from layervenv.dists.record import installed_paths
 
 #: A layer's configuration file, at its root: what makes a directory a layer.
@@ -149,6 +149,8 @@ def users_entries(old_root: Path, old_purelib: str, old_scripts: str,
             return True  # an unfinished create's staging; pyvenv.cfg, the lock
         if rel == written or rel.startswith(written + "."):
             return True  # the import index (and a temporary file of its writing)
+        if rel == f"{old_purelib}/{OVER_PTH}":
+            return True  # the group layers of the old stack (create --over): its record
         return rel in ours or _pycache_of_ours(PurePosixPath(rel), ours)
 
     def visit(directory: str) -> None:

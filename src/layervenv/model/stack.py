@@ -125,15 +125,17 @@ class OverLayer:
 
 
 def _over_layer(data: object) -> OverLayer:
-    """One ``[[stack.over]]`` table, validated: three absolute paths (a ValueError names
-    what is wrong; ``Layer.open`` turns it into "layervenv.toml is damaged")."""
+    """One ``[[stack.over]]`` table, validated: three absolute paths, each one line (the
+    site-packages is a line of the layer's ``.pth``: a second line could be code).  A
+    ValueError names what is wrong; ``Layer.open`` turns it into "layervenv.toml is
+    damaged"."""
     if not isinstance(data, dict):
         raise ValueError(f"stack.over holds {data!r}, not a table")
     values = {}
     for key in ("root", "site_packages", "scripts"):
         value = data.get(key)
-        if not isinstance(value, str) or not os.path.isabs(value) or "\0" in value \
-                or os.pathsep in value:
+        if not isinstance(value, str) or not os.path.isabs(value) \
+                or any(c in value for c in ("\0", "\n", "\r", os.pathsep)):
             raise ValueError(f"stack.over.{key} is not an absolute path: {value!r}")
         values[key] = value
     return OverLayer(**values)

@@ -262,7 +262,8 @@ def build_layer(
     """Fill ``staging`` with a complete layer that will live at ``layer.root``."""
     make_skeleton(staging, interp)
     write_pyvenv_cfg(staging, interp, options.prompt)
-    install_boot_hook(staging / interp.purelib, interp.hook_bytecode)
+    install_boot_hook(staging / interp.purelib, interp.hook_bytecode,
+                      layer.config.stack.over_pythonpath())
     write_activation_scripts(layer, staging / interp.scripts)
     write_tool_shim(staging / interp.scripts)
     keep_kernel_launcher(layer, staging / interp.scripts)  # the replaced layer's kernels
