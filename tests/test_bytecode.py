@@ -61,14 +61,15 @@ def recorded_sources(root: Path) -> list[str]:
     return sorted(found)
 
 
-def without_bytecode(root: Path, env: dict[str, str], names: tuple[str, ...] = ()) -> list[str]:
+def without_bytecode(root: Path, environ: dict[str, str], names: tuple[str, ...] = ()
+                     ) -> list[str]:
     """The RECORDed sources (of the distributions ``names``, else all) the layer's Python
     has no usable bytecode for; fails when there are none to look at."""
     sources = [s for s in recorded_sources(root)
                if not names or any(f"/{name}/" in s or s.endswith(f"/{name}.py")
                                    for name in names)]
     assert sources, f"no sources of {names or 'any distribution'} in {root}"
-    out = subprocess.run([str(root / "bin" / "python"), "-I", "-c", STALE, *sources], env=env,
+    out = subprocess.run([str(root / "bin" / "python"), "-I", "-c", STALE, *sources], env=environ,
                          capture_output=True, text=True, check=True).stdout
     return json.loads(out)
 
@@ -76,14 +77,14 @@ def without_bytecode(root: Path, env: dict[str, str], names: tuple[str, ...] = (
 def test_create_leaves_bytecode_cold_warm_and_without_cache(make_layer, stack_env, tmp_path):
     """The seeded pip and the boot hook: with the cache filled now, filled before (linked
     bytecode), and with no usable cache (installer, then compiled)."""
-    for name, env in (("cold", stack_env), ("warm", stack_env),
-                      ("nocache", dict(stack_env, LAYERVENV_CACHE_DIR=str(tmp_path / "f")))):
+    for name, environ in (("cold", stack_env), ("warm", stack_env),
+                          ("nocache", dict(stack_env, LAYERVENV_CACHE_DIR=str(tmp_path / "f")))):
         (tmp_path / "f").write_text("a file: no cache here\n")
-        layer = make_layer(name, env=env)
-        assert without_bytecode(layer.root, env, ("pip",)) == [], name
+        layer = make_layer(name, env=environ)
+        assert without_bytecode(layer.root, environ, ("pip",)) == [], name
         hook = site(layer.root) / "_layervenv_boot.py"
         assert not json.loads(subprocess.run(
-            [str(layer.python), "-I", "-c", STALE, str(hook)], env=env, capture_output=True,
+            [str(layer.python), "-I", "-c", STALE, str(hook)], env=environ, capture_output=True,
             text=True, check=True).stdout)
 
 
@@ -116,9 +117,9 @@ def test_create_from_a_lock_and_rebase_leave_bytecode(make_layer, stack_env, tmp
                       name="LCG_next", dists=tuple(
                           Dist(d.name, "1.0.0") if d.name == "hepconf" else d
                           for d in STACK_DISTS))
-    env = {k: v for k, v in stack_env.items() if k != "PIP_FIND_LINKS"}
+    offline = {k: v for k, v in stack_env.items() if k != "PIP_FIND_LINKS"}
     run_tool("rebase", str(layer.root), "--setup", f". '{nxt.setup_script}'",
-             "--find-links", str(nxt.wheelhouse), env=env)
+             "--find-links", str(nxt.wheelhouse), env=offline)
     assert without_bytecode(layer.root, stack_env, ("hepio", "pip")) == []
 
 
