@@ -8,8 +8,9 @@ A layer published read-only (CVMFS, EOS, a group's directory) cannot take the
 compiles every module it imports again.  This makes a layer with numpy (a wheel from
 ``--wheels``, default ``$LAYERVENV_TEST_WHEELS/numpy2-cp311``) installed by its pip
 (which leaves bytecode; ``--ignore-installed``: the layer's own copy, whatever the stack
-has), checks that ``numpy`` is imported from the layer, then times ``python -c 'import numpy'`` (median wall
-time of ``--repeat`` runs, one run first) and counts its metadata system calls with
+has), checks that ``numpy`` is imported from the layer, then times
+``python -c 'import numpy'`` (median wall and CPU time of ``--repeat`` runs, one run
+first) and counts its metadata system calls with
 ``strace -f -c -e trace=stat,newfstatat,statx,lstat,openat,getdents64,readlink,access``:
 
     with bytecode       as the layer is made now
