@@ -140,7 +140,7 @@ def test_check_names_missing_bytecode_and_its_fix_works(make_layer):
         shutil.rmtree(folder)
     found = bytecode_problems()
     assert len(found) == 1 and found[0]["severity"] == "warning"
-    assert found[0]["distributions"] == ["hepio"]
+    assert found[0]["distribution"] == "hepio"
     assert without_bytecode(layer.root, layer.env, ("hepio",))  # the reference agrees
     fix = found[0]["message"].rsplit("compile them: ", 1)[1]
     subprocess.run(["sh", "-c", fix], env=layer.env, check=True)  # as-is, in a shell

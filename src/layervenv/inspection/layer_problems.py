@@ -43,15 +43,10 @@ def bytecode_problems(layer: Layer, cache_tag: str | None) -> list[Problem]:
     compiles them again in every process.  Stat calls only (``dists/bytecode``)."""
     if not cache_tag:  # an interpreter that writes no bytecode (or no interpreter)
         return []
-    missing = missing_bytecode([layer.site_packages], cache_tag)
-    if not missing:
-        return []
-    files = sum(m.missing for m in missing)
-    names = [m.name for m in missing]
-    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
     fix = shlex.join(compile_command(layer.python, layer.site_packages))
     return [Problem("bytecode", "warning",
-                    f"{count(files, 'Python file')} of {count(len(names), 'distribution')} "
-                    f"({shown}) have no current bytecode for {cache_tag}: where the layer is "
-                    f"read-only (published for a group) every process compiles them again; "
-                    f"compile them: {fix}", distributions=names)]
+                    f"{m.missing} of {count(m.total, 'Python file')} of {m.name} have no "
+                    f"current bytecode for {cache_tag}: where the layer is read-only "
+                    f"(published for a group) every process compiles them again; compile "
+                    f"them: {fix}", distribution=m.name)
+            for m in missing_bytecode([layer.site_packages], cache_tag)]
