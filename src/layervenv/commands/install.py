@@ -34,6 +34,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from layervenv.dists.bytecode import Compiler, compile_layer, distribution_name
 from layervenv.dists.record import wheel_record
 from layervenv.dists.requirements import requirement_closure
 from layervenv.infra.arguments import add_format, add_sources
@@ -116,6 +117,7 @@ def _install(layer: Layer, packages: Sequence[str], installer: str, uv: str | No
                 f"installing {' '.join(packages)} with pip", sources)
     after = own_distributions(layer.site_packages)
     changed = set(after.items()) - set(before.items())
+    compile_installed(layer, inspection.report, inspection.environ, {k for k, _ in changed})
     requires = {d.key: d.winner.requires for d in inspection.view}
     requires.update(requirements_of(layer.site_packages, {key for key, _ in changed}))
     closure = requirement_closure(requires, packages, markers)
@@ -128,6 +130,19 @@ def _install(layer: Layer, packages: Sequence[str], installer: str, uv: str | No
                          requested=sorted(requested.values()), installed=installed,
                          kept=kept, skipped=len(closure.not_here - new), seconds=seconds,
                          notes=notes)
+
+
+def compile_installed(layer: Layer, report: dict[str, Any], environ: dict[str, str],
+                      keys: set[str]) -> None:
+    """Bytecode for the distributions ``keys`` just installed: uv writes none, and pip
+    none under the user's PIP_NO_COMPILE; a layer published read-only would compile them
+    in every process (``dists/bytecode``)."""
+    if not keys:
+        return
+    infos = [info for info in layer.site_packages.glob("*.dist-info")
+             if canonicalize_name(distribution_name(info)) in keys]
+    compiler = Compiler(layer.python, report.get("cache_tag"), env=environ)
+    compile_layer(compiler, layer.root, [layer.site_packages], only=infos)
 
 
 def refuse_shadowed_stack_version(layer: Layer, packages: Sequence[str],

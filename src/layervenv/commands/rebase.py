@@ -49,6 +49,7 @@ from layervenv.services.packages import (
 from layervenv.services.staging import (
     CreateOptions,
     carried_over_line,
+    compile_staged,
     create,
     staging_target,
 )
@@ -187,6 +188,7 @@ class Rebase:
             f"{n}=={v}" for n, v in wanted.items() if n not in self.new_layer)
         self.new_stack = stack_distributions(
             interp.executable, environ, exclude=[staging, self.old.root]).distributions
+        compile_staged(staging, layer, interp, environ)  # checked as it will be: compiled
         # Last, when nothing can fail any more: check may run the old layer's interpreter.
         # (checked where it is staged, for the path it will have: not a moved layer)
         staged = Layer(root=staging, config=replace(layer.config, path=str(staging)))

@@ -45,6 +45,11 @@ class Interpreter:
     hook_bytecode: HookBytecode | None = None
 
     @property
+    def cache_tag(self) -> str | None:
+        """The name part of this interpreter's ``.pyc`` files (``cpython-311``), if known."""
+        return self.hook_bytecode.cache_tag if self.hook_bytecode else None
+
+    @property
     def short_version(self) -> str:
         """``3.11`` for ``3.11.7``."""
         return ".".join(self.version.split(".")[:2])

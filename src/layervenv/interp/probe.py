@@ -448,6 +448,8 @@ def report():
         "base_prefix": getattr(sys, "base_prefix", sys.prefix),
         "version": "{}.{}.{}".format(*sys.version_info[:3]),
         "implementation": sys.implementation.name,
+        # the name part of its .pyc files (cpython-311; None: it writes none)
+        "cache_tag": sys.implementation.cache_tag,
         "user_base": user_base,
         "user_site": user_site,
         "user_site_enabled": bool(site.ENABLE_USER_SITE),

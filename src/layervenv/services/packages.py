@@ -9,6 +9,7 @@ So a layer made from a lock or rebased is complete before it is renamed into pla
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -209,7 +210,8 @@ class StagingTarget:
                 if canonicalize_name(info.name[:-len(".dist-info")].rsplit("-", 1)[0]) == name]
 
     def remove(self, name: str) -> None:
-        """Remove an installed distribution (the seeded pip) by its RECORD."""
+        """Remove an installed distribution (the seeded pip) by its RECORD, with the
+        bytecode of its sources (not in the RECORD: see ``dists/bytecode``)."""
         scheme = self.scheme
         for info in self.dist_infos(name):
             dirs = set()
@@ -218,6 +220,10 @@ class StagingTarget:
                     continue
                 path.unlink(missing_ok=True)
                 dirs.update(p for p in path.parents if scheme.staging in p.parents)
+                if path.suffix == ".py":  # its bytecode (any interpreter's), as pip does
+                    for pyc in path.parent.glob(f"__pycache__/{glob.escape(path.stem)}.*.pyc"):
+                        pyc.unlink(missing_ok=True)
+                    dirs.add(path.parent / "__pycache__")
             for directory in sorted(dirs, key=lambda p: len(p.parts), reverse=True):
                 if directory.is_dir() and not any(directory.iterdir()) and \
                         directory not in (scheme.site_packages, scheme.scripts_dir):

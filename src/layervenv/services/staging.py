@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from layervenv import __version__
-from layervenv.boot import install_boot_hook
+from layervenv.boot import MODULE_NAME, install_boot_hook
+from layervenv.dists.bytecode import Compiler, compile_layer
 from layervenv.dists.seed import seed_wheel
 from layervenv.infra.errors import UserError
 from layervenv.infra.interrupts import uninterrupted
@@ -268,6 +269,7 @@ def build_layer(
     write_tool_shim(staging / interp.scripts)
     keep_kernel_launcher(layer, staging / interp.scripts)  # the replaced layer's kernels
     pip_version = None
+    environ = dict(os.environ) if environ is None else environ
     if not options.without_pip:
         wheel = interp.newest_pip_wheel()
         if wheel is None:
@@ -275,14 +277,31 @@ def build_layer(
                 f"{interp.executable} has no bundled pip wheel (ensurepip); "
                 "pass --without-pip and install pip yourself"
             )
-        seed_wheel(wheel, interp.install_scheme(staging, layer.root))
+        seed_wheel(wheel, interp.install_scheme(staging, layer.root),
+                   compiler(staging, interp, environ))
         pip_version = wheel.name.split("-")[1]
     if options.extension is not None:
-        options.extension.populate(staging, layer, interp,
-                                   dict(os.environ) if environ is None else environ)
+        options.extension.populate(staging, layer, interp, environ)
+    compile_staged(staging, layer, interp, environ)
     # Written last: a directory holding this file is a complete layer.
     (staging / "layervenv.toml").write_text(layer.config.to_toml(), encoding="utf-8")
     return pip_version
+
+
+def compiler(staging: Path, interp: Interpreter, environ: dict[str, str]) -> Compiler:
+    """The staged layer's interpreter as it compiles (see ``dists/bytecode``)."""
+    magic = interp.hook_bytecode.magic.hex() if interp.hook_bytecode else ""
+    return Compiler(staging / interp.scripts / "python", interp.cache_tag, magic, environ)
+
+
+def compile_staged(staging: Path, layer: Layer, interp: Interpreter,
+                   environ: dict[str, str]) -> None:
+    """Bytecode for everything the layer being built will import (the seeded pip, the
+    packages of a lock or a rebase, the boot hook), by its own interpreter: a layer
+    published read-only would otherwise compile them in every process."""
+    site_dirs = sorted({staging / interp.purelib, staging / interp.platlib})
+    compile_layer(compiler(staging, interp, environ), staging, site_dirs, shown_root=layer.root,
+                  extra=[staging / interp.purelib / f"{MODULE_NAME}.py"])
 
 
 def is_empty_directory(path: Path, skip_running: bool = False) -> bool:
