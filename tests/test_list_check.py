@@ -34,7 +34,7 @@ from layervenv.services.simstack import (
 ORIGINS = {"layer", "editable", "user-site", "stack"}
 KINDS = {"conflict", "dependents", "abi", "import", "user-site", "cwd-on-path",
          "python-mismatch", "stack-missing", "unreadable", "metadata", "moved", "stack-not-set-up",
-         "shadows-stdlib", "leftover", "import-index", "bytecode"}
+         "shadows-stdlib", "leftover", "import-index", "bytecode", "path"}
 SHORT = "{}.{}".format(*sys.version_info[:2])
 
 

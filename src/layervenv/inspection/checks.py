@@ -7,6 +7,7 @@ Every check takes the layer inspected once (:func:`inspect_layer`) and gives pro
 ``kernels``   the layer's Jupyter kernels that will not start (``kernel_check``);
 ``index``     the import index switched off or stale (``import_index``);
 ``bytecode``  packages without bytecode for the layer's interpreter (``layer_problems``);
+``path``      PYTHONPATH entries that cost lookups and hold nothing (``path_hygiene``);
 ``imports``   with ``imports``: what fails to import (``importcheck``; runs packages' code).
 
 A layer checked while it is staged (``rebase``) is checked for the path it will have
@@ -26,6 +27,7 @@ from layervenv.infra.output import count
 from layervenv.inspection.import_index import import_index_problems
 from layervenv.inspection.kernel_check import kernel_problems
 from layervenv.inspection.layer_problems import bytecode_problems, leftover_problems
+from layervenv.inspection.path_hygiene import path_problems
 from layervenv.inspection.pipeline import Inspection, inspect_layer
 from layervenv.inspection.problems import Problem, sort_problems
 from layervenv.model.layer import Layer
@@ -93,9 +95,14 @@ def _bytecode(checked: Checked) -> list[Problem]:
     return bytecode_problems(checked.inspection.layer, report.get("cache_tag") if report else None)
 
 
+def _path(checked: Checked) -> list[Problem]:
+    inspection = checked.inspection  # its environ: the one the layer's processes run in
+    return path_problems(inspection.layer, inspection.record, inspection.environ)
+
+
 #: every check that runs without importing the layer's packages, in this order
 CHECKS: tuple[Callable[[Checked], list[Problem]], ...] = (_view, _leftovers, _kernels, _index,
-                                                          _bytecode)
+                                                          _bytecode, _path)
 
 
 def run_checks(layer: Layer, environ: dict[str, str] | None = None, imports: bool = False,

@@ -13,7 +13,7 @@ from typing import Any
 #: The order problems are shown in (errors first, then this order).
 KINDS = ("moved", "stack-missing", "unreadable", "python-mismatch", "stack-not-set-up",
          "cwd-on-path", "conflict", "dependents", "abi", "import", "shadows-stdlib",
-         "user-site", "metadata", "leftover", "import-index", "bytecode",
+         "user-site", "metadata", "leftover", "import-index", "bytecode", "path",
          "kernel-broken")
 SEVERITIES = ("error", "warning")
 
