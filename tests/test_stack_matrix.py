@@ -8,7 +8,11 @@ adds ipykernel and what it needs (so it runs last).  ``rebase`` changes the laye
 stack: it has a layer of its own.  Every check compares with a reference of its own (the
 layer's python run directly, real imports, importlib.metadata, ``pip check``); the
 stacks (and the next releases) are hashed before and after by their fixtures.  The
-commands are those of docs/stacks/key4hep.md and docs/stacks/conda.md.
+kinds: Key4hep, conda, Lmod/EasyBuild (PYTHONPATH and EBPYTHONPREFIXES modules), CMSSW
+(the layer over a user area's cmsenv) and ATLAS (``asetup``); each stack type says how
+``create`` and ``rebase`` name it (``Stack.create_args``).  The commands are those of
+docs/stacks/; docs/stacks/index.md's table names these tests (tests/test_docs.py checks
+that they exist).
 """
 
 from __future__ import annotations
