@@ -17,6 +17,8 @@ from helpers import cached_wheels, clean_env, missing, run_tool
 from realstack import DebianStack, RealStack, build_real_stack, debian_stack
 from realstack import wheel_cache as real_wheel_cache
 from stackkinds import (
+    AtlasStack,
+    LmodStack,
     build_atlas,
     build_cmssw,
     build_conda,
@@ -195,21 +197,51 @@ def conda(tmp_path_factory: pytest.TempPathFactory, real_wheels: Path):
     assert tree_digest(stack.root) == before, "the conda-like Python was modified"
 
 
-@pytest.fixture(scope="session", params=["PYTHONPATH", "EBPYTHONPREFIXES"])
-def lmod(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
-         real_wheels: Path):
+def _lmod(tmp_path_factory: pytest.TempPathFactory, real_wheels: Path, search_path: str,
+          next_release: bool = False) -> Iterator[LmodStack]:
     """An Lmod module tree written by EasyBuild 5's own code (tests/stackkinds.py,
-    build_lmod), one module per package: modules that prepend PYTHONPATH (older sites) and
-    modules that prepend EBPYTHONPREFIXES, read by EasyBuild's sitecustomize.py."""
+    build_lmod), one module per package, whose modules prepend ``search_path``: PYTHONPATH
+    (older sites) or EBPYTHONPREFIXES (read by EasyBuild's sitecustomize.py); hashed."""
     if lmod_init() is None:
         missing("Lmod is not installed", "dev/test installs Debian's lmod")
     base = os.environ.get("LAYERVENV_TEST_EASYBUILD")
     cache = Path(base) if base else Path(__file__).resolve().parent.parent / ".cache/easybuild"
-    stack = build_lmod(tmp_path_factory.mktemp("lmod") / request.param.lower(), STACK_PYTHON,
-                       real_wheels, easybuild_sdists(cache), request.param)
+    where = tmp_path_factory.mktemp("lmodnext" if next_release else "lmod")
+    stack = build_lmod(where / search_path.lower(), STACK_PYTHON, real_wheels,
+                       easybuild_sdists(cache), search_path, next_release=next_release)
     before = tree_digest(stack.root)
     yield stack
     assert tree_digest(stack.root) == before, "the Lmod/EasyBuild stack was modified"
+
+
+@pytest.fixture(scope="session")
+def lmod_pythonpath(tmp_path_factory: pytest.TempPathFactory, real_wheels: Path):
+    """Lmod modules that prepend PYTHONPATH (EasyBuild's default, older sites)."""
+    yield from _lmod(tmp_path_factory, real_wheels, "PYTHONPATH")
+
+
+@pytest.fixture(scope="session")
+def lmod_ebpythonprefixes(tmp_path_factory: pytest.TempPathFactory, real_wheels: Path):
+    """Lmod modules that prepend EBPYTHONPREFIXES, read by EasyBuild's sitecustomize.py."""
+    yield from _lmod(tmp_path_factory, real_wheels, "EBPYTHONPREFIXES")
+
+
+@pytest.fixture(scope="session", params=["PYTHONPATH", "EBPYTHONPREFIXES"])
+def lmod(request: pytest.FixtureRequest) -> LmodStack:
+    """Both variants of the Lmod/EasyBuild stack, one after the other."""
+    return request.getfixturevalue(f"lmod_{request.param.lower()}")
+
+
+@pytest.fixture(scope="session")
+def lmod_pythonpath_next(tmp_path_factory: pytest.TempPathFactory, real_wheels: Path):
+    """The site's next software release (PYTHONPATH modules): a stack to ``rebase`` onto."""
+    yield from _lmod(tmp_path_factory, real_wheels, "PYTHONPATH", next_release=True)
+
+
+@pytest.fixture(scope="session")
+def lmod_ebpythonprefixes_next(tmp_path_factory: pytest.TempPathFactory, real_wheels: Path):
+    """The site's next software release (EBPYTHONPREFIXES modules)."""
+    yield from _lmod(tmp_path_factory, real_wheels, "EBPYTHONPREFIXES", next_release=True)
 
 
 @pytest.fixture(scope="session")
@@ -247,3 +279,20 @@ def conda_next(tmp_path_factory: pytest.TempPathFactory, real_wheels: Path):
     before = tree_digest(stack.root)
     yield stack
     assert tree_digest(stack.root) == before, "the next conda-like Python was modified"
+
+
+@pytest.fixture(scope="session")
+def cmssw_next(tmp_path_factory: pytest.TempPathFactory, real_wheels: Path):
+    """The next CMSSW-like release (CMSSW_14_0_1, its externals moved on)."""
+    stack = build_cmssw(tmp_path_factory.mktemp("cmsnext") / "cms.cern.ch", STACK_PYTHON,
+                        real_wheels, next_release=True)
+    before = tree_digest(stack.root)
+    yield stack
+    assert tree_digest(stack.root) == before, "the next CMSSW-like stack was modified"
+
+
+@pytest.fixture(scope="session")
+def atlas_next(atlas: AtlasStack) -> AtlasStack:
+    """The ATLAS-like stack set up with the next release, AnalysisBase 25.2.2 (the same
+    tree, hashed by ``atlas``)."""
+    return atlas.next_release()

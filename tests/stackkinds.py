@@ -36,7 +36,7 @@ import sys
 import tarfile
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from helpers import parse_env0, run_tool, shell_path, tool_command
@@ -122,6 +122,23 @@ class Stack:
         if self.setup_script is None:
             return dict(base, PATH=f"{self.python.parent}{os.pathsep}{base.get('PATH', '')}")
         return sourced_environment(self.setup_script, base)
+
+    def base(self, base: dict[str, str]) -> dict[str, str]:
+        """A shell of this site where nothing is set up yet (what a kind needs there, say
+        ALRB's location; without what the caller's own shell must not bring in)."""
+        return dict(base)
+
+    def create_args(self) -> list[str]:
+        """How ``create`` and ``rebase`` name this stack: its setup script (``--setup``),
+        or its interpreter (``--python``) for a Python with no setup (conda-like)."""
+        if self.setup_script is None:
+            return ["--python", str(self.python)]
+        return ["--setup", f". {shlex.quote(str(self.setup_script))}"]
+
+    def for_user(self, where: Path) -> Stack:
+        """The stack as a user at ``where`` sets it up: itself, but for a kind that needs a
+        user area of its own (CMSSW's ``cmsrel``)."""
+        return self
 
 
 K4_SETUP = """\
@@ -309,9 +326,24 @@ class LmodStack(Stack):
         init, tree = shlex.quote(str(lmod_init())), shlex.quote(str(self.modulepath))
         return f". {init}; module use {tree}; module load {' '.join(self.modules)}"
 
+    def base(self, base: dict[str, str]) -> dict[str, str]:
+        """``base`` without any Lmod state of the caller's own shell (:func:`lmod_free`)."""
+        return lmod_free(base)
+
+    def create_args(self) -> list[str]:
+        return ["--setup", self.setup_line()]
+
+
+def lmod_free(env: dict[str, str]) -> dict[str, str]:
+    """``env`` without any Lmod or EasyBuild state (a site's login shell may bring some)."""
+    return {k: v for k, v in env.items()
+            if not k.startswith(("LMOD", "__LMOD", "_ModuleTable", "EB"))
+            and k not in {"MODULEPATH", "MODULEPATH_ROOT", "MODULESHOME", "LOADEDMODULES",
+                          "_LMFILES_", "BASH_ENV", "BASH_FUNC_module%%", "BASH_FUNC_ml%%"}}
+
 
 def build_lmod(root: Path, python: Path, cache: Path, easybuild: list[Path],
-               search_path: str = "PYTHONPATH") -> LmodStack:
+               search_path: str = "PYTHONPATH", next_release: bool = False) -> LmodStack:
     """An EasyBuild-installed software tree at ``root`` and its Lmod module files, written by
     EasyBuild 5 itself (``eb --module-only`` over prefixes we fill from real wheels):
 
@@ -322,7 +354,9 @@ def build_lmod(root: Path, python: Path, cache: Path, easybuild: list[Path],
       default, what older sites have) its module prepends its site-packages to PYTHONPATH,
       with ``"EBPYTHONPREFIXES"`` it prepends its prefix to ``$EBPYTHONPREFIXES``.
 
-    ``easybuild``: :func:`easybuild_sdists`' answer."""
+    ``easybuild``: :func:`easybuild_sdists`' answer.  ``next_release``: the site's next
+    software release, a module tree of its own (:data:`NEXT_UPGRADED` upgraded,
+    :data:`NEXT_ADDED` added and loaded by the setup)."""
     init = lmod_init()
     assert init is not None, "Lmod is not installed"
     short = _short(python)
@@ -342,11 +376,10 @@ def build_lmod(root: Path, python: Path, cache: Path, easybuild: list[Path],
          code], capture_output=True, text=True, check=True).stdout
     (site / "sitecustomize.py").write_text(sitecustomize, encoding="utf-8")
     (configs / f"Python-{version}.eb").write_text(EB_PYTHON.format(version=version))
-    modules = []
-    for stem in LMOD_PACKAGES:
-        wheel = _wheel(cache, stem)
+    modules, later = [], ""
+    for wheel in _release(cache, LMOD_PACKAGES, next_release):
+        stem, release = wheel.name.split("-")[:2]
         name = canonicalize_name(stem)
-        release = wheel.name.split("-")[1]
         home = software / name / release
         into = home / "lib" / f"python{short}" / "site-packages"
         into.mkdir(parents=True)
@@ -354,6 +387,8 @@ def build_lmod(root: Path, python: Path, cache: Path, easybuild: list[Path],
         (configs / f"{name}-{release}.eb").write_text(
             EB_PACKAGE.format(name=name, version=release, python=version))
         modules.append(f"{name}/{release}")
+        if stem == LMOD_PACKAGES[-1]:
+            later = modules[-1]
     _byte_compile(prefix / "bin" / "python3", software)
     eb = [str(python), "-m", "easybuild.main", "--allow-use-as-root-and-accept-consequences",
           "--module-only", "--force", "--modules-tool=Lmod", "--module-syntax=Lua",
@@ -368,7 +403,8 @@ def build_lmod(root: Path, python: Path, cache: Path, easybuild: list[Path],
     _read_only(root)
     return LmodStack(f"lmod-{search_path.lower()}", root, prefix / "bin" / "python3", None,
                      cache / "upgrades", modulepath=root / "modules" / "all",
-                     modules=tuple(modules[:-1]), later=modules[-1], search_path=search_path)
+                     modules=tuple(m for m in modules if m != later), later=later,
+                     search_path=search_path)
 
 
 def importlib_view(python: Path, env: dict[str, str], cwd: Path) -> dict[str, object]:
@@ -490,6 +526,7 @@ def assert_pack_runs(layer: Path, env: dict[str, str], tmp_path: Path, probe: st
 #: The SCRAM architecture and release of the CMSSW-like stack.
 CMS_ARCH = "el9_amd64_gcc12"
 CMS_RELEASE = "CMSSW_14_0_0"
+CMS_NEXT_RELEASE = "CMSSW_14_0_1"
 #: Externals (py3-* packages of cmsdist), each in its own prefix, real wheels.
 CMS_EXTERNALS = ("six", "python_dateutil", "packaging", "pytz", "cycler", "typing_extensions")
 #: A distribution the release's own python/ directory holds, and a newer one for a layer.
@@ -586,6 +623,7 @@ class CmsStack(Stack):
 
     release: str = CMS_RELEASE
     arch: str = CMS_ARCH
+    area: Path | None = None  # a user area (:meth:`for_user`): env and create_args use it
 
     def cmsrel(self, where: Path) -> Path:
         """``cmsrel CMSSW_X`` in ``where``: the user area (``$CMSSW_BASE``)."""
@@ -604,8 +642,22 @@ class CmsStack(Stack):
         """The environment after ``cmsset_default.sh`` and ``cmsenv`` in ``area/src``."""
         return parse_env0(bash(self.setup_command(area) + "; env -0", base))
 
+    def for_user(self, where: Path) -> CmsStack:
+        """The stack with a user area of this release made in ``where`` (``cmsrel``)."""
+        return replace(self, area=self.cmsrel(where))
 
-def build_cmssw(root: Path, python: Path, cache: Path) -> CmsStack:
+    def env(self, base: dict[str, str]) -> dict[str, str]:
+        """After ``cmsenv`` in the user area (:meth:`for_user`); without one, after
+        ``cmsset_default.sh`` only."""
+        return super().env(base) if self.area is None else self.cmsenv(base, self.area)
+
+    def create_args(self) -> list[str]:
+        """The documented ``--setup`` of the user area (:meth:`setup_command`)."""
+        return super().create_args() if self.area is None else \
+            ["--setup", self.setup_command(self.area)]
+
+
+def build_cmssw(root: Path, python: Path, cache: Path, next_release: bool = False) -> CmsStack:
     """A CMSSW-like stack at ``root`` (``/cvmfs/cms.cern.ch``), as cmsdist builds one:
 
     - CMS's own Python: an interpreter prefix of its own (:func:`own_python`) under
@@ -627,7 +679,11 @@ def build_cmssw(root: Path, python: Path, cache: Path) -> CmsStack:
     ``scram-venv`` makes a venv with ``include-system-site-packages = true`` under
     ``$CMSSW_BASE/venv/$SCRAM_ARCH`` and cmsenv puts its ``bin`` first on PATH
     (cms-sw.github.io/venv.html); a layer made there takes its place.
+
+    ``next_release``: the next release, :data:`CMS_NEXT_RELEASE`, with its externals (a
+    cmsdist build of its own: :data:`NEXT_UPGRADED` upgraded, :data:`NEXT_ADDED` added).
     """
+    name = CMS_NEXT_RELEASE if next_release else CMS_RELEASE
     short = _short(python)
     arch = root / CMS_ARCH
     home = arch / "external" / "python3" / f"{platform_version(python)}-cms"
@@ -644,8 +700,8 @@ def build_cmssw(root: Path, python: Path, cache: Path) -> CmsStack:
     cms_python = home / "bin" / "python3"
     build = root.parent / f"{root.name}-build"
     externals = []
-    for stem in CMS_EXTERNALS:
-        wheel = _wheel(cache, stem)
+    for wheel in _release(cache, CMS_EXTERNALS, next_release):
+        stem = wheel.name.split("-")[0]
         prefix = arch / "external" / f"py3-{stem.replace('_', '-')}" / wheel.name.split("-")[1]
         ext_site = prefix / "lib" / f"python{short}" / "site-packages"
         ext_site.mkdir(parents=True)
@@ -655,7 +711,7 @@ def build_cmssw(root: Path, python: Path, cache: Path) -> CmsStack:
     toolconf = toolconf / "site-packages"
     toolconf.mkdir(parents=True)
     (toolconf / "tool-deps.pth").write_text("".join(f"{e}\n" for e in externals), encoding="utf-8")
-    release = arch / "cms" / "cmssw" / CMS_RELEASE
+    release = arch / "cms" / "cmssw" / name
     for sub in ("python", f"lib/{CMS_ARCH}", f"bin/{CMS_ARCH}", f".SCRAM/{CMS_ARCH}"):
         (release / sub).mkdir(parents=True)
     (release / f"lib/{CMS_ARCH}" / "libFWCoreFramework.so").write_bytes(b"")
@@ -685,7 +741,7 @@ def build_cmssw(root: Path, python: Path, cache: Path) -> CmsStack:
                      encoding="utf-8")
     _byte_compile(cms_python, *externals, release / "python", site.parent / "sitecustomize.py")
     _read_only(root)
-    return CmsStack("cmssw", root, cms_python, setup, wheelhouse)
+    return CmsStack("cmssw", root, cms_python, setup, wheelhouse, release=name)
 
 
 def platform_version(python: Path) -> str:
@@ -733,6 +789,7 @@ class AtlasStack(Stack):
 
     alrb: Path | None = None
     releases: tuple[str, ...] = ATLAS_RELEASES
+    release: str = ATLAS_RELEASES[0]  # the one env and create_args set up (asetup)
 
     def setup_command(self, version: str) -> str:
         """The ``--setup`` an ATLAS user passes (setupATLAS is an alias in users' .bashrc:
@@ -740,7 +797,19 @@ class AtlasStack(Stack):
         return f"setupATLAS; asetup AnalysisBase,{version}"
 
     def base(self, base: dict[str, str]) -> dict[str, str]:
+        """``base`` with ALRB's location, as users' .bashrc exports it."""
         return dict(base, ATLAS_LOCAL_ROOT_BASE=str(self.alrb))
+
+    def env(self, base: dict[str, str]) -> dict[str, str]:
+        """After ``setupATLAS; asetup AnalysisBase,RELEASE`` (:attr:`release`)."""
+        return self.asetup(base, self.release)
+
+    def create_args(self) -> list[str]:
+        return ["--setup", self.setup_command(self.release)]
+
+    def next_release(self) -> AtlasStack:
+        """The same stack, set up with the next release (``asetup AnalysisBase,25.2.2``)."""
+        return replace(self, release=self.releases[self.releases.index(self.release) + 1])
 
     def asetup(self, base: dict[str, str], version: str) -> dict[str, str]:
         """The environment after ``setupATLAS; asetup AnalysisBase,VERSION``."""
@@ -794,11 +863,8 @@ def build_atlas(root: Path, python: Path, cache: Path) -> AtlasStack:
 
 
 def create_args(stack: Stack) -> list[str]:
-    """How ``create`` and ``rebase`` name ``stack``: its setup script (``--setup``), or its
-    interpreter (``--python``) for a Python with no setup (conda-like)."""
-    if stack.setup_script is None:
-        return ["--python", str(stack.python)]
-    return ["--setup", f". {shlex.quote(str(stack.setup_script))}"]
+    """How ``create`` and ``rebase`` name ``stack`` (each kind knows: :meth:`Stack.create_args`)."""
+    return stack.create_args()
 
 
 def _under(path: str | None, root: Path) -> bool:

@@ -135,3 +135,58 @@ def test_every_module_is_in_the_architecture_map() -> None:
               for package_name, name in rows}
     assert sorted(modules - mapped) == [], "modules missing from docs/architecture.md"
     assert sorted(mapped - modules) == [], "docs/architecture.md names modules that are gone"
+
+
+#: docs/stacks/index.md's table: the commands proven on each kind (its columns, in order)
+MATRIX_COLUMNS = ["kind", "page", "create", "bash", "zsh", "tcsh", "run", "shell", "list",
+                  "check", "--imports", "lock/from", "rebase", "pack", "kernel", "explain"]
+#: a test named in a cell: its pytest id below tests/ (a function, or one of its params)
+TEST_ID = re.compile(r"`(test_\w+\.py::test_\w+(?:\[[^`\]]*\])?)`")
+
+
+def _collected(files: set[str], *options: str) -> set[str]:
+    """The test ids pytest itself collects from ``files`` (tests/ relative)."""
+    out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q",
+                          "-p", "no:cacheprovider", "-p", "no:randomly", *options,
+                          *(f"tests/{f}" for f in sorted(files))],
+                         cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert out.returncode in (0, 5), out.stdout[-3000:] + out.stderr[-3000:]
+    return {line.removeprefix("tests/") for line in out.stdout.splitlines()
+            if line.startswith("tests/") and "::" in line}
+
+
+def _named(test_id: str, collected: set[str]) -> bool:
+    return test_id in collected or ("[" not in test_id and any(
+        c.startswith(test_id + "[") for c in collected))
+
+
+def test_the_stack_table_names_tests_that_exist() -> None:
+    """docs/stacks/index.md's table of kinds x commands: each cell is "yes" with the tests
+    that prove it, or "no (why)"; every test it names is one pytest collects (so the
+    table cannot name a test that is gone or misspelt), and a "yes" is never proven by a
+    test marked xfail."""
+    page = (REPO / "docs" / "stacks" / "index.md").read_text(encoding="utf-8")
+    rows = [[c.strip() for c in line.strip().strip("|").split(" | ")]
+            for line in page.splitlines() if line.startswith("| ")]
+    assert rows and rows[0] == MATRIX_COLUMNS, rows[:1]
+    kinds = [row[0] for row in rows[1:]]
+    assert len(kinds) >= 8, kinds
+    proving: dict[str, str] = {}
+    named: dict[str, str] = {}
+    for row in rows[1:]:
+        assert len(row) == len(MATRIX_COLUMNS), row
+        for column, cell in zip(MATRIX_COLUMNS[2:], row[2:]):
+            where = f"{row[0]} / {column}: {cell}"
+            if cell.startswith("yes"):
+                yes = cell.split("no (")[0]
+                ids = TEST_ID.findall(yes)
+                assert ids, f"a yes names no test: {where}"
+                proving.update((i, where) for i in ids)
+            else:
+                assert re.fullmatch(r"no \(.+\)", cell), f"neither yes nor no (why): {where}"
+            named.update((i, where) for i in TEST_ID.findall(cell))
+    files = {i.split("::")[0] for i in named}
+    collected = _collected(files)
+    assert [w for i, w in named.items() if not _named(i, collected)] == []
+    expected_to_fail = _collected(files, "-m", "xfail")
+    assert [w for i, w in proving.items() if _named(i, expected_to_fail)] == []

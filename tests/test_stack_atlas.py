@@ -63,5 +63,5 @@ def test_atlas(atlas: AtlasStack, tmp_path: Path) -> None:
     assert_lock_and_from(layer, env, tmp_path, tmp_path)
     out = assert_pack_runs(layer, env, tmp_path, ATLAS_PROBE).split()
     assert out[:3] == ["24.1", "25.2.1", "25.2.1"] and out[3].startswith(str(atlas.root))
-    # the checks another change adds for every kind (shell, check --imports, rebase onto
-    # asetup AnalysisBase,25.2.2, kernel) go here, on this layer and env
+    # (shell, check --imports, rebase onto asetup AnalysisBase,25.2.2, kernel:
+    # tests/test_stack_matrix.py; zsh and tcsh: tests/test_stack_kinds.py)

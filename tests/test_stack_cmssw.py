@@ -98,8 +98,8 @@ def test_cmssw(cmssw: CmsStack, tmp_path: Path) -> None:
     said = explain(Layer.open(layer), "packaging", environ=env).distribution
     assert [c.reason.code for c in said] == ["layer", "pth"]
     assert "tool-deps.pth" in said[1].reason.text and "PYTHON3PATH" in said[1].reason.text
-    # the checks another change adds for every kind (shell, check --imports, rebase,
-    # kernel) go here, on this layer and env
+    # (shell, check --imports, rebase onto CMSSW_14_0_1, kernel: tests/test_stack_matrix.py;
+    # zsh and tcsh: tests/test_stack_kinds.py)
 
 
 @network

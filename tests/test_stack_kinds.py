@@ -36,6 +36,7 @@ from stackkinds import (
     assert_lock_and_from,
     assert_pack_runs,
     bash,
+    create_args,
     offline,
     pip_check,
     pip_install,
@@ -253,17 +254,19 @@ def test_group_layer_is_part_of_the_stack(key4hep: Stack, tmp_path: Path) -> Non
 
 @network
 @pytest.mark.parametrize("shell", ["zsh", "tcsh"])
-@pytest.mark.parametrize("kind", ["key4hep", "conda"])
+@pytest.mark.parametrize("kind", ["key4hep", "conda", "cmssw", "atlas"])
 def test_activation_in_zsh_and_tcsh(kind: str, shell: str, request: pytest.FixtureRequest,
                                     tmp_path: Path) -> None:
     """Activated in zsh and tcsh, the layer's copy wins and the stack's is imported;
-    deactivate gives back exactly the environment of before."""
+    deactivate gives back exactly the environment of before.  The stack was set up in
+    bash (its setup scripts are bash's: cmsenv, asetup) and the environment passed on,
+    as a user's ``zsh`` or ``tcsh`` started from that shell has it.  (Lmod: its own init
+    for zsh and tcsh, tests/test_stack_lmod.py's test_module_load_and_purge_while_active.)"""
     stack: Stack = request.getfixturevalue(kind)
-    env = offline(stack.env(clean_env(tmp_path)), stack)
+    stack = stack.for_user(tmp_path / "work")
+    env = offline(stack.env(stack.base(clean_env(tmp_path))), stack)
     layer = tmp_path / "ana"
-    how = ["--python", str(stack.python)] if stack.setup_script is None else \
-        ["--setup", f". {shlex.quote(str(stack.setup_script))}"]
-    run_tool("create", str(layer), *how, env=env)
+    run_tool("create", str(layer), *create_args(stack), env=env)
     pip_install(layer, env, "--no-deps", "packaging==24.1")
     syntax = SHELLS[shell]
     probe = syntax.quote("import packaging, six; print(packaging.__version__, six.__file__)")

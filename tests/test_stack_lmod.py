@@ -27,6 +27,7 @@ from stackkinds import (
     assert_list_and_check_agree,
     assert_lock_and_from,
     assert_pack_runs,
+    lmod_free,
     lmod_init,
     offline,
     pip_install,
@@ -46,10 +47,7 @@ PURGED = "import packaging, sys; print(packaging.__version__, sys.executable)"
 
 def lmod_free_env(home: Path) -> dict[str, str]:
     """:func:`clean_env` without any Lmod state of the caller's own shell."""
-    return {k: v for k, v in clean_env(home).items()
-            if not k.startswith(("LMOD", "__LMOD", "_ModuleTable", "EB"))
-            and k not in {"MODULEPATH", "MODULEPATH_ROOT", "MODULESHOME", "LOADEDMODULES",
-                          "_LMFILES_", "BASH_ENV", "BASH_FUNC_module%%", "BASH_FUNC_ml%%"}}
+    return lmod_free(clean_env(home))
 
 
 def _layer(lmod: LmodStack, tmp_path: Path) -> tuple[Path, dict[str, str], dict[str, str]]:
@@ -83,8 +81,8 @@ def test_lmod(lmod: LmodStack, tmp_path: Path) -> None:
     assert_lock_and_from(layer, env, tmp_path, tmp_path)
     out = assert_pack_runs(layer, env, tmp_path, PROBE).split()
     assert out[0] == "24.1" and out[1].startswith(stack)
-    # (the generic checks of every kind -- shell, check --imports, rebase, kernel -- join
-    # here when tests/stackkinds.py has them)
+    # (shell, check --imports, rebase onto the next release, kernel: tests/test_stack_matrix.py,
+    # on both variants)
 
 
 @network

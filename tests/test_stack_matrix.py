@@ -8,7 +8,11 @@ adds ipykernel and what it needs (so it runs last).  ``rebase`` changes the laye
 stack: it has a layer of its own.  Every check compares with a reference of its own (the
 layer's python run directly, real imports, importlib.metadata, ``pip check``); the
 stacks (and the next releases) are hashed before and after by their fixtures.  The
-commands are those of docs/stacks/key4hep.md and docs/stacks/conda.md.
+kinds: Key4hep, conda, Lmod/EasyBuild (PYTHONPATH and EBPYTHONPREFIXES modules), CMSSW
+(the layer over a user area's cmsenv) and ATLAS (``asetup``); each stack type says how
+``create`` and ``rebase`` name it (``Stack.create_args``).  The commands are those of
+docs/stacks/; docs/stacks/index.md's table names these tests (tests/test_docs.py checks
+that they exist).
 """
 
 from __future__ import annotations
@@ -32,9 +36,12 @@ from stackkinds import (
     pip_install,
 )
 
+from layervenv.services.simstack import Dist
+
 pytestmark = pytest.mark.network  # the real wheels are downloaded once into the test cache
 
-KINDS = ["key4hep", "conda"]
+#: the kinds, by fixture name (tests/conftest.py); ``NAME_next`` is the next release of each
+KINDS = ["key4hep", "conda", "lmod_pythonpath", "lmod_ebpythonprefixes", "cmssw", "atlas"]
 #: the layer's own copies (pinned below the stack's, one of them upgraded in the next
 #: release) and one the stack provides
 OWN = ("packaging==24.1", "pytz==2019.3")
@@ -65,7 +72,8 @@ def assert_layer_wins(out: str, kind: Kind) -> None:
 def _layer(name: str, stack: Stack, tmp: Path) -> Kind:
     home = tmp / "home"
     home.mkdir()
-    base = clean_env(home)
+    stack = stack.for_user(tmp / "work")  # (CMSSW: a user area, cmsrel)
+    base = stack.base(clean_env(home))
     env = offline(stack.env(base), stack)
     layer = tmp / "ana"
     run_tool("create", str(layer), *create_args(stack), env=env)
@@ -90,7 +98,10 @@ def test_shell(kind: Kind, shell: str) -> None:
 
 #: a stack distribution the layer shadows with a broken copy, and one of the stack's
 #: that imports it (declared: Requires-Dist), which breaks with it
-SHADOWED = {"key4hep": ("zipp", "importlib-metadata"), "conda": ("six", "python-dateutil")}
+SHADOWED = {"key4hep": ("zipp", "importlib-metadata"), "conda": ("six", "python-dateutil"),
+            "lmod_pythonpath": ("six", "python-dateutil"),
+            "lmod_ebpythonprefixes": ("six", "python-dateutil"),
+            "cmssw": ("six", "python-dateutil"), "atlas": ("six", "python-dateutil")}
 
 
 def test_check_imports(kind: Kind, tmp_path: Path) -> None:
@@ -109,21 +120,34 @@ def test_kernel(kind: Kind) -> None:
     assert_layer_wins(out, kind)
 
 
+#: what the next release changes, where it is not :data:`NEXT_UPGRADED` and
+#: :data:`NEXT_ADDED`: ATLAS's next release (AnalysisBase 25.2.2) moves its own
+#: distributions on and keeps the LCG view (packaging 23.1: the layer's 24.1 stays)
+NEXT = {"atlas": (Dist("atlasutil", "25.2.2"), Dist("xaodcore", "25.2.2"))}
+
+
 @pytest.mark.parametrize("name", KINDS)
 def test_rebase_onto_the_next_release(name: str, request: pytest.FixtureRequest,
                                       tmp_path: Path) -> None:
-    """``rebase`` onto the next release (packaging upgraded to 24.1, kiwisolver added):
-    the layer's pytz 2019.3 is kept, its packaging 24.1 is dropped (the new stack's is
-    the same version), kiwisolver imports from the new stack; ``run`` from a shell where
+    """``rebase`` onto the next release (packaging upgraded to 24.1, kiwisolver added;
+    ATLAS: its own two distributions upgraded): the layer's pytz 2019.3 is kept, its
+    packaging 24.1 is dropped where the new stack has the same version (kept where not),
+    what the release changed imports from the new stack; ``run`` from a shell where
     nothing is set up uses the new stack."""
     old: Stack = request.getfixturevalue(name)
     new: Stack = request.getfixturevalue(f"{name}_next")
+    upgraded, added = NEXT.get(name, (NEXT_UPGRADED, NEXT_ADDED))
     made = _layer(name, old, tmp_path)
+    new = new.for_user(tmp_path / "next")
     next_env = offline(new.env(made.base), new)
-    report = assert_rebase_onto(made.layer, made.env, new, next_env, tmp_path)
-    assert set(map(canonicalize_name, report["dropped"])) == {"packaging"}, report
-    probe = (f"import packaging, pytz, {NEXT_ADDED.name} as added; print(packaging.__version__, "
+    report = assert_rebase_onto(made.layer, made.env, new, next_env, tmp_path,
+                                upgraded=upgraded, added=added)
+    # the layer's packaging 24.1 is dropped exactly where the new stack brings 24.1
+    dropped = {"packaging"} if upgraded == NEXT_UPGRADED else set()
+    assert set(map(canonicalize_name, report["dropped"])) == dropped, report
+    probe = (f"import packaging, pytz, {added.name} as added; print(packaging.__version__, "
              "pytz.__version__, packaging.__file__, added.__file__)")
     out = run_tool("run", str(made.layer), "python", "-c", probe, env=made.base).stdout.split()
-    assert out[:2] == [NEXT_UPGRADED.version, "2019.3"], out
-    assert _under(out[2], new.root) and _under(out[3], new.root), out
+    assert out[:2] == ["24.1", "2019.3"], out
+    assert _under(out[2], new.root if dropped else made.layer), out
+    assert _under(out[3], new.root), out
