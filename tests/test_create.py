@@ -424,3 +424,20 @@ def test_a_layer_cannot_stand_on_itself(make_layer, stack_env, tmp_path):
         assert "cannot stand on" in result.stderr and "Traceback" not in result.stderr
         assert (mine.root / "layervenv.toml").read_text() == before
         assert (mine.root / "kept.txt").read_text() == "mine"
+
+
+def test_a_missing_group_layer_is_named_with_the_fix_that_keeps_it(make_layer, stack_env,
+                                                                    tmp_path):
+    """The group layer under a layer (``--over``) is gone: ``check`` names it as the
+    group layer, and its fix keeps the layer over a group (``--clear`` alone would make
+    a layer without the group's packages)."""
+    group = make_layer("group", env=stack_env)
+    mine = tmp_path / "mine"
+    run_tool("create", str(mine), "--over", str(group.root), env=stack_env)
+    group.root.rename(tmp_path / "moved")
+    result = run_tool("check", str(mine), "--format", "json", env=stack_env, check=False)
+    assert result.returncode == 1, result.stderr
+    said = [p["message"] for p in json.loads(result.stdout)["problems"]
+            if p["kind"] == "stack-missing"]
+    assert len(said) == 1 and f"the group layer this layer stands on is missing: " \
+        f"{group.root}" in said[0] and "--clear --over GROUP" in said[0], said

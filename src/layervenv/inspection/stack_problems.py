@@ -36,15 +36,26 @@ from layervenv.model.stack import (
 # ---------------------------------------------------------------------------------------
 
 def stack_missing_problems(record: StackRecord, layer: Layer) -> list[Problem]:
-    """The recorded interpreter or stack directories are gone."""
-    missing = missing_parts(record.python, record.stack_pythonpath())
+    """The recorded interpreter, stack directories or group layers are gone."""
+    groups = {o.site_packages: o.root for o in record.over_layers()}
+    missing = missing_parts(record.python, [e for e in record.stack_pythonpath()
+                                            if e not in groups])
     if not any(m.startswith("interpreter ") for m in missing) and not layer.python.exists():
         missing.insert(0, f"interpreter {layer.python} (a broken link)")
-    return [Problem("stack-missing", "error",
-                    f"the stack of this layer is missing: {what} (is CVMFS mounted? was the "
-                    f"release removed?); set it up again, or recreate the layer on the stack "
-                    f"you use now (layervenv create --clear)")
-            for what in missing]
+    problems = [Problem("stack-missing", "error",
+                        f"the stack of this layer is missing: {what} (is CVMFS mounted? was "
+                        f"the release removed?); set it up again, or recreate the layer on "
+                        f"the stack you use now (layervenv create --clear)")
+                for what in missing]
+    for site, root in groups.items():
+        if not os.path.isdir(site):
+            problems.append(Problem(
+                "stack-missing", "error",
+                f"the group layer this layer stands on is missing: {root} (is its file "
+                f"system mounted? was it moved?); mount it again, or recreate this layer "
+                f"over the group layer you use now (layervenv create --clear --over GROUP; "
+                f"without --over the group's packages are gone from it)"))
+    return problems
 
 
 def python_of_entry(entry: str) -> str | None:
