@@ -63,6 +63,10 @@ def layers(tmp_path_factory, _built_stack):
         root = base / f"{HOSTILE} {name}"
         run_tool("create", "--without-pip", str(root), *args, env=env)
         made[name] = root
+    # a personal layer over the exported one (create --over: that layer part of its stack)
+    made["over"] = base / f"{HOSTILE} over"
+    run_tool("create", "--without-pip", str(made["over"]), "--over", str(made["exported"]),
+             env=env)
     # made where no stack is set up: activation re-establishes the recorded one
     made["setup"] = base / f"{HOSTILE} setup"
     run_tool("create", "--without-pip", str(made["setup"]), "--setup",
@@ -693,4 +697,55 @@ def test_a_refused_activation_leaves_the_active_layer_as_it_was(shell, layers, b
     out = _nested_dumps(result.stdout)
     assert "another stack is set up" in result.stderr
     assert significant(out["BACK"]) == significant(out["OUTER"]), result.stderr
+    assert significant(out["AFTER"]) == significant(out["BEFORE"]), result.stderr
+
+
+@pytest.mark.parametrize("shell", ALL_SHELLS)
+def test_a_conda_environment_active_stays_under_the_layer(shell, layers, base_env, tmp_path):
+    """A conda environment active (as ``conda activate`` leaves it: CONDA_PREFIX,
+    CONDA_DEFAULT_ENV, CONDA_SHLVL, its bin first on PATH; its prefix at a hostile path):
+    the layer's bin goes first, the conda variables and entries stay as they are, the
+    layer's python wins; deactivate gives back the shell exactly as it was."""
+    sh = SHELLS[shell]
+    layer = layers["plain"]
+    conda = tmp_path / f"{HOSTILE} conda"
+    (conda / "bin").mkdir(parents=True)
+    (conda / "bin" / "python").symlink_to(os.path.realpath(shell_path("dash")))  # not python
+    who = tmp_path / "who.py"
+    who.write_text(_WHO)
+    env = dict(base_env, CONDA_PREFIX=str(conda), CONDA_DEFAULT_ENV=f"{HOSTILE} conda",
+               CONDA_SHLVL="1", CONDA_PROMPT_MODIFIER=f"({HOSTILE} conda) ",
+               PATH=f"{conda / 'bin'}:{base_env['PATH']}")
+    script = "\n".join([sh.dump("BEFORE"), sh.source(layer), sh.dump("INNER"),
+                        f"python {sh.quote(str(who))}", "deactivate", sh.dump("AFTER")])
+    result = run_shell(shell, script, env)
+    out = _nested_dumps(result.stdout)
+    before, during = out["BEFORE"], out["INNER"]
+    assert during["PATH"].split(":")[0] == str(layer / "bin")
+    assert during["PATH"].endswith(before["PATH"])
+    for name in ("CONDA_PREFIX", "CONDA_DEFAULT_ENV", "CONDA_SHLVL", "CONDA_PROMPT_MODIFIER"):
+        assert during[name] == before[name]
+    assert _python_line(result.stdout, "PYTHON") == str(layer), result.stderr
+    assert significant(out["AFTER"]) == significant(before), result.stderr
+
+
+@pytest.mark.parametrize("shell", ALL_SHELLS)
+def test_a_group_layer_active_is_left_by_its_personal_layer(shell, layers, base_env):
+    """The personal layer (``create --over GROUP``) activated where its group layer is
+    active: the group layer is part of its stack, so it is left, not set aside (its
+    entries are put back by the personal layer's own changes, once); deactivate gives
+    back the shell of before the group layer."""
+    sh = SHELLS[shell]
+    group, me = layers["exported"], layers["over"]
+    script = "\n".join([sh.dump("BEFORE"), sh.source(group), sh.dump("OUTER"), sh.source(me),
+                        sh.dump("INNER"), "deactivate", sh.dump("AFTER")])
+    result = run_shell(shell, script, base_env)
+    out = _nested_dumps(result.stdout)
+    during = out["INNER"]
+    assert during["VIRTUAL_ENV"] == str(me), result.stderr
+    assert during["PATH"].split(":")[:2] == [str(me / "bin"), str(group / "bin")]
+    assert during["PATH"].split(":").count(str(group / "bin")) == 1
+    group_sites = [e for e in during["PYTHONPATH"].split(":") if e.startswith(str(group))]
+    assert len(group_sites) == 1, during["PYTHONPATH"]
+    assert not [k for k in during if k.startswith(("_LAYERVENV_A_", "_LAYERVENV_ASIDE"))]
     assert significant(out["AFTER"]) == significant(out["BEFORE"]), result.stderr
