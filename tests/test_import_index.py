@@ -216,6 +216,32 @@ def test_debian_dist_packages_resolve_as_without_the_index(tmp_path):
         make_writable(tmp_path / "spack")
 
 
+@pytest.mark.network
+def test_real_wheel_stack_resolves_as_without_the_index(real_stack, tmp_path):
+    """The suite's real-wheel stack (numpy, scipy, pandas, awkward ... from PyPI, laid out
+    as an LCG view), made read-only as it is on CVMFS, behind 300 entries: the same spec
+    for every name and the submodules tried, with the index as without.  The stack's
+    directory modes are put back exactly (the fixture hashes it)."""
+    modes = {top: os.stat(top).st_mode for top, _, _ in os.walk(real_stack.root)}
+    spack = spack_stack(tmp_path / "spack", real_stack.short_version, 300)
+    try:
+        for top in modes:
+            os.chmod(top, 0o555)
+        make_read_only(tmp_path / "spack")
+        base = real_stack.env(clean_env(tmp_path))
+        env = dict(base, PYTHONPATH=os.pathsep.join([base["PYTHONPATH"], *spack]))
+        layer = layer_for(tmp_path, real_stack.python, env)
+        count = assert_same_resolution(
+            layer, env, [str(real_stack.site_packages)], tmp_path, least_indexed=300,
+            extra=["numpy.linalg", "numpy.fft", "scipy.sparse", "scipy.linalg",
+                   "pandas.core", "awkward.operations"])
+        print(f"real wheels: {count} names, the same with and without the index")
+    finally:
+        for top, mode in modes.items():
+            os.chmod(top, mode)
+        make_writable(tmp_path / "spack")
+
+
 def traced_stats(strace: str, python: Path, code: str, env: dict[str, str], root: Path,
                  cwd: Path) -> int:
     """System calls naming a path under ``root`` while ``python -c code`` runs."""
