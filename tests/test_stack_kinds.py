@@ -11,6 +11,7 @@ of docs/stacks/.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -32,9 +33,12 @@ from stackkinds import (
     Stack,
     assert_activation_restores,
     assert_explain_agrees,
+    assert_imports_check_agrees,
+    assert_kernel_answers,
     assert_list_and_check_agree,
     assert_lock_and_from,
     assert_pack_runs,
+    assert_shell_works,
     bash,
     create_args,
     offline,
@@ -247,6 +251,50 @@ def test_group_layer_is_part_of_the_stack(key4hep: Stack, tmp_path: Path) -> Non
     result = run_in_job(unpack(archive, tmp_path / "job"), "python", "-c", GROUP_KIWI, env=job)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[0] == "24.1" and result.stdout.split()[3].startswith(str(group))
+    assert tree_digest(group) == group_digest
+
+
+GROUP_LINE = ("import packaging, kiwisolver, six; "
+              "print(packaging.__version__, kiwisolver.__file__, six.__file__)")
+
+
+def _personal_over_group(out: str, me: Path, group: Path, key4hep: Stack) -> None:
+    """GROUP_LINE's answer: the personal packaging, the group's kiwisolver, the stack's six."""
+    version, kiwi, six = out.split()
+    assert version == "24.1" and kiwi.startswith(str(group)) \
+        and six.startswith(str(key4hep.root)), out
+
+
+@network
+def test_group_layer_in_zsh_tcsh_shell_kernel_and_imports(key4hep: Stack, tmp_path: Path
+                                                          ) -> None:
+    """The rest of the group layer's row of docs/stacks/index.md, from a shell where only
+    the stack is set up: activation in zsh and tcsh (deactivate restores exactly),
+    ``layervenv shell`` in bash, zsh and tcsh, ``check --imports`` against real imports,
+    and a kernel that answers -- each time the personal copy first, the group's next."""
+    group, me, _ = _group_and_personal(key4hep, tmp_path)
+    group_digest = tree_digest(group)
+    stack_only = offline(key4hep.env(clean_env(tmp_path)), key4hep)
+    for shell in ("zsh", "tcsh"):
+        syntax = SHELLS[shell]
+        into = tmp_path / f"probe-{shell}.txt"
+        script = "\n".join([syntax.dump("BEFORE"), syntax.source(me),
+                            f"python -c {syntax.quote(GROUP_LINE)} > {syntax.quote(str(into))}",
+                            "deactivate", syntax.dump("AFTER")])
+        dumps = split_dumps(run_shell(shell, script, stack_only).stdout)
+        assert significant(dumps["AFTER"]) == significant(dumps["BEFORE"]), shell
+        _personal_over_group(into.read_text(), me, group, key4hep)
+    for shell in ("bash", "zsh", "tcsh"):
+        _personal_over_group(assert_shell_works(me, stack_only, GROUP_LINE, shell=shell),
+                             me, group, key4hep)
+    activated = parse_env0(bash(f". {shlex.quote(str(me / 'bin' / 'activate'))}; env -0",
+                                stack_only))
+    both = Stack("group", Path(os.path.commonpath([key4hep.root, tmp_path])), key4hep.python,
+                 None, key4hep.wheelhouse)
+    reported = assert_imports_check_agrees(me, activated, tmp_path, both, shadow="zipp")
+    assert {"brokenana", "zipp", "importlib-metadata"} <= set(reported), reported
+    _personal_over_group(assert_kernel_answers(me, stack_only, GROUP_LINE), me, group,
+                         key4hep)
     assert tree_digest(group) == group_digest
 
 
