@@ -19,6 +19,7 @@ from realstack import wheel_cache as real_wheel_cache
 from stackkinds import (
     AtlasStack,
     LmodStack,
+    Stack,
     build_atlas,
     build_cmssw,
     build_conda,
@@ -181,20 +182,23 @@ def zipapp(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 # --- the kinds of stack of docs/stacks/ (tests/stackkinds.py), read-only, hashed ---------
 
+def hashed(stack: Stack, failure: str) -> Iterator[Stack]:
+    """Yield ``stack``; then fail with ``failure`` if one byte under its root changed."""
+    before = tree_digest(stack.root)
+    yield stack
+    assert tree_digest(stack.root) == before, failure
+
+
 @pytest.fixture(scope="session")
 def key4hep(tmp_path_factory: pytest.TempPathFactory, real_wheels: Path):
     stack = build_key4hep(tmp_path_factory.mktemp("k4") / "key4hep", STACK_PYTHON, real_wheels)
-    before = tree_digest(stack.root)
-    yield stack
-    assert tree_digest(stack.root) == before, "the Key4hep-like stack was modified"
+    yield from hashed(stack, "the Key4hep-like stack was modified")
 
 
 @pytest.fixture(scope="session")
 def conda(tmp_path_factory: pytest.TempPathFactory, real_wheels: Path):
     stack = build_conda(tmp_path_factory.mktemp("conda") / "env", STACK_PYTHON, real_wheels)
-    before = tree_digest(stack.root)
-    yield stack
-    assert tree_digest(stack.root) == before, "the conda-like Python was modified"
+    yield from hashed(stack, "the conda-like Python was modified")
 
 
 def _lmod(tmp_path_factory: pytest.TempPathFactory, real_wheels: Path, search_path: str,
@@ -209,9 +213,7 @@ def _lmod(tmp_path_factory: pytest.TempPathFactory, real_wheels: Path, search_pa
     where = tmp_path_factory.mktemp("lmodnext" if next_release else "lmod")
     stack = build_lmod(where / search_path.lower(), STACK_PYTHON, real_wheels,
                        easybuild_sdists(cache), search_path, next_release=next_release)
-    before = tree_digest(stack.root)
-    yield stack
-    assert tree_digest(stack.root) == before, "the Lmod/EasyBuild stack was modified"
+    yield from hashed(stack, "the Lmod/EasyBuild stack was modified")
 
 
 @pytest.fixture(scope="session")
@@ -248,17 +250,13 @@ def lmod_ebpythonprefixes_next(tmp_path_factory: pytest.TempPathFactory, real_wh
 def cmssw(tmp_path_factory: pytest.TempPathFactory, real_wheels: Path):
     stack = build_cmssw(tmp_path_factory.mktemp("cms") / "cms.cern.ch", STACK_PYTHON,
                         real_wheels)
-    before = tree_digest(stack.root)
-    yield stack
-    assert tree_digest(stack.root) == before, "the CMSSW-like stack was modified"
+    yield from hashed(stack, "the CMSSW-like stack was modified")
 
 
 @pytest.fixture(scope="session")
 def atlas(tmp_path_factory: pytest.TempPathFactory, real_wheels: Path):
     stack = build_atlas(tmp_path_factory.mktemp("atlas") / "cvmfs", STACK_PYTHON, real_wheels)
-    before = tree_digest(stack.root)
-    yield stack
-    assert tree_digest(stack.root) == before, "the ATLAS-like stack was modified"
+    yield from hashed(stack, "the ATLAS-like stack was modified")
 
 
 @pytest.fixture(scope="session")
@@ -266,9 +264,7 @@ def key4hep_next(tmp_path_factory: pytest.TempPathFactory, real_wheels: Path):
     """The next release of the Key4hep-like stack (a stack to ``rebase`` onto)."""
     stack = build_key4hep(tmp_path_factory.mktemp("k4next") / "key4hep", STACK_PYTHON,
                           real_wheels, next_release=True)
-    before = tree_digest(stack.root)
-    yield stack
-    assert tree_digest(stack.root) == before, "the next Key4hep-like stack was modified"
+    yield from hashed(stack, "the next Key4hep-like stack was modified")
 
 
 @pytest.fixture(scope="session")
@@ -276,9 +272,7 @@ def conda_next(tmp_path_factory: pytest.TempPathFactory, real_wheels: Path):
     """The next version of the conda-like Python (a prefix to ``rebase`` onto)."""
     stack = build_conda(tmp_path_factory.mktemp("condanext") / "env", STACK_PYTHON,
                         real_wheels, next_release=True)
-    before = tree_digest(stack.root)
-    yield stack
-    assert tree_digest(stack.root) == before, "the next conda-like Python was modified"
+    yield from hashed(stack, "the next conda-like Python was modified")
 
 
 @pytest.fixture(scope="session")
@@ -286,9 +280,7 @@ def cmssw_next(tmp_path_factory: pytest.TempPathFactory, real_wheels: Path):
     """The next CMSSW-like release (CMSSW_14_0_1, its externals moved on)."""
     stack = build_cmssw(tmp_path_factory.mktemp("cmsnext") / "cms.cern.ch", STACK_PYTHON,
                         real_wheels, next_release=True)
-    before = tree_digest(stack.root)
-    yield stack
-    assert tree_digest(stack.root) == before, "the next CMSSW-like stack was modified"
+    yield from hashed(stack, "the next CMSSW-like stack was modified")
 
 
 @pytest.fixture(scope="session")

@@ -206,6 +206,16 @@ def test_a_setup_a_layer_of_yours_beside_it_uses_runs_without_asking(setup_lock,
     assert not (elsewhere / "mine").exists()
 
 
+def _lock_over_a_group(tmp_path: Path, env: dict[str, str]) -> tuple[Path, Path]:
+    """A group layer, a layer over it (``create --over``) and that layer's lock."""
+    group, mine = tmp_path / "group", tmp_path / "made"
+    run_tool("create", str(group), env=env)
+    run_tool("create", str(mine), "--over", str(group), env=env)
+    lock = tmp_path / "made.toml"
+    run_tool("lock", str(mine), "-o", str(lock), env=env)
+    return group, lock
+
+
 def test_a_locks_group_layer_of_someone_else_runs_only_when_asked(tmp_path, stack_env):
     """A lock's ``over`` names a group layer (``create --over``): its recorded Python
     runs and its site-packages is imported from (its ``sitecustomize.py``), so a lock
@@ -213,11 +223,7 @@ def test_a_locks_group_layer_of_someone_else_runs_only_when_asked(tmp_path, stac
     --over GROUP or --trust-setup take it (the markers prove it would have run), and so
     does a lock over a group layer of the user's own."""
     env = stack_env
-    group, mine = tmp_path / "group", tmp_path / "made"
-    run_tool("create", str(group), env=env)
-    run_tool("create", str(mine), "--over", str(group), env=env)
-    lock = tmp_path / "made.toml"
-    run_tool("lock", str(mine), "-o", str(lock), env=env)
+    group, lock = _lock_over_a_group(tmp_path, env)
     run_tool("create", str(tmp_path / "again"), "--from", str(lock), env=env)  # yours
     # someone else's directory, a real layer made to look like the group layer
     theirs = tmp_path / "shared" / "theirs"
@@ -251,11 +257,7 @@ def test_a_group_layer_path_of_two_lines_is_refused(tmp_path, stack_env):
     second line, ``import ...``, would be code) is refused in one line, --trust-setup or
     not; nothing is made and nothing runs."""
     env = stack_env
-    group, mine = tmp_path / "group", tmp_path / "made"
-    run_tool("create", str(group), env=env)
-    run_tool("create", str(mine), "--over", str(group), env=env)
-    lock = tmp_path / "made.toml"
-    run_tool("lock", str(mine), "-o", str(lock), env=env)
+    group, lock = _lock_over_a_group(tmp_path, env)
     marker = tmp_path / "ran"
     code = f"import os; os.system('touch {marker}')"
     text = lock.read_text()
