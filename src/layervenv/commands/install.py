@@ -34,7 +34,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from layervenv.dists.bytecode import Compiler, compile_layer, distribution_name
+from layervenv.dists.bytecode import compile_layer, distribution_name
 from layervenv.dists.record import wheel_record
 from layervenv.dists.requirements import requirement_closure
 from layervenv.infra.arguments import add_format, add_sources
@@ -44,6 +44,7 @@ from layervenv.infra.quoting import quote
 from layervenv.infra.writelock import layer_write_lock
 from layervenv.inspection.effective_view import Distribution
 from layervenv.inspection.pipeline import inspect_layer
+from layervenv.interp.compiler import LayerCompiler
 from layervenv.model.layer import Layer
 from layervenv.services.packages import Sources, pip_environment, run_pip
 
@@ -141,7 +142,7 @@ def compile_installed(layer: Layer, report: dict[str, Any], environ: dict[str, s
         return
     infos = [info for info in layer.site_packages.glob("*.dist-info")
              if canonicalize_name(distribution_name(info)) in keys]
-    compiler = Compiler(layer.python, report.get("cache_tag"), env=environ)
+    compiler = LayerCompiler(layer.python, report.get("cache_tag"), env=environ)
     compile_layer(compiler, layer.root, [layer.site_packages], only=infos)
 
 

@@ -27,13 +27,9 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from layervenv.dists.record import installed_paths
-from layervenv.interp.query import run_query
-
-COMPILE_SCRIPT = "compile_sources.py"
-#: a layer of torch and CUDA has tens of thousands of sources: their compile takes minutes
-COMPILE_TIMEOUT = 1800.0
 
 
 def pyc_path(source: Path, cache_tag: str) -> Path:
@@ -109,27 +105,17 @@ class Compiled:
     failed: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class Compiler:
-    """The layer's interpreter, as it compiles: its ``.pyc`` files' cache tag and magic
-    number (None, "": not known), and the environment it starts in (a stack's Python may
-    need its LD_LIBRARY_PATH; None: this process's)."""
+class Compiler(Protocol):
+    """The layer's interpreter as it compiles (the one that runs it is
+    :class:`layervenv.interp.compiler.LayerCompiler`): its ``.pyc`` files' cache tag and
+    magic number (None, "": not known)."""
 
-    python: Path
     cache_tag: str | None
-    magic: str = ""
-    env: dict[str, str] | None = None
+    magic: str
 
     def compile(self, jobs: list[list[str]]) -> Compiled:
         """Compile ``[source, shown_as, pyc]`` jobs (``pyc`` "": where Python looks)."""
-        if not jobs:
-            return Compiled()
-        import json
-
-        answer = run_query(self.python, COMPILE_SCRIPT, flags=("-I", "-S"), env=self.env,
-                           stdin=json.dumps(jobs), timeout=COMPILE_TIMEOUT)
-        return Compiled(int(answer.get("compiled", 0)),
-                        [str(f) for f in answer.get("failed", [])])
+        ...
 
 
 def compile_layer(compiler: Compiler, root: Path, site_dirs: Sequence[Path],

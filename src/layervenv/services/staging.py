@@ -27,12 +27,13 @@ from typing import Any, Protocol
 
 from layervenv import __version__
 from layervenv.boot import MODULE_NAME, install_boot_hook
-from layervenv.dists.bytecode import Compiler, compile_layer
+from layervenv.dists.bytecode import compile_layer
 from layervenv.dists.seed import seed_wheel
 from layervenv.infra.errors import UserError
 from layervenv.infra.interrupts import uninterrupted
 from layervenv.infra.renames import exchange, rename_new
 from layervenv.infra.writelock import INSIDE_NAME, layer_write_lock, refuse_if_busy
+from layervenv.interp.compiler import LayerCompiler
 from layervenv.interp.interpreter import (
     Interpreter,
     find_default_python,
@@ -288,10 +289,10 @@ def build_layer(
     return pip_version
 
 
-def compiler(staging: Path, interp: Interpreter, environ: dict[str, str]) -> Compiler:
+def compiler(staging: Path, interp: Interpreter, environ: dict[str, str]) -> LayerCompiler:
     """The staged layer's interpreter as it compiles (see ``dists/bytecode``)."""
     magic = interp.hook_bytecode.magic.hex() if interp.hook_bytecode else ""
-    return Compiler(staging / interp.scripts / "python", interp.cache_tag, magic, environ)
+    return LayerCompiler(staging / interp.scripts / "python", interp.cache_tag, magic, environ)
 
 
 def compile_staged(staging: Path, layer: Layer, interp: Interpreter,
