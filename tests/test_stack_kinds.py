@@ -241,7 +241,7 @@ def test_group_layer_is_part_of_the_stack(key4hep: Stack, tmp_path: Path) -> Non
                        env=stack_only, check=False)
     assert refused.returncode == 2 and "group layer" in refused.stderr \
         and "Traceback" not in refused.stderr and not (tmp_path / "third").exists()
-    # rebase refuses, naming what to do
+    # rebase --python refuses (it would drop the group's packages), naming --over
     refused = run_tool("rebase", str(me), "--python", str(key4hep.python), env=stack_only,
                        check=False)
     assert refused.returncode == 2 and "--over" in refused.stderr
@@ -345,6 +345,36 @@ def test_rebase_onto_the_groups_next_layer(key4hep: Stack, key4hep_next: Stack,
         assert refused.returncode == 2 and said in refused.stderr \
             and len(refused.stderr.strip().splitlines()) == 1, (args, refused.stderr)
     assert tree_digest(me) == before
+
+
+@network
+def test_rebase_stays_on_the_group_layer_the_group_rebased(key4hep: Stack, key4hep_next: Stack,
+                                                           tmp_path: Path) -> None:
+    """``rebase ME`` with no option, on a layer over a group layer the group has since
+    rebased onto the next release (same path, another stack record): ME stands on that
+    group layer as it is now, recorded as ``create --over GROUP`` records it, its own
+    packaging first, nothing of the old release on its path; the group layer is not
+    written by it."""
+    group, me, _ = _group_and_personal(key4hep, tmp_path)
+    stack_only = offline(key4hep_next.env(clean_env(tmp_path)), key4hep_next)
+    subprocess.run(["chmod", "-R", "u+w", str(group)], check=True)
+    run_tool("rebase", str(group), "--python", str(key4hep_next.python), "--find-links",
+             str(tmp_path / "wheels"), env=stack_only)
+    subprocess.run(["chmod", "-R", "a-w", str(group)], check=True)
+    digest = tree_digest(group)
+    assert Layer.open(me).config.stack.python == str(key4hep.python)  # the old record
+    run_tool("rebase", str(me), env=stack_only)
+    run_tool("create", str(tmp_path / "fresh"), "--over", str(group), env=stack_only)
+    assert Layer.open(me).config.stack == Layer.open(tmp_path / "fresh").config.stack
+    seen = importlib_view(me / "bin" / "python", stack_only, tmp_path)["dists"]
+    assert seen["packaging"][0] == "24.1" and _inside(seen["packaging"][1], me), seen
+    assert _inside(seen["groupana"][1], group) and _inside(seen["six"][1], key4hep_next.root)
+    path = json.loads(subprocess.run([str(me / "bin" / "python"), "-c", SYS_PATH],
+                                     env=stack_only, capture_output=True, text=True,
+                                     check=True).stdout)
+    assert not any(_inside(p, key4hep.root) for p in path), path
+    assert key4hep.root.as_posix().encode() not in (me / "layervenv.toml").read_bytes()
+    assert tree_digest(group) == digest
 
 
 GROUP_LINE = ("import packaging, kiwisolver, six; "
