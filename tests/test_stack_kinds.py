@@ -30,6 +30,7 @@ from helpers import (
 )
 from packlayer import run_in_job, unpack
 from stackkinds import (
+    NEXT_ADDED,
     Stack,
     assert_activation_restores,
     assert_explain_agrees,
@@ -41,6 +42,7 @@ from stackkinds import (
     assert_shell_works,
     bash,
     create_args,
+    importlib_view,
     offline,
     pip_check,
     pip_install,
@@ -239,7 +241,7 @@ def test_group_layer_is_part_of_the_stack(key4hep: Stack, tmp_path: Path) -> Non
                        env=stack_only, check=False)
     assert refused.returncode == 2 and "group layer" in refused.stderr \
         and "Traceback" not in refused.stderr and not (tmp_path / "third").exists()
-    # rebase refuses, naming what to do
+    # rebase --python refuses (it would drop the group's packages), naming --over
     refused = run_tool("rebase", str(me), "--python", str(key4hep.python), env=stack_only,
                        check=False)
     assert refused.returncode == 2 and "--over" in refused.stderr
@@ -252,6 +254,127 @@ def test_group_layer_is_part_of_the_stack(key4hep: Stack, tmp_path: Path) -> Non
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[0] == "24.1" and result.stdout.split()[3].startswith(str(group))
     assert tree_digest(group) == group_digest
+
+
+#: a package the group's next layer provides, and a personal layer had at that version
+GROUP_SHARED = Dist("groupshared", "1.0")
+SYS_PATH = "import json, sys; print(json.dumps(sys.path))"
+
+
+def _group_layer_over_next(key4hep_next: Stack, tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """The group's next layer, over the next release (read-only): packaging 18.0 (its
+    tool's pin), the group's tool and :data:`GROUP_SHARED`; the next stack's shell."""
+    env = offline(key4hep_next.env(clean_env(tmp_path)), key4hep_next)
+    group2 = tmp_path / "ana2"
+    run_tool("create", str(group2), "--export-pythonpath", env=env)
+    pip_install(group2, env, "--no-deps", "packaging==18.0",
+                str(build_wheel(GROUP_TOOL, tmp_path / "wheels")),
+                str(build_wheel(GROUP_SHARED, tmp_path / "wheels")))
+    subprocess.run(["chmod", "-R", "a-w", str(group2)], check=True)
+    return group2, env
+
+
+def _inside(path: str | None, root: Path) -> bool:
+    return bool(path) and Path(path).resolve().is_relative_to(root.resolve())
+
+
+@network
+def test_rebase_onto_the_groups_next_layer(key4hep: Stack, key4hep_next: Stack,
+                                           tmp_path: Path) -> None:
+    """``rebase ME --over GROUP2`` (docs/stacks/group-layer.md), run where the next release
+    is set up and the personal layer is active: the personal layer stands on the group's
+    next layer as ``create --over GROUP2`` makes one.  importlib.metadata in its python
+    (run directly where only the next release is set up) sees the personal packaging
+    24.1 first, the group's next layer, the next release; what GROUP2 provides at the
+    same version is dropped; the user's file is carried over; list and check agree with
+    importlib.metadata and pip check; the old group layer is named nowhere in the layer;
+    neither group layer is written.  Then the one-line refusals."""
+    group, me, in_group = _group_and_personal(key4hep, tmp_path)
+    build_wheel(GROUP_SHARED, tmp_path / "wheels")
+    pip_install(me, dict(in_group, PIP_FIND_LINKS=str(tmp_path / "wheels")), "--no-deps",
+                "groupshared==1.0")
+    (me / "notes.txt").write_text("mine\n", encoding="utf-8")
+    group2, stack_only = _group_layer_over_next(key4hep_next, tmp_path)
+    digests = {g: tree_digest(g) for g in (group, group2)}
+    # the user's shell: the next release set up, the personal layer activated in it
+    active = parse_env0(bash(f". {shlex.quote(str(me / 'bin' / 'activate'))}; env -0",
+                             stack_only))
+    report = json.loads(run_tool("rebase", "--over", str(group2), "--find-links",
+                                 str(tmp_path / "wheels"), "--format", "json",
+                                 env=active).stdout)
+    assert report["new_stack"] == f"the group layer {group2}" and report["carried_over"] \
+        == ["notes.txt"] and set(report["dropped"]) == {"groupshared"}, report
+    assert (me / "notes.txt").read_text(encoding="utf-8") == "mine\n"
+    # the reference: importlib.metadata in the personal layer's python, run directly
+    seen = {k: (v, where) for k, (v, where) in
+            importlib_view(me / "bin" / "python", stack_only, tmp_path)["dists"].items()}
+    assert seen["packaging"][0] == "24.1" and _inside(seen["packaging"][1], me), seen
+    for name in ("groupana", "groupshared"):
+        assert seen[name][0] == "1.0" and _inside(seen[name][1], group2), (name, seen)
+    for name in ("kiwisolver", "six"):  # kiwisolver: added by the next release
+        assert _inside(seen[name][1], key4hep_next.root), (name, seen)
+    assert seen["kiwisolver"][0] == NEXT_ADDED.version
+    path = json.loads(subprocess.run([str(me / "bin" / "python"), "-c", SYS_PATH],
+                                     env=stack_only, capture_output=True, text=True,
+                                     check=True).stdout)
+    site2 = Layer.open(group2).site_packages
+    assert path.index(str(site2)) == path.index(str(Layer.open(me).site_packages)) + 1, path
+    assert not any(_inside(p, group) or _inside(p, key4hep.root) for p in path), path
+    assert not any(_inside(where, group) for _, where in seen.values())
+    # the layer's record: as create --over GROUP2 records it; the old group nowhere
+    again = tmp_path / "fresh"
+    run_tool("create", str(again), "--over", str(group2), env=stack_only)
+    assert Layer.open(me).config.stack == Layer.open(again).config.stack
+    site = Layer.open(me).site_packages
+    assert (site / "~layervenv-over.pth").read_text(encoding="utf-8").split() == [str(site2)]
+    for file in [me / "layervenv.toml", *(f for f in site.rglob("*") if f.is_file())]:
+        assert str(group).encode() not in file.read_bytes(), file
+    # list and check agree with importlib.metadata and pip check (groupana's packaging<20
+    # is broken by the personal packaging, as before)
+    assert_list_and_check_agree(me, stack_only, tmp_path)
+    assert "groupana" in pip_check(me / "bin" / "python", stack_only)[1]
+    assert {g: tree_digest(g) for g in (group, group2)} == digests
+    # refused in one line, nothing changed
+    before = tree_digest(me)
+    for args, said in ((["--over", str(tmp_path / "nothing")], "no layer there"),
+                       (["--over", str(me)], "itself"),
+                       (["--over", str(group2), "--python", str(key4hep_next.python)],
+                        "--python cannot be given"),
+                       (["--python", str(key4hep_next.python)], "--over NEW_GROUP")):
+        refused = run_tool("rebase", str(me), *args, env=stack_only, check=False)
+        assert refused.returncode == 2 and said in refused.stderr \
+            and len(refused.stderr.strip().splitlines()) == 1, (args, refused.stderr)
+    assert tree_digest(me) == before
+
+
+@network
+def test_rebase_stays_on_the_group_layer_the_group_rebased(key4hep: Stack, key4hep_next: Stack,
+                                                           tmp_path: Path) -> None:
+    """``rebase ME`` with no option, on a layer over a group layer the group has since
+    rebased onto the next release (same path, another stack record): ME stands on that
+    group layer as it is now, recorded as ``create --over GROUP`` records it, its own
+    packaging first, nothing of the old release on its path; the group layer is not
+    written by it."""
+    group, me, _ = _group_and_personal(key4hep, tmp_path)
+    stack_only = offline(key4hep_next.env(clean_env(tmp_path)), key4hep_next)
+    subprocess.run(["chmod", "-R", "u+w", str(group)], check=True)
+    run_tool("rebase", str(group), "--python", str(key4hep_next.python), "--find-links",
+             str(tmp_path / "wheels"), env=stack_only)
+    subprocess.run(["chmod", "-R", "a-w", str(group)], check=True)
+    digest = tree_digest(group)
+    assert Layer.open(me).config.stack.python == str(key4hep.python)  # the old record
+    run_tool("rebase", str(me), env=stack_only)
+    run_tool("create", str(tmp_path / "fresh"), "--over", str(group), env=stack_only)
+    assert Layer.open(me).config.stack == Layer.open(tmp_path / "fresh").config.stack
+    seen = importlib_view(me / "bin" / "python", stack_only, tmp_path)["dists"]
+    assert seen["packaging"][0] == "24.1" and _inside(seen["packaging"][1], me), seen
+    assert _inside(seen["groupana"][1], group) and _inside(seen["six"][1], key4hep_next.root)
+    path = json.loads(subprocess.run([str(me / "bin" / "python"), "-c", SYS_PATH],
+                                     env=stack_only, capture_output=True, text=True,
+                                     check=True).stdout)
+    assert not any(_inside(p, key4hep.root) for p in path), path
+    assert key4hep.root.as_posix().encode() not in (me / "layervenv.toml").read_bytes()
+    assert tree_digest(group) == digest
 
 
 GROUP_LINE = ("import packaging, kiwisolver, six; "

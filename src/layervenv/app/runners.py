@@ -91,7 +91,8 @@ def _lock(args: argparse.Namespace) -> int:
 def _rebase(args: argparse.Namespace) -> int:
     from layervenv.commands.rebase import rebase
 
-    emit(rebase(args.dir, args.setup, args.python, _sources(args)), args.format)
+    emit(rebase(args.dir, args.setup, args.python, _sources(args), over=args.over),
+         args.format)
     return 0
 
 

@@ -1,4 +1,5 @@
-"""``layervenv rebase [DIR] --setup CMD | --python PATH``: the layer, moved onto another stack.
+"""``layervenv rebase [DIR] --setup CMD | --python PATH | --over GROUP``: the layer, moved
+onto another stack (with ``--over``: onto a group's layer, as ``create --over`` makes one).
 
 The new layer is built as ``create --clear`` builds one: in a hidden staging
 directory beside the old layer, every file pointing at the final path.  Its own pip
@@ -31,9 +32,9 @@ from layervenv.infra.writelock import layer_write_lock
 from layervenv.inspection.checks import problems_line, run_checks
 from layervenv.interp.interpreter import Interpreter
 from layervenv.interp.stack_contents import stack_distributions
-from layervenv.model.layer import Layer, site_snapshot
+from layervenv.model.layer import Layer, is_layer, site_snapshot
 from layervenv.model.lockfile import Installed, direct_reference, layer_distributions, url_to_path
-from layervenv.runtime.activation import without_active_environment
+from layervenv.runtime.activation import over_missing, without_active_environment
 from layervenv.services.packages import (
     PipFailed,
     Sources,
@@ -51,6 +52,9 @@ from layervenv.services.staging import (
     carried_over_line,
     compile_staged,
     create,
+    open_group_layer,
+    refuse_over_itself,
+    refuse_over_with_stack,
     staging_target,
 )
 
@@ -250,34 +254,51 @@ class RebaseResult:
         return "\n".join(lines + self.notes)
 
 
-def refuse_over_group(layer: Layer) -> None:
-    """A layer over a group layer (``create --over``) is not rebased: its stack is the
-    group layer's, and a new stack means a new group layer, which only its group makes.
-    Refused in one line, naming what to do, before anything runs."""
-    over = layer.config.stack.over_layers()
+def onto_group(old: Layer, setup: str | None, python: str | None,
+               over: str | None) -> str | None:
+    """The group layer the rebased layer will stand on (``None``: the stack of ``--setup``
+    or ``--python``), or a one-line refusal before anything runs.
+
+    ``--over GROUP`` moves the layer onto GROUP, exactly as ``create --over GROUP`` makes
+    one.  A layer over a group layer given none of the three is rebased onto the same
+    group layer as it is now (the group may have rebased it); given ``--setup`` or
+    ``--python`` it is refused: it would lose the group's packages.
+    """
+    refuse_over_with_stack(over, setup, python)
+    current = old.config.stack.over_layers()
+    if current and (setup or python):
+        raise UserError(f"{old.root} stands on the group layer {current[0].root} (create "
+                        f"--over): rebase it with --over NEW_GROUP, or with neither --setup "
+                        f"nor --python onto that group layer as it is now; "
+                        f"--{'setup' if setup else 'python'} would drop the group's packages "
+                        "(nothing was changed)")
+    if not (setup or python or over):
+        if not current:
+            raise UserError("rebase needs the new stack: --setup CMD, --python PATH or "
+                            "--over GROUP")
+        over = current[0].root
+        if not is_layer(Path(over)):
+            raise UserError(over_missing(over, current[0].site_packages)
+                            + f"; rebase {old.root} --over NEW_GROUP moves it onto another")
     if over:
-        raise UserError(f"{layer.root} stands on the group layer {over[0].root} (create "
-                        "--over): rebase cannot move it to another stack; make a new layer "
-                        "over the group's new layer (layervenv create DIR --over NEW_GROUP) "
-                        "and install your packages there; nothing was changed")
+        refuse_over_itself(old.root, open_group_layer(over))
+    return over
 
 
 def rebase(directory: str | None, setup: str | None, python: str | None, sources: Sources,
-           environ: dict[str, str] | None = None) -> RebaseResult:
-    if not setup and not python:
-        raise UserError("rebase needs the new stack: --setup CMD or --python PATH")
+           environ: dict[str, str] | None = None, over: str | None = None) -> RebaseResult:
     start = time.perf_counter()
     # the user's own pip configuration (PIP_FIND_LINKS, PIP_INDEX_URL, pip.conf's place):
     # the new stack's setup starts from a clean login, which has none of it
     sources = sources.with_configuration(dict(os.environ if environ is None else environ))
     old = Layer.from_argument(directory)
-    refuse_over_group(old)
+    over = onto_group(old, setup, python, over)
     with layer_write_lock(old.root, "rebase"):
-        return _rebase(old, setup, python, sources, environ, start)
+        return _rebase(old, setup, python, over, sources, environ, start)
 
 
-def _rebase(old: Layer, setup: str | None, python: str | None, sources: Sources,
-            environ: dict[str, str] | None, start: float) -> RebaseResult:
+def _rebase(old: Layer, setup: str | None, python: str | None, over: str | None,
+            sources: Sources, environ: dict[str, str] | None, start: float) -> RebaseResult:
     snapshot = site_snapshot(old.site_packages)
     installed = layer_distributions(old.site_packages)
     extension = Rebase(old=old, installed=installed, sources=sources, snapshot=snapshot)
@@ -286,10 +307,12 @@ def _rebase(old: Layer, setup: str | None, python: str | None, sources: Sources,
     options = CreateOptions(
         directory=str(old.root), python=python, prompt=old.given_prompt(), clear=True,
         export_pythonpath=old.config.export_pythonpath, prompt_hook=old.config.prompt_hook,
+        # neither the layer nor the group layers it stood on are part of the new stack
         environ=without_active_environment(
-            dict(os.environ if environ is None else environ), also=old.root),
+            dict(os.environ if environ is None else environ), also=old.root,
+            over=tuple(o.root for o in old.config.stack.over_layers())),
         setup=setup, rerun_setup=bool(setup) and old.config.stack.rerun_setup,
-        extension=extension,
+        extension=extension, over=over,
     )
     try:
         created = create(options)
@@ -310,8 +333,9 @@ def _rebase(old: Layer, setup: str | None, python: str | None, sources: Sources,
     notes = _notes(old, dict(os.environ if environ is None else environ), setup, python)
     return RebaseResult(
         path=created.path,
-        old_stack=old_record.setup or old_record.python,
-        new_stack=setup or created.python,
+        old_stack=_described(old_record.over_layers()[0].root if old_record.over_layers()
+                             else None, old_record.setup or old_record.python),
+        new_stack=_described(over, setup or created.python),
         python=[old_record.python_version, extension.python_version],
         dropped={n: {"layer": v, "stack": stack[n]} for n, v in gone.items() if n in stack},
         moved={n: [v, after[n]] for n, v in before.items() if n in after and after[n] != v},
@@ -325,6 +349,11 @@ def _rebase(old: Layer, setup: str | None, python: str | None, sources: Sources,
         notes=created.notes + notes,
         carried_over=created.carried_over,
     )
+
+
+def _described(over: str | None, stack: str) -> str:
+    """How the report names a stack: the group layer a layer stands on, else the stack."""
+    return f"the group layer {over}" if over else stack
 
 
 def _notes(old: Layer, environ: dict[str, str], setup: str | None,
@@ -355,6 +384,11 @@ def add_arguments(commands: argparse._SubParsersAction) -> argparse.ArgumentPars
     parser.add_argument("--setup", metavar="CMD", help="command that sets the new stack up")
     parser.add_argument("--python", metavar="PYTHON",
                         help="the new stack's interpreter (a path, command or version)")
+    parser.add_argument("--over", metavar="GROUP",
+                        help="move the layer onto the group layer GROUP (a group's layer over "
+                             "the next release), as 'create --over GROUP' makes one; a layer "
+                             "over a group layer rebased without --over, --setup or --python "
+                             "stays on its group layer as that is now")
     add_sources(parser)
     add_format(parser)
     return parser

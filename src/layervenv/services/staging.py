@@ -483,6 +483,14 @@ def refuse_over_itself(target: Path, group: Layer) -> None:
                             "; nothing was changed")
 
 
+def refuse_over_with_stack(over: str | None, setup: str | None, python: str | None) -> None:
+    """``--over`` with ``--setup`` or ``--python`` (``create``, ``rebase``): refused in one
+    line, the group layer's stack being the stack."""
+    if over and (setup or python):
+        raise UserError("--over takes the stack of the group layer (its Python and setup): "
+                        f"--{'setup' if setup else 'python'} cannot be given with it")
+
+
 def over_record(group: Layer) -> StackRecord:
     """The stack of a layer made over ``group``: the group's own stack record, with the
     group layer (and the layers it stands on) as part of it, nearest first."""
@@ -567,9 +575,7 @@ def _prepare(target: Path, options: CreateOptions
              ) -> tuple[Layer, Interpreter, dict[str, str], list[str]]:
     """The stack's environment and Python, probed, and the layer to be made of them
     (with the notes for the result)."""
-    if options.over and (options.setup or options.python):
-        raise UserError("--over takes the stack of the group layer (its Python and setup): "
-                        f"--{'setup' if options.setup else 'python'} cannot be given with it")
+    refuse_over_with_stack(options.over, options.setup, options.python)
     if options.over:
         refuse_over_itself(target, open_group_layer(options.over))
     active = (os.environ if options.environ is None else options.environ).get("VIRTUAL_ENV")
