@@ -95,6 +95,22 @@ def debian_system_stack(tmp_path_factory: pytest.TempPathFactory) -> DebianStack
     return found
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_tool_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """One per-user cache of layervenv (pip's wheel entries, their bytecode) for the whole
+    session of a worker, instead of one in every test's empty HOME: compiling pip's
+    bytecode into a cold cache costs a second of CPU, which every test's first ``create``
+    paid.  Tests of the cache itself name theirs (LAYERVENV_CACHE_DIR)."""
+    if os.environ.get("LAYERVENV_CACHE_DIR"):
+        yield
+        return
+    os.environ["LAYERVENV_CACHE_DIR"] = str(tmp_path_factory.mktemp("tool-cache"))
+    try:
+        yield
+    finally:
+        del os.environ["LAYERVENV_CACHE_DIR"]
+
+
 @pytest.fixture
 def backend_wheels() -> Path:
     """Wheels of the build backends (setuptools, hatchling), fetched once by dev/test."""
