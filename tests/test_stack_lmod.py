@@ -136,12 +136,11 @@ def test_setup_line_is_the_pages() -> None:
 
 
 @network
-def test_explain_names_ebpythonprefixes(lmod: LmodStack, tmp_path: Path) -> None:
+def test_explain_names_ebpythonprefixes(lmod_ebpythonprefixes: LmodStack, tmp_path: Path
+                                        ) -> None:
     """The module's copy is there through EasyBuild's sitecustomize: explain says so,
     naming the variable and its entry."""
-    if lmod.search_path != "EBPYTHONPREFIXES":
-        pytest.skip("only the EBPYTHONPREFIXES variant")
-    layer, _, env = _layer(lmod, tmp_path)
+    layer, _, env = _layer(lmod_ebpythonprefixes, tmp_path)
     said = explain(Layer.open(layer), "packaging", environ=env).distribution
     assert said[1].reason.code == "sitecustomize", said[1].reason
     assert "EBPYTHONPREFIXES entry" in said[1].reason.text \
