@@ -10,7 +10,6 @@ layer whose path is full of hostile characters.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -52,21 +51,16 @@ HOSTILE = "lay er-'q\"$x é !\\"
 
 @pytest.fixture(scope="module")
 def layers(tmp_path_factory, _built_stack):
-    """Two plain and one --export-pythonpath layer on the stack, one made with --setup,
-    built once for this module."""
+    """One plain and one --export-pythonpath layer, built once for this module."""
     from helpers import clean_env, run_tool
 
     base = tmp_path_factory.mktemp("shells")
     env = _built_stack.env(clean_env(base))
     made = {}
-    for name, args in (("plain", ()), ("exported", ("--export-pythonpath",)), ("third", ())):
+    for name, args in (("plain", ()), ("exported", ("--export-pythonpath",))):
         root = base / f"{HOSTILE} {name}"
         run_tool("create", "--without-pip", str(root), *args, env=env)
         made[name] = root
-    # a personal layer over the exported one (create --over: that layer part of its stack)
-    made["over"] = base / f"{HOSTILE} over"
-    run_tool("create", "--without-pip", str(made["over"]), "--over", str(made["exported"]),
-             env=env)
     # made where no stack is set up: activation re-establishes the recorded one
     made["setup"] = base / f"{HOSTILE} setup"
     run_tool("create", "--without-pip", str(made["setup"]), "--setup",
@@ -631,151 +625,3 @@ def test_a_layer_over_a_missing_group_refuses_to_activate(shell, layer_over_a_go
     assert significant(dumps["AFTER"]) == significant(dumps["BEFORE"])
     assert result.stderr.count("\n") == 1, result.stderr
     assert "part of this layer's stack, is missing" in result.stderr
-
-
-#: labels of the dumps of the nested activations (see :func:`_nested_dumps`)
-NESTED = ("BEFORE", "OUTER", "INNER", "BACK", "AFTER")
-
-
-def _nested_dumps(out: str) -> dict[str, dict[str, str]]:
-    """The environments printed by ``sh.dump(label)`` for the labels of :data:`NESTED`."""
-    from helpers import parse_env0
-
-    sections: dict[str, dict[str, str]] = {}
-    label, chunk = None, []
-    for part in out.split("\0"):
-        if part.rsplit("\n", 1)[-1] in NESTED:  # a label (after what python printed)
-            if label:
-                sections[label] = parse_env0("\0".join(chunk))
-            label, chunk = part.rsplit("\n", 1)[-1], []
-        else:
-            chunk.append(part)
-    if label:
-        sections[label] = parse_env0("\0".join(chunk))
-    return sections
-
-
-#: prints the running interpreter's prefix and sys.path, one line each, framed
-_WHO = ("import json, sys\nprint('\\nPYTHON ' + sys.prefix)\n"
-        "print('SYSPATH ' + json.dumps(sys.path))\n")
-
-
-def _python_line(stdout: str, key: str) -> str:
-    return next(line[len(key) + 1:] for line in stdout.splitlines() if line.startswith(key + " "))
-
-
-@pytest.mark.parametrize("shell", ALL_SHELLS)
-def test_a_layer_active_is_set_aside_and_given_back(shell, layers, base_env, tmp_path):
-    """Layer A (--export-pythonpath, hostile path) active, then layer B activated: A's
-    entries stay under B's, B's python wins (B's site-packages first, then A's);
-    B's deactivate gives back the shell exactly as it was with A active, and A's
-    deactivate then gives back the shell as it was before A."""
-    sh = SHELLS[shell]
-    outer, inner = layers["exported"], layers["plain"]
-    who = tmp_path / "who.py"
-    who.write_text(_WHO)
-    script = "\n".join([
-        sh.dump("BEFORE"), sh.source(outer), sh.dump("OUTER"), sh.source(inner),
-        sh.dump("INNER"), f"python {sh.quote(str(who))}", "deactivate", sh.dump("BACK"),
-        "deactivate", sh.dump("AFTER")])
-    result = run_shell(shell, script, base_env)
-    out = _nested_dumps(result.stdout)
-    assert set(out) == set(NESTED), result.stderr
-    with_a, during = out["OUTER"], out["INNER"]
-    assert with_a["VIRTUAL_ENV"] == str(outer)
-    # B's bin first, then PATH as A left it; A's PYTHONPATH there as A made it
-    assert during["VIRTUAL_ENV"] == str(inner)
-    assert during["PATH"] == f"{inner / 'bin'}:{with_a['PATH']}"
-    assert during["PYTHONPATH"] == with_a["PYTHONPATH"]
-    # B's python: its prefix is B, its site-packages ahead of A's (A's via PYTHONPATH)
-    assert _python_line(result.stdout, "PYTHON") == str(inner), result.stderr
-    path = json.loads(_python_line(result.stdout, "SYSPATH"))
-    mine = [i for i, e in enumerate(path) if e.startswith(str(inner / "lib"))]
-    theirs = [i for i, e in enumerate(path) if e.startswith(str(outer / "lib"))]
-    assert mine and theirs and max(mine) < min(theirs), path
-    assert significant(out["BACK"]) == significant(with_a), result.stderr
-    assert significant(out["AFTER"]) == significant(out["BEFORE"]), result.stderr
-
-
-@pytest.mark.parametrize("shell", ALL_SHELLS)
-def test_a_third_layer_leaves_the_second_and_sets_the_first_aside(shell, layers, base_env):
-    """One layer is set aside at most: activating C over B over A leaves B (which gives
-    A back) and sets A aside; C's deactivate gives back A, A's the shell of before."""
-    sh = SHELLS[shell]
-    first, second, third = layers["exported"], layers["plain"], layers["third"]
-    script = "\n".join([
-        sh.dump("BEFORE"), sh.source(first), sh.dump("OUTER"), sh.source(second),
-        sh.source(third), sh.dump("INNER"), "deactivate", sh.dump("BACK"), "deactivate",
-        sh.dump("AFTER")])
-    result = run_shell(shell, script, base_env)
-    out = _nested_dumps(result.stdout)
-    assert out["INNER"]["VIRTUAL_ENV"] == str(third), result.stderr
-    assert out["INNER"]["PATH"] == f"{third / 'bin'}:{out['OUTER']['PATH']}"
-    assert significant(out["BACK"]) == significant(out["OUTER"]), result.stderr
-    assert significant(out["AFTER"]) == significant(out["BEFORE"]), result.stderr
-
-
-@pytest.mark.parametrize("shell", ALL_SHELLS)
-def test_a_refused_activation_leaves_the_active_layer_as_it_was(shell, layers, base_env):
-    """A active, B refused (made on another stack, which A's activation set up): A stays
-    as it was, and ``deactivate`` is A's: the shell of before A."""
-    sh = SHELLS[shell]
-    script = "\n".join([
-        sh.dump("BEFORE"), sh.source(layers["exported"]), sh.dump("OUTER"),
-        sh.source(layers["setup"]), sh.dump("BACK"), "deactivate", sh.dump("AFTER")])
-    result = run_shell(shell, script, base_env)
-    out = _nested_dumps(result.stdout)
-    assert "another stack is set up" in result.stderr
-    assert significant(out["BACK"]) == significant(out["OUTER"]), result.stderr
-    assert significant(out["AFTER"]) == significant(out["BEFORE"]), result.stderr
-
-
-@pytest.mark.parametrize("shell", ALL_SHELLS)
-def test_a_conda_environment_active_stays_under_the_layer(shell, layers, base_env, tmp_path):
-    """A conda environment active (as ``conda activate`` leaves it: CONDA_PREFIX,
-    CONDA_DEFAULT_ENV, CONDA_SHLVL, its bin first on PATH; its prefix at a hostile path):
-    the layer's bin goes first, the conda variables and entries stay as they are, the
-    layer's python wins; deactivate gives back the shell exactly as it was."""
-    sh = SHELLS[shell]
-    layer = layers["plain"]
-    conda = tmp_path / f"{HOSTILE} conda"
-    (conda / "bin").mkdir(parents=True)
-    (conda / "bin" / "python").symlink_to(os.path.realpath(shell_path("dash")))  # not python
-    who = tmp_path / "who.py"
-    who.write_text(_WHO)
-    env = dict(base_env, CONDA_PREFIX=str(conda), CONDA_DEFAULT_ENV=f"{HOSTILE} conda",
-               CONDA_SHLVL="1", CONDA_PROMPT_MODIFIER=f"({HOSTILE} conda) ",
-               PATH=f"{conda / 'bin'}:{base_env['PATH']}")
-    script = "\n".join([sh.dump("BEFORE"), sh.source(layer), sh.dump("INNER"),
-                        f"python {sh.quote(str(who))}", "deactivate", sh.dump("AFTER")])
-    result = run_shell(shell, script, env)
-    out = _nested_dumps(result.stdout)
-    before, during = out["BEFORE"], out["INNER"]
-    assert during["PATH"].split(":")[0] == str(layer / "bin")
-    assert during["PATH"].endswith(before["PATH"])
-    for name in ("CONDA_PREFIX", "CONDA_DEFAULT_ENV", "CONDA_SHLVL", "CONDA_PROMPT_MODIFIER"):
-        assert during[name] == before[name]
-    assert _python_line(result.stdout, "PYTHON") == str(layer), result.stderr
-    assert significant(out["AFTER"]) == significant(before), result.stderr
-
-
-@pytest.mark.parametrize("shell", ALL_SHELLS)
-def test_a_group_layer_active_is_left_by_its_personal_layer(shell, layers, base_env):
-    """The personal layer (``create --over GROUP``) activated where its group layer is
-    active: the group layer is part of its stack, so it is left, not set aside (its
-    entries are put back by the personal layer's own changes, once); deactivate gives
-    back the shell of before the group layer."""
-    sh = SHELLS[shell]
-    group, me = layers["exported"], layers["over"]
-    script = "\n".join([sh.dump("BEFORE"), sh.source(group), sh.dump("OUTER"), sh.source(me),
-                        sh.dump("INNER"), "deactivate", sh.dump("AFTER")])
-    result = run_shell(shell, script, base_env)
-    out = _nested_dumps(result.stdout)
-    during = out["INNER"]
-    assert during["VIRTUAL_ENV"] == str(me), result.stderr
-    assert during["PATH"].split(":")[:2] == [str(me / "bin"), str(group / "bin")]
-    assert during["PATH"].split(":").count(str(group / "bin")) == 1
-    group_sites = [e for e in during["PYTHONPATH"].split(":") if e.startswith(str(group))]
-    assert len(group_sites) == 1, during["PYTHONPATH"]
-    assert not [k for k in during if k.startswith(("_LAYERVENV_A_", "_LAYERVENV_ASIDE"))]
-    assert significant(out["AFTER"]) == significant(out["BEFORE"]), result.stderr

@@ -25,7 +25,6 @@ from layervenv.runtime.envchange import (
     LeaveStacks,
     PrependPath,
     RequirePath,
-    SetAsideLayer,
     SetAsideVenv,
     SetPrompt,
     SetVar,
@@ -58,9 +57,7 @@ def env_change(layer: Layer) -> EnvChange:
         PrependPath("PYTHONPATH", str(layer.site_packages)),)
     return EnvChange(layer=str(layer.root), changes=layer_changes(layer),
                      requires=tuple(requires), stack=stack, revert_also=revert_also,
-                     prompt_hook=layer.config.prompt_hook, venv=SetAsideVenv(),
-                     aside=SetAsideLayer(leave=(str(layer.root), *(
-                         o.root for o in layer.config.stack.over_layers()))))
+                     prompt_hook=layer.config.prompt_hook, venv=SetAsideVenv())
 
 
 def layer_requirement(layer: Layer) -> RequirePath:

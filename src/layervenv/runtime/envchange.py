@@ -212,45 +212,6 @@ VENV_STATE = STATE_PREFIX + "VENV"
 VENV_KEY = "VENV_PATH"
 
 
-@dataclass(frozen=True)
-class SetAsideLayer:
-    """Another layer active in the shell (its ``deactivate`` defined there) is set aside
-    while this layer is active, not deactivated: its changes stay in the environment,
-    under this layer's, and this layer's ``deactivate`` gives it back exactly.
-
-    Where such a layer is active, activation (after its checks) moves every state
-    variable this layer's scripts use (:meth:`EnvChange.aside_state`: the other layer's
-    saved values of PATH, VIRTUAL_ENV, the prompt, ...) to its :func:`aside_name`, and
-    keeps the other layer's root in :data:`ASIDE`; then it applies its own changes over the
-    other layer's, saving what they found (the other layer's values).  ``deactivate``
-    reverts this layer's changes -- giving back the values the other layer had made --,
-    then moves the state back and sets the marker to the other layer again; the shell's
-    ``deactivate`` becomes one that runs the other layer's general revert.
-
-    The layers of ``leave`` are left as before (the same layer activated again, a group
-    layer of it).  One layer is set aside at most: a third activation first leaves the
-    second (giving the first back), then sets the first aside.  A layer inherited from a
-    parent shell (no ``deactivate`` there) is left, as before.
-    """
-
-    #: layers (roots) left, not set aside, where one is active: this layer and its group
-    #: layers (``create --over``), which are part of its stack and put back by its changes
-    leave: tuple[str, ...] = ()
-    #: the shell flag the script's header sets where a layer is to be set aside; still set
-    #: when ``deactivate`` runs, activation was refused after that: only the layer set
-    #: aside is there, and ``deactivate`` is its
-    flag: str = "_layervenv_nest"
-
-
-#: the root of the layer set aside (set while one is)
-ASIDE = STATE_PREFIX + "ASIDE"
-
-
-def aside_name(name: str) -> str:
-    """Where the state variable ``name`` of a layer set aside is kept."""
-    return _state_name("A", name[len(STATE_PREFIX):])
-
-
 def state_key(change: Change) -> str:
     """The name under which a change keeps its saved state."""
     return getattr(change, "key", "") or getattr(change, "name", "PROMPT")
@@ -311,8 +272,6 @@ class EnvChange:
     prompt_hook: bool = False
     #: a plain venv active in the shell is set aside, not deactivated (:class:`SetAsideVenv`)
     venv: SetAsideVenv | None = None
-    #: another layer active in the shell is set aside, not deactivated (:class:`SetAsideLayer`)
-    aside: SetAsideLayer | None = None
 
     def reverted(self) -> Iterator[Change]:
         """Changes in the order deactivation must undo them (last applied first)."""
@@ -323,35 +282,11 @@ class EnvChange:
         changes = self.changes + (self.stack.changes if self.stack else ())
         return any(isinstance(c, PrependPath) and c.name == "PATH" for c in changes)
 
-    def aside_state(self, prompt_var: str = "PS1") -> list[tuple[str, bool]]:
-        """The state variables (name, exported) this layer's scripts set or read, but the
-        marker: what of a layer set aside is moved out of their way (:class:`SetAsideLayer`).
-
-        ``prompt_var`` names the prompt's state (a shell's own prompt variable)."""
-        names: list[tuple[str, bool]] = []
-        if self.stack:
-            names.append((STACK_FLAG, True))
-        if self.venv:
-            names += [(VENV_STATE, True), (saved_name(VENV_KEY), True),
-                      (applied_name(VENV_KEY), True)]
-        for change in (*self.changes, *(self.stack.changes if self.stack else ()),
-                       *self.revert_also):
-            key = prompt_var if isinstance(change, SetPrompt) else state_key(change)
-            exported = getattr(change, "exported", True)
-            names.append((saved_name(key), exported))
-            if isinstance(change, (PrependPath, SetPrompt)):
-                names.append((applied_name(key), exported))
-            if isinstance(change, PrependPath):
-                names.append((added_name(key), exported))
-        return list(dict.fromkeys(names))
-
     def state_variables(self) -> list[str]:
         """Every ``_LAYERVENV_*`` variable activation may create (for tests and docs)."""
         names = [MARKER] + ([STACK_FLAG] if self.stack else [])
         if self.venv:
             names += [VENV_STATE, saved_name(VENV_KEY), applied_name(VENV_KEY)]
-        if self.aside:
-            names += [ASIDE, *(aside_name(n) for n, _ in self.aside_state())]
         for change in self.changes + (self.stack.changes if self.stack else ()):
             key = "PS1" if isinstance(change, SetPrompt) else state_key(change)
             names.append(saved_name(key))

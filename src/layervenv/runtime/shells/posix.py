@@ -17,15 +17,12 @@ from layervenv.runtime.shells.dialect import (
     PREFIX,
     Dialect,
     PromptSyntax,
-    render_aside,
     render_front_test,
     render_general,
     render_script,
     render_to_front,
 )
 
-#: the file activation reads where it sets another layer aside
-ASIDE = "aside.sh"
 #: the file ``deactivate`` reads for every case but the common one
 GENERAL = "revert.sh"
 
@@ -202,9 +199,6 @@ DIALECT = Dialect(
     leave_pythonpath=_LEAVE_PYTHONPATH,
     leave_below=_LEAVE_BELOW,
     leave_end=_LEAVE_END,
-    prompt_state=(_TEXT,),
-    aside_file=ASIDE,
-    if_set_unless="case ${{{var}+x}}${{{flag}+y}} in x)",
     if_venv_active=("case ${{_LAYERVENV_ACTIVE+a}}${{_OLD_VIRTUAL_PATH+v}}${{VIRTUAL_ENV:+e}} "
                     "in ve)"),
 )
@@ -222,13 +216,6 @@ DIALECT = Dialect(
 #   deactivate would drop what was added to PATH since (a stack).  Its deactivate is kept as
 #   text (typeset -f; dash has none: one doing what the venv's does is defined instead) and
 #   given back by this layer's deactivate; the apply part takes its bin out of PATH;
-# - another layer active in this shell (its deactivate defined here: _layervenv_here, not
-#   exported) is set aside, not left (envchange.SetAsideLayer): its prompt hook goes,
-#   _layervenv_nest tells the apply part to move its state aside; this layer's deactivate
-#   gives it back with a deactivate of its own (_LAYER_BACK).  This layer or one of its
-#   group layers active, or one layer already set aside: that one is left first (its
-#   deactivate gives the one below back); activation refused after that: deactivate is
-#   the one given back (it finds _layervenv_nest);
 # - a layer inherited from a parent shell (its state is in exported _LAYERVENV_* variables)
 #   is left with this layer's deactivate, so that activating again never duplicates an entry.
 _HEADER = """\
@@ -238,31 +225,21 @@ case ${{BASH_SOURCE-}}:${{ZSH_EVAL_CONTEXT-}} in "$0:" | *:toplevel)
 \t\\printf 'layervenv: this script must be sourced, not run: . %s/bin/activate\\n' {layer} >&2
 \t\\exit 2
 ;; esac
-case ${{_LAYERVENV_ACTIVE+a}}${{_layervenv_here+h}}:${{_LAYERVENV_ACTIVE-}}:${{_LAYERVENV_ASIDE+s}}\
- in a:* | {leave} | *:s)
+case ${{_LAYERVENV_ACTIVE+a}} in a)
 \tif \\command -v deactivate >/dev/null 2>&1; then deactivate nondestructive; fi
-;; esac
-\\unset _layervenv_nest
-case ${{_LAYERVENV_ACTIVE+a}}${{_layervenv_here+h}} in ah) _layervenv_nest=1
-\tcase ${{_layervenv_hooked+x}} in x) _layervenv_unhook ;; esac
 ;; esac
 case ${{_LAYERVENV_ACTIVE+a}}${{_OLD_VIRTUAL_PATH+v}}${{VIRTUAL_ENV:+e}}${{_layervenv_vfn+f}} in ve)
 \t_layervenv_vfn=$(\\typeset -f deactivate 2>/dev/null) || _layervenv_vfn=
 ;; esac
 
 deactivate () {{
-{unhook}{revert}\tcase\
- ${{_layervenv_nest+n}}${{1-}}:${{_LAYERVENV_ACTIVE+a}}${{_layervenv_vfn+f}} in nondestructive:*) ;;
-\t*:a*)
-{layer_back}\t\tcase ${{_layervenv_nest+x}} in x) \\unset _layervenv_nest; deactivate "$@" ;;\
- esac ;;
+{unhook}{revert}\tcase ${{1-}}:${{_layervenv_vfn+f}}${{_LAYERVENV_ACTIVE+a}} in nondestructive:*) ;;
 \t*:f)
-{venv_back}\t\t\\unset _layervenv_vfn _layervenv_here ;;
-\t*) \\unset -f deactivate; \\unset _layervenv_here ;;
+{venv_back}\t\t\\unset _layervenv_vfn ;;
+\t*) \\unset -f deactivate ;;
 \tesac
 }}
-_layervenv_here=1
-case ${{_LAYERVENV_ACTIVE+x}}${{_layervenv_nest-}} in x) deactivate nondestructive ;; esac
+case ${{_LAYERVENV_ACTIVE+x}} in x) deactivate nondestructive ;; esac
 
 {checks}
 {apply}{hook}"""
@@ -293,25 +270,6 @@ deactivate () {
 } ;;
 *) \\eval "$_layervenv_vfn" ;;
 esac"""
-
-#: the deactivate of a layer set aside (SetAsideLayer), given back by the deactivate of the
-#: layer over it: that layer's general revert, read from its bin/, then what the end of
-#: every deactivate does ({venv_back}: a venv set aside below it given back)
-_LAYER_BACK = """\
-deactivate () {{
-\tcase ${{_LAYERVENV_ACTIVE+x}} in x)
-\t\tif \\[ -r "${{_LAYERVENV_ACTIVE}}/bin/{general}" ]; then \\.\
- "${{_LAYERVENV_ACTIVE}}/bin/{general}"
-\t\telse \\printf 'layervenv: cannot deactivate: %s is gone (was the layer moved or deleted?);\
- start a new shell\\n' "${{_LAYERVENV_ACTIVE}}/bin/{general}" >&2
-\t\tfi ;;
-\tesac
-\tcase ${{1-}}:${{_layervenv_vfn+f}}${{_LAYERVENV_ACTIVE+a}} in nondestructive:*) ;;
-\t*:f)
-{venv_back}\t\t\\unset _layervenv_vfn _layervenv_here ;;
-\t*) \\unset -f deactivate; \\unset _layervenv_here ;;
-\tesac
-}}"""
 
 # bash runs PROMPT_COMMAND -- a string, or from 5.1 an array of them -- before each
 # prompt.  The hook goes in front of its first element (which is the string itself), so
@@ -393,10 +351,6 @@ _layervenv_hooked=1
 """
 
 
-def _indent(text: str, depth: int) -> str:
-    return "".join("\t" * depth + line + "\n" for line in text.splitlines())
-
-
 def render(env: EnvChange, version: str) -> dict[str, str]:
     """``bin/activate`` and ``bin/revert.sh`` for the layer described by ``env``; with a
     prompt hook, ``bin/prompt-hook.bash`` and ``bin/prompt-hook.zsh``."""
@@ -406,15 +360,10 @@ def render(env: EnvChange, version: str) -> dict[str, str]:
         "hook": _HOOK.format(**{name.rsplit(".", 1)[1]: quote(path)
                                 for name, path in hooks.items()}) if hooks else "",
         "unhook": _UNHOOK if hooks else "",
-        "leave": " | ".join(f"ah:{quote(root)}:*" for root in env.aside.leave)
-        if env.aside else "ah:''",
-        "venv_back": _indent(_VENV_BACK, 2),
-        "layer_back": _indent(_LAYER_BACK.format(general=GENERAL,
-                                                 venv_back=_indent(_VENV_BACK, 2)), 2),
+        "venv_back": "".join("\t\t" + line + "\n" for line in _VENV_BACK.splitlines()),
     }
     scripts = {"activate": render_script(_HEADER, env, DIALECT, version, GENERAL, **fields),
-               GENERAL: render_general(env, DIALECT, version, "bash, zsh, sh, ksh"),
-               ASIDE: render_aside(env, DIALECT, version)}
+               GENERAL: render_general(env, DIALECT, version, "bash, zsh, sh, ksh")}
     checks = render_to_front(env, DIALECT, indent=1)
     header = {"layer_comment": env.layer.replace("\n", " "), "version": version,
               "checks": checks, "test": render_front_test(env, DIALECT, "_layervenv_front", 1)}
