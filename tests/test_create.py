@@ -441,3 +441,36 @@ def test_a_missing_group_layer_is_named_with_the_fix_that_keeps_it(make_layer, s
             if p["kind"] == "stack-missing"]
     assert len(said) == 1 and f"the group layer this layer stands on is missing: " \
         f"{group.root}" in said[0] and "--clear --over GROUP" in said[0], said
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "sigint"])
+def test_a_signal_to_create_alone_stops_its_setup_whole(tmp_path, base_env, signum):
+    """SIGTERM (or SIGINT) sent to ``create`` alone, not to its process group (a batch
+    system, ``kill PID``), while a slow ``--setup`` runs: the setup and what it started
+    in the background are gone too (the background ``sleep`` was left running, adopted
+    by init); nothing is made."""
+    pids = tmp_path / "pids"
+    setup = f"sleep 300 & echo $! > {shlex.quote(str(pids))}; sleep 300"
+    target = tmp_path / "layer"
+    proc = subprocess.Popen(tool_command("create", "--without-pip", str(target), "--setup",
+                                         setup), env=base_env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (pids.exists() and pids.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    background = int(pids.read_text())
+    os.kill(proc.pid, signum)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0 and "Traceback" not in err, err
+    for _ in range(100):  # SIGKILLed: gone as soon as it is reaped
+        try:
+            os.kill(background, 0)
+        except ProcessLookupError:
+            break
+        if Path(f"/proc/{background}/stat").read_text().split(") ")[1][0] == "Z":
+            break  # a zombie waiting for its reaper: not running
+        time.sleep(0.05)
+    else:
+        os.kill(background, signal.SIGKILL)  # not left behind by this test either
+        raise AssertionError(f"the setup's background process {background} still runs")
+    assert not target.exists()

@@ -20,6 +20,7 @@ from typing import Any
 
 from layervenv.boot._layervenv_boot import PACKAGE_DIRECTORIES
 from layervenv.infra.errors import UserError
+from layervenv.interp.query import kill_group
 
 #: What a clean bash starts with: enough for setup scripts, nothing of the user's shell.
 CLEAN_VARIABLES = ("HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TERM", "TMPDIR", "SHELL",
@@ -257,14 +258,22 @@ def capture_setup(command: str, environ: dict[str, str]) -> tuple[StackEnvironme
         script = _PRELUDE % {"alrb": ALRB_DEFAULT, "release": shlex.quote(RELEASE_SETUP)} \
             + _CAPTURE
         with open(log, "wb") as output:
+            # a session of its own, killed whole if we stop before it ends (a timeout,
+            # Ctrl-C, SIGTERM): what the setup started must not outlive us
+            process = subprocess.Popen(["bash", "--noprofile", "--norc", "-c", script],
+                                       env=env, stdin=subprocess.DEVNULL, stdout=output,
+                                       stderr=subprocess.STDOUT, start_new_session=True)
             try:
-                status = subprocess.run(["bash", "--noprofile", "--norc", "-c", script],
-                                        env=env, stdin=subprocess.DEVNULL, stdout=output,
-                                        stderr=subprocess.STDOUT, timeout=600,
-                                        check=False).returncode
+                status = process.wait(timeout=600)
             except subprocess.TimeoutExpired:
+                kill_group(process.pid)
+                process.wait()
                 raise UserError(f"the setup command did not finish within 600 s: "
                                 f"{command}") from None
+            except BaseException:
+                kill_group(process.pid)
+                process.wait()
+                raise
         if status != 0 or not dump.exists():
             raise UserError(_failure(command, status, log.read_bytes()))
         after = _parse_env0(dump.read_bytes().decode("utf-8", "surrogateescape"))
