@@ -232,7 +232,10 @@ def main(argv: list[str] | None = None) -> int:
                                             "file (written by --json)")
     args = parser.parse_args(argv)
     if args.from_json:
-        data = json.loads(Path(args.from_json).read_text(encoding="utf-8"))
+        try:
+            data = json.loads(Path(args.from_json).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            parser.error(f"cannot read {args.from_json}: {error}")
     else:
         data = measure_all(args)
         if data is None:
