@@ -931,43 +931,24 @@ def broken_wheel(directory: Path, name: str, version: str = "99.0") -> Path:
                       f"raise ImportError('{name} {version} is broken (layervenv tests)')\n")
 
 
-#: Run by the layer's python, one process per distribution: ``import`` each top-level
-#: name (argv[2:]), then each public submodule right below it; failures as JSON.
-IMPORT_REFERENCE = r"""
-import importlib, json, pkgutil, sys
-if sys.path and sys.path[0] == "":
-    del sys.path[0]
-failed = {}
-for top in sys.argv[2:]:
-    try:
-        module = importlib.import_module(top)
-    except BaseException as error:
-        failed[top] = repr(error)
-        continue
-    for info in pkgutil.iter_modules(getattr(module, "__path__", None) or []):
-        if not info.name.startswith(("_", "test", "conftest", "setup")):
-            try:
-                importlib.import_module(top + "." + info.name)
-            except BaseException as error:
-                failed[top + "." + info.name] = repr(error)
-print(json.dumps({"dist": sys.argv[1], "failed": failed}))
-"""
-
-
 def import_reference(python: Path, env: dict[str, str], cwd: Path,
                      names: dict[str, list[str]]) -> dict[str, dict[str, str]]:
     """Real imports by ``python`` in ``env``, one process per distribution of ``names``
     (canonical name -> its top-level names): each top-level module, then each public
-    submodule right below it.  Returns, for each distribution, its modules that failed
-    (module -> the error's repr)."""
-    def one(item: tuple[str, list[str]]) -> dict:
-        out = subprocess.run([str(python), "-c", IMPORT_REFERENCE, item[0], *sorted(item[1])],
-                             env=env, cwd=cwd, capture_output=True, text=True, timeout=120,
-                             check=True).stdout
-        return json.loads(out.splitlines()[-1])
+    submodule right below it (tests/test_check_breakage.py's ``IMPORT_ALL``).  Returns,
+    for each distribution, its modules that failed (module -> the error's repr)."""
+    from test_check_breakage import IMPORT_ALL
+
+    def one(item: tuple[str, list[str]]) -> tuple[str, dict[str, str]]:
+        out = cwd / f"imports-{item[0]}.json"
+        subprocess.run([str(python), "-c", IMPORT_ALL, str(out), *sorted(item[1])],
+                       env=env, cwd=cwd, capture_output=True, timeout=120, check=True)
+        failed = json.loads(out.read_text(encoding="utf-8"))
+        out.unlink()
+        return item[0], failed
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        return {r["dist"]: r["failed"] for r in pool.map(one, sorted(names.items()))}
+        return dict(pool.map(one, sorted(names.items())))
 
 
 def assert_imports_check_agrees(layer: Path, env: dict[str, str], cwd: Path, stack: Stack,
