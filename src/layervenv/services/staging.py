@@ -504,17 +504,17 @@ def over_record(group: Layer) -> StackRecord:
         environment=dict(stack.environment), over=[own.to_dict(), *stack.over])
 
 
-def _environment_and_python(options: CreateOptions) -> tuple[dict[str, str], Path,
-                                                               StackEnvironment | None]:
-    """The stack's environment (captured from --setup, or this one) and its python3."""
+def _environment_and_python(options: CreateOptions, over: StackRecord | None
+                            ) -> tuple[dict[str, str], Path, StackEnvironment | None]:
+    """The stack's environment (captured from --setup, or this one) and its python3;
+    with ``over`` (the stack of a layer made ``--over`` a group layer), that stack's."""
     environ = without_active_environment(
         dict(os.environ) if options.environ is None else dict(options.environ))
-    if options.over:
-        group = open_group_layer(options.over)
+    if over is not None:
         # the group layer's entries, wherever they are, go; over_changes puts them back
-        environ = without_active_environment(environ, over=tuple(
-            o.root for o in over_record(group).over_layers()))
-        return environ, Path(group.config.stack.python), None
+        environ = without_active_environment(
+            environ, over=tuple(o.root for o in over.over_layers()))
+        return environ, Path(over.python), None
     captured = None
     if options.setup:
         captured, environ = capture_setup(options.setup, environ)
@@ -576,16 +576,19 @@ def _prepare(target: Path, options: CreateOptions
     """The stack's environment and Python, probed, and the layer to be made of them
     (with the notes for the result)."""
     refuse_over_with_stack(options.over, options.setup, options.python)
+    over = None
     if options.over:
-        refuse_over_itself(target, open_group_layer(options.over))
+        group = open_group_layer(options.over)  # read once: the record is made of it
+        refuse_over_itself(target, group)
+        over = over_record(group)
     active = (os.environ if options.environ is None else options.environ).get("VIRTUAL_ENV")
-    environ, python, captured = _environment_and_python(options)
+    environ, python, captured = _environment_and_python(options, over)
     note = None if captured is None or options.python else python_not_from_setup(python, captured)
     interp = probe_interpreter(python)
     if tuple(int(p) for p in interp.version.split(".")[:2]) < (3, 6):
         raise UserError(f"{python} is Python {interp.version}; layers need Python 3.6 or newer")
-    record = over_record(open_group_layer(options.over)) if options.over else \
-        _stack_record(interp, environ, options.setup, captured, options.rerun_setup)
+    record = over if over is not None else _stack_record(
+        interp, environ, options.setup, captured, options.rerun_setup)
     config = LayerConfig(
         stack=record,
         prompt=options.prompt or target.name,
@@ -597,7 +600,7 @@ def _prepare(target: Path, options: CreateOptions
         path=str(target),
     )
     layer = Layer(root=target, config=config)
-    if options.over:  # the group layer (and its recorded stack) as the layer will run on it
+    if over is not None:  # the group layer (and its recorded stack) as the layer will run on it
         environ = apply_to(stack_changes(layer, environ) + over_changes(record), environ)
         note = f"note: over the group layer {record.over_layers()[0].root} (part of the stack)"
     elif active and is_layer(Path(active)) and not note:
