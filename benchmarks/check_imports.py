@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -31,7 +30,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from realstack import build_real_stack, short_version  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from list_check import timed, tool  # noqa: E402
+from list_check import active_layer, timed, tool  # noqa: E402
 
 #: the layer's upgrades, each a way to break what the stack imports
 SCENARIOS = {
@@ -53,16 +52,7 @@ def main() -> None:
         raise SystemExit(f"no real wheels in {wheels}: python3 tests/realstack.py .cache/wheels")
     with tempfile.TemporaryDirectory(prefix="layervenv-bench-") as tmp:
         stack = build_real_stack(Path(tmp) / "LCG_real", python, wheels)
-        env = stack.env({k: v for k, v in os.environ.items()
-                         if k not in ("PYTHONPATH", "VIRTUAL_ENV")})
-        env.update(PIP_NO_INDEX="1", PIP_FIND_LINKS=str(stack.wheelhouse),
-                   PIP_DISABLE_PIP_VERSION_CHECK="1", HOME=tmp)
-        layer = Path(tmp) / "layer"
-        subprocess.run(tool("create", str(layer)), env=env, check=True, capture_output=True)
-        subprocess.run([str(layer / "bin" / "python"), "-m", "pip", "install", "-q",
-                        "--no-deps", *SCENARIOS[args.scenario]], env=env, check=True,
-                       capture_output=True)
-        env = dict(env, VIRTUAL_ENV=str(layer), PATH=f"{layer / 'bin'}:{env['PATH']}")
+        layer, env = active_layer(stack, Path(tmp), "--no-deps", *SCENARIOS[args.scenario])
         commands = {
             "layervenv check --imports": (tool("check", "--imports", "--format", "json"), {}),
             "  one process per distribution": (

@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 SRC = Path(__file__).resolve().parent.parent / "src"
 sys.path.insert(0, str(SRC))
@@ -35,6 +36,21 @@ TOOL = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
 
 def tool(*args: str) -> list[str]:
     return [sys.executable, "-c", TOOL, str(SRC), *args]
+
+
+def active_layer(stack: Any, tmp: Path, *install: str) -> tuple[Path, dict[str, str]]:
+    """A layer made by the tool on ``stack`` (set up from this environment, pip offline
+    from its wheelhouse, HOME ``tmp``), ``pip install INSTALL...`` into it; the layer and
+    the environment with it active, as a user's shell has it."""
+    env = stack.env({k: v for k, v in os.environ.items()
+                     if k not in ("PYTHONPATH", "VIRTUAL_ENV")})
+    env.update(PIP_NO_INDEX="1", PIP_FIND_LINKS=str(stack.wheelhouse),
+               PIP_DISABLE_PIP_VERSION_CHECK="1", HOME=str(tmp))
+    layer = tmp / "layer"
+    subprocess.run(tool("create", str(layer)), env=env, check=True, capture_output=True)
+    subprocess.run([str(layer / "bin" / "python"), "-m", "pip", "install", "-q", *install],
+                   env=env, check=True, capture_output=True)
+    return layer, dict(env, VIRTUAL_ENV=str(layer), PATH=f"{layer / 'bin'}:{env['PATH']}")
 
 
 def timed(command: list[str], env: dict[str, str], repeat: int) -> tuple[float, float, str]:
@@ -63,15 +79,7 @@ def main() -> None:
             info = write_dist_info(stack.site_packages, dist)
             with open(info / "METADATA", "ab") as handle:
                 handle.write(body)
-        env = stack.env({k: v for k, v in os.environ.items()
-                         if k not in ("PYTHONPATH", "VIRTUAL_ENV")})
-        env.update(PIP_NO_INDEX="1", PIP_FIND_LINKS=str(stack.wheelhouse),
-                   PIP_DISABLE_PIP_VERSION_CHECK="1", HOME=tmp)
-        layer = Path(tmp) / "layer"
-        subprocess.run(tool("create", str(layer)), env=env, check=True, capture_output=True)
-        subprocess.run([str(layer / "bin" / "python"), "-m", "pip", "install", "-q",
-                        "hepnum<2"], env=env, check=True, capture_output=True)
-        env = dict(env, VIRTUAL_ENV=str(layer), PATH=f"{layer / 'bin'}:{env['PATH']}")
+        layer, env = active_layer(stack, Path(tmp), "hepnum<2")
         commands = {
             "layervenv list": tool("list"),
             "layervenv list --format json": tool("list", "--format", "json"),
