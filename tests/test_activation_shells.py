@@ -26,7 +26,7 @@ from helpers import (
     split_dumps,
     strace_path,
 )
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 ENTRY_CHARS = st.sampled_from(list("abz/ _-.é$'\"*?[]\\!~#"))
@@ -496,17 +496,18 @@ BUILTINS = {
 }
 
 
-@pytest.mark.parametrize("script", ["activate", "revert.sh", "activate.fish", "revert.fish",
-                                    "activate.csh", "deactivate.csh", "revert.csh"])
+@pytest.mark.parametrize("script", ["activate", "revert.sh", "venv-aside.sh", "venv-back.sh",
+                                    "activate.fish", "revert.fish", "activate.csh",
+                                    "deactivate.csh", "revert.csh"])
 def test_script_spawns_nothing(layers, script):
     """Every statement is a builtin, a keyword, an assignment or a case pattern."""
-    family = {"activate": "posix", "revert.sh": "posix", "activate.fish": "fish",
-              "revert.fish": "fish"}.get(script, "csh")
+    family = "posix" if script == "activate" or script.endswith(".sh") else {
+        "activate.fish": "fish", "revert.fish": "fish"}.get(script, "csh")
     text = "\n".join((layers[kind] / "bin" / script).read_text() for kind in ("setup", "exported"))
     # the one exception, run only where a plain venv is active: its deactivate is read
     # (typeset -f in a command substitution; csh's alias in backquotes) to be given back
-    venv_reads = ("\t_layervenv_vfn=$(\\typeset -f deactivate 2>/dev/null) || "
-                  "_layervenv_vfn=\n",
+    venv_reads = ("ve) _layervenv_vfn=$(\\typeset -f deactivate 2>/dev/null) || "
+                  "_layervenv_vfn= ;;\n",
                   '    set _layervenv_valias = "`alias deactivate`"\n')
     for read in venv_reads:
         assert text.count(read) in (0, 2), read
@@ -625,3 +626,41 @@ def test_a_layer_over_a_missing_group_refuses_to_activate(shell, layer_over_a_go
     assert significant(dumps["AFTER"]) == significant(dumps["BEFORE"])
     assert result.stderr.count("\n") == 1, result.stderr
     assert "part of this layer's stack, is missing" in result.stderr
+
+
+#: a prior value of a variable activation sets or unsets: unset, or any text but a NUL
+#: (activation saves it as a word of one ``export`` in POSIX shells, gives it back in one)
+prior_value = st.one_of(st.none(), literal)
+
+
+@pytest.mark.parametrize("shell", ALL_SHELLS)
+@SETTINGS
+@given(virtual_env=prior_value, prompt=prior_value, home=prior_value)
+@example(virtual_env="two\nlines $x `id` \"q\" 'q' \\", prompt="", home="*")
+@example(virtual_env="$x `id` \"q\" 'q' \\ !1 %", prompt=None, home="")
+def test_prior_values_of_what_activation_sets_come_back_exactly(shell, layers, base_env,
+                                                                virtual_env, prompt, home):
+    """VIRTUAL_ENV, VIRTUAL_ENV_PROMPT and PYTHONHOME as the shell had them (unset, empty,
+    hostile text): while active the layer's own (PYTHONHOME unset); after deactivate each
+    exactly as before, as the shell itself prints them.  (csh cannot copy a value holding
+    a line break: "Unmatched '"'" -- a limit of csh itself, with or without a layer.)"""
+    sh = SHELLS[shell]
+    if sh.family == "csh":
+        assume(not any("\n" in (v or "") for v in (virtual_env, prompt, home)))
+    env = {k: v for k, v in base_env.items()
+           if k not in ("VIRTUAL_ENV", "VIRTUAL_ENV_PROMPT", "PYTHONHOME")}
+    for name, value in (("VIRTUAL_ENV", virtual_env), ("VIRTUAL_ENV_PROMPT", prompt),
+                        ("PYTHONHOME", home)):
+        if value is not None:
+            env[name] = value
+    layer = layers["plain"]
+    script = "\n".join([sh.dump("BEFORE"), sh.source(layer), sh.dump("DURING"), "deactivate",
+                        sh.dump("AFTER")])
+    result = run_shell(shell, script, env)
+    out = split_dumps(result.stdout)
+    assert out["DURING"]["VIRTUAL_ENV"] == str(layer), result.stderr
+    assert "PYTHONHOME" not in out["DURING"]
+    assert significant(out["AFTER"]) == significant(out["BEFORE"]), result.stderr
+    for name, value in (("VIRTUAL_ENV", virtual_env), ("VIRTUAL_ENV_PROMPT", prompt),
+                        ("PYTHONHOME", home)):
+        assert out["AFTER"].get(name) == value

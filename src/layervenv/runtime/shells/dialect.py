@@ -160,6 +160,20 @@ class Dialect:
     #: the value ``prepend`` gives ``{var}``, as one expression of its old value ("" where
     #: ``prepend`` is not a single assignment)
     prepend_value: str = ""
+    #: a word of a joined ``export`` that sets ``{dst}`` to the value of ``{src}`` where
+    #: ``{src}`` is set, and is no word at all where it is not ("" where the dialect has none):
+    #: activation saves, and deactivate gives back, every plain variable in one command
+    copy_word: str = ""
+    #: one exported-variable command of the words ``{words}`` (at least one is always a word)
+    export_words: str = ""
+    #: opens a block run when ``{a}`` is set and equal to ``{b}`` (set) and none of the
+    #: variables whose ``unset_flag`` words are ``{flags}`` is set: one test, not several
+    if_unset_and_equal: str = ""
+    #: a word that is empty exactly when ``{var}`` is unset (see ``if_unset_and_equal``)
+    unset_flag: str = ""
+    #: read and run the file ``{path}`` in the current shell: a rare case kept out of the
+    #: script that every activation parses
+    source: str = ""
     #: how a block opened by ``case`` goes on and ends (POSIX shells test with ``case``:
     #: no builtin to run, and fewer words to parse, than ``if [ ... ]``)
     case_ends: tuple[str, str] = ("", "")
@@ -399,11 +413,16 @@ def _apply_joined(script: Script, changes: tuple[Change, ...], marker: str | Non
     if (not d.set_joins or not all(isinstance(c, kinds) for c in changes)
             or len(set(names)) != len(names)):
         return False
-    for change in changes:
-        _save(script, *_var_and_key(change, d), change.exported)  # type: ignore[union-attr]
-    for change in changes:
-        if isinstance(change, UnsetVar):
-            _unset(script, change.name, change.exported)
+    words = d.copy_word and d.export_words and all(c.exported for c in changes)
+    if words:  # the saves are words of the one export (each reads what is not yet set)
+        script.add(d.export_words, words=" ".join(
+            d.copy_word.format(src=c.name, dst=saved_name(state_key(c))) for c in changes))
+        script.export_at, script.export_depth = len(script.lines) - 1, script.depth
+        script.exported_names = []
+    else:
+        for change in changes:
+            _save(script, *_var_and_key(change, d), change.exported)  # type: ignore[union-attr]
+        _unset_all(script, changes)
     if marker is not None:
         _set(script, MARKER, marker, True)
     for change in changes:
@@ -412,11 +431,19 @@ def _apply_joined(script: Script, changes: tuple[Change, ...], marker: str | Non
             _set(script, var, d.quote(change.value), change.exported)
         elif isinstance(change, PrependPath):
             _prepend(script, change, var, key, applied=False)
+    if words:
+        _unset_all(script, changes)
     for change in changes:  # a command of their own: they read what the one above set
         if isinstance(change, PrependPath):
             var, key = _var_and_key(change, d)
             _set(script, applied_name(key), d.ref.format(var=var), change.exported)
     return True
+
+
+def _unset_all(script: Script, changes: tuple[Change, ...]) -> None:
+    for change in changes:
+        if isinstance(change, UnsetVar):
+            _unset(script, change.name, change.exported)
 
 
 def revert_change(script: Script, change: Change, unchanged: bool = False) -> None:
@@ -561,16 +588,36 @@ def _revert_stack(script: Script, stack: StackGroup) -> None:
     script.close()
 
 
-def _set_aside_venv(script: Script, venv: SetAsideVenv) -> None:
-    """Take the active venv's ``bin`` out of PATH, keeping what undoes it (SetAsideVenv)."""
+def _set_aside_venv(script: Script, venv: SetAsideVenv, file: str | None = None) -> None:
+    """Take the active venv's ``bin`` out of PATH, keeping what undoes it (SetAsideVenv):
+    inline, or by reading ``file`` (:func:`render_venv_aside`), which only an activation
+    over a venv then parses."""
     d = script.dialect
     script.open(_template(d, "if_venv_active"))
+    if file is not None:
+        script.add(_template(d, "source"), path=d.quote(file))
+    else:
+        _venv_aside_steps(script, venv)
+    script.close()
+
+
+def _venv_aside_steps(script: Script, venv: SetAsideVenv) -> None:
+    d = script.dialect
     _set(script, VENV_STATE, d.concat.format(a=d.ref.format(var="VIRTUAL_ENV"),
                                              b=d.quote("/" + venv.bin_name)), True)
     _save(script, "PATH", VENV_KEY, True)
     script.add(d.remove_entry, var="PATH", entry=d.ref.format(var=VENV_STATE))
     _set(script, applied_name(VENV_KEY), d.ref.format(var="PATH"), True)
-    script.close()
+
+
+def render_venv_aside(env: EnvChange, dialect: Dialect) -> str:
+    """The steps that set a plain venv aside, as a file of their own (see
+    :func:`_set_aside_venv`): empty where ``env`` sets none aside."""
+    if env.venv is None:
+        return ""
+    script = Script(dialect)
+    _venv_aside_steps(script, env.venv)
+    return script.text()
 
 
 def _bring_back_venv(script: Script) -> None:
@@ -590,11 +637,13 @@ def _bring_back_venv(script: Script) -> None:
     script.close()
 
 
-def render_apply(env: EnvChange, dialect: Dialect, indent: int = 0) -> str:
-    """The lines that activate the layer (after the checks)."""
+def render_apply(env: EnvChange, dialect: Dialect, indent: int = 0,
+                 venv_file: str | None = None) -> str:
+    """The lines that activate the layer (after the checks); ``venv_file``: where the
+    steps that set a venv aside are read from (else they are inline)."""
     script = Script(dialect, indent)
     if env.venv is not None:  # first: what it reads is the shell's own state
-        _set_aside_venv(script, env.venv)
+        _set_aside_venv(script, env.venv, venv_file)
     marker: str | None = dialect.quote(env.layer)
     if env.stack is not None:  # set first: a stack's setup may fail half-way
         _set(script, MARKER, dialect.quote(env.layer), True)
@@ -649,29 +698,24 @@ def render_deactivate(env: EnvChange, dialect: Dialect, general: str, indent: in
     script = Script(dialect, indent)
     script.open(d.if_set, var=MARKER)
     _set(script, GENERAL_FLAG, d.quote("1"), False)
-    opened = 0
-    for change in env.changes:
-        if isinstance(change, PrependPath):
-            applied = applied_name(state_key(change))
-            script.open(d.if_set, var=applied)
-            script.open(d.if_equal, a=change.name, b=applied)
-            opened += 2
-    for change in env.revert_also:
-        if not isinstance(change, PrependPath):  # pragma: no cover - the model has none
-            raise TypeError(change)
-        script.open(d.if_unset, var=applied_name(state_key(change)))
-        opened += 1
-    if env.stack is not None:
-        script.open(d.if_unset, var=STACK_FLAG)
-        opened += 1
-    if env.venv is not None:
-        script.open(d.if_unset, var=VENV_STATE)
-        opened += 1
+    opened = _open_common_case(script, env)
     _unset(script, GENERAL_FLAG, False)
     # every state variable goes at the end, in one command where the dialect allows
     script.deferred = [] if d.unset_joins else None
+    copies = []  # plain variables given back as words of one export, where the dialect can
     for change in reversed(env.changes):
-        revert_change(script, change, unchanged=True)
+        if (isinstance(change, (SetVar, UnsetVar)) and change.exported and d.copy_word
+                and d.export_words):
+            if isinstance(change, SetVar):
+                _unset(script, change.name, True)
+            copies.append(change)
+        else:
+            revert_change(script, change, unchanged=True)
+    if copies:  # the marker, still set here, makes sure the command has a word
+        script.add(d.export_words, words=" ".join([MARKER, *(
+            d.copy_word.format(src=saved_name(state_key(c)), dst=c.name) for c in copies)]))
+        for change in copies:
+            _unset(script, saved_name(state_key(change)), True)
     deferred, script.deferred = script.deferred or [], None
     for name in [*deferred, MARKER]:
         _unset(script, name, True)
@@ -687,6 +731,33 @@ def render_deactivate(env: EnvChange, dialect: Dialect, general: str, indent: in
     script.close()
     script.close()
     return script.text()
+
+
+def _open_common_case(script: Script, env: EnvChange) -> int:
+    """Open the blocks of deactivate's common case (every path-like variable as activation
+    left it; no inherited layer, re-established stack or venv set aside); how many."""
+    d = script.dialect
+    prepends = [c for c in env.changes if isinstance(c, PrependPath)]
+    absent = [applied_name(state_key(c)) for c in env.revert_also]
+    if any(not isinstance(c, PrependPath) for c in env.revert_also):  # pragma: no cover
+        raise TypeError(env.revert_also)
+    absent += [STACK_FLAG] if env.stack is not None else []
+    absent += [VENV_STATE] if env.venv is not None else []
+    opened = 0
+    if prepends and d.if_unset_and_equal:  # one test for the first and every absence
+        first = prepends.pop(0)
+        script.open(d.if_unset_and_equal, a=first.name, b=applied_name(state_key(first)),
+                    flags="".join(d.unset_flag.format(var=name) for name in absent))
+        absent, opened = [], 1
+    for change in prepends:
+        applied = applied_name(state_key(change))
+        script.open(d.if_set, var=applied)
+        script.open(d.if_equal, a=change.name, b=applied)
+        opened += 2
+    for name in absent:
+        script.open(d.if_unset, var=name)
+        opened += 1
+    return opened
 
 
 def general_revert_path(env: EnvChange, name: str) -> str:
@@ -726,7 +797,8 @@ def render_front_test(env: EnvChange, dialect: Dialect, call: str, indent: int =
 
 
 def render_script(template: str, env: EnvChange, dialect: Dialect, version: str,
-                  general: str | None = None, **fields: str) -> str:
+                  general: str | None = None, venv_file: str | None = None,
+                  **fields: str) -> str:
     """Fill a dialect's script template: header fields (``layer`` is the quoted path), the
     revert (inside its ``deactivate``), the checks and the apply part, all from ``env``;
     ``fields`` fill the template's own.  With ``general``, the revert is the fast one and
@@ -740,7 +812,7 @@ def render_script(template: str, env: EnvChange, dialect: Dialect, version: str,
         revert=(render_revert(env, dialect, indent=1) if general is None else
                 render_deactivate(env, dialect, general_revert_path(env, general), indent=1)),
         checks=render_checks(env, dialect),
-        apply=render_apply(env, dialect),
+        apply=render_apply(env, dialect, venv_file=venv_file),
     )
 
 
