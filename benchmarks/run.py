@@ -1060,6 +1060,11 @@ def main(argv: list[str] | None = None) -> int:
     # The interpreter everything is created with: the real one behind a venv or a shim.
     python = os.path.realpath(args.python or getattr(sys, "_base_executable", None)
                               or sys.executable)
+    if args.workdir is not None:
+        try:
+            args.workdir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            parser.error(f"--workdir {args.workdir}: {error.strerror}")
     work = Path(tempfile.mkdtemp(prefix="layervenv-bench-", dir=args.workdir))
     facts = machine_facts(work, python)
     rows = all_rows()
