@@ -414,7 +414,7 @@ while ( $?_layervenv_under )
     if ( -r "$_layervenv_u/bin/activate.csh" ) then
         source "$_layervenv_u/bin/activate.csh"
     else
-        echo "layervenv: cannot activate again the layer $_layervenv_u, active before this one: it is gone" >>& /dev/stderr
+        echo "layervenv: the layer $_layervenv_u, active before, is gone" >>& /dev/stderr
     endif
 end
 if ( $?_layervenv_under ) then

@@ -219,7 +219,7 @@ while not set -q _LAYERVENV_ACTIVE; and set -q _layervenv_under[1]
     if test -r "$_layervenv_d/bin/activate.fish"
         source "$_layervenv_d/bin/activate.fish"
     else
-        printf 'layervenv: cannot activate again the layer %s, active before this one: it is gone\\n' "$_layervenv_d" >&2
+        printf 'layervenv: the layer %s, active before, is gone\\n' "$_layervenv_d" >&2
     end
 end
 set -q _layervenv_under[1]; or set -e -g _layervenv_under

@@ -215,7 +215,8 @@ DIALECT = Dialect(
 # - a layer moved, its stack or a group layer gone: refused before anything changed;
 # - a layer active in this shell (not this one) is remembered in the unexported
 #   _layervenv_under (newline-separated, most recent first: SetAsideLayers), then left with
-#   its own deactivate, which knows the stack it re-established; this layer's deactivate
+#   its own deactivate, which knows the stack it re-established (both in under.sh, read only
+#   where a layer is active); this layer's deactivate
 #   (destructive), once this layer is left, reads under.sh, which gives a venv set aside its
 #   deactivate back and sources that layer's bin/activate again;
 # - a venv active in this shell (python -m venv, virtualenv: its deactivate is a function
@@ -233,15 +234,13 @@ case ${{BASH_SOURCE-}}:${{ZSH_EVAL_CONTEXT-}} in "$0:" | *:toplevel)
 \t\\exit 2
 ;; esac
 {requires}case ${{_LAYERVENV_ACTIVE+a}} in a)
-{push}\tif \\command -v deactivate >/dev/null 2>&1; then deactivate nondestructive; fi
-;; esac
+{leave};; esac
 case ${{_LAYERVENV_ACTIVE+a}}${{_OLD_VIRTUAL_PATH+v}}${{VIRTUAL_ENV:+e}}${{_layervenv_vfn+f}} in ve)
 \t_layervenv_vfn=$(\\typeset -f deactivate 2>/dev/null) || _layervenv_vfn=
 ;; esac
 
 deactivate () {{
-{unhook}{revert}\tcase ${{1-}}:{under_flag}${{_layervenv_vfn+f}}${{_LAYERVENV_ACTIVE+a}} in nondestructive:*) ;;
-{under}\t*:f)
+{unhook}{revert}{tail}{under}\t*:f)
 {venv_back}\t\t\\unset _layervenv_vfn ;;
 \t*) \\unset -f deactivate ;;
 \tesac
@@ -278,15 +277,24 @@ deactivate () {
 *) \\eval "$_layervenv_vfn" ;;
 esac"""
 
-#: pushes the layer active (not this one, {layer}) on the layers set aside
-_PUSH = ("\tcase $_LAYERVENV_ACTIVE in {layer}) ;; *) _layervenv_under=$_LAYERVENV_ACTIVE'\n"
-         "'${{_layervenv_under-}} ;; esac\n")
+#: leaves the layer active, with its own deactivate (the header's; in under.sh, read only
+#: where a layer is active, where layers are set aside)
+_LEAVE = "\tif \\command -v deactivate >/dev/null 2>&1; then deactivate nondestructive; fi\n"
+#: under.sh read by activation (a layer is active): push that layer (unless it is this one,
+#: {layer}) on the layers set aside, leave it, and stop there
+_PUSH = ("case ${{_LAYERVENV_ACTIVE+a}} in a)\n"
+         "\tcase $_LAYERVENV_ACTIVE in {layer}) ;; *) _layervenv_under=$_LAYERVENV_ACTIVE'\n"
+         "'${{_layervenv_under-}} ;; esac\n" + _LEAVE + "\t\\return ;;\nesac\n")
+#: what the end of deactivate tests (nondestructive; a layer set aside, a venv set aside,
+#: this layer still active): {under} is _UNDER_FLAG where layers may have been set aside
+_TAIL = ("\tcase ${{1-}}:{under}${{_layervenv_vfn+f}}${{_LAYERVENV_ACTIVE+a}} in "
+         "nondestructive:*) ;;\n")
 #: the end of a destructive deactivate where layers were set aside: under.sh
 _UNDER_FLAG = "${_layervenv_under+u}"
-_UNDER_CALL = "\t*:u*) \\. {path} ;;\n"
+_UNDER_CALL = "\t*:u|*:uf) \\. {path} ;;\n"
 
-#: under.sh, read by deactivate once this layer is left (where it could be: the layer is
-#: not active any more), in place of the end of deactivate (the function stays, so that
+#: the rest of under.sh, read by deactivate once this layer is left (where it could be: the
+#: layer is not active any more), in place of the end of deactivate (the function stays, so that
 #: the layer given back can define its own -- ksh93 would remove a function redefined after
 #: an unset -f of the running one): give a venv set aside its deactivate back; pop the
 #: layers set aside until one is active again (one gone is named and skipped); where
@@ -303,7 +311,7 @@ while \\[ "${{_LAYERVENV_ACTIVE+a}}${{_layervenv_under:+u}}" = u ]; do
 \tif \\[ -r "$_layervenv_d/bin/activate" ]; then
 \t\t\\. "$_layervenv_d/bin/activate"
 \telse
-\t\t\\printf 'layervenv: cannot activate again the layer %s, active before this one: it is gone\\n' "$_layervenv_d" >&2
+\t\t\\printf 'layervenv: the layer %s, active before, is gone\\n' "$_layervenv_d" >&2
 \tfi
 done
 case ${{_layervenv_under:+u}} in '') \\unset _layervenv_under ;; esac
@@ -405,16 +413,17 @@ def render(env: EnvChange, version: str) -> dict[str, str]:
                                 for name, path in hooks.items()}) if hooks else "",
         "unhook": _UNHOOK if hooks else "",
         "venv_back": _indent(_VENV_BACK, 2),
-        "push": _PUSH.format(layer=quote(env.layer)) if env.under else "",
+        "leave": f"\t\\. {quote(under_path(env, 'sh'))}\n" if env.under else _LEAVE,
         "under": _UNDER_CALL.format(path=quote(under_path(env, "sh"))) if env.under else "",
-        "under_flag": _UNDER_FLAG if env.under else "",
+        "tail": _TAIL.format(under=_UNDER_FLAG if env.under else ""),
     }
     scripts = {"activate": render_script(_HEADER, env, DIALECT, version, GENERAL,
                                          requires_first=True, **fields),
                GENERAL: render_general(env, DIALECT, version, "bash, zsh, sh, ksh")}
     if env.under:
         scripts[f"{env.under.file}.sh"] = render_under(
-            env, version, "bash, zsh, sh, ksh", _UNDER.format(venv_back=_indent(_VENV_BACK, 1)))
+            env, version, "bash, zsh, sh, ksh",
+            _PUSH.format(layer=quote(env.layer)) + _UNDER.format(venv_back=_indent(_VENV_BACK, 1)))
     checks = render_to_front(env, DIALECT, indent=1)
     header = {"layer_comment": env.layer.replace("\n", " "), "version": version,
               "checks": checks, "test": render_front_test(env, DIALECT, "_layervenv_front", 1)}
