@@ -10,6 +10,7 @@ layer whose path is full of hostile characters.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -51,16 +52,25 @@ HOSTILE = "lay er-'q\"$x é !\\"
 
 @pytest.fixture(scope="module")
 def layers(tmp_path_factory, _built_stack):
-    """One plain and one --export-pythonpath layer, built once for this module."""
+    """Two plain and one --export-pythonpath layer on the stack, a personal layer over the
+    exported one, one made with --setup and one with no stack, built once for this
+    module."""
     from helpers import clean_env, run_tool
 
     base = tmp_path_factory.mktemp("shells")
     env = _built_stack.env(clean_env(base))
     made = {}
-    for name, args in (("plain", ()), ("exported", ("--export-pythonpath",))):
+    for name, args in (("plain", ()), ("exported", ("--export-pythonpath",)), ("third", ())):
         root = base / f"{HOSTILE} {name}"
         run_tool("create", "--without-pip", str(root), *args, env=env)
         made[name] = root
+    # a personal layer over the exported one (create --over: that layer part of its stack)
+    made["over"] = base / f"{HOSTILE} over"
+    run_tool("create", "--without-pip", str(made["over"]), "--over", str(made["exported"]),
+             env=env)
+    # made where no stack is set up, without --setup: it records no stack to look for
+    made["bare"] = base / f"{HOSTILE} bare"
+    run_tool("create", "--without-pip", str(made["bare"]), env=clean_env(base))
     # made where no stack is set up: activation re-establishes the recorded one
     made["setup"] = base / f"{HOSTILE} setup"
     run_tool("create", "--without-pip", str(made["setup"]), "--setup",
@@ -173,17 +183,19 @@ def test_child_shell_activating_another_layer_leaves_nothing_of_the_first(shell,
                                                                           base_env, tmp_path):
     """A child shell inherited an --export-pythonpath layer A and activates a plain layer B:
     A's site-packages must not stay on PYTHONPATH under B (A's packages would be
-    importable in B), and B's deactivate leaves no A state behind."""
+    importable in B); B's deactivate gives back A, as the child inherited it."""
     sh = SHELLS[shell]
     child = tmp_path / "child"
-    child.write_text("\n".join([sh.source(layers["plain"]), sh.dump("DURING"), "deactivate",
-                                sh.dump("AFTER")]) + "\n")
-    script = "\n".join([sh.dump("BEFORE"), sh.source(layers["exported"]),
-                        sh.child(shell, child)])
-    out = split_dumps(run_shell(shell, script, base_env).stdout)
+    child.write_text("\n".join([sh.dump("BEFORE"), sh.source(layers["plain"]),
+                                sh.dump("DURING"), "deactivate", sh.dump("AFTER")]) + "\n")
+    script = "\n".join([sh.source(layers["exported"]), sh.child(shell, child)])
+    result = run_shell(shell, script, base_env)
+    out = split_dumps(result.stdout)
+    assert out["BEFORE"]["VIRTUAL_ENV"] == str(layers["exported"])
     assert out["DURING"]["VIRTUAL_ENV"] == str(layers["plain"])
     assert str(layers["exported"]) not in out["DURING"].get("PYTHONPATH", "")
-    assert significant(out["AFTER"]) == significant(out["BEFORE"])
+    assert not [k for k, v in out["DURING"].items() if str(layers["exported"]) in v]
+    assert significant(out["AFTER"]) == significant(out["BEFORE"]), result.stderr
 
 
 def _prompt_script(shell: str, layer: Path) -> str:
@@ -486,23 +498,25 @@ def test_activation_starts_no_process(shell, layers, base_env, tmp_path):
 #: what may start a statement in each script: builtins, keywords, our own functions
 BUILTINS = {
     "posix": {"if", "then", "elif", "else", "fi", "case", "esac", "unset", "export", "return",
-              "printf", "hash", "deactivate", "eval", "exit", "}", "deactivate ()", "."},
+              "printf", "hash", "deactivate", "eval", "exit", "}", "deactivate ()", ".",
+              "while", "done"},
     "fish": {"if", "else", "end", "set", "functions", "function", "printf", "return", "not",
              "contains", "string", "test", "echo", "deactivate", "_layervenv_old_fish_prompt",
-             "source"},
+             "source", "while"},
     "csh": {"if", "else", "endif", "set", "setenv", "unset", "unsetenv", "while", "end",
             "foreach", "@", "alias", "unalias", "source", "echo", "rehash", "goto", "eval",
-            "_layervenv_end:", "deactivate"},
+            "_layervenv_end:", "deactivate", "shift", "break"},
 }
 
 
-@pytest.mark.parametrize("script", ["activate", "revert.sh", "venv-aside.sh", "venv-back.sh",
-                                    "activate.fish", "revert.fish", "activate.csh",
-                                    "deactivate.csh", "revert.csh"])
+@pytest.mark.parametrize("script", ["activate", "revert.sh", "under.sh", "venv-aside.sh",
+                                    "venv-back.sh", "activate.fish", "revert.fish",
+                                    "under.fish", "activate.csh", "deactivate.csh",
+                                    "revert.csh", "under.csh"])
 def test_script_spawns_nothing(layers, script):
     """Every statement is a builtin, a keyword, an assignment or a case pattern."""
     family = "posix" if script == "activate" or script.endswith(".sh") else {
-        "activate.fish": "fish", "revert.fish": "fish"}.get(script, "csh")
+        "activate.fish": "fish", "revert.fish": "fish", "under.fish": "fish"}.get(script, "csh")
     text = "\n".join((layers[kind] / "bin" / script).read_text() for kind in ("setup", "exported"))
     # the one exception, run only where a plain venv is active: its deactivate is read
     # (typeset -f in a command substitution; csh's alias in backquotes) to be given back
@@ -516,13 +530,13 @@ def test_script_spawns_nothing(layers, script):
     if family == "fish":  # command substitutions (outside quotes) only run `string`
         code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
         code = re.sub(r"'(?:\\.|[^'\\])*'|\"(?:\\.|[^\"\\])*\"", "''", code)
-        assert set(re.findall(r"\((\w+)", code)) == {"string"}
+        assert set(re.findall(r"\((\w+)", code)) <= {"string"}
     for line in text.splitlines():
         line = line.strip()
         if not line or line.startswith("#"):
             continue
         if family == "posix" and line.startswith(";;"):  # the end of a case branch
-            assert line in (";; esac", ";; *)"), line
+            assert line in (";;", ";; esac", ";; *)"), line
             continue
         word = line.split(" ", 1)[0].rstrip(";")
         if family == "posix":  # builtins are written \\unset: never a user's alias
@@ -664,3 +678,161 @@ def test_prior_values_of_what_activation_sets_come_back_exactly(shell, layers, b
     for name, value in (("VIRTUAL_ENV", virtual_env), ("VIRTUAL_ENV_PROMPT", prompt),
                         ("PYTHONHOME", home)):
         assert out["AFTER"].get(name) == value
+
+
+def _labelled_dumps(out: str, labels: tuple[str, ...]) -> dict[str, dict[str, str]]:
+    """The environments printed by ``sh.dump(label)`` for ``labels`` (a label may follow
+    what a command printed on the same line)."""
+    from helpers import parse_env0
+
+    sections: dict[str, dict[str, str]] = {}
+    label, chunk = None, []
+    for part in out.split("\0"):
+        if part.rsplit("\n", 1)[-1] in labels:
+            if label:
+                sections[label] = parse_env0("\0".join(chunk))
+            label, chunk = part.rsplit("\n", 1)[-1], []
+        else:
+            chunk.append(part)
+    if label:
+        sections[label] = parse_env0("\0".join(chunk))
+    return sections
+
+
+def _nested(shell: str, steps: list[str], env: dict[str, str], labels: tuple[str, ...],
+            check: bool = True) -> tuple[dict[str, dict[str, str]], str, str]:
+    """Run ``steps`` (lines; ``dump:LABEL`` dumps the environment) in ``shell``."""
+    sh = SHELLS[shell]
+    script = "\n".join(sh.dump(s[5:]) if s.startswith("dump:") else s for s in steps)
+    result = run_shell(shell, script, env, check=check)
+    out = _labelled_dumps(result.stdout, labels)
+    assert set(out) == set(labels), (result.stdout, result.stderr)
+    return out, result.stdout, result.stderr
+
+
+#: prints the running interpreter's prefix and sys.path, one line each, framed
+_WHO = ("import json, sys\nprint('\\nPYTHON ' + sys.prefix)\n"
+        "print('SYSPATH ' + json.dumps(sys.path))\n")
+
+
+def _python_line(stdout: str, key: str) -> str:
+    return next(line[len(key) + 1:] for line in stdout.splitlines() if line.startswith(key + " "))
+
+
+def _mentions(env: dict[str, str], root: Path) -> list[str]:
+    return [k for k, v in env.items() if str(root) in v]
+
+
+@pytest.mark.parametrize("shell", ALL_SHELLS)
+def test_a_layer_active_is_set_aside_and_given_back(shell, layers, base_env, tmp_path):
+    """Layer A (--export-pythonpath, hostile path) active, then layer B: nothing of A while
+    B is active (B's python wins, none of A's site-packages on its sys.path, as a real
+    python says); B's deactivate gives back the shell exactly as it was with A active
+    (A active again), A's the shell of before."""
+    sh = SHELLS[shell]
+    a, b = layers["exported"], layers["plain"]
+    who = tmp_path / "who.py"
+    who.write_text(_WHO)
+    out, stdout, stderr = _nested(shell, [
+        "dump:BEFORE", sh.source(a), "dump:A", sh.source(b), "dump:B",
+        f"python {sh.quote(str(who))}", "deactivate", "dump:BACK", "deactivate", "dump:AFTER"],
+        base_env, ("BEFORE", "A", "B", "BACK", "AFTER"))
+    assert out["A"]["VIRTUAL_ENV"] == str(a)
+    assert out["B"]["VIRTUAL_ENV"] == str(b)
+    assert _mentions(out["B"], a) == []
+    assert _python_line(stdout, "PYTHON") == str(b), stderr
+    path = json.loads(_python_line(stdout, "SYSPATH"))
+    assert [e for e in path if e.startswith(str(b / "lib"))], path
+    assert not [e for e in path if e.startswith(str(a))], path
+    assert significant(out["BACK"]) == significant(out["A"]), stderr
+    assert significant(out["AFTER"]) == significant(out["BEFORE"]), stderr
+    assert stderr == ""
+
+
+@pytest.mark.parametrize("shell", ALL_SHELLS)
+def test_three_layers_deep_are_given_back_in_turn(shell, layers, base_env):
+    """C over B over A: each deactivate gives back the layer before, exactly; the same
+    layer activated twice is set aside once (one deactivate leaves it)."""
+    sh = SHELLS[shell]
+    a, b, c = layers["exported"], layers["plain"], layers["third"]
+    labels = ("BEFORE", "A", "B", "C", "BACK_B", "BACK_A", "AFTER", "TWICE", "AGAIN_A",
+              "LAST")
+    out, _, stderr = _nested(shell, [
+        "dump:BEFORE", sh.source(a), "dump:A", sh.source(b), "dump:B", sh.source(c), "dump:C",
+        "deactivate", "dump:BACK_B", "deactivate", "dump:BACK_A", "deactivate", "dump:AFTER",
+        # the same layer twice: one deactivate; A, B, B: one deactivate gives back A
+        sh.source(a), sh.source(a), "deactivate", "dump:TWICE",
+        sh.source(a), sh.source(b), sh.source(b), "deactivate", "dump:AGAIN_A",
+        "deactivate", "dump:LAST"], base_env, labels)
+    assert out["C"]["VIRTUAL_ENV"] == str(c)
+    assert _mentions(out["C"], a) == [] and _mentions(out["C"], b) == []
+    assert significant(out["BACK_B"]) == significant(out["B"]), stderr
+    assert significant(out["BACK_A"]) == significant(out["A"]), stderr
+    for label in ("AFTER", "TWICE", "LAST"):
+        assert significant(out[label]) == significant(out["BEFORE"]), (label, stderr)
+    assert significant(out["AGAIN_A"]) == significant(out["A"]), stderr
+    assert stderr == ""
+
+
+@pytest.mark.parametrize("shell", ALL_SHELLS)
+def test_a_refused_activation_leaves_the_active_layer_as_it_was(shell, layers, moved_layer,
+                                                               base_env):
+    """Another stack set up, A (a layer with no recorded stack) active, then B refused
+    (made with --setup: another stack is set up) or moved: A stays exactly as it was, and
+    ``deactivate`` is A's: the shell of before A."""
+    sh = SHELLS[shell]
+    env = dict(base_env, PYTHONPATH="/elsewhere/lib/python3.11/site-packages")
+    out, _, stderr = _nested(shell, [
+        "dump:BEFORE", sh.source(layers["bare"]), "dump:A", sh.source(layers["setup"]),
+        "dump:REFUSED", sh.source(moved_layer), "dump:MOVED", "deactivate", "dump:AFTER"],
+        env, ("BEFORE", "A", "REFUSED", "MOVED", "AFTER"), check=False)
+    assert "another stack is set up" in stderr
+    assert "is not there any more" in stderr
+    assert stderr.count("\n") == 2, stderr
+    assert out["A"]["VIRTUAL_ENV"] == str(layers["bare"])
+    assert significant(out["REFUSED"]) == significant(out["A"]), stderr
+    assert significant(out["MOVED"]) == significant(out["A"]), stderr
+    assert significant(out["AFTER"]) == significant(out["BEFORE"]), stderr
+
+
+@pytest.mark.parametrize("shell", ALL_SHELLS)
+def test_a_venv_under_a_layer_under_another(shell, layers, base_env, tmp_path):
+    """A venv active, then layer A (which sets it aside), then B: B's deactivate gives the
+    venv back and activates A again, which sets it aside again: the shell exactly as with
+    A active; A's deactivate then gives back the venv as it was."""
+    import sys
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    sh = SHELLS[shell]
+    venv_script = {"posix": "activate", "fish": "activate.fish", "csh": "activate.csh"}
+    prompt = "set prompt = '> '" if sh.family == "csh" else ""
+    out, _, stderr = _nested(shell, [
+        prompt, sh.source(venv).replace(sh.activate, venv_script[sh.family]), "dump:VENV",
+        sh.source(layers["exported"]), "dump:A", sh.source(layers["plain"]), "dump:B",
+        "deactivate", "dump:BACK", "deactivate", "dump:AFTER"], base_env,
+        ("VENV", "A", "B", "BACK", "AFTER"))
+    assert out["VENV"]["VIRTUAL_ENV"] == str(venv)
+    assert out["B"]["VIRTUAL_ENV"] == str(layers["plain"])
+    assert significant(out["BACK"]) == significant(out["A"]), stderr
+    assert significant(out["AFTER"]) == significant(out["VENV"]), stderr
+
+
+@pytest.mark.parametrize("shell", ALL_SHELLS)
+def test_a_group_layer_active_is_given_back_by_its_personal_layer(shell, layers, base_env):
+    """The personal layer (``create --over GROUP``) activated where its group layer is
+    active: the group layer is set aside like any layer (its entries come with the
+    personal layer's own changes, once); deactivate gives the group layer back."""
+    sh = SHELLS[shell]
+    group, me = layers["exported"], layers["over"]
+    out, _, stderr = _nested(shell, [
+        "dump:BEFORE", sh.source(group), "dump:GROUP", sh.source(me), "dump:MINE",
+        "deactivate", "dump:BACK", "deactivate", "dump:AFTER"], base_env,
+        ("BEFORE", "GROUP", "MINE", "BACK", "AFTER"))
+    mine = out["MINE"]
+    assert mine["VIRTUAL_ENV"] == str(me), stderr
+    assert mine["PATH"].split(":")[:2] == [str(me / "bin"), str(group / "bin")]
+    assert mine["PATH"].split(":").count(str(group / "bin")) == 1
+    assert len([e for e in mine["PYTHONPATH"].split(":") if e.startswith(str(group))]) == 1
+    assert significant(out["BACK"]) == significant(out["GROUP"]), stderr
+    assert significant(out["AFTER"]) == significant(out["BEFORE"]), stderr

@@ -397,16 +397,28 @@ def test_switching_layers_leaves_the_first_layers_stack_behind_nothing(shell, tm
                                                                         setup_layer, stack_env,
                                                                         base_env):
     """Activate A (its stack re-established), then B (made without --setup): A goes with
-    its own deactivate, so its stack goes too; B's deactivate then restores the shell."""
+    its own deactivate, so its stack goes too; B's deactivate gives back A exactly (its
+    stack with it), A's the shell of before."""
     other = tmp_path / "other"
     run_tool("create", "--without-pip", str(other), env=stack_env)
     sh = SHELLS[shell]
-    script = "\n".join([sh.dump("BEFORE"), sh.source(setup_layer), sh.source(other),
-                        sh.dump("DURING"), "deactivate", sh.dump("AFTER")])
-    out = split_dumps(run_shell(shell, script, base_env).stdout)
-    assert out["DURING"]["VIRTUAL_ENV"] == str(other)
-    assert "SIMSTACK_NAME" not in out["DURING"] and "PYTHONPATH" not in out["DURING"]
-    assert significant(out["AFTER"]) == significant(out["BEFORE"])
+    script = "\n".join([sh.dump("BEFORE"), sh.source(setup_layer), sh.dump("DURING"),
+                        sh.source(other), sh.dump("DURING"), "deactivate", sh.dump("AFTER"),
+                        "deactivate", sh.dump("AFTER")])
+    result = run_shell(shell, script, base_env)
+    # each label twice: the dumps in order, split where the second of a label starts
+    halves = result.stdout.split("\0DURING\0")
+    assert len(halves) == 3, result.stdout
+    before, with_a = (split_dumps(halves[0] + "\0DURING\0" + halves[1])[k]
+                      for k in ("BEFORE", "DURING"))
+    rest = halves[2].split("\0AFTER\0")
+    during = split_dumps("DURING\0" + rest[0])["DURING"]
+    back, after = (split_dumps("AFTER\0" + part)["AFTER"] for part in rest[1:])
+    assert with_a["VIRTUAL_ENV"] == str(setup_layer)
+    assert during["VIRTUAL_ENV"] == str(other)
+    assert "SIMSTACK_NAME" not in during and "PYTHONPATH" not in during
+    assert significant(back) == significant(with_a), result.stderr
+    assert significant(after) == significant(before), result.stderr
 
 
 @pytest.mark.parametrize("set_up", [False, True], ids=["clean-shell", "stack-set-up"])

@@ -25,6 +25,7 @@ from layervenv.runtime.envchange import (
     LeaveStacks,
     PrependPath,
     RequirePath,
+    SetAsideLayers,
     SetAsideVenv,
     SetPrompt,
     SetVar,
@@ -57,7 +58,8 @@ def env_change(layer: Layer) -> EnvChange:
         PrependPath("PYTHONPATH", str(layer.site_packages)),)
     return EnvChange(layer=str(layer.root), changes=layer_changes(layer),
                      requires=tuple(requires), stack=stack, revert_also=revert_also,
-                     prompt_hook=layer.config.prompt_hook, venv=SetAsideVenv())
+                     prompt_hook=layer.config.prompt_hook, venv=SetAsideVenv(),
+                     under=SetAsideLayers())
 
 
 def layer_requirement(layer: Layer) -> RequirePath:

@@ -206,6 +206,29 @@ class SetAsideVenv:
     bin_name: str = "bin"
 
 
+@dataclass(frozen=True)
+class SetAsideLayers:
+    """Another layer active in the shell is left fully (with its own ``deactivate``, as
+    ever) and remembered; this layer's ``deactivate`` activates it again.
+
+    The layers set aside are a stack, most recent first, in the shell variable
+    :data:`UNDER_VAR`, never exported (a child shell inherits only the layer active in
+    it): activation pushes the directory of the layer active (:data:`MARKER`'s value)
+    unless it is this layer itself; a destructive ``deactivate``, after everything else
+    (a plain venv given its ``deactivate`` back), pops the first and sources that layer's
+    own activation script, which defines its own ``deactivate``; a refused activation
+    runs this layer's ``deactivate``, so the layer it left is active again.  The layer
+    given back is re-activated, never kept under this one: nothing of its stack is mixed
+    into this layer's, and activating costs one test more.  The pop lives in the file
+    ``file`` of the layer's ``bin``, read only when there is something to give back.
+    """
+
+    file: str = "under"
+
+
+#: the shell variable (never exported) holding the layers set aside, most recent first
+UNDER_VAR = "_layervenv_under"
+
 #: the venv's ``bin`` entry taken out of PATH (set while a venv is set aside)
 VENV_STATE = STATE_PREFIX + "VENV"
 #: the key of the PATH saved before the venv's entry was taken out
@@ -272,6 +295,8 @@ class EnvChange:
     prompt_hook: bool = False
     #: a plain venv active in the shell is set aside, not deactivated (:class:`SetAsideVenv`)
     venv: SetAsideVenv | None = None
+    #: another layer active in the shell is given back by deactivate (:class:`SetAsideLayers`)
+    under: SetAsideLayers | None = None
 
     def reverted(self) -> Iterator[Change]:
         """Changes in the order deactivation must undo them (last applied first)."""

@@ -56,6 +56,7 @@ def kernel_env_change(layer: Layer) -> EnvChange:
         changes=tuple(c for c in env.changes if not isinstance(c, SetPrompt)),
         leave=(leave_other_stacks(layer),),
         venv=None,  # a kernel is never deactivated: nothing to set aside
+        under=None,
     )
 
 

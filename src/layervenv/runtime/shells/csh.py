@@ -42,7 +42,10 @@ from layervenv.runtime.shells.dialect import (
     render_checks,
     render_deactivate,
     render_general,
+    render_requires,
     render_to_front,
+    render_under,
+    under_path,
 )
 
 #: the file ``deactivate.csh`` reads for every case but the common one
@@ -287,6 +290,7 @@ endif""",
     if_set_nonempty=_flag_test("{var}", "!=", "nonempty"),
     if_missing="if ( ! -e {path} ) then",
     fail=_FAIL,
+    give_back="set _layervenv_back",
     flag_if_any_absent=_FLAG_IF_ANY_ABSENT,
     # only used with plain text ("site-packages"): quoted glob characters stay live in tcsh
     flag_if_contains="""\
@@ -320,10 +324,11 @@ _ACTIVATE = """\
 # Use it with "source bin/activate.csh" from csh or tcsh; it cannot be run directly.
 # csh cannot find where a sourced file is: the layer's path is written here.
 
+{requires}
 # Leave the layer active in this shell with its own deactivate.csh, which knows the stack
 # it re-established; then (a layer inherited from a parent shell: its state is in exported
 # _LAYERVENV_* variables) with this one, so that activating again never duplicates an entry.
-set _layervenv_keep
+{push}set _layervenv_keep
 if ( $?_layervenv_deactivate ) then
     if ( -f "$_layervenv_deactivate" ) source "$_layervenv_deactivate"
 endif
@@ -346,7 +351,7 @@ alias deactivate {deactivate_alias}
 {apply}{hook}
 _layervenv_end:
 unset _layervenv_c
-if ( $?_layervenv_failed ) eval 'unset _layervenv_failed; set status = 1'
+{refused}if ( $?_layervenv_failed ) eval 'unset _layervenv_failed; set status = 1'
 """
 
 #: what the deactivate alias does; one line (a csh alias is), run again at each use.
@@ -374,9 +379,59 @@ if ( ! $?_layervenv_keep ) then
         if ( "$_layervenv_valias" != "" ) alias deactivate "$_layervenv_valias"
         unset _layervenv_valias
     endif
-endif
+{under}endif
 """
 
+#: remembers the layer active (not this one, {layer}) among the layers set aside, given
+#: back by this layer's deactivate.csh (under.csh); the path is not written in a block (see
+#: source_or_say)
+_PUSH = """\
+set _layervenv_r = {layer}
+if ( $?_LAYERVENV_ACTIVE ) then
+    if ( "$_LAYERVENV_ACTIVE" != "$_layervenv_r" ) then
+        if ( ! $?_layervenv_under ) set _layervenv_under = ( )
+        set _layervenv_under = ( "$_LAYERVENV_ACTIVE" $_layervenv_under:q )
+    endif
+endif
+unset _layervenv_r
+"""
+#: a destructive deactivate.csh, once this layer is left, reads under.csh where layers were
+#: set aside
+_UNDER_CALL = """\
+    if ( $?_layervenv_under && ! $?_LAYERVENV_ACTIVE ) then
+        set _layervenv_r = {path}
+        source "$_layervenv_r"
+    endif
+"""
+#: under.csh: pops the layers set aside until one is active again (one gone is named and
+#: skipped); an activation refused in this shell reads it from its end
+_UNDER = """\
+unset _layervenv_r
+while ( $?_layervenv_under )
+    if ( $?_LAYERVENV_ACTIVE || $#_layervenv_under == 0 ) break
+    set _layervenv_u = "$_layervenv_under[1]"
+    shift _layervenv_under
+    if ( -r "$_layervenv_u/bin/activate.csh" ) then
+        source "$_layervenv_u/bin/activate.csh"
+    else
+        echo "layervenv: the layer $_layervenv_u, active before, is gone" >>& /dev/stderr
+    endif
+end
+if ( $?_layervenv_under ) then
+    if ( $#_layervenv_under == 0 ) unset _layervenv_under
+endif
+unset _layervenv_u
+"""
+#: the end of a refused activation, where it left a layer (give_back): this layer's
+#: deactivate gives that layer back (the failure is forgotten meanwhile: that layer's
+#: activation reads it)
+_REFUSED = """\
+if ( $?_layervenv_back ) then
+    unset _layervenv_back _layervenv_failed
+    deactivate
+    set _layervenv_failed
+endif
+"""
 
 #: the prompt hook of interactive tcsh (BSD csh has no precmd): what installs it, read from
 #: bin/prompt-hook.tcsh, and how deactivate removes it
@@ -466,17 +521,24 @@ def render(env: EnvChange, version: str) -> dict[str, str]:
         "activate.csh": _ACTIVATE.format(
             deactivate=deactivate,
             deactivate_alias=quote(_DEACTIVATE_ALIAS),
-            checks=render_checks(env, DIALECT),
+            requires=render_requires(env, DIALECT),
+            checks=render_checks(env, DIALECT, requires=False),
             apply=render_apply(env, DIALECT),
             hook=_HOOK.format(path=hook) if env.prompt_hook else "",
+            push=_PUSH.format(layer=quote(env.layer)) if env.under else "",
+            refused=_REFUSED if env.under else "",
             **fields,
         ),
         "deactivate.csh": _DEACTIVATE.format(
             revert=render_deactivate(env, DIALECT, general_revert_path(env, GENERAL)),
             unhook=_UNHOOK.format(path=quote(f"{env.layer}/bin/prompt-unhook.tcsh"))
-            if env.prompt_hook else "", **fields),
+            if env.prompt_hook else "",
+            under=_UNDER_CALL.format(path=quote(under_path(env, "csh"))) if env.under else "",
+            **fields),
         GENERAL: render_general(env, DIALECT, version, "csh, tcsh"),
     }
+    if env.under:
+        scripts[f"{env.under.file}.csh"] = render_under(env, version, "csh, tcsh", _UNDER)
     if env.prompt_hook:
         scripts.update(_hook_files(env, version))
     return scripts

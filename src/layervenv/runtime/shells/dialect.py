@@ -108,6 +108,11 @@ class Dialect:
     if_missing: str = ""
     #: print ``{message}`` on stderr and stop sourcing the script with a failure status
     fail: str = ""
+    #: run by a refused activation before ``fail`` where layers set aside are given back
+    #: (:class:`~layervenv.runtime.envchange.SetAsideLayers`): the layer's own deactivate,
+    #: defined by then, which activates again the layer it left; "" where ``fail`` jumps to
+    #: the script's end, which does it (csh)
+    give_back: str = ""
     #: empty ``{flag}`` when ``{entry}`` is not one of the entries of ``{var}``
     flag_if_absent: str = ""
     #: the same for each of ``{entries}`` (quoted literals, separated by spaces) in one pass
@@ -503,15 +508,12 @@ def _template(dialect: Dialect, name: str) -> str:
     return template
 
 
-def render_checks(env: EnvChange, dialect: Dialect, indent: int = 0) -> str:
-    """Refusals that come before any change: a missing stack, another stack set up.
-
-    ``env.leave`` (a kernel's launcher leaving the server's stacks) comes between the two:
-    after it, no other stack is set up.
-
-    Whether the layer's stack is set up is found out here once, and left in
-    PRESENT_FLAG for :func:`render_apply`, which comes right after it in every script.
-    """
+def render_requires(env: EnvChange, dialect: Dialect, indent: int = 0) -> str:
+    """The refusals of :func:`render_checks` that read nothing of the shell: the layer moved,
+    its stack or a group layer gone.  An activation script puts them first, before a layer
+    active is left (:class:`~layervenv.runtime.envchange.SetAsideLayers`): such a refusal
+    then changes nothing at all, and needs none of this layer's files to give that layer
+    back (a moved layer has none)."""
     script = Script(dialect, indent)
     for requirement in env.requires:
         script.open(_template(dialect, "if_missing"), path=dialect.quote(requirement.path))
@@ -520,6 +522,23 @@ def render_checks(env: EnvChange, dialect: Dialect, indent: int = 0) -> str:
             f"{requirement.path} (is CVMFS mounted? was the release removed?)")
         script.add(_template(dialect, "fail"), message=dialect.quote(message))
         script.close()
+    return script.text()
+
+
+def render_checks(env: EnvChange, dialect: Dialect, indent: int = 0,
+                  requires: bool = True) -> str:
+    """Refusals that come before any change: a missing stack (without ``requires``: left to
+    :func:`render_requires`, rendered before), another stack set up.
+
+    ``env.leave`` (a kernel's launcher leaving the server's stacks) comes between the two:
+    after it, no other stack is set up.
+
+    Whether the layer's stack is set up is found out here once, and left in
+    PRESENT_FLAG for :func:`render_apply`, which comes right after it in every script.
+    """
+    script = Script(dialect, indent)
+    if requires:
+        script.add_text(render_requires(env, dialect))
     for change in env.leave:
         apply_change(script, change)
     if env.stack is not None:
@@ -534,11 +553,19 @@ def render_checks(env: EnvChange, dialect: Dialect, indent: int = 0) -> str:
                    f"{env.stack.describe}: activate it in a shell without that stack")
         _unset(script, PRESENT_FLAG, False)
         _unset(script, FOREIGN_FLAG, False)
-        script.add(_template(dialect, "fail"), message=dialect.quote(message))
+        _refuse(script, env, message)
         script.close()
         _unset(script, FOREIGN_FLAG, False)
         script.close()
     return script.text()
+
+
+def _refuse(script: Script, env: EnvChange, message: str) -> None:
+    """Say ``message`` and stop; a layer that this activation left is active again."""
+    d = script.dialect
+    if env.under is not None and d.give_back:
+        script.add(d.give_back)
+    script.add(_template(d, "fail"), message=d.quote(message))
 
 
 PRESENT_FLAG = "_layervenv_stack_present"
@@ -798,12 +825,15 @@ def render_front_test(env: EnvChange, dialect: Dialect, call: str, indent: int =
 
 def render_script(template: str, env: EnvChange, dialect: Dialect, version: str,
                   general: str | None = None, venv_file: str | None = None,
+                  requires_first: bool = False,
                   **fields: str) -> str:
     """Fill a dialect's script template: header fields (``layer`` is the quoted path), the
     revert (inside its ``deactivate``), the checks and the apply part, all from ``env``;
     ``fields`` fill the template's own.  With ``general``, the revert is the fast one and
     the rest is in the file ``general`` (``bin/activate``: see :func:`render_deactivate`);
-    without, the whole revert is inline (a script that stands alone: the kernel launcher)."""
+    without, the whole revert is inline (a script that stands alone: the kernel launcher).
+    With ``requires_first``, the template places ``{requires}`` (:func:`render_requires`)
+    itself, ahead of ``{checks}``."""
     return template.format(
         **fields,
         layer=dialect.quote(env.layer),
@@ -811,9 +841,23 @@ def render_script(template: str, env: EnvChange, dialect: Dialect, version: str,
         version=version,
         revert=(render_revert(env, dialect, indent=1) if general is None else
                 render_deactivate(env, dialect, general_revert_path(env, general), indent=1)),
-        checks=render_checks(env, dialect),
+        requires=render_requires(env, dialect) if requires_first else "",
+        checks=render_checks(env, dialect, requires=not requires_first),
         apply=render_apply(env, dialect, venv_file=venv_file),
     )
+
+
+def under_path(env: EnvChange, suffix: str) -> str:
+    """Where the file that gives back the layers set aside is: ``bin/under.SUFFIX``."""
+    assert env.under is not None
+    return f"{env.layer}/bin/{env.under.file}.{suffix}"
+
+
+def render_under(env: EnvChange, version: str, shells: str, body: str) -> str:
+    """The file ``deactivate`` reads when a layer was set aside (``body``: what it does)."""
+    return (f"# Give back what the layervenv layer {env.layer.replace(chr(10), ' ')} set "
+            f"aside\n# Generated by layervenv {version}; read by deactivate ({shells}) "
+            f"when a layer\n# was active before this one; never edit it.\n\n" + body)
 
 
 def render_general(env: EnvChange, dialect: Dialect, version: str, shells: str) -> str:

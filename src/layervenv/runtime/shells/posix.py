@@ -21,7 +21,9 @@ from layervenv.runtime.shells.dialect import (
     render_general,
     render_script,
     render_to_front,
+    render_under,
     render_venv_aside,
+    under_path,
 )
 
 #: the file ``deactivate`` reads for every case but the common one
@@ -203,6 +205,7 @@ DIALECT = Dialect(
     source="\\. {path}",
     if_missing="if \\[ ! -e {path} ]; then",
     fail="\\printf '%s\\n' {message} >&2\n\\return 1",
+    give_back="deactivate",
     flag_if_absent='case ":${{{var}-}}:" in *:{entry}:*) ;; *) {flag}= ;; esac',
     flag_if_contains="case ${{{var}-}} in *{text}*) {flag}=1 ;; esac",
     eval="\\eval {command}",
@@ -223,8 +226,13 @@ DIALECT = Dialect(
 # which would be read each time too, are here.  What the header does, in order:
 # - run (bash bin/activate), it would activate a shell that ends at once: say so where the
 #   shell can tell (bash and zsh; dash and ksh see no difference);
-# - a layer active in this shell is left with its own deactivate, which knows the stack it
-#   re-established;
+# - a layer moved, its stack or a group layer gone: refused before anything changed;
+# - a layer active in this shell (not this one) is remembered in the unexported
+#   _layervenv_under (newline-separated, most recent first: SetAsideLayers), then left with
+#   its own deactivate, which knows the stack it re-established (both in under.sh, read only
+#   where a layer is active); this layer's deactivate
+#   (destructive), once this layer is left, reads under.sh, which gives a venv set aside its
+#   deactivate back and sources that layer's bin/activate again;
 # - a venv active in this shell (python -m venv, virtualenv: its deactivate is a function
 #   of this shell where its unexported _OLD_VIRTUAL_PATH is set) is set aside, not left: its
 #   deactivate would drop what was added to PATH since (a stack).  Its deactivate is kept as
@@ -239,14 +247,14 @@ case ${{BASH_SOURCE-}}:${{ZSH_EVAL_CONTEXT-}} in "$0:" | *:toplevel)
 \t\\printf 'layervenv: this script must be sourced, not run: . %s/bin/activate\\n' {layer} >&2
 \t\\exit 2
 ;; esac
+{requires}
 case ${{_LAYERVENV_ACTIVE+a}}${{_OLD_VIRTUAL_PATH+v}}${{VIRTUAL_ENV:+e}}${{_layervenv_vfn+f}} in a*)
-\tif \\command -v deactivate >/dev/null 2>&1; then deactivate nondestructive; fi ;;
+{leave};;
 ve) _layervenv_vfn=$(\\typeset -f deactivate 2>/dev/null) || _layervenv_vfn= ;;
 esac
 
 deactivate () {{
-{unhook}{revert}\tcase ${{1-}}:${{_layervenv_vfn+f}}${{_LAYERVENV_ACTIVE+a}} in nondestructive:*) ;;
-\t*:f)
+{unhook}{revert}{tail}{under}\t*:f)
 {venv_back}\t\t\\unset _layervenv_vfn ;;
 \t*) \\unset -f deactivate ;;
 \tesac
@@ -282,6 +290,48 @@ deactivate () {
 } ;;
 *) \\eval "$_layervenv_vfn" ;;
 esac"""
+
+#: leaves the layer active, with its own deactivate (the header's; in under.sh, read only
+#: where a layer is active, where layers are set aside)
+_LEAVE = "\tif \\command -v deactivate >/dev/null 2>&1; then deactivate nondestructive; fi\n"
+#: under.sh read by activation (a layer is active): push that layer (unless it is this one,
+#: {layer}) on the layers set aside, leave it, and stop there
+_PUSH = ("case ${{_LAYERVENV_ACTIVE+a}} in a)\n"
+         "\tcase $_LAYERVENV_ACTIVE in {layer}) ;; *) _layervenv_under=$_LAYERVENV_ACTIVE'\n"
+         "'${{_layervenv_under-}} ;; esac\n" + _LEAVE + "\t\\return ;;\nesac\n")
+#: what the end of deactivate tests (nondestructive; a layer set aside, a venv set aside,
+#: this layer still active): {under} is _UNDER_FLAG where layers may have been set aside
+_TAIL = ("\tcase ${{1-}}:{under}${{_layervenv_vfn+f}}${{_LAYERVENV_ACTIVE+a}} in "
+         "nondestructive:*) ;;\n")
+#: the end of a destructive deactivate where layers were set aside: under.sh
+_UNDER_FLAG = "${_layervenv_under+u}"
+_UNDER_CALL = "\t*:u|*:uf) \\. {path} ;;\n"
+
+#: the rest of under.sh, read by deactivate once this layer is left (where it could be: the
+#: layer is not active any more), in place of the end of deactivate (the function stays, so that
+#: the layer given back can define its own -- ksh93 would remove a function redefined after
+#: an unset -f of the running one): give a venv set aside its deactivate back; pop the
+#: layers set aside until one is active again (one gone is named and skipped); where
+#: nothing is active then (no layer, no venv), remove deactivate, as deactivate does
+_UNDER = """\
+case ${{_LAYERVENV_ACTIVE+a}}${{_layervenv_vfn+f}} in f)
+{venv_back}\t\\unset _layervenv_vfn ;;
+esac
+while \\[ "${{_LAYERVENV_ACTIVE+a}}${{_layervenv_under:+u}}" = u ]; do
+\t_layervenv_d=${{_layervenv_under%%'
+'*}}
+\t_layervenv_under=${{_layervenv_under#*'
+'}}
+\tif \\[ -r "$_layervenv_d/bin/activate" ]; then
+\t\t\\. "$_layervenv_d/bin/activate"
+\telse
+\t\t\\printf 'layervenv: the layer %s, active before, is gone\\n' "$_layervenv_d" >&2
+\tfi
+done
+case ${{_layervenv_under:+u}} in '') \\unset _layervenv_under ;; esac
+\\unset _layervenv_d
+case ${{_LAYERVENV_ACTIVE+a}}${{_OLD_VIRTUAL_PATH+v}} in '') \\unset -f deactivate ;; esac
+"""
 
 # bash runs PROMPT_COMMAND -- a string, or from 5.1 an array of them -- before each
 # prompt.  The hook goes in front of its first element (which is the string itself), so
@@ -363,6 +413,10 @@ _layervenv_hooked=1
 """
 
 
+def _indent(text: str, depth: int) -> str:
+    return "".join("\t" * depth + line + "\n" for line in text.splitlines())
+
+
 def render(env: EnvChange, version: str) -> dict[str, str]:
     """``bin/activate`` and ``bin/revert.sh`` for the layer described by ``env``; with a
     prompt hook, ``bin/prompt-hook.bash`` and ``bin/prompt-hook.zsh``."""
@@ -373,10 +427,13 @@ def render(env: EnvChange, version: str) -> dict[str, str]:
                                 for name, path in hooks.items()}) if hooks else "",
         "unhook": _UNHOOK if hooks else "",
         "venv_back": f"\t\t\\. {quote(f'{env.layer}/bin/{VENV_BACK}')}\n",
+        "leave": f"\t\\. {quote(under_path(env, 'sh'))}\n" if env.under else _LEAVE,
+        "under": _UNDER_CALL.format(path=quote(under_path(env, "sh"))) if env.under else "",
+        "tail": _TAIL.format(under=_UNDER_FLAG if env.under else ""),
     }
     venv_file = f"{env.layer}/bin/{VENV_ASIDE}" if env.venv else None
     scripts = {"activate": render_script(_HEADER, env, DIALECT, version, GENERAL, venv_file,
-                                         **fields),
+                                         requires_first=True, **fields),
                GENERAL: render_general(env, DIALECT, version, "bash, zsh, sh, ksh")}
     if env.venv:
         scripts[VENV_ASIDE] = _VENV_FILE.format(
@@ -385,6 +442,10 @@ def render(env: EnvChange, version: str) -> dict[str, str]:
         scripts[VENV_BACK] = _VENV_FILE.format(
             what="gives the venv set aside its deactivate back", version=version,
             layer_comment=env.layer.replace("\n", " ")) + _VENV_BACK + "\n"
+    if env.under:
+        scripts[f"{env.under.file}.sh"] = render_under(
+            env, version, "bash, zsh, sh, ksh",
+            _PUSH.format(layer=quote(env.layer)) + _UNDER.format(venv_back=_indent(_VENV_BACK, 1)))
     checks = render_to_front(env, DIALECT, indent=1)
     header = {"layer_comment": env.layer.replace("\n", " "), "version": version,
               "checks": checks, "test": render_front_test(env, DIALECT, "_layervenv_front", 1)}
