@@ -197,7 +197,7 @@ def test_a_stub_wheel_says_what_it_stands_for(tmp_path_factory, name, version, r
     from packaging.utils import canonicalize_name, parse_wheel_filename
     from packaging.version import Version
 
-    from layervenv.commands.install import write_stub_wheel
+    from layervenv.services.installers import write_stub_wheel
     from layervenv.inspection.effective_view import Copy, Distribution
 
     out = tmp_path_factory.mktemp("stubs")
