@@ -3,8 +3,9 @@
 Every command that installs packages goes through an :class:`Installer`: ``install``
 (``--installer pip|uv``), ``kernel install --install-ipykernel`` (pip), and the engines
 of ``create --from`` and ``rebase`` (:mod:`layervenv.services.locked`,
-:mod:`layervenv.services.rebasing`), so that how a tool is run (its environment, the
-user's sources, how a failure is shown) is written once per tool.
+:mod:`layervenv.services.rebasing`); ``lock`` asks pip's resolver through it too.  So
+how a tool is run (its environment, the user's sources, how a failure is shown) is
+written once per tool, and a command names the tool, never its command line.
 
 The interface is :meth:`Installer.install`: requirements into a live layer.  What only
 pip does is :class:`PipInstaller`'s own: a resolution as a report (``--dry-run
