@@ -162,6 +162,37 @@ def test_pip_and_uv_install_the_same_names(make_layer, env, myana) -> None:
     assert got["pip"] == got["uv"] == {"myana", "hepio"}
 
 
+@pytest.mark.parametrize("name", ["pip", "uv"])
+def test_every_installer_of_the_registry_installs_over_the_stack(make_layer, env, stack, myana,
+                                                                monkeypatch, name) -> None:
+    """The one interface, called as every command calls it (no CLI): the installer the
+    registry gives for ``name`` puts a real wheel into a real layer and only it (its two
+    requirements stay the stack's), marked requested, as the layer's own interpreter
+    (importlib.metadata) sees it."""
+    from layervenv.inspection.pipeline import inspect_layer
+    from layervenv.model.layer import Layer
+    from layervenv.services.installers import INSTALLERS, InstallTarget, installer_type
+    from layervenv.services.packages import Sources
+
+    assert name in INSTALLERS
+    monkeypatch.setenv("PATH", env["PATH"])  # uv is found on PATH, as the command finds it
+    layer = make_layer(f"via-{name}", env=env)
+    before = site_contents(layer.root)
+    opened = Layer.open(layer.root)
+    seen = inspect_layer(opened, env, need_interpreter=True)
+    installer = installer_type(name).ready(Sources(find_links=(str(myana),)))
+    notes = installer.install(InstallTarget(opened.python, opened.site_packages, seen.environ,
+                                            seen.view), ["myana"], {"myana"})
+    assert installer.name == name and notes == []
+    assert site_contents(layer.root) - before == {"myana"}
+    code = ("import importlib.metadata as m; d = m.distribution('myana'); "
+            "print(d.version, d.read_text('REQUESTED') is not None)")
+    shown = subprocess.run([str(layer.python), "-c", code], env=env, capture_output=True,
+                           text=True, check=True).stdout.split()
+    assert shown == ["1.0", "True"]
+    assert winners(layer.python, env, "hepconf")["hepconf"] == ("0.9.0", str(stack.site_packages))
+
+
 def test_uv_missing_is_one_line_exit_2(make_layer, stack_env, tmp_path) -> None:
     layer = make_layer()
     env = dict(stack_env, PATH=f"{layer.root / 'bin'}{os.pathsep}/usr/bin:/bin")
@@ -197,8 +228,8 @@ def test_a_stub_wheel_says_what_it_stands_for(tmp_path_factory, name, version, r
     from packaging.utils import canonicalize_name, parse_wheel_filename
     from packaging.version import Version
 
-    from layervenv.commands.install import write_stub_wheel
     from layervenv.inspection.effective_view import Copy, Distribution
+    from layervenv.services.installers import write_stub_wheel
 
     out = tmp_path_factory.mktemp("stubs")
     copy = Copy(name=name, key=canonicalize_name(name), version=version, origin="stack",

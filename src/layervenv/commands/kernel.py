@@ -39,7 +39,8 @@ from layervenv.model.kernelspec import (
 from layervenv.model.layer import Layer
 from layervenv.runtime.environment import layer_environment
 from layervenv.runtime.kernel_launcher import write_kernel_launcher
-from layervenv.services.packages import Sources, run_pip
+from layervenv.services.installers import InstallTarget, PipInstaller
+from layervenv.services.packages import Sources
 
 
 @dataclass
@@ -171,8 +172,9 @@ def _install(options: InstallOptions, layer: Layer, name: str, display: str,
                             f"layer nor its stack has it): add it with {layer.python} -m pip "
                             f"install ipykernel, or pass --install-ipykernel")
         with layer_write_lock(layer.root, "kernel install"):  # pip changes the layer
-            run_pip(layer.python, ["install", "-q", "ipykernel"], env,
-                    "installing ipykernel into the layer", options.sources)
+            PipInstaller(options.sources).install(
+                InstallTarget(layer.python, layer.site_packages, env), ["ipykernel"],
+                what="installing ipykernel into the layer")
         installed = True
         where = find_ipykernel(layer, env)
         if where is None:

@@ -41,12 +41,12 @@ from layervenv.model.lockfile import (
 )
 from layervenv.model.stack import site_packages_not_on_pythonpath
 from layervenv.runtime.environment import layer_environment
+from layervenv.services.installers import PipInstaller
 from layervenv.services.packages import (
     PipFailed,
     Sources,
     check_pip_version,
     file_sha256,
-    pip_report,
     report_sha256,
 )
 
@@ -153,8 +153,8 @@ def build_lock(layer: Layer, environ: dict[str, str], sources: Sources) -> tuple
         pip = next((d.version for d in installed if d.name == "pip"), None)
         check_pip_version(pip, f"the layer {layer.root}")
         try:
-            report = pip_report(
-                layer.python, [f"{d.name}=={d.version}" for d in from_index], env, sources,
+            report = PipInstaller(sources).report(
+                layer.python, [f"{d.name}=={d.version}" for d in from_index], env,
                 # a wheel of the installed version where there is one, else its sdist
                 extra=["--ignore-installed", "--no-deps", "--prefer-binary"],
                 what="finding the files of " + ", ".join(d.name for d in from_index),

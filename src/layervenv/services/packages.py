@@ -183,7 +183,8 @@ def wheels_in(directory: Path) -> dict[str, Path]:
 
 @dataclass(frozen=True)
 class StagingTarget:
-    """Packages into a layer being built: installed, removed, installed editable."""
+    """Packages into a layer being built: installed from a wheel, removed (an editable
+    install is pip's: :meth:`layervenv.services.installers.PipInstaller.install_editable`)."""
 
     scheme: InstallScheme
 
@@ -228,18 +229,6 @@ class StagingTarget:
                 if directory.is_dir() and not any(directory.iterdir()) and \
                         directory not in (scheme.site_packages, scheme.scripts_dir):
                     directory.rmdir()
-
-    def install_editable(self, project: str, environ: dict[str, str], sources: Sources,
-                         requested: bool) -> None:
-        """``pip install -e`` into staging, then point its console scripts at the final path."""
-        before = {p.name for p in self.scheme.scripts_dir.iterdir()}
-        infos = set(self.scheme.site_packages.glob("*.dist-info"))
-        run_pip(self.scheme.python, ["install", "--no-deps", "-q", "-e", project], environ,
-                f"installing {project} (editable)", sources)
-        retarget_scripts(self, before)
-        if not requested:
-            for info in set(self.scheme.site_packages.glob("*.dist-info")) - infos:
-                (info / "REQUESTED").unlink(missing_ok=True)
 
 
 def retarget_scripts(target: StagingTarget, before: set[str]) -> None:
