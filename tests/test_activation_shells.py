@@ -510,9 +510,9 @@ BUILTINS = {
 
 
 @pytest.mark.parametrize("script", ["activate", "revert.sh", "under.sh", "venv-aside.sh",
-                                    "venv-back.sh", "activate.fish", "revert.fish",
-                                    "under.fish", "activate.csh", "deactivate.csh",
-                                    "revert.csh", "under.csh"])
+                                    "activate.fish", "revert.fish", "under.fish",
+                                    "activate.csh", "deactivate.csh", "revert.csh",
+                                    "under.csh"])
 def test_script_spawns_nothing(layers, script):
     """Every statement is a builtin, a keyword, an assignment or a case pattern."""
     family = "posix" if script == "activate" or script.endswith(".sh") else {
