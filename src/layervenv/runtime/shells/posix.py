@@ -224,7 +224,7 @@ DIALECT = Dialect(
 # rare cases are in revert.sh; a one-line comment says what the file is; these comments,
 # which would be read each time too, are here.  What the header does, in order:
 # - run (bash bin/activate), it would activate a shell that ends at once: say so where the
-#   shell can tell (bash and zsh; dash and ksh see no difference);
+#   shell can tell (bash and zsh; dash and ksh see no difference), naming it as run ($0);
 # - a layer moved, its stack or a group layer gone: refused before anything changed;
 # - a layer active in this shell (not this one) is remembered in the unexported
 #   _layervenv_under (newline-separated, most recent first: SetAsideLayers), then left with
@@ -243,7 +243,7 @@ _HEADER = """\
 # ". bin/activate" (bash, zsh, sh, ksh) of {layer_comment}: made by layervenv {version}; never edit
 
 case ${{BASH_SOURCE-}}:${{ZSH_EVAL_CONTEXT-}} in "$0:" | *:toplevel)
-\t\\printf 'layervenv: this script must be sourced, not run: . %s/bin/activate\\n' {layer} >&2
+\t\\printf 'layervenv: this script must be sourced, not run: . %s\\n' "$0" >&2
 \t\\exit 2
 ;; esac
 {requires}
