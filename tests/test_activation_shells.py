@@ -392,6 +392,32 @@ def test_deactivate_reads_the_general_revert_only_when_needed(shell, layers, bas
 
 #: builtins bin/activate uses, each aliased to something harmful; zsh, dash and ksh expand
 #: aliases in sourced files, bash where expand_aliases is on (every interactive bash)
+@pytest.mark.parametrize("shell", ALL_SHELLS)
+def test_a_deactivate_program_on_path_is_never_run(shell, layers, base_env, tmp_path):
+    """A program named ``deactivate`` on PATH (pyenv-virtualenv puts one among its shims)
+    is not a layer's deactivate: a child shell that inherited layer A (no deactivate
+    function there) activates B and deactivates it; the program never runs, and the
+    child is given back A as it inherited it."""
+    sh = SHELLS[shell]
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    ran = tmp_path / "ran"
+    program = tools / "deactivate"
+    program.write_text(f"#!/bin/sh\necho \"$@\" >> '{ran}'\n")
+    program.chmod(0o755)
+    env = dict(base_env, PATH=f"{tools}:{base_env['PATH']}")
+    child = tmp_path / "child"
+    child.write_text("\n".join([sh.dump("BEFORE"), sh.source(layers["plain"]),
+                                sh.dump("DURING"), "deactivate", sh.dump("AFTER")]) + "\n")
+    result = run_shell(shell, "\n".join([sh.source(layers["exported"]),
+                                         sh.child(shell, child)]), env)
+    out = split_dumps(result.stdout)
+    assert not ran.exists(), (ran.read_text(), result.stderr)
+    assert out["DURING"]["VIRTUAL_ENV"] == str(layers["plain"])
+    assert significant(out["AFTER"]) == significant(out["BEFORE"]), result.stderr
+    assert result.stderr == ""
+
+
 ALIASED = ("unset", "export", "printf", "command", "eval", "return", "[")
 
 
