@@ -862,3 +862,25 @@ def test_a_group_layer_active_is_given_back_by_its_personal_layer(shell, layers,
     assert len([e for e in mine["PYTHONPATH"].split(":") if e.startswith(str(group))]) == 1
     assert significant(out["BACK"]) == significant(out["GROUP"]), stderr
     assert significant(out["AFTER"]) == significant(out["BEFORE"]), stderr
+
+
+@pytest.mark.xfail(strict=True, reason="a venv activated over a layer is lost when another "
+                   "layer is activated over both (docs/limitations.md); not fixed yet")
+@pytest.mark.parametrize("shell", ALL_SHELLS)
+def test_a_venv_over_a_layer_under_another_layer(shell, layers, base_env, tmp_path):
+    """Layer A, then a plain venv over it (its activate keeps A beneath it), then layer B:
+    B's deactivate should give back the venv over A, exactly as it was."""
+    import sys
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    sh = SHELLS[shell]
+    venv_script = {"posix": "activate", "fish": "activate.fish", "csh": "activate.csh"}
+    prompt = "set prompt = '> '" if sh.family == "csh" else ""
+    out, _, stderr = _nested(shell, [
+        prompt, sh.source(layers["exported"]),
+        sh.source(venv).replace(sh.activate, venv_script[sh.family]), "dump:VENV",
+        sh.source(layers["plain"]), "dump:B", "deactivate", "dump:BACK"], base_env,
+        ("VENV", "B", "BACK"))
+    assert out["B"]["VIRTUAL_ENV"] == str(layers["plain"])
+    assert significant(out["BACK"]) == significant(out["VENV"]), stderr
