@@ -392,6 +392,32 @@ def test_deactivate_reads_the_general_revert_only_when_needed(shell, layers, bas
 
 #: builtins bin/activate uses, each aliased to something harmful; zsh, dash and ksh expand
 #: aliases in sourced files, bash where expand_aliases is on (every interactive bash)
+@pytest.mark.parametrize("shell", ALL_SHELLS)
+def test_a_deactivate_program_on_path_is_never_run(shell, layers, base_env, tmp_path):
+    """A program named ``deactivate`` on PATH (pyenv-virtualenv puts one among its shims)
+    is not a layer's deactivate: a child shell that inherited layer A (no deactivate
+    function there) activates B and deactivates it; the program never runs, and the
+    child is given back A as it inherited it."""
+    sh = SHELLS[shell]
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    ran = tmp_path / "ran"
+    program = tools / "deactivate"
+    program.write_text(f"#!/bin/sh\necho \"$@\" >> '{ran}'\n")
+    program.chmod(0o755)
+    env = dict(base_env, PATH=f"{tools}:{base_env['PATH']}")
+    child = tmp_path / "child"
+    child.write_text("\n".join([sh.dump("BEFORE"), sh.source(layers["plain"]),
+                                sh.dump("DURING"), "deactivate", sh.dump("AFTER")]) + "\n")
+    result = run_shell(shell, "\n".join([sh.source(layers["exported"]),
+                                         sh.child(shell, child)]), env)
+    out = split_dumps(result.stdout)
+    assert not ran.exists(), (ran.read_text(), result.stderr)
+    assert out["DURING"]["VIRTUAL_ENV"] == str(layers["plain"])
+    assert significant(out["AFTER"]) == significant(out["BEFORE"]), result.stderr
+    assert result.stderr == ""
+
+
 ALIASED = ("unset", "export", "printf", "command", "eval", "return", "[")
 
 
@@ -836,3 +862,25 @@ def test_a_group_layer_active_is_given_back_by_its_personal_layer(shell, layers,
     assert len([e for e in mine["PYTHONPATH"].split(":") if e.startswith(str(group))]) == 1
     assert significant(out["BACK"]) == significant(out["GROUP"]), stderr
     assert significant(out["AFTER"]) == significant(out["BEFORE"]), stderr
+
+
+@pytest.mark.xfail(strict=True, reason="a venv activated over a layer is lost when another "
+                   "layer is activated over both (docs/limitations.md); not fixed yet")
+@pytest.mark.parametrize("shell", ALL_SHELLS)
+def test_a_venv_over_a_layer_under_another_layer(shell, layers, base_env, tmp_path):
+    """Layer A, then a plain venv over it (its activate keeps A beneath it), then layer B:
+    B's deactivate should give back the venv over A, exactly as it was."""
+    import sys
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    sh = SHELLS[shell]
+    venv_script = {"posix": "activate", "fish": "activate.fish", "csh": "activate.csh"}
+    prompt = "set prompt = '> '" if sh.family == "csh" else ""
+    out, _, stderr = _nested(shell, [
+        prompt, sh.source(layers["exported"]),
+        sh.source(venv).replace(sh.activate, venv_script[sh.family]), "dump:VENV",
+        sh.source(layers["plain"]), "dump:B", "deactivate", "dump:BACK"], base_env,
+        ("VENV", "B", "BACK"))
+    assert out["B"]["VIRTUAL_ENV"] == str(layers["plain"])
+    assert significant(out["BACK"]) == significant(out["VENV"]), stderr

@@ -290,13 +290,20 @@ deactivate () {
 esac"""
 
 #: leaves the layer active, with its own deactivate (the header's; in under.sh, read only
-#: where a layer is active, where layers are set aside)
-_LEAVE = "\tif \\command -v deactivate >/dev/null 2>&1; then deactivate nondestructive; fi\n"
+#: where a layer is active, where layers are set aside) -- a *function*: a layer inherited
+#: from a parent shell has none here, and ``command -v`` would find a program of that name
+#: on PATH (pyenv-virtualenv puts one among its shims), which must never run.  bash, zsh
+#: and ksh tell a function with ``typeset -f``; a shell without typeset (dash) looks
+#: where no program can be (/dev/null is no directory; an empty PATH is the current one)
+_LEAVE = ("\tcase ${KSH_VERSION-}${BASH_VERSION-}${ZSH_VERSION-} in '') "
+          "PATH=/dev/null \\command -v deactivate ;;\n"
+          "\t*) \\typeset -f deactivate ;; esac >/dev/null 2>&1 && \\deactivate nondestructive\n")
 #: under.sh read by activation (a layer is active): push that layer (unless it is this one,
 #: {layer}) on the layers set aside, leave it, and stop there
 _PUSH = ("case ${{_LAYERVENV_ACTIVE+a}} in a)\n"
          "\tcase $_LAYERVENV_ACTIVE in {layer}) ;; *) _layervenv_under=$_LAYERVENV_ACTIVE'\n"
-         "'${{_layervenv_under-}} ;; esac\n" + _LEAVE + "\t\\return ;;\nesac\n")
+         "'${{_layervenv_under-}} ;; esac\n"
+         + _LEAVE.replace("{", "{{").replace("}", "}}") + "\t\\return 0 ;;\nesac\n")
 #: what the end of deactivate tests (nondestructive; a layer set aside, a venv set aside,
 #: this layer still active): {under} is _UNDER_FLAG where layers may have been set aside
 _TAIL = ("\tcase ${{1-}}:{under}${{_layervenv_vfn+f}}${{_LAYERVENV_ACTIVE+a}} in "
