@@ -412,6 +412,14 @@ HOSTILE = {
                       "(hepnum).version is longer than 200 characters (40002)"),
     "stack-version-40000": (lambda d, _: d["tool"]["layervenv"]["stack-distributions"].update(
         hepio="5." + "4" * 40_000), "is longer than 200 characters (40002)"),
+    # the stack's own fields, shown when the stack differs (a 40 KB line, before)
+    "python-version-40000": (lambda d, _: d["tool"]["layervenv"].update(
+        **{"python-version": "3.11." + "7" * 40_000}),
+        "tool.layervenv.python-version is longer than 200 characters (40005)"),
+    "implementation-40000": (lambda d, _: d["tool"]["layervenv"].update(
+        implementation="c" * 40_000), "implementation is longer than 200 characters"),
+    "python-path-40000": (lambda d, _: d["tool"]["layervenv"].update(
+        python="/" + "p" * 40_000), "tool.layervenv.python is longer than 4096 characters"),
     "name-index-url": (_set(["hepnum", "name"], "hepnum --index-url=http://127.0.0.1:9/"),
                        "is not a package name"),
     "name-option": (_set(["hepnum", "name"], "-rhepnum"), "is not a package name"),
@@ -422,6 +430,9 @@ HOSTILE = {
         url="ftp://example.invalid/x.whl"), "is not a URL of https, http, file"),
     "path-newline": (lambda d, evil: package(d, "hepnum")["wheels"][0].update(
         path=f"/x.whl\n-e {evil}"), "holds a control character"),
+    # pip took y.whl for a wheel's file name and failed with a traceback of its own
+    "wheel-url-not-a-wheel": (lambda d, evil: package(d, "hepnum")["wheels"][0].update(
+        url="https://example.invalid/y.whl"), "does not end with a wheel file name"),
     "hash-short": (lambda d, evil: package(d, "hepnum")["wheels"][0]["hashes"].update(
         sha256="abc"), "is not a lower-case hex digest"),
     "hash-option": (lambda d, evil: package(d, "hepnum")["wheels"][0]["hashes"].update(

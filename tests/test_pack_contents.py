@@ -203,7 +203,9 @@ PEAK = ("import resource, subprocess, sys; "
 
 
 def test_pack_streams_large_files(make_layer, tmp_path):
-    """300 MB of data in the layer: pack's peak memory stays far below it."""
+    """300 MB of data in the layer (three files of 100 MB): pack's peak memory stays below
+    even one of them (no file is held whole; 28 MB measured, and 36 MB on a 1 GB layer
+    whose largest file is 400 MB)."""
     layer = make_layer()
     data = layer.root / "share" / "data"
     data.mkdir(parents=True)
@@ -217,7 +219,7 @@ def test_pack_streams_large_files(make_layer, tmp_path):
     status, peak_kb = map(int, result.stdout.split())
     print(f"pack of a layer with 300 MB of data: peak RSS {peak_kb / 1024:.0f} MB")
     assert status == 0
-    assert peak_kb < 120 * 1024
+    assert peak_kb < 64 * 1024, peak_kb  # a file read whole would be 100 MB more
     with tarfile.open(archive) as tar:
         sizes = {m.name: m.size for m in tar.getmembers() if m.name.endswith(".bin")}
     assert sorted(sizes.values()) == [100_000_000] * 3

@@ -37,8 +37,10 @@ CREATE_RACE_MAX_TRIALS = 60
 CREATE_RACE_HITS = 5
 #: ``create --clear`` killed at a random moment, per signal.
 CLEAR_KILL_TRIALS = 12
-#: ``rebase`` racing a ``pip install`` in the layer.
+#: ``rebase`` racing a ``pip install`` in the layer; at least PIP_RACE_HITS of them must
+#: start the rebase while pip still runs (the window; else the race proved nothing).
 PIP_RACE_TRIALS = 3
+PIP_RACE_HITS = 1
 #: ``rebase`` killed at a random moment, per signal.
 REBASE_KILL_TRIALS = 3
 #: The least share of kill trials that must stop the command before its end (and one at
@@ -424,11 +426,13 @@ def test_rebase_racing_a_pip_install_never_loses_its_packages(
     env = _rebase_env(layer.env)
     rng = random.Random(7)
     outcomes: list[bool] = []
+    overlapped = 0
     for i, name in enumerate(names):
         pip = subprocess.Popen([str(layer.python), "-m", "pip", "install", "-q", "--find-links",
                                 str(extra), name], env=layer.env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
         time.sleep(rng.uniform(0, 1.5))
+        overlapped += pip.poll() is None  # the rebase starts while pip still runs
         rebased = subprocess.run(rebase, env=env, capture_output=True, text=True, check=False)
         pip_err = pip.communicate(timeout=120)[1]
         if rebased.returncode:
@@ -440,8 +444,9 @@ def test_rebase_racing_a_pip_install_never_loses_its_packages(
         for earlier in names[:i + 1]:
             assert py(layer.python, f"import {earlier}; print('ok')", stack_env) == "ok"
         assert hidden(tmp_path) == []
-    print(f"{PIP_RACE_TRIALS} races: {sum(outcomes)} rebased, "
-          f"{len(outcomes) - sum(outcomes)} refused, 0 packages lost")
+    print(f"{PIP_RACE_TRIALS} races, {overlapped} started while pip ran: {sum(outcomes)} "
+          f"rebased, {len(outcomes) - sum(outcomes)} refused, 0 packages lost")
+    assert overlapped >= PIP_RACE_HITS, overlapped
 
 
 @pytest.mark.parametrize("moment", ["delay_enter", "delay_exit"],

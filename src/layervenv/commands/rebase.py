@@ -58,14 +58,16 @@ class RebaseResult:
         old, new = self.python
         lines = [f"rebased {self.path} onto {self.new_stack} "
                  f"(Python {old}{' -> ' + new if new != old else ''}) in {self.seconds:.2f} s"]
+        # pip's own reason with each: "not found" (where pip looks lacks it) and "a
+        # conflict on the new stack" call for different fixes
         for name, versions in sorted(self.dropped.items()):
-            why = (f" ({versions['layer']} does not resolve on the new stack)"
-                   if name in self.unpinned else "")
+            why = (f" ({versions['layer']} does not resolve on the new stack: "
+                   f"{self.unpinned[name]})" if name in self.unpinned else "")
             lines.append(f"  dropped  {name} {versions['layer']}: the new stack provides "
                          f"{versions['stack']}{why}")
         for name, (before, after) in sorted(self.moved.items()):
-            why = " (the old version does not resolve on the new stack: newest compatible)" \
-                if name in self.unpinned else ""
+            why = (" (the old version does not resolve on the new stack: newest compatible; "
+                   f"{self.unpinned[name]})" if name in self.unpinned else "")
             lines.append(f"  moved    {name} {before} -> {after}{why}")
         for name, version in sorted(self.added.items()):
             lines.append(f"  added    {name} {version}")

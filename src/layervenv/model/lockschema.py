@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
@@ -31,6 +31,9 @@ NAME = re.compile(r"[A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9]", re.IGNORECASE)
 #: the longest name or version taken: PEP 508 and 440 set none, but no published one comes
 #: near it, and a 40,000-character "version" is no version anyone locked
 MAX_NAME = MAX_VERSION = 200
+#: the longest path (Linux's PATH_MAX) or prompt taken from ``[tool.layervenv]``: such a
+#: value is shown in messages (the stack's drift), where 40,000 characters are no line
+MAX_PATH = 4096
 #: URL schemes pip may fetch a locked file or archive from
 FILE_SCHEMES = ("https", "http", "file")
 #: ... and a VCS checkout (written ``type+URL`` for pip)
@@ -131,6 +134,13 @@ class _Checker:
         if not value.isprintable():
             self.fail(where, "holds a control character", value)
         return value
+
+    def bounded(self, value: Any, where: str, limit: int) -> str:
+        """A one-line string of at most ``limit`` characters."""
+        text = self.string(value, where)
+        if len(text) > limit:
+            self.fail(where, f"is longer than {limit} characters ({len(text)})", value)
+        return text
 
     def word(self, value: Any, where: str) -> str:
         """A printable string with no whitespace at all: one word on pip's line."""
@@ -242,8 +252,20 @@ class _Checker:
                     parse_wheel_filename(name)
                 except InvalidWheelFilename:
                     self.fail(f"{where}.name", "is not a wheel file name", name)
+        if wheel:  # pip takes a wheel's name from where it is (and fails on another)
+            for key in ("url", "path"):
+                if key in table:
+                    self.wheel_location(table[key], f"{where}.{key}")
         if "sha256" not in self.hashes(table.get("hashes"), f"{where}.hashes"):
             self.fail(f"{where}.hashes", "has no sha256", show=False)
+
+    def wheel_location(self, value: str, where: str) -> None:
+        """A wheel's URL or path ends with a wheel file name, as pip requires of it."""
+        last = unquote(urlsplit(value).path if "://" in value else value).rpartition("/")[2]
+        try:
+            parse_wheel_filename(last)
+        except InvalidWheelFilename:
+            self.fail(where, "does not end with a wheel file name", value)
 
     def package(self, value: Any, where: str) -> None:
         name = value.get("name") if isinstance(value, dict) else None
@@ -307,8 +329,12 @@ class _Checker:
 
     def tool(self, value: Any, where: str) -> None:
         table = self.table(value, where, TOOL_KEYS)
-        for key in ("python-version", "implementation", "python", "prompt"):
-            self.optional(table, key, where, self.string)
+        # the stack's Python as it names itself (``3.11.7+`` is no PEP 440 version) and
+        # where it was: bounded, since each is shown when the stack differs from it
+        for key, limit in (("python-version", MAX_VERSION), ("implementation", MAX_NAME),
+                           ("python", MAX_PATH), ("prompt", MAX_PATH)):
+            self.optional(table, key, where,
+                          lambda v, w, limit=limit: self.bounded(v, w, limit))
         self.optional(table, "stack-fingerprint", where, self.word)
         for key in ("rerun-setup", "export-pythonpath"):
             self.optional(table, key, where, self.boolean)
