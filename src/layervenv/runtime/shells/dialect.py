@@ -123,7 +123,8 @@ class Dialect:
     #: run ``{command}`` in the current shell (re-running a stack's setup); "" if impossible
     eval: str = ""
     #: read and run the file ``{path}`` in the current shell, or print ``{message}`` on
-    #: stderr where it is not there (the layer was moved or deleted while active)
+    #: stderr where it is not there (the layer was moved or deleted while active);
+    #: ``{message_format}`` is that message with ``%s`` for the path, for a ``printf``
     source_or_say: str = ""
     #: a prompt that is not the plain variable ``prompt_var`` (default: derived from it)
     prompt: PromptSyntax | None = None
@@ -752,9 +753,10 @@ def render_deactivate(env: EnvChange, dialect: Dialect, general: str, indent: in
         script.close()
     script.open(d.if_set, var=GENERAL_FLAG)
     _unset(script, GENERAL_FLAG, False)
-    message = (f"layervenv: cannot deactivate: {general} is gone (was the layer moved or "
-               f"deleted?); start a new shell")
-    script.add(_template(d, "source_or_say"), path=d.quote(general), message=d.quote(message))
+    gone = ("layervenv: cannot deactivate: {} is gone (was the layer moved or deleted?); "
+            "start a new shell")
+    script.add(_template(d, "source_or_say"), path=d.quote(general),
+               message=d.quote(gone.format(general)), message_format=d.quote(gone.format("%s")))
     script.close()
     script.close()
     return script.text()

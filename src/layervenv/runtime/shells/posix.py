@@ -208,8 +208,11 @@ DIALECT = Dialect(
     flag_if_absent='case ":${{{var}-}}:" in *:{entry}:*) ;; *) {flag}= ;; esac',
     flag_if_contains="case ${{{var}-}} in *{text}*) {flag}=1 ;; esac",
     eval="\\eval {command}",
-    source_or_say=("if \\[ -r {path} ]; then\n    \\. {path}\nelse\n"
-                   "    \\printf '%s\\n' {message} >&2\nfi"),
+    # the path written once: it is parsed at every activation
+    source_or_say=("_layervenv_g={path}\n"
+                   "if \\[ -r \"$_layervenv_g\" ]; then \\. \"$_layervenv_g\"\n"
+                   "else \\printf {message_format}'\\n' \"$_layervenv_g\" >&2; fi\n"
+                   "\\unset _layervenv_g"),
     prompt_expands=PROMPT_EXPANDS,
     prompt_guarded=_GUARDED_PROMPT,
     leave_pythonpath=_LEAVE_PYTHONPATH,
