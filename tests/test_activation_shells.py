@@ -884,3 +884,31 @@ def test_a_venv_over_a_layer_under_another_layer(shell, layers, base_env, tmp_pa
         ("VENV", "B", "BACK"))
     assert out["B"]["VIRTUAL_ENV"] == str(layers["plain"])
     assert significant(out["BACK"]) == significant(out["VENV"]), stderr
+
+
+@pytest.mark.parametrize("shell", ALL_SHELLS)
+def test_a_conda_environment_active_stays_under_the_layer(shell, layers, base_env, tmp_path):
+    """A conda environment active, as ``conda activate`` leaves it (CONDA_PREFIX,
+    CONDA_DEFAULT_ENV, CONDA_SHLVL, CONDA_PROMPT_MODIFIER, its bin first on PATH; its
+    prefix at a hostile path): the layer's bin goes first, the conda variables and entries
+    stay as they are, the layer's python wins (a real python says); deactivate gives
+    back the shell exactly as it was, the conda environment active."""
+    layer = layers["plain"]
+    conda = tmp_path / f"{HOSTILE} conda"
+    (conda / "bin").mkdir(parents=True)
+    (conda / "bin" / "python").symlink_to(os.path.realpath(shell_path("dash")))  # not python
+    who = tmp_path / "who.py"
+    who.write_text(_WHO)
+    env = dict(base_env, CONDA_PREFIX=str(conda), CONDA_DEFAULT_ENV=f"{HOSTILE} conda",
+               CONDA_SHLVL="1", CONDA_PROMPT_MODIFIER=f"({HOSTILE} conda) ",
+               PATH=f"{conda / 'bin'}:{base_env['PATH']}")
+    sh = SHELLS[shell]
+    out, stdout, stderr = _nested(shell, [
+        "dump:BEFORE", sh.source(layer), "dump:DURING", f"python {sh.quote(str(who))}",
+        "deactivate", "dump:AFTER"], env, ("BEFORE", "DURING", "AFTER"))
+    before, during = out["BEFORE"], out["DURING"]
+    assert during["PATH"] == f"{layer / 'bin'}:{before['PATH']}"
+    for name in ("CONDA_PREFIX", "CONDA_DEFAULT_ENV", "CONDA_SHLVL", "CONDA_PROMPT_MODIFIER"):
+        assert during[name] == before[name]
+    assert _python_line(stdout, "PYTHON") == str(layer), stderr
+    assert significant(out["AFTER"]) == significant(before), stderr
