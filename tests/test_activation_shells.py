@@ -460,20 +460,14 @@ def test_a_venv_active_below_a_stack_is_set_aside(shell, layers, base_env, tmp_p
     PATH had, without the venv's bin; deactivate gives back the shell exactly as it was
     (the venv active, the stack's entries there) and the venv's own deactivate then works
     as it does without a layer (PATH as before the venv, VIRTUAL_ENV gone)."""
-    import sys
-
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     sh = SHELLS[shell]
-    venv_script = {"posix": "activate", "fish": "activate.fish", "csh": "activate.csh"}
-    activate_venv = sh.source(venv).replace(sh.activate, venv_script[sh.family])
+    prompt, activate_venv = _plain_venv(shell, tmp_path)
+    venv = tmp_path / "venv"
     stack_env = _built_stack.env(base_env)
     added = {var: stack_env[var][:-len(base_env.get(var, ""))].rstrip(":")
              if base_env.get(var) else stack_env[var]
              for var in ("PATH", "PYTHONPATH") if stack_env.get(var) != base_env.get(var)}
     assert "PATH" in added and "PYTHONPATH" in added
-    # venv's activate.csh reads $prompt, which a non-interactive csh does not set
-    prompt = "set prompt = '> '" if sh.family == "csh" else ""
     gone = ("/usr/bin/printf '\\nGONE\\n'; /usr/bin/printenv PATH; "
             "/usr/bin/printenv VIRTUAL_ENV; /usr/bin/printf 'END\\n'")
     script = "\n".join([
@@ -821,24 +815,32 @@ def test_a_refused_activation_leaves_the_active_layer_as_it_was(shell, layers, m
     assert significant(out["AFTER"]) == significant(out["BEFORE"]), stderr
 
 
-@pytest.mark.parametrize("shell", ALL_SHELLS)
-def test_a_venv_under_a_layer_under_another(shell, layers, base_env, tmp_path):
-    """A venv active, then layer A (which sets it aside), then B: B's deactivate gives the
-    venv back and activates A again, which sets it aside again: the shell exactly as with
-    A active; A's deactivate then gives back the venv as it was."""
+def _plain_venv(shell: str, tmp_path: Path) -> tuple[str, str]:
+    """A real ``python -m venv`` in ``tmp_path``: the line a non-interactive csh needs
+    first (its activate.csh reads $prompt) and the line that activates it in ``shell``."""
     import sys
 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     sh = SHELLS[shell]
-    venv_script = {"posix": "activate", "fish": "activate.fish", "csh": "activate.csh"}
+    script = {"posix": "activate", "fish": "activate.fish", "csh": "activate.csh"}[sh.family]
     prompt = "set prompt = '> '" if sh.family == "csh" else ""
+    return prompt, sh.source(venv).replace(sh.activate, script)
+
+
+@pytest.mark.parametrize("shell", ALL_SHELLS)
+def test_a_venv_under_a_layer_under_another(shell, layers, base_env, tmp_path):
+    """A venv active, then layer A (which sets it aside), then B: B's deactivate gives the
+    venv back and activates A again, which sets it aside again: the shell exactly as with
+    A active; A's deactivate then gives back the venv as it was."""
+    sh = SHELLS[shell]
+    prompt, activate_venv = _plain_venv(shell, tmp_path)
     out, _, stderr = _nested(shell, [
-        prompt, sh.source(venv).replace(sh.activate, venv_script[sh.family]), "dump:VENV",
+        prompt, activate_venv, "dump:VENV",
         sh.source(layers["exported"]), "dump:A", sh.source(layers["plain"]), "dump:B",
         "deactivate", "dump:BACK", "deactivate", "dump:AFTER"], base_env,
         ("VENV", "A", "B", "BACK", "AFTER"))
-    assert out["VENV"]["VIRTUAL_ENV"] == str(venv)
+    assert out["VENV"]["VIRTUAL_ENV"] == str(tmp_path / "venv")
     assert out["B"]["VIRTUAL_ENV"] == str(layers["plain"])
     assert significant(out["BACK"]) == significant(out["A"]), stderr
     assert significant(out["AFTER"]) == significant(out["VENV"]), stderr
@@ -870,16 +872,11 @@ def test_a_group_layer_active_is_given_back_by_its_personal_layer(shell, layers,
 def test_a_venv_over_a_layer_under_another_layer(shell, layers, base_env, tmp_path):
     """Layer A, then a plain venv over it (its activate keeps A beneath it), then layer B:
     B's deactivate should give back the venv over A, exactly as it was."""
-    import sys
-
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     sh = SHELLS[shell]
-    venv_script = {"posix": "activate", "fish": "activate.fish", "csh": "activate.csh"}
-    prompt = "set prompt = '> '" if sh.family == "csh" else ""
+    prompt, activate_venv = _plain_venv(shell, tmp_path)
     out, _, stderr = _nested(shell, [
         prompt, sh.source(layers["exported"]),
-        sh.source(venv).replace(sh.activate, venv_script[sh.family]), "dump:VENV",
+        activate_venv, "dump:VENV",
         sh.source(layers["plain"]), "dump:B", "deactivate", "dump:BACK"], base_env,
         ("VENV", "B", "BACK"))
     assert out["B"]["VIRTUAL_ENV"] == str(layers["plain"])
