@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -421,3 +422,24 @@ def test_check_reports_the_index_off_or_stale(tmp_path):
             assert len(stale) == 1 and f"{spack[1]} is no longer read-only" in stale[0]
     finally:
         make_writable(tmp_path / "spack")
+
+
+def test_entries_gone_leave_the_index_when_it_is_written(tmp_path):
+    """A pip build's temporary environment is on PYTHONPATH in pip's build subprocesses,
+    which run the layer's Python: once that directory is gone, the next process that
+    writes the index (a new entry) leaves it out, so the index does not grow by a line
+    per build; an entry still there stays, as it was judged."""
+    python = Path(sys.executable)
+    spack = spack_stack(tmp_path / "spack", version_of(python), 2)
+    build_env = tmp_path / "pip-build-env-x" / "site"
+    build_env.mkdir(parents=True)
+    env = clean_env(tmp_path, PYTHONPATH=os.pathsep.join([*spack[:1], str(build_env)]))
+    layer = layer_for(tmp_path, python, env)
+    site = next((layer.parent.parent / "lib").glob("python*/site-packages"))
+    index = site / hook.INDEX_NAME
+    subprocess.run([str(layer), "-c", "pass"], env=env, check=True)
+    assert set(hook.read_index(str(index))) == {spack[0], str(build_env)}
+    shutil.rmtree(build_env.parent)
+    later = dict(env, PYTHONPATH=os.pathsep.join(spack))  # spack[1] is new: a write
+    subprocess.run([str(layer), "-c", "pass"], env=later, check=True)
+    assert hook.read_index(str(index)) == {entry: False for entry in spack}

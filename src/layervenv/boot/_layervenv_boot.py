@@ -563,6 +563,17 @@ def _indexed_finder_class(file_finder):
     return IndexedFileFinder
 
 
+def _still_there(flags, current):
+    """``flags`` without the directories gone since they were recorded, except this
+    process's ``current`` entries: a pip build's temporary environment (on PYTHONPATH in
+    pip's build subprocesses, which run the layer's Python) would otherwise stay in the
+    index for good, one line per build, read at every start.  Called only when the index
+    is written (a new entry), so the ``stat`` per recorded entry is not paid per start."""
+    keep = set(current)
+    return dict((entry, read_only) for entry, read_only in flags.items()
+                if entry in keep or os.path.isdir(entry))
+
+
 def install_import_index(layer, index_path=None):
     """Let ``FileFinder`` trust its listing of each read-only PYTHONPATH directory.
 
@@ -592,7 +603,7 @@ def install_import_index(layer, index_path=None):
     if new:
         for entry in new:
             flags[entry] = is_read_only(entry)
-        write_index(index_path, flags)
+        write_index(index_path, _still_there(flags, entries))
     indexed = None
     switched = 0
     for entry in entries:
