@@ -866,9 +866,15 @@ def test_a_group_layer_active_is_given_back_by_its_personal_layer(shell, layers,
     assert significant(out["AFTER"]) == significant(out["BEFORE"]), stderr
 
 
-@pytest.mark.xfail(strict=True, reason="a venv activated over a layer is lost when another "
-                   "layer is activated over both (docs/limitations.md); not fixed yet")
-@pytest.mark.parametrize("shell", ALL_SHELLS)
+#: fish, tcsh and csh do not yet give back a venv activated over a layer (docs/limitations.md)
+_VENV_OVER_A_LAYER_NOT_YET = pytest.mark.xfail(
+    strict=True, reason="a venv activated over a layer is lost when another layer is "
+    "activated over both in fish and csh (docs/limitations.md); not fixed yet")
+
+
+@pytest.mark.parametrize("shell", [
+    pytest.param(shell, marks=_VENV_OVER_A_LAYER_NOT_YET) if shell in ("fish", "tcsh", "csh")
+    else shell for shell in ALL_SHELLS])
 def test_a_venv_over_a_layer_under_another_layer(shell, layers, base_env, tmp_path):
     """Layer A, then a plain venv over it (its activate keeps A beneath it), then layer B:
     B's deactivate should give back the venv over A, exactly as it was."""

@@ -302,10 +302,17 @@ _LEAVE = ("\tcase ${KSH_VERSION-}${BASH_VERSION-}${ZSH_VERSION-} in '') "
           "PATH=/dev/null \\command -v deactivate ;;\n"
           "\t*) \\typeset -f deactivate ;; esac >/dev/null 2>&1 && \\deactivate nondestructive\n")
 #: under.sh read by activation (a layer is active): push that layer (unless it is this one,
-#: {layer}) on the layers set aside, leave it, and stop there
+#: {layer}) on the layers set aside, leave it, and stop there.  A plain venv activated over
+#: that layer (python -m venv's activate keeps the layer beneath it: VIRTUAL_ENV is the
+#: venv's, its _OLD_VIRTUAL_PATH set) goes with it, after a tab (create refuses a tab in a
+#: layer's path): deactivate activates the layer again, then the venv over it
 _PUSH = ("case ${{_LAYERVENV_ACTIVE+a}} in a)\n"
-         "\tcase $_LAYERVENV_ACTIVE in {layer}) ;; *) _layervenv_under=$_LAYERVENV_ACTIVE'\n"
-         "'${{_layervenv_under-}} ;; esac\n"
+         "\tcase $_LAYERVENV_ACTIVE in {layer}) ;; *)\n"
+         "\t\tcase ${{_OLD_VIRTUAL_PATH+v}}:${{VIRTUAL_ENV-}} in "
+         "\"v:$_LAYERVENV_ACTIVE\" | :* | v:) _layervenv_t= ;;\n"
+         "\t\t*) _layervenv_t='\t'$VIRTUAL_ENV ;; esac\n"
+         "\t\t_layervenv_under=$_LAYERVENV_ACTIVE$_layervenv_t'\n"
+         "'${{_layervenv_under-}}; \\unset _layervenv_t ;; esac\n"
          + _LEAVE.replace("{", "{{").replace("}", "}}") + "\t\\return 0 ;;\nesac\n")
 #: what the end of deactivate tests (nondestructive; a layer set aside, a venv set aside,
 #: this layer still active): {under} is _UNDER_FLAG where layers may have been set aside
@@ -333,14 +340,21 @@ while \\[ "${{_LAYERVENV_ACTIVE+a}}${{_layervenv_under:+u}}" = u ]; do
 '*}}
 \t_layervenv_under=${{_layervenv_under#*'
 '}}
+\t_layervenv_v=
+\tcase $_layervenv_d in *'\t'*)
+\t\t_layervenv_v=${{_layervenv_d#*'\t'}}; _layervenv_d=${{_layervenv_d%%'\t'*}} ;; esac
 \tif \\[ -r "$_layervenv_d/bin/activate" ]; then
 \t\t\\. "$_layervenv_d/bin/activate"
+\t\tcase $_layervenv_v in ?*)
+\t\t\tif \\[ -r "$_layervenv_v/bin/activate" ]; then \\. "$_layervenv_v/bin/activate"
+\t\t\telse \\printf 'layervenv: the venv %s, active before, is gone\\n' "$_layervenv_v" >&2
+\t\t\tfi ;; esac
 \telse
 \t\t\\printf 'layervenv: the layer %s, active before, is gone\\n' "$_layervenv_d" >&2
 \tfi
 done
 case ${{_layervenv_under:+u}} in '') \\unset _layervenv_under ;; esac
-\\unset _layervenv_d
+\\unset _layervenv_d _layervenv_v
 case ${{_LAYERVENV_ACTIVE+a}}${{_OLD_VIRTUAL_PATH+v}} in '') \\unset -f deactivate ;; esac
 """
 
