@@ -184,6 +184,11 @@ class Dialect:
     #: no builtin to run, and fewer words to parse, than ``if [ ... ]``)
     case_ends: tuple[str, str] = ("", "")
 
+    @property
+    def copies_in_one_export(self) -> bool:
+        """Whether plain variables are saved, and given back, as words of one export."""
+        return bool(self.copy_word and self.export_words)
+
     def block_ends(self, opener: str) -> tuple[str, str]:
         """The else and the end of the block that ``opener`` starts."""
         if opener.lstrip().startswith("case ") and self.case_ends[1]:
@@ -419,7 +424,7 @@ def _apply_joined(script: Script, changes: tuple[Change, ...], marker: str | Non
     if (not d.set_joins or not all(isinstance(c, kinds) for c in changes)
             or len(set(names)) != len(names)):
         return False
-    words = d.copy_word and d.export_words and all(c.exported for c in changes)
+    words = d.copies_in_one_export and all(c.exported for c in changes)
     if words:  # the saves are words of the one export (each reads what is not yet set)
         script.add(d.export_words, words=" ".join(
             d.copy_word.format(src=c.name, dst=saved_name(state_key(c))) for c in changes))
@@ -732,8 +737,8 @@ def render_deactivate(env: EnvChange, dialect: Dialect, general: str, indent: in
     script.deferred = [] if d.unset_joins else None
     copies = []  # plain variables given back as words of one export, where the dialect can
     for change in reversed(env.changes):
-        if (isinstance(change, (SetVar, UnsetVar)) and change.exported and d.copy_word
-                and d.export_words):
+        if (isinstance(change, (SetVar, UnsetVar)) and change.exported
+                and d.copies_in_one_export):
             if isinstance(change, SetVar):
                 _unset(script, change.name, True)
             copies.append(change)
@@ -789,11 +794,16 @@ def _open_common_case(script: Script, env: EnvChange) -> int:
     return opened
 
 
+def bin_path(env: EnvChange, name: str) -> str:
+    """Where the file ``name`` of ``env``'s layer's ``bin`` is, as its scripts name it."""
+    return f"{env.layer}/bin/{name}"
+
+
 def general_revert_path(env: EnvChange, name: str) -> str:
     """Where the general revert of ``env``'s layer is: ``bin/name``.
 
     See :func:`render_deactivate`."""
-    return f"{env.layer}/bin/{name}"
+    return bin_path(env, name)
 
 
 def render_to_front(env: EnvChange, dialect: Dialect, indent: int = 0) -> str:
@@ -852,7 +862,7 @@ def render_script(template: str, env: EnvChange, dialect: Dialect, version: str,
 def under_path(env: EnvChange, suffix: str) -> str:
     """Where the file that gives back the layers set aside is: ``bin/under.SUFFIX``."""
     assert env.under is not None
-    return f"{env.layer}/bin/{env.under.file}.{suffix}"
+    return bin_path(env, f"{env.under.file}.{suffix}")
 
 
 def render_under(env: EnvChange, version: str, shells: str, body: str) -> str:

@@ -17,6 +17,7 @@ from layervenv.runtime.shells.dialect import (
     PREFIX,
     Dialect,
     PromptSyntax,
+    bin_path,
     render_front_test,
     render_general,
     render_script,
@@ -445,18 +446,17 @@ def _indent(text: str, depth: int) -> str:
 def render(env: EnvChange, version: str) -> dict[str, str]:
     """``bin/activate`` and ``bin/revert.sh`` for the layer described by ``env``; with a
     prompt hook, ``bin/prompt-hook.bash`` and ``bin/prompt-hook.zsh``."""
-    hooks = {f"prompt-hook.{shell}": f"{env.layer}/bin/prompt-hook.{shell}"
-             for shell in ("bash", "zsh")} if env.prompt_hook else {}
+    under = quote(under_path(env, "sh")) if env.under else ""
     fields = {
-        "hook": _HOOK if hooks else "",
-        "unhook": _UNHOOK if hooks else "",
-        "leave": f"\t\\. {quote(under_path(env, 'sh'))}\n" if env.under else _LEAVE,
+        "hook": _HOOK if env.prompt_hook else "",
+        "unhook": _UNHOOK if env.prompt_hook else "",
+        "leave": f"\t\\. {under}\n" if under else _LEAVE,
         # under.sh also gives a venv set aside its deactivate back
-        "rare": (_UNDER_CALL.format(path=quote(under_path(env, "sh"))) if env.under else
+        "rare": (_UNDER_CALL.format(path=under) if under else
                  _VENV_CALL.format(venv_back=_indent(_VENV_BACK, 2))),
-        "tail": _TAIL.format(under=_UNDER_FLAG if env.under else ""),
+        "tail": _TAIL.format(under=_UNDER_FLAG if under else ""),
     }
-    venv_file = f"{env.layer}/bin/{VENV_ASIDE}" if env.venv else None
+    venv_file = bin_path(env, VENV_ASIDE) if env.venv else None
     scripts = {"activate": render_script(_HEADER, env, DIALECT, version, GENERAL, venv_file,
                                          requires_first=True, **fields),
                GENERAL: render_general(env, DIALECT, version, "bash, zsh, sh, ksh")}
@@ -471,7 +471,7 @@ def render(env: EnvChange, version: str) -> dict[str, str]:
     checks = render_to_front(env, DIALECT, indent=1)
     header = {"layer_comment": env.layer.replace("\n", " "), "version": version,
               "checks": checks, "test": render_front_test(env, DIALECT, "_layervenv_front", 1)}
-    if hooks:
+    if env.prompt_hook:
         scripts["prompt-hook.bash"] = _BASH_HOOK.format(**header)
         scripts["prompt-hook.zsh"] = _ZSH_HOOK.format(**header)
     return scripts
